@@ -1,0 +1,228 @@
+"""The ten commands (SPEC §5) and their results.
+
+Each command class is generic in its result type, so
+``kernel.dispatch(RunCancel(...))`` is typed ``RunCancelResult``. Fields are
+checked when a command is built; messages name the field and the value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from attrs import Attribute, field, frozen
+
+from kernel.records import Json
+from kernel.status import Status
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+def _at_least(minimum: int) -> Any:
+    def check(_: object, attribute: Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{attribute.name}: expected an int >= {minimum}, got {value!r}")
+
+    return check
+
+
+def _text(_: object, attribute: Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{attribute.name}: expected a non-empty string, got {value!r}")
+
+
+def _optional_text(_: object, attribute: Attribute[str | None], value: str | None) -> None:
+    if value is not None:
+        _text(_, attribute, value)  # type: ignore[arg-type]
+
+
+class Command(Generic[R_co]):
+    """Base of every command; ``type`` is the dotted name (``"run.create"``)."""
+
+    type: ClassVar[str]
+
+
+# -- results -----------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class RunCreateResult:
+    workflow_run_id: str
+    status: Status
+
+
+@frozen(kw_only=True)
+class ClaimedRun:
+    workflow_run_id: str
+    workflow_id: str
+    job_ids: list[str]
+
+
+@frozen(kw_only=True)
+class RunClaimPendingResult:
+    claimed: list[ClaimedRun]
+
+
+TransitionAction = Literal["advanced", "completed", "failed", "noop"]
+
+
+@frozen(kw_only=True)
+class RunTransitionResult:
+    action: TransitionAction
+    next_group: int | None = None
+
+
+@frozen(kw_only=True)
+class RunCancelResult:
+    cancelled: bool
+
+
+@frozen(kw_only=True)
+class RunRerunFromResult:
+    deleted_stages: list[str]
+
+
+JobOutcome = Literal["completed", "suspended", "failed", "skipped"]
+
+
+@frozen(kw_only=True)
+class JobExecuteResult:
+    outcome: JobOutcome
+    output: Json = None
+    error: str | None = None
+    next_poll_at: datetime | None = None
+
+
+@frozen(kw_only=True)
+class StagePollSuspendedResult:
+    checked: int
+    resumed: int
+    failed: int
+    resumed_workflow_run_ids: list[str]
+
+
+@frozen(kw_only=True)
+class LeaseReapStaleResult:
+    released: int
+
+
+@frozen(kw_only=True)
+class OutboxFlushResult:
+    published: int
+
+
+@frozen(kw_only=True)
+class PluginReplayDLQResult:
+    replayed: int
+
+
+# -- commands ----------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class RunCreate(Command[RunCreateResult]):
+    """Create a PENDING run of a registered workflow (SPEC §5.1)."""
+
+    type: ClassVar[str] = "run.create"
+    workflow_id: str = field(validator=_text)
+    input: Json
+    idempotency_key: str | None = field(default=None, validator=_optional_text)
+    config: dict[str, dict[str, Json]] | None = None
+    priority: int = field(default=5, validator=_at_least(0))
+    metadata: dict[str, Json] | None = None
+
+
+@frozen(kw_only=True)
+class RunClaimPending(Command[RunClaimPendingResult]):
+    """Claim pending runs and enqueue their first group (SPEC §5.2)."""
+
+    type: ClassVar[str] = "run.claimPending"
+    worker_id: str = field(validator=_text)
+    max_claims: int = field(default=10, validator=_at_least(1))
+
+
+@frozen(kw_only=True)
+class RunTransition(Command[RunTransitionResult]):
+    """Advance, complete or fail a run whose current group is done (SPEC §5.3)."""
+
+    type: ClassVar[str] = "run.transition"
+    workflow_run_id: str = field(validator=_text)
+
+
+@frozen(kw_only=True)
+class RunCancel(Command[RunCancelResult]):
+    """Cancel a live run; no further user code runs for it (SPEC §5.4)."""
+
+    type: ClassVar[str] = "run.cancel"
+    workflow_run_id: str = field(validator=_text)
+    reason: str | None = None
+
+
+@frozen(kw_only=True)
+class RunRerunFrom(Command[RunRerunFromResult]):
+    """Re-run a finished run from one stage's group onwards (SPEC §5.5)."""
+
+    type: ClassVar[str] = "run.rerunFrom"
+    workflow_run_id: str = field(validator=_text)
+    from_stage_id: str = field(validator=_text)
+
+
+@frozen(kw_only=True)
+class JobExecute(Command[JobExecuteResult]):
+    """Execute one stage: start, run user code, finish (SPEC §5.6)."""
+
+    type: ClassVar[str] = "job.execute"
+    workflow_run_id: str = field(validator=_text)
+    workflow_id: str = field(validator=_text)
+    stage_id: str = field(validator=_text)
+    config: dict[str, dict[str, Json]] = field(factory=dict)
+    job_id: str | None = field(default=None, validator=_optional_text)
+    idempotency_key: str | None = field(default=None, validator=_optional_text)
+
+
+@frozen(kw_only=True)
+class StagePollSuspended(Command[StagePollSuspendedResult]):
+    """Check suspended stages whose poll time has come (SPEC §5.7)."""
+
+    type: ClassVar[str] = "stage.pollSuspended"
+    max_checks: int = field(default=50, validator=_at_least(1))
+
+
+@frozen(kw_only=True)
+class LeaseReapStale(Command[LeaseReapStaleResult]):
+    """Re-queue jobs whose worker stopped renewing their lease (SPEC §5.8)."""
+
+    type: ClassVar[str] = "lease.reapStale"
+    stale_threshold_ms: int = field(validator=_at_least(0))
+    max_reaps: int = field(default=20, validator=_at_least(1))
+
+
+@frozen(kw_only=True)
+class OutboxFlush(Command[OutboxFlushResult]):
+    """Publish outbox events through the event sink (SPEC §5.9)."""
+
+    type: ClassVar[str] = "outbox.flush"
+    max_events: int = field(default=100, validator=_at_least(1))
+
+
+@frozen(kw_only=True)
+class PluginReplayDLQ(Command[PluginReplayDLQResult]):
+    """Give dead-lettered events another chance (SPEC §5.10)."""
+
+    type: ClassVar[str] = "plugin.replayDLQ"
+    max_events: int = field(default=100, validator=_at_least(1))
+
+
+COMMAND_RESULTS: dict[str, type[Any]] = {
+    RunCreate.type: RunCreateResult,
+    RunClaimPending.type: RunClaimPendingResult,
+    RunTransition.type: RunTransitionResult,
+    RunCancel.type: RunCancelResult,
+    RunRerunFrom.type: RunRerunFromResult,
+    JobExecute.type: JobExecuteResult,
+    StagePollSuspended.type: StagePollSuspendedResult,
+    LeaseReapStale.type: LeaseReapStaleResult,
+    OutboxFlush.type: OutboxFlushResult,
+    PluginReplayDLQ.type: PluginReplayDLQResult,
+}
+"""The result class of each command type (to restore cached idempotent results)."""

@@ -1,0 +1,175 @@
+"""Effects: what a decision asks the world to do, as plain data.
+
+Store effects are applied by a :class:`~kernel.ports.StoreTransaction` in the
+transaction that loaded the decision's state; an update carries the new
+record (whose ``version`` is one more than ``expected_version``) and the
+store refuses it with :class:`~kernel.errors.StaleVersionError` when the
+current version differs. Shell effects (:class:`ExecuteStage`,
+:class:`CheckCompletion`) are interpreted by the kernel shell outside any
+transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from attrs import Attribute, field, frozen
+
+from kernel.events import Event
+from kernel.records import (
+    IdempotencyRecord,
+    Job,
+    Json,
+    LogEntry,
+    OutboxEvent,
+    WorkflowRun,
+    WorkflowStage,
+)
+
+R = TypeVar("R")
+
+
+def _next_version(instance: Any, _: Attribute[int], expected: int) -> None:
+    record = instance.run if hasattr(instance, "run") else instance.stage
+    if record.version != expected + 1:
+        raise ValueError(
+            f"expected_version: the new record must carry version {expected + 1}, "
+            f"got {record.version}"
+        )
+
+
+@frozen
+class InsertRun:
+    run: WorkflowRun
+
+
+@frozen
+class UpdateRun:
+    run: WorkflowRun
+    expected_version: int = field(validator=_next_version)
+
+
+@frozen
+class InsertStage:
+    stage: WorkflowStage
+
+
+@frozen
+class UpdateStage:
+    stage: WorkflowStage
+    expected_version: int = field(validator=_next_version)
+
+
+@frozen
+class DeleteStage:
+    """Remove a stage record (``run.rerunFrom``)."""
+
+    stage: WorkflowStage
+
+
+@frozen
+class EnqueueJob:
+    job: Job
+
+
+@frozen
+class UpdateJob:
+    """Write a job's new state (settlement, retry, lease release)."""
+
+    job: Job
+
+
+@frozen
+class AppendOutbox:
+    """Write an event to the outbox; the store assigns the per-run sequence.
+
+    Sequences are gap-free per run and follow commit order, because the store
+    numbers them while holding the run's write lock.
+    """
+
+    event: Event
+    event_id: str
+    causation_id: str
+
+
+@frozen
+class UpdateOutbox:
+    """Record a publication attempt: published, retried or dead-lettered."""
+
+    event: OutboxEvent
+
+
+@frozen
+class PutBlob:
+    key: str
+    value: Json
+
+
+@frozen
+class DeleteBlob:
+    key: str
+
+
+@frozen
+class AppendLog:
+    entry: LogEntry
+
+
+@frozen
+class CompleteIdempotency:
+    """Mark a key completed with the command's cached result."""
+
+    record: IdempotencyRecord
+
+
+@frozen
+class ReleaseIdempotency:
+    """Forget a key whose command failed, so it can be used again."""
+
+    key: str
+    command_type: str
+
+
+StoreEffect = (
+    InsertRun
+    | UpdateRun
+    | InsertStage
+    | UpdateStage
+    | DeleteStage
+    | EnqueueJob
+    | UpdateJob
+    | AppendOutbox
+    | UpdateOutbox
+    | PutBlob
+    | DeleteBlob
+    | AppendLog
+    | CompleteIdempotency
+    | ReleaseIdempotency
+)
+
+
+@frozen(kw_only=True)
+class ExecuteStage:
+    """Run a stage's user code (phase 2 of ``job.execute``), outside any transaction."""
+
+    run: WorkflowRun
+    stage: WorkflowStage
+    job: Job | None
+    input: Json
+    config: dict[str, Json]
+
+
+@frozen(kw_only=True)
+class CheckCompletion:
+    """Run an async-batch stage's ``check_completion``, outside any transaction."""
+
+    run: WorkflowRun
+    stage: WorkflowStage
+
+
+@frozen
+class Decision(Generic[R]):
+    """What a decision returns on success: a result and the effects that realise it."""
+
+    result: R
+    effects: tuple[StoreEffect, ...] = ()

@@ -1,0 +1,138 @@
+"""Workflow and stage events (SPEC §3.3).
+
+Events are small frozen values, checked when built. They are never emitted
+directly: decisions append them to the outbox, and ``outbox.flush`` hands
+them to the :class:`~kernel.ports.EventSink`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from attrs import Attribute, field, frozen
+
+
+def _aware(_: object, attribute: Attribute[datetime], value: datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError(f"{attribute.name}: expected an aware UTC datetime, got {value!r}")
+
+
+@frozen(kw_only=True)
+class Event:
+    """Fields every event has; ``type`` is the colon string (``"workflow:created"``)."""
+
+    type: ClassVar[str] = ""
+    workflow_run_id: str
+    timestamp: datetime = field(validator=_aware)
+
+    @property
+    def stage_key(self) -> str | None:
+        """The stage id of a stage event, else ``None``."""
+        value = getattr(self, "stage_id", None)
+        return value if isinstance(value, str) else None
+
+
+@frozen(kw_only=True)
+class WorkflowCreated(Event):
+    type: ClassVar[str] = "workflow:created"
+    workflow_id: str
+
+
+@frozen(kw_only=True)
+class WorkflowStarted(Event):
+    type: ClassVar[str] = "workflow:started"
+
+
+@frozen(kw_only=True)
+class WorkflowCompleted(Event):
+    type: ClassVar[str] = "workflow:completed"
+    duration_ms: int
+    total_cost: float = 0.0
+    total_tokens: int = 0
+    output: Any = None
+
+
+@frozen(kw_only=True)
+class WorkflowFailed(Event):
+    type: ClassVar[str] = "workflow:failed"
+    error: str
+
+
+@frozen(kw_only=True)
+class WorkflowCancelled(Event):
+    type: ClassVar[str] = "workflow:cancelled"
+    reason: str | None = None
+
+
+@frozen(kw_only=True)
+class WorkflowSuspended(Event):
+    type: ClassVar[str] = "workflow:suspended"
+    stage_id: str
+
+
+@frozen(kw_only=True)
+class StageStarted(Event):
+    type: ClassVar[str] = "stage:started"
+    stage_id: str
+    stage_name: str
+    stage_number: int
+
+
+@frozen(kw_only=True)
+class StageCompleted(Event):
+    type: ClassVar[str] = "stage:completed"
+    stage_id: str
+    stage_name: str
+    duration_ms: int
+
+
+@frozen(kw_only=True)
+class StageSuspended(Event):
+    type: ClassVar[str] = "stage:suspended"
+    stage_id: str
+    stage_name: str
+    next_poll_at: datetime
+
+
+@frozen(kw_only=True)
+class StageFailed(Event):
+    type: ClassVar[str] = "stage:failed"
+    stage_id: str
+    stage_name: str
+    error: str
+    attempt: int
+    will_retry: bool
+
+
+def _unit_interval(_: object, attribute: Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name}: expected a number from 0 to 1, got {value!r}")
+
+
+@frozen(kw_only=True)
+class StageProgress(Event):
+    type: ClassVar[str] = "stage:progress"
+    stage_id: str
+    progress: float = field(validator=_unit_interval)
+    message: str
+    details: dict[str, Any] | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        WorkflowCreated,
+        WorkflowStarted,
+        WorkflowCompleted,
+        WorkflowFailed,
+        WorkflowCancelled,
+        WorkflowSuspended,
+        StageStarted,
+        StageCompleted,
+        StageSuspended,
+        StageFailed,
+        StageProgress,
+    )
+}
+"""Every event class by its ``type`` string."""

@@ -1,0 +1,225 @@
+"""The ports (SPEC §7): what the kernel needs from the world, as Protocols.
+
+Adapters implement them; the kernel imports no adapter. Every store
+(in-memory, SQLite, PostgreSQL, third-party) implements :class:`Store` and
+passes ``testing.conformance.StoreConformance``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from attrs import frozen
+
+from kernel.commands import Command
+from kernel.effects import StoreEffect
+from kernel.events import Event
+from kernel.records import (
+    IdempotencyRecord,
+    Job,
+    Json,
+    LogEntry,
+    OutboxEvent,
+    WorkflowRun,
+    WorkflowStage,
+)
+from kernel.status import Status
+from kernel.workflows import Workflow
+
+
+class Clock(Protocol):
+    """Tells the time."""
+
+    def now(self) -> datetime:
+        """The current time as an aware UTC datetime."""
+        ...
+
+
+class IdGenerator(Protocol):
+    """Makes fresh, unique ids."""
+
+    def new_id(self) -> str:
+        """A new id, never returned before."""
+        ...
+
+
+class EventSink(Protocol):
+    """Receives published events. Raising means the delivery failed and is retried."""
+
+    def emit(self, event: Event) -> None:
+        """Deliver one event."""
+        ...
+
+
+class Scheduler(Protocol):
+    """Runs a command later (hosts may use it for deferred work)."""
+
+    def schedule(self, command: Command[Any], at: datetime) -> None:
+        """Dispatch ``command`` at or after ``at``."""
+        ...
+
+
+@frozen
+class Returned:
+    """User code returned ``value``."""
+
+    value: Any
+
+
+@frozen
+class Raised:
+    """User code raised; ``error`` is ``"TypeName: message"``."""
+
+    error: str
+    exception: BaseException | None = None
+
+
+RunnerOutcome = Returned | Raised
+
+
+class StageRunner(Protocol):
+    """Runs user code, sync or ``async def``, and reports what it did.
+
+    It never lets an exception from user code escape: it returns
+    :class:`Raised` instead.
+    """
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> RunnerOutcome:
+        """Call ``fn(*args)``; await the result if it is awaitable."""
+        ...
+
+
+class WorkflowRegistry(Protocol):
+    """Finds workflow definitions by id."""
+
+    def get_workflow(self, workflow_id: str) -> Workflow[Any, Any] | None:
+        """The workflow registered under ``workflow_id``, or ``None``."""
+        ...
+
+
+class BlobStore(Protocol):
+    """JSON values by key (stage outputs and ``ctx.storage``), each call its own transaction."""
+
+    def get_blob(self, key: str) -> tuple[bool, Json]:
+        """``(True, value)`` if ``key`` is stored, else ``(False, None)``."""
+        ...
+
+    def put_blob(self, key: str, value: Json) -> None:
+        """Store ``value`` under ``key``, replacing any earlier value."""
+        ...
+
+    def delete_blob(self, key: str) -> None:
+        """Remove ``key``; no error if it is absent."""
+        ...
+
+
+@runtime_checkable
+class StoreTransaction(Protocol):
+    """One open transaction: loads state, then applies a decision's effects.
+
+    Everything read through it and every effect applied to it commits or rolls
+    back as one unit. Methods that choose rows for this caller
+    (``pending_runs``, ``lease_next_job``, ``claim_outbox``) must never give
+    the same row to two concurrent transactions.
+    """
+
+    def get_run(self, run_id: str) -> WorkflowRun | None: ...
+
+    def get_stages(self, run_id: str) -> list[WorkflowStage]:
+        """The run's stage records in stage-number order."""
+        ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def get_jobs(self, run_id: str) -> list[Job]:
+        """The run's jobs, oldest first."""
+        ...
+
+    def get_blob(self, key: str) -> tuple[bool, Json]: ...
+
+    def get_idempotency(self, key: str, command_type: str) -> IdempotencyRecord | None: ...
+
+    def acquire_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Insert ``record`` unless (key, command type) exists; return the existing one.
+
+        ``None`` means this caller now holds the key.
+        """
+        ...
+
+    def pending_runs(self, limit: int) -> list[WorkflowRun]:
+        """Up to ``limit`` PENDING runs, highest priority then oldest first, locked for
+        this transaction (concurrent callers get different runs)."""
+        ...
+
+    def lease_next_job(self, worker_id: str, now: datetime) -> Job | None:
+        """Lease the next QUEUED job available at ``now`` (priority, then age) to
+        ``worker_id``: it becomes LEASED with ``locked_at=now``. Returns the leased job."""
+        ...
+
+    def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
+        """LEASED jobs whose lease was last taken or renewed before ``leased_before``."""
+        ...
+
+    def due_suspended_stages(self, now: datetime, limit: int) -> list[WorkflowStage]:
+        """SUSPENDED stages whose ``next_poll_at`` is at or before ``now``, earliest first."""
+        ...
+
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxEvent]:
+        """Claim up to ``limit`` unpublished, not dead-lettered events for ``lease``.
+
+        Events come in insertion order. An event claimed by another, still
+        live, flush is skipped, and so is every later event of its run (per-run
+        order). Applying :class:`~kernel.effects.UpdateOutbox` ends a claim.
+        """
+        ...
+
+    def dead_letters(self, limit: int) -> list[OutboxEvent]:
+        """Dead-lettered events in insertion order."""
+        ...
+
+    def apply(self, effects: Sequence[StoreEffect]) -> None:
+        """Apply effects in order; raise ``StaleVersionError`` on a version mismatch."""
+        ...
+
+
+class Store(BlobStore, Protocol):
+    """Persistence for runs, stages, jobs, outbox, idempotency keys, logs and blobs."""
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
+        """Open a write transaction: commit on normal exit, roll back on an exception."""
+        ...
+
+    def renew_lease(self, job_id: str, worker_id: str, now: datetime) -> bool:
+        """Move a LEASED job's ``locked_at`` to ``now`` if ``worker_id`` still holds it."""
+        ...
+
+    def append_log(self, entry: LogEntry) -> None:
+        """Store one log line in its own transaction."""
+        ...
+
+    # -- queries for tools, tests and the CLI (each its own read) --
+
+    def get_run(self, run_id: str) -> WorkflowRun | None: ...
+
+    def get_stages(self, run_id: str) -> list[WorkflowStage]: ...
+
+    def list_runs(
+        self, status: Status | None = None, workflow_id: str | None = None, limit: int = 100
+    ) -> list[WorkflowRun]:
+        """Runs, newest first, optionally filtered."""
+        ...
+
+    def get_logs(self, run_id: str) -> list[LogEntry]: ...
+
+    def get_outbox(self, run_id: str | None = None) -> list[OutboxEvent]:
+        """Outbox events in insertion order (per run: by sequence)."""
+        ...
+
+    def get_jobs(self, run_id: str) -> list[Job]: ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...

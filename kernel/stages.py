@@ -1,0 +1,394 @@
+"""Stage definitions and the context stage code runs with (SPEC §4.1, §4.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar, overload
+
+import attrs
+from attrs import field, frozen
+from returns.result import Failure, Success
+
+from kernel.convert import structure, to_json
+from kernel.errors import DefinitionError, StageOutputMissingError
+from kernel.records import Json
+from kernel.status import LogLevel
+
+I = TypeVar("I")  # noqa: E741 - the conventional name for a stage's input type
+O = TypeVar("O")
+C = TypeVar("C")
+O2 = TypeVar("O2")
+
+
+@frozen
+class StageResult(Generic[O]):
+    """What ``execute`` returns to attach metrics to its output.
+
+    ``metrics`` may hold ``total_cost`` and ``total_tokens`` (summed into the
+    run) and anything else worth keeping on the stage record.
+    """
+
+    output: O
+    metrics: dict[str, Any] = field(factory=dict)
+
+
+def _positive(_: object, attribute: attrs.Attribute[Any], value: timedelta | None) -> None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError(f"{attribute.name}: expected a positive duration, got {value!r}")
+
+
+def _aware_or_none(_: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{attribute.name}: expected an aware UTC datetime, got {value!r}")
+
+
+@frozen
+class Suspend:
+    """Returned by an async-batch stage: park the stage and poll it later.
+
+    ``state`` must be JSON-serialisable; ``check_completion`` receives it.
+    """
+
+    state: Any
+    poll_interval: timedelta = field(validator=_positive)
+    max_wait: timedelta | None = field(default=None, validator=_positive)
+    next_poll_at: datetime | None = field(default=None, validator=_aware_or_none)
+
+
+@frozen
+class CompletionCheck(Generic[O]):
+    """The answer of ``check_completion``: ready (with output), failed, or not yet."""
+
+    ready: bool
+    output: O | Mapping[str, Any] | None = None
+    error: str | None = None
+    next_check_in: timedelta | None = field(default=None, validator=_positive)
+    metrics: dict[str, Any] | None = None
+
+
+StageReturn: TypeAlias = "O | StageResult[O] | Suspend | Mapping[str, Any]"
+ExecuteFn: TypeAlias = (
+    "Callable[[StageContext[I, C]], StageReturn[O] | Awaitable[StageReturn[O]]]"
+)
+CheckFn: TypeAlias = (
+    "Callable[[Any, StageContext[I, C]], CompletionCheck[O] | Awaitable[CompletionCheck[O]]]"
+)
+
+
+class StageServices(Protocol):
+    """What a stage context needs from the world; the kernel shell provides it."""
+
+    def log(self, level: LogLevel, message: str, meta: Mapping[str, Any] | None) -> None: ...
+
+    def load_output(self, stage_id: str) -> tuple[bool, Json]: ...
+
+    def save_blob(self, key: str, value: Json) -> None: ...
+
+    def load_blob(self, key: str) -> tuple[bool, Json]: ...
+
+    def delete_blob(self, key: str) -> None: ...
+
+
+class StageStorage:
+    """Blob storage scoped to one run (``ctx.storage``)."""
+
+    def __init__(self, services: StageServices, workflow_run_id: str) -> None:
+        self._services = services
+        self._prefix = f"runs/{workflow_run_id}/storage/"
+
+    def key(self, suffix: str) -> str:
+        """The full blob key for ``suffix`` within this run."""
+        return self._prefix + suffix
+
+    def save(self, suffix: str, value: Json) -> None:
+        """Store a JSON-serialisable value under ``suffix``."""
+        self._services.save_blob(self.key(suffix), to_json(value))
+
+    def load(self, suffix: str) -> Json:
+        """The value stored under ``suffix``; ``KeyError`` if there is none."""
+        found, value = self._services.load_blob(self.key(suffix))
+        if not found:
+            raise KeyError(f"no value stored under {suffix!r} for this run")
+        return value
+
+    def exists(self, suffix: str) -> bool:
+        """Whether a value is stored under ``suffix``."""
+        return self._services.load_blob(self.key(suffix))[0]
+
+    def delete(self, suffix: str) -> None:
+        """Remove the value under ``suffix`` (no error if there is none)."""
+        self._services.delete_blob(self.key(suffix))
+
+
+@frozen(kw_only=True)
+class ProgressReport:
+    """One ``ctx.progress`` call, kept in memory until the stage finishes."""
+
+    progress: float
+    message: str
+    details: dict[str, Any] | None
+    at_index: int
+
+
+class StageContext(Generic[I, C]):
+    """What stage code sees: its typed input and config, and the run's services."""
+
+    def __init__(
+        self,
+        *,
+        workflow_run_id: str,
+        stage_id: str,
+        stage_name: str,
+        stage_number: int,
+        attempt: int,
+        input: I,
+        config: C,
+        resume_state: Json,
+        services: StageServices,
+        stage_types: Mapping[str, type[Any]],
+    ) -> None:
+        self.workflow_run_id = workflow_run_id
+        self.stage_id = stage_id
+        self.stage_name = stage_name
+        self.stage_number = stage_number
+        self.attempt = attempt
+        self.input = input
+        self.config = config
+        self.resume_state = resume_state
+        self.storage = StageStorage(services, workflow_run_id)
+        self.progress_reports: list[ProgressReport] = []
+        self._services = services
+        self._stage_types = stage_types
+
+    def log(self, level: LogLevel | str, message: str, meta: Mapping[str, Any] | None = None) -> None:
+        """Write a log line for this stage (stored as it is written)."""
+        self._services.log(LogLevel(level), message, meta)
+
+    def progress(
+        self, progress: float, message: str, details: Mapping[str, Any] | None = None
+    ) -> None:
+        """Report progress from 0 to 1; published as ``stage:progress`` events."""
+        if isinstance(progress, bool) or not 0.0 <= float(progress) <= 1.0:
+            raise ValueError(f"progress: expected a number from 0 to 1, got {progress!r}")
+        self.progress_reports.append(
+            ProgressReport(
+                progress=float(progress),
+                message=message,
+                details=dict(details) if details is not None else None,
+                at_index=len(self.progress_reports),
+            )
+        )
+
+    @overload
+    def require(self, stage: Stage[Any, O2, Any]) -> O2: ...
+
+    @overload
+    def require(self, stage: str) -> Any: ...
+
+    def require(self, stage: Stage[Any, Any, Any] | str) -> Any:
+        """The output of an earlier stage; raises if it has not completed."""
+        found, value = self._lookup(stage)
+        if not found:
+            raise StageOutputMissingError(stage if isinstance(stage, str) else stage.id)
+        return value
+
+    @overload
+    def optional(self, stage: Stage[Any, O2, Any]) -> O2 | None: ...
+
+    @overload
+    def optional(self, stage: str) -> Any | None: ...
+
+    def optional(self, stage: Stage[Any, Any, Any] | str) -> Any | None:
+        """The output of an earlier stage, or ``None`` if it has not completed."""
+        found, value = self._lookup(stage)
+        return value if found else None
+
+    def _lookup(self, stage: Stage[Any, Any, Any] | str) -> tuple[bool, Any]:
+        stage_id = stage if isinstance(stage, str) else stage.id
+        found, raw = self._services.load_output(stage_id)
+        if not found:
+            return False, None
+        output_type = self._stage_types.get(stage_id)
+        if output_type is None:
+            return True, raw
+        match structure(raw, output_type, f"output of stage {stage_id!r}"):
+            case Success(value):
+                return True, value
+            case Failure(problems):
+                raise TypeError("; ".join(problems))
+        return True, raw  # pragma: no cover - the match above is exhaustive
+
+
+@frozen(kw_only=True)
+class Stage(Generic[I, O, C]):
+    """A typed unit of work. Build one with :func:`define_stage`."""
+
+    id: str
+    name: str
+    input_type: type[I] | None
+    output_type: type[O]
+    config_type: type[C]
+    execute: ExecuteFn[I, C, O]
+    description: str | None = None
+    dependencies: tuple[str, ...] = ()
+    check_completion: CheckFn[I, C, O] | None = None
+
+    @property
+    def is_async_batch(self) -> bool:
+        """Whether the stage may suspend and be polled (``define_async_batch_stage``)."""
+        return self.check_completion is not None
+
+    def default_config(self) -> dict[str, Json]:
+        """The config defaults in JSON form."""
+        value: dict[str, Json] = to_json(self.config_type())
+        return value
+
+
+def _check_definition(
+    stage_id: str, name: str, output: type[Any], config: type[Any]
+) -> None:
+    if not isinstance(stage_id, str) or not stage_id:
+        raise DefinitionError(f"stage id: expected a non-empty string, got {stage_id!r}")
+    if not isinstance(name, str) or not name:
+        raise DefinitionError(f"stage {stage_id!r}: name must be a non-empty string")
+    for role, cls in (("output", output), ("config", config)):
+        if not isinstance(cls, type):
+            raise DefinitionError(f"stage {stage_id!r}: {role} must be a class, got {cls!r}")
+    if not attrs.has(config):
+        raise DefinitionError(f"stage {stage_id!r}: config must be an attrs class, got {config!r}")
+    try:
+        config()
+    except TypeError as exc:
+        raise DefinitionError(
+            f"stage {stage_id!r}: every config field needs a default ({exc})"
+        ) from None
+
+
+@overload
+def define_stage(
+    *,
+    id: str,
+    name: str,
+    input: None,
+    output: type[O],
+    config: type[C],
+    execute: ExecuteFn[None, C, O],
+    description: str | None = None,
+    dependencies: tuple[str, ...] | list[str] = (),
+) -> Stage[None, O, C]: ...
+
+
+@overload
+def define_stage(
+    *,
+    id: str,
+    name: str,
+    input: type[I],
+    output: type[O],
+    config: type[C],
+    execute: ExecuteFn[I, C, O],
+    description: str | None = None,
+    dependencies: tuple[str, ...] | list[str] = (),
+) -> Stage[I, O, C]: ...
+
+
+def define_stage(
+    *,
+    id: str,
+    name: str,
+    input: type[Any] | None,
+    output: type[Any],
+    config: type[Any],
+    execute: ExecuteFn[Any, Any, Any],
+    description: str | None = None,
+    dependencies: tuple[str, ...] | list[str] = (),
+) -> Stage[Any, Any, Any]:
+    """Define a stage.
+
+    ``input=None`` declares a stage that reads earlier outputs only through
+    ``ctx.require``. ``config`` is an attrs class whose fields all have
+    defaults.
+
+    >>> import attrs
+    >>> @attrs.frozen
+    ... class Out:
+    ...     n: int
+    >>> @attrs.frozen
+    ... class NoConfig:
+    ...     pass
+    >>> count = define_stage(id="count", name="Count", input=None, output=Out,
+    ...                      config=NoConfig, execute=lambda ctx: Out(n=1))
+    >>> count.id, count.is_async_batch
+    ('count', False)
+    """
+    _check_definition(id, name, output, config)
+    return Stage(
+        id=id,
+        name=name,
+        input_type=input,
+        output_type=output,
+        config_type=config,
+        execute=execute,
+        description=description,
+        dependencies=tuple(dependencies),
+    )
+
+
+@overload
+def define_async_batch_stage(
+    *,
+    id: str,
+    name: str,
+    input: None,
+    output: type[O],
+    config: type[C],
+    execute: ExecuteFn[None, C, O],
+    check_completion: CheckFn[None, C, O],
+    description: str | None = None,
+    dependencies: tuple[str, ...] | list[str] = (),
+) -> Stage[None, O, C]: ...
+
+
+@overload
+def define_async_batch_stage(
+    *,
+    id: str,
+    name: str,
+    input: type[I],
+    output: type[O],
+    config: type[C],
+    execute: ExecuteFn[I, C, O],
+    check_completion: CheckFn[I, C, O],
+    description: str | None = None,
+    dependencies: tuple[str, ...] | list[str] = (),
+) -> Stage[I, O, C]: ...
+
+
+def define_async_batch_stage(
+    *,
+    id: str,
+    name: str,
+    input: type[Any] | None,
+    output: type[Any],
+    config: type[Any],
+    execute: ExecuteFn[Any, Any, Any],
+    check_completion: CheckFn[Any, Any, Any],
+    description: str | None = None,
+    dependencies: tuple[str, ...] | list[str] = (),
+) -> Stage[Any, Any, Any]:
+    """Define a stage that may return :class:`Suspend` and is polled later (SPEC §4.2)."""
+    _check_definition(id, name, output, config)
+    if not callable(check_completion):
+        raise DefinitionError(f"stage {id!r}: check_completion must be callable")
+    return Stage(
+        id=id,
+        name=name,
+        input_type=input,
+        output_type=output,
+        config_type=config,
+        execute=execute,
+        description=description,
+        dependencies=tuple(dependencies),
+        check_completion=check_completion,
+    )

@@ -1,0 +1,224 @@
+"""Workflows: stages composed into sequential and parallel execution groups (SPEC §4.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar, overload
+
+from attrs import field, frozen
+from returns.result import Failure, Result, Success
+
+from kernel.convert import structure, to_json
+from kernel.errors import DefinitionError
+from kernel.records import Json
+from kernel.stages import Stage
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+Last = TypeVar("Last")
+O2 = TypeVar("O2")
+
+ParallelOutputs = dict[str, Any]
+"""What a stage after a parallel group receives: ``{stage_id: output}``."""
+
+
+@frozen(kw_only=True)
+class Workflow(Generic[In, Out]):
+    """An immutable, validated workflow. Build one with :class:`WorkflowBuilder`."""
+
+    id: str
+    name: str
+    description: str
+    input_type: type[In]
+    output_type: type[Out]
+    groups: tuple[tuple[Stage[Any, Any, Any], ...], ...]
+    _by_id: dict[str, Stage[Any, Any, Any]] = field(init=False, eq=False, repr=False)
+    _group_of: dict[str, int] = field(init=False, eq=False, repr=False)
+    _number_of: dict[str, int] = field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        stages = [stage for group in self.groups for stage in group]
+        object.__setattr__(self, "_by_id", {stage.id: stage for stage in stages})
+        object.__setattr__(
+            self,
+            "_group_of",
+            {stage.id: number for number, group in enumerate(self.groups, 1) for stage in group},
+        )
+        object.__setattr__(
+            self, "_number_of", {stage.id: number for number, stage in enumerate(stages, 1)}
+        )
+
+    @property
+    def stages(self) -> tuple[Stage[Any, Any, Any], ...]:
+        """Every stage in stage-number order."""
+        return tuple(stage for group in self.groups for stage in group)
+
+    def stage(self, stage_id: str) -> Stage[Any, Any, Any] | None:
+        """The stage with this id, or ``None``."""
+        return self._by_id.get(stage_id)
+
+    def group_of(self, stage_id: str) -> int:
+        """The 1-based execution group of a stage."""
+        return self._group_of[stage_id]
+
+    def stage_number(self, stage_id: str) -> int:
+        """The 1-based position of a stage in the workflow."""
+        return self._number_of[stage_id]
+
+    def group(self, number: int) -> tuple[Stage[Any, Any, Any], ...]:
+        """The stages of execution group ``number`` (1-based)."""
+        return self.groups[number - 1]
+
+    @property
+    def output_types(self) -> dict[str, type[Any]]:
+        """Each stage's output type by stage id (for ``ctx.require`` by id)."""
+        return {stage.id: stage.output_type for stage in self.stages}
+
+    def validate_config(
+        self, config: Mapping[str, Any] | None
+    ) -> Result[dict[str, dict[str, Json]], list[str]]:
+        """Merge each stage's defaults under ``config`` and validate the result.
+
+        Returns the complete config map in JSON form, or ``path: problem`` lines.
+        """
+        given = dict(config or {})
+        problems = [
+            f"config: unknown stage {key!r} (workflow {self.id!r} has "
+            f"{', '.join(repr(s) for s in self._by_id)})"
+            for key in given
+            if key not in self._by_id
+        ]
+        merged: dict[str, dict[str, Json]] = {}
+        for stage in self.stages:
+            values = given.get(stage.id, {})
+            if not isinstance(values, Mapping):
+                problems.append(f"config.{stage.id}: expected a mapping, got {values!r}")
+                continue
+            candidate = {**stage.default_config(), **values}
+            match structure(candidate, stage.config_type, f"config.{stage.id}"):
+                case Success(typed):
+                    merged[stage.id] = to_json(typed)
+                case Failure(lines):
+                    problems.extend(lines)
+        if problems:
+            return Failure(problems)
+        return Success(merged)
+
+
+class WorkflowBuilder(Generic[In, Out, Last]):
+    """Compose stages into a :class:`Workflow`.
+
+    ``pipe`` adds a group of one stage, ``parallel`` a group of several.
+    With mypy, piping a stage whose input type does not accept the previous
+    output is a type error.
+
+    >>> import attrs
+    >>> from kernel.stages import define_stage
+    >>> @attrs.frozen
+    ... class Num:
+    ...     n: int
+    >>> @attrs.frozen
+    ... class NoConfig:
+    ...     pass
+    >>> double = define_stage(id="double", name="Double", input=Num, output=Num,
+    ...                       config=NoConfig, execute=lambda ctx: Num(ctx.input.n * 2))
+    >>> wf = WorkflowBuilder("doubler", "Doubler", "doubles", input=Num, output=Num).pipe(double).build()
+    >>> [stage.id for stage in wf.stages]
+    ['double']
+    """
+
+    def __init__(
+        self: WorkflowBuilder[In, Out, In],
+        id: str,
+        name: str,
+        description: str = "",
+        *,
+        input: type[In],
+        output: type[Out],
+        _groups: tuple[tuple[Stage[Any, Any, Any], ...], ...] = (),
+    ) -> None:
+        self._id = id
+        self._name = name
+        self._description = description
+        self._input = input
+        self._output = output
+        self._groups = _groups
+
+    def _with(self, group: tuple[Stage[Any, Any, Any], ...]) -> Any:
+        builder: WorkflowBuilder[Any, Any, Any] = WorkflowBuilder(
+            self._id,
+            self._name,
+            self._description,
+            input=self._input,
+            output=self._output,
+            _groups=(*self._groups, group),
+        )
+        return builder
+
+    @overload
+    def pipe(self, stage: Stage[None, O2, Any]) -> WorkflowBuilder[In, Out, O2]: ...
+
+    @overload
+    def pipe(self, stage: Stage[Last, O2, Any]) -> WorkflowBuilder[In, Out, O2]: ...
+
+    def pipe(self, stage: Stage[Any, Any, Any]) -> WorkflowBuilder[In, Out, Any]:
+        """Add an execution group of one stage."""
+        if not isinstance(stage, Stage):
+            raise DefinitionError(f"pipe: expected a stage, got {stage!r}")
+        built: WorkflowBuilder[In, Out, Any] = self._with((stage,))
+        return built
+
+    def parallel(
+        self, stages: Sequence[Stage[None, Any, Any] | Stage[Last, Any, Any]]
+    ) -> WorkflowBuilder[In, Out, ParallelOutputs]:
+        """Add one execution group whose stages run concurrently."""
+        group = tuple(stages)
+        if not group:
+            raise DefinitionError(f"workflow {self._id!r}: parallel() needs at least one stage")
+        for stage in group:
+            if not isinstance(stage, Stage):
+                raise DefinitionError(f"parallel: expected stages, got {stage!r}")
+        built: WorkflowBuilder[In, Out, ParallelOutputs] = self._with(group)
+        return built
+
+    def build(self) -> Workflow[In, Out]:
+        """Validate and freeze the workflow.
+
+        Raises:
+            DefinitionError: empty workflow, duplicate stage ids, or a declared
+                dependency that is not an earlier stage (the message names it).
+        """
+        if not self._groups:
+            raise DefinitionError(f"workflow {self._id!r} has no stages")
+        seen: set[str] = set()
+        for group in self._groups:
+            group_ids = {stage.id for stage in group}
+            for stage in group:
+                if stage.id in seen:
+                    raise DefinitionError(
+                        f"workflow {self._id!r}: duplicate stage id {stage.id!r}"
+                    )
+                for dependency in stage.dependencies:
+                    if dependency not in seen:
+                        where = "in the same parallel group" if dependency in group_ids else (
+                            "not an earlier stage"
+                        )
+                        raise DefinitionError(
+                            f"workflow {self._id!r}: stage {stage.id!r} depends on "
+                            f"{dependency!r}, which is {where}"
+                        )
+            ids = [stage.id for stage in group]
+            duplicates = {stage_id for stage_id in ids if ids.count(stage_id) > 1}
+            if duplicates:
+                raise DefinitionError(
+                    f"workflow {self._id!r}: duplicate stage id {sorted(duplicates)[0]!r}"
+                )
+            seen |= group_ids
+        return Workflow(
+            id=self._id,
+            name=self._name,
+            description=self._description,
+            input_type=self._input,
+            output_type=self._output,
+            groups=self._groups,
+        )
