@@ -15,7 +15,7 @@ from kernel.errors import DefinitionError, StageOutputMissingError
 from kernel.records import Json
 from kernel.status import LogLevel
 
-I = TypeVar("I")  # noqa: E741 - the conventional name for a stage's input type
+I = TypeVar("I")
 O = TypeVar("O")
 C = TypeVar("C")
 O2 = TypeVar("O2")
@@ -68,9 +68,7 @@ class CompletionCheck(Generic[O]):
 
 
 StageReturn: TypeAlias = "O | StageResult[O] | Suspend | Mapping[str, Any]"
-ExecuteFn: TypeAlias = (
-    "Callable[[StageContext[I, C]], StageReturn[O] | Awaitable[StageReturn[O]]]"
-)
+ExecuteFn: TypeAlias = "Callable[[StageContext[I, C]], StageReturn[O] | Awaitable[StageReturn[O]]]"
 CheckFn: TypeAlias = (
     "Callable[[Any, StageContext[I, C]], CompletionCheck[O] | Awaitable[CompletionCheck[O]]]"
 )
@@ -161,7 +159,9 @@ class StageContext(Generic[I, C]):
         self._services = services
         self._stage_types = stage_types
 
-    def log(self, level: LogLevel | str, message: str, meta: Mapping[str, Any] | None = None) -> None:
+    def log(
+        self, level: LogLevel | str, message: str, meta: Mapping[str, Any] | None = None
+    ) -> None:
         """Write a log line for this stage (stored as it is written)."""
         self._services.log(LogLevel(level), message, meta)
 
@@ -245,9 +245,7 @@ class Stage(Generic[I, O, C]):
         return value
 
 
-def _check_definition(
-    stage_id: str, name: str, output: type[Any], config: type[Any]
-) -> None:
+def _check_definition(stage_id: str, name: str, output: type[Any], config: type[Any]) -> None:
     if not isinstance(stage_id, str) or not stage_id:
         raise DefinitionError(f"stage id: expected a non-empty string, got {stage_id!r}")
     if not isinstance(name, str) or not name:

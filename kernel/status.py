@@ -44,7 +44,9 @@ class LogLevel(enum.StrEnum):
 
 RUN_TERMINAL: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 STAGE_ACTIVE: frozenset[Status] = frozenset({Status.PENDING, Status.RUNNING, Status.SUSPENDED})
-JOB_OPEN: frozenset[JobStatus] = frozenset({JobStatus.QUEUED, JobStatus.LEASED, JobStatus.SUSPENDED})
+JOB_OPEN: frozenset[JobStatus] = frozenset(
+    {JobStatus.QUEUED, JobStatus.LEASED, JobStatus.SUSPENDED}
+)
 
 RUN_TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED}),

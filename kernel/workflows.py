@@ -122,7 +122,8 @@ class WorkflowBuilder(Generic[In, Out, Last]):
     ...     pass
     >>> double = define_stage(id="double", name="Double", input=Num, output=Num,
     ...                       config=NoConfig, execute=lambda ctx: Num(ctx.input.n * 2))
-    >>> wf = WorkflowBuilder("doubler", "Doubler", "doubles", input=Num, output=Num).pipe(double).build()
+    >>> builder = WorkflowBuilder("doubler", "Doubler", "doubles", input=Num, output=Num)
+    >>> wf = builder.pipe(double).build()
     >>> [stage.id for stage in wf.stages]
     ['double']
     """
@@ -195,13 +196,13 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             group_ids = {stage.id for stage in group}
             for stage in group:
                 if stage.id in seen:
-                    raise DefinitionError(
-                        f"workflow {self._id!r}: duplicate stage id {stage.id!r}"
-                    )
+                    raise DefinitionError(f"workflow {self._id!r}: duplicate stage id {stage.id!r}")
                 for dependency in stage.dependencies:
                     if dependency not in seen:
-                        where = "in the same parallel group" if dependency in group_ids else (
-                            "not an earlier stage"
+                        where = (
+                            "in the same parallel group"
+                            if dependency in group_ids
+                            else ("not an earlier stage")
                         )
                         raise DefinitionError(
                             f"workflow {self._id!r}: stage {stage.id!r} depends on "
@@ -222,3 +223,33 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             output_type=self._output,
             groups=self._groups,
         )
+
+
+class Registry:
+    """A :class:`~kernel.ports.WorkflowRegistry` over a fixed set of workflows.
+
+    >>> Registry([]).get_workflow("missing") is None
+    True
+    """
+
+    def __init__(self, workflows: Sequence[Workflow[Any, Any]] = ()) -> None:
+        self._workflows: dict[str, Workflow[Any, Any]] = {}
+        for workflow in workflows:
+            self.register(workflow)
+
+    def register(self, workflow: Workflow[Any, Any]) -> None:
+        """Add a workflow; a second workflow with the same id is refused."""
+        if not isinstance(workflow, Workflow):
+            raise DefinitionError(f"registry: expected a Workflow, got {workflow!r}")
+        if workflow.id in self._workflows and self._workflows[workflow.id] is not workflow:
+            raise DefinitionError(f"registry: workflow id {workflow.id!r} is registered twice")
+        self._workflows[workflow.id] = workflow
+
+    def get_workflow(self, workflow_id: str) -> Workflow[Any, Any] | None:
+        """The workflow registered under ``workflow_id``, or ``None``."""
+        return self._workflows.get(workflow_id)
+
+    @property
+    def workflows(self) -> tuple[Workflow[Any, Any], ...]:
+        """Every registered workflow."""
+        return tuple(self._workflows.values())

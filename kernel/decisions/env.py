@@ -1,0 +1,52 @@
+"""What every decision gets besides state: the time, fresh ids, and its cause."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from attrs import frozen
+
+from kernel.effects import AppendOutbox
+from kernel.events import Event
+
+BACKOFF_BASE = timedelta(seconds=1)
+BACKOFF_CAP = timedelta(minutes=5)
+DEFAULT_POLL_INTERVAL = timedelta(seconds=60)
+OUTBOX_CLAIM_LEASE = timedelta(minutes=5)
+
+
+@frozen
+class Env:
+    """The values a decision may not compute itself.
+
+    ``new_id`` comes from the kernel's ``IdGenerator``: with a deterministic
+    generator (``testing.SequentialIds``) a decision is a pure function.
+    """
+
+    now: datetime
+    new_id: Callable[[], str]
+    causation_id: str
+
+    def record(self, event: Event) -> AppendOutbox:
+        """The effect that writes ``event`` to the outbox."""
+        return AppendOutbox(event, self.new_id(), self.causation_id)
+
+
+def next_attempt_at(attempt: int, now: datetime) -> datetime:
+    """When a failed attempt may run again: exponential backoff from 1 s, capped at 5 min.
+
+    >>> from datetime import UTC, datetime
+    >>> t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    >>> [int((next_attempt_at(n, t0) - t0).total_seconds()) for n in (1, 2, 3, 12)]
+    [1, 2, 4, 300]
+    """
+    delay = BACKOFF_BASE * int(2 ** max(attempt - 1, 0))
+    return now + min(delay, BACKOFF_CAP)
+
+
+def elapsed_ms(start: datetime | None, end: datetime) -> int:
+    """Whole milliseconds from ``start`` to ``end`` (0 without a start)."""
+    if start is None:
+        return 0
+    return max(int((end - start).total_seconds() * 1000), 0)

@@ -1,0 +1,157 @@
+"""Opening an execution group and closing a run: shared by several decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import evolve, frozen
+
+from kernel.commands import TransitionAction
+from kernel.decisions.env import Env, elapsed_ms
+from kernel.effects import EnqueueJob, InsertStage, StoreEffect, UpdateRun
+from kernel.events import WorkflowCompleted, WorkflowFailed
+from kernel.records import Job, Json, WorkflowRun, WorkflowStage
+from kernel.status import JobStatus, Status
+from kernel.workflows import Workflow
+
+
+def output_key(run_id: str, stage_id: str) -> str:
+    """The blob key of a stage's output."""
+    return f"runs/{run_id}/stages/{stage_id}/output"
+
+
+def bump_run(run: WorkflowRun, **changes: Any) -> tuple[WorkflowRun, UpdateRun]:
+    """The changed run and the effect that writes it, guarded by the version read."""
+    new = evolve(run, version=run.version + 1, **changes)
+    return new, UpdateRun(new, expected_version=run.version)
+
+
+def open_group(
+    run: WorkflowRun, workflow: Workflow[Any, Any], group: int, env: Env
+) -> tuple[list[StoreEffect], list[str]]:
+    """Create the stage records of ``group`` and enqueue one job for each.
+
+    Both land in the caller's transaction, so a run in a group always has
+    its jobs.
+    """
+    effects: list[StoreEffect] = []
+    job_ids: list[str] = []
+    for stage in workflow.group(group):
+        record = WorkflowStage(
+            id=env.new_id(),
+            workflow_run_id=run.id,
+            stage_id=stage.id,
+            stage_name=stage.name,
+            stage_number=workflow.stage_number(stage.id),
+            execution_group=group,
+            status=Status.PENDING,
+            config=run.config.get(stage.id, {}),
+            created_at=env.now,
+        )
+        job = Job(
+            id=env.new_id(),
+            workflow_run_id=run.id,
+            workflow_id=run.workflow_id,
+            stage_id=stage.id,
+            status=JobStatus.QUEUED,
+            priority=run.priority,
+            available_at=env.now,
+            created_at=env.now,
+        )
+        effects += [InsertStage(record), EnqueueJob(job)]
+        job_ids.append(job.id)
+    return effects, job_ids
+
+
+def fail_run(run: WorkflowRun, error: str, env: Env) -> tuple[WorkflowRun, list[StoreEffect]]:
+    """Mark a run FAILED with ``error`` and record ``workflow:failed``."""
+    failed, update = bump_run(
+        run,
+        status=Status.FAILED,
+        error=error,
+        completed_at=env.now,
+        duration_ms=elapsed_ms(run.started_at, env.now),
+    )
+    return failed, [
+        update,
+        env.record(WorkflowFailed(workflow_run_id=run.id, timestamp=env.now, error=error)),
+    ]
+
+
+@frozen
+class Transition:
+    """The outcome of looking at a run whose stages may all be done."""
+
+    action: TransitionAction
+    next_group: int | None
+    run: WorkflowRun | None
+    effects: tuple[StoreEffect, ...]
+
+
+NOOP = Transition("noop", None, None, ())
+
+
+def transition(
+    run: WorkflowRun | None,
+    stages: list[WorkflowStage],
+    outputs: dict[str, Json],
+    workflow: Workflow[Any, Any] | None,
+    env: Env,
+) -> Transition:
+    """Advance, complete or fail ``run`` once none of its stages is active (SPEC §5.3).
+
+    ``outputs`` holds the outputs of the stages of the latest group, by stage
+    id; they become the run's output when it completes.
+    """
+    if run is None or run.is_terminal or run.status == Status.PENDING:
+        return NOOP
+    if any(stage.is_active for stage in stages):
+        return NOOP
+    failed = next((s for s in stages if s.status == Status.FAILED), None)
+    if failed is not None:
+        error = failed.error or f"stage {failed.stage_id!r} failed"
+        new, effects = fail_run(run, error, env)
+        return Transition("failed", None, new, tuple(effects))
+    if workflow is None:
+        new, effects = fail_run(run, f"workflow {run.workflow_id!r} is not registered", env)
+        return Transition("failed", None, new, tuple(effects))
+    current = max((stage.execution_group for stage in stages), default=0)
+    if current < len(workflow.groups):
+        moved, update = bump_run(run, status=Status.RUNNING)
+        effects, _ = open_group(moved, workflow, current + 1, env)
+        return Transition("advanced", current + 1, moved, (update, *effects))
+    last = workflow.group(current) if current else ()
+    output: Json = (
+        outputs.get(last[0].id)
+        if len(last) == 1
+        else {stage.id: outputs.get(stage.id) for stage in last}
+    )
+    total_cost = sum(float(s.metrics.get("total_cost", 0) or 0) for s in stages)
+    total_tokens = sum(int(s.metrics.get("total_tokens", 0) or 0) for s in stages)
+    duration = elapsed_ms(run.started_at, env.now)
+    done, update = bump_run(
+        run,
+        status=Status.COMPLETED,
+        output=output,
+        completed_at=env.now,
+        duration_ms=duration,
+        total_cost=total_cost,
+        total_tokens=total_tokens,
+    )
+    event = WorkflowCompleted(
+        workflow_run_id=run.id,
+        timestamp=env.now,
+        duration_ms=duration,
+        total_cost=total_cost,
+        total_tokens=total_tokens,
+        output=output,
+    )
+    return Transition("completed", None, done, (update, env.record(event)))
+
+
+def latest_group_ids(stages: list[WorkflowStage]) -> list[str]:
+    """Stage ids of the highest execution group present."""
+    if not stages:
+        return []
+    current = max(stage.execution_group for stage in stages)
+    return [stage.stage_id for stage in stages if stage.execution_group == current]

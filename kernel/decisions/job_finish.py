@@ -1,0 +1,285 @@
+"""``job.execute`` phase 3: record what the stage did and settle its job (SPEC §5.6).
+
+When the finished stage was the last active one of its group, the run's
+transition happens in this same transaction (SPEC §10.1), so a worker that
+dies right after the finish leaves no run behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from attrs import evolve
+from returns.result import Result, Success
+
+from kernel.commands import JobExecuteResult
+from kernel.decisions.env import Env, elapsed_ms, next_attempt_at
+from kernel.decisions.groups import bump_run, output_key, transition
+from kernel.decisions.outcomes import Completed, Failed, StageOutcome, Suspended
+from kernel.effects import (
+    Decision,
+    ExecuteStage,
+    PutBlob,
+    StoreEffect,
+    UpdateJob,
+    UpdateStage,
+)
+from kernel.errors import KernelError
+from kernel.events import (
+    StageCompleted,
+    StageFailed,
+    StageProgress,
+    StageSuspended,
+    WorkflowSuspended,
+)
+from kernel.records import Job, Json, WorkflowRun, WorkflowStage
+from kernel.stages import ProgressReport
+from kernel.status import JobStatus, Status
+from kernel.workflows import Workflow
+
+SKIPPED = JobExecuteResult(outcome="skipped")
+
+
+def _replace(stages: list[WorkflowStage], new: WorkflowStage) -> list[WorkflowStage]:
+    return [new if stage.id == new.id else stage for stage in stages]
+
+
+def complete_stage(
+    run: WorkflowRun,
+    record: WorkflowStage,
+    job: Job | None,
+    outcome: Completed,
+    stages: list[WorkflowStage],
+    outputs: dict[str, Json],
+    workflow: Workflow[Any, Any],
+    env: Env,
+) -> list[StoreEffect]:
+    """Store the output, complete stage and job, and transition the run if the group is done."""
+    key = output_key(run.id, record.stage_id)
+    duration = elapsed_ms(record.started_at, env.now)
+    done = evolve(
+        record,
+        status=Status.COMPLETED,
+        output_ref=key,
+        metrics=outcome.metrics,
+        suspended_state=None,
+        next_poll_at=None,
+        error=None,
+        completed_at=env.now,
+        duration_ms=duration,
+        version=record.version + 1,
+    )
+    effects: list[StoreEffect] = [
+        PutBlob(key, outcome.output),
+        UpdateStage(done, expected_version=record.version),
+    ]
+    if job is not None and job.is_open:
+        effects.append(UpdateJob(evolve(job, status=JobStatus.COMPLETED, last_error=None)))
+    effects.append(
+        env.record(
+            StageCompleted(
+                workflow_run_id=run.id,
+                timestamp=env.now,
+                stage_id=record.stage_id,
+                stage_name=record.stage_name,
+                duration_ms=duration,
+            )
+        )
+    )
+    if run.status == Status.SUSPENDED:
+        run, update = bump_run(run, status=Status.RUNNING)
+        effects.append(update)
+    step = transition(
+        run, _replace(stages, done), {**outputs, record.stage_id: outcome.output}, workflow, env
+    )
+    return effects + list(step.effects)
+
+
+def fail_stage(
+    run: WorkflowRun,
+    record: WorkflowStage,
+    job: Job | None,
+    error: str,
+    stages: list[WorkflowStage],
+    workflow: Workflow[Any, Any],
+    env: Env,
+) -> tuple[bool, list[StoreEffect]]:
+    """Retry with backoff while attempts remain; otherwise fail stage and job for good.
+
+    Returns whether the stage will be retried, and the effects.
+    """
+    will_retry = job is not None and job.attempt < job.max_attempts
+    effects: list[StoreEffect] = []
+    if job is not None and will_retry:
+        retry = evolve(record, status=Status.PENDING, error=error, version=record.version + 1)
+        effects.append(UpdateStage(retry, expected_version=record.version))
+        effects.append(
+            UpdateJob(
+                evolve(
+                    job,
+                    status=JobStatus.QUEUED,
+                    worker_id=None,
+                    locked_at=None,
+                    available_at=next_attempt_at(job.attempt, env.now),
+                    last_error=error,
+                )
+            )
+        )
+    else:
+        failed = evolve(
+            record,
+            status=Status.FAILED,
+            error=error,
+            completed_at=env.now,
+            duration_ms=elapsed_ms(record.started_at, env.now),
+            version=record.version + 1,
+        )
+        effects.append(UpdateStage(failed, expected_version=record.version))
+        if job is not None and job.is_open:
+            effects.append(UpdateJob(evolve(job, status=JobStatus.FAILED, last_error=error)))
+    effects.append(
+        env.record(
+            StageFailed(
+                workflow_run_id=run.id,
+                timestamp=env.now,
+                stage_id=record.stage_id,
+                stage_name=record.stage_name,
+                error=error,
+                attempt=record.attempt,
+                will_retry=will_retry,
+            )
+        )
+    )
+    if not will_retry:
+        failed_record = evolve(record, status=Status.FAILED, error=error)
+        step = transition(run, _replace(stages, failed_record), {}, workflow, env)
+        effects += step.effects
+    return will_retry, effects
+
+
+def suspend_stage(
+    run: WorkflowRun,
+    record: WorkflowStage,
+    job: Job | None,
+    outcome: Suspended,
+    stages: list[WorkflowStage],
+    env: Env,
+) -> tuple[JobExecuteResult, list[StoreEffect]]:
+    """Park the stage until its next poll; park the run when nothing else is running."""
+    suspend = outcome.suspend
+    next_poll_at = suspend.next_poll_at or env.now + suspend.poll_interval
+    parked = evolve(
+        record,
+        status=Status.SUSPENDED,
+        suspended_state=suspend.state,
+        next_poll_at=next_poll_at,
+        poll_interval=suspend.poll_interval,
+        max_wait_until=env.now + suspend.max_wait if suspend.max_wait else None,
+        version=record.version + 1,
+    )
+    effects: list[StoreEffect] = [UpdateStage(parked, expected_version=record.version)]
+    if job is not None and job.is_open:
+        effects.append(
+            UpdateJob(
+                evolve(
+                    job,
+                    status=JobStatus.SUSPENDED,
+                    worker_id=None,
+                    locked_at=None,
+                    available_at=next_poll_at,
+                )
+            )
+        )
+    effects.append(
+        env.record(
+            StageSuspended(
+                workflow_run_id=run.id,
+                timestamp=env.now,
+                stage_id=record.stage_id,
+                stage_name=record.stage_name,
+                next_poll_at=next_poll_at,
+            )
+        )
+    )
+    others_busy = any(
+        stage.status in (Status.PENDING, Status.RUNNING)
+        for stage in stages
+        if stage.id != record.id
+    )
+    if run.status == Status.RUNNING and not others_busy:
+        _, update = bump_run(run, status=Status.SUSPENDED)
+        effects += [
+            update,
+            env.record(
+                WorkflowSuspended(
+                    workflow_run_id=run.id, timestamp=env.now, stage_id=record.stage_id
+                )
+            ),
+        ]
+    result = JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
+    return result, effects
+
+
+def progress_events(
+    run_id: str, stage_id: str, reports: Sequence[ProgressReport], env: Env
+) -> list[StoreEffect]:
+    """One ``stage:progress`` outbox append per ``ctx.progress`` call, in call order."""
+    return [
+        env.record(
+            StageProgress(
+                workflow_run_id=run_id,
+                timestamp=env.now,
+                stage_id=stage_id,
+                progress=report.progress,
+                message=report.message,
+                details=report.details,
+            )
+        )
+        for report in reports
+    ]
+
+
+def decide(
+    started: ExecuteStage,
+    outcome: StageOutcome,
+    progress: Sequence[ProgressReport],
+    run: WorkflowRun | None,
+    stages: list[WorkflowStage],
+    job: Job | None,
+    outputs: dict[str, Json],
+    workflow: Workflow[Any, Any],
+    env: Env,
+) -> Result[Decision[JobExecuteResult], KernelError]:
+    """Record the outcome of the attempt that ``started`` began.
+
+    If the stage record changed since the start (the run was cancelled, or the
+    lease was reaped and the job handed to another worker), the result is
+    discarded and the outcome is ``skipped``.
+    """
+    record = next((s for s in stages if s.id == started.stage.id), None)
+    current = record is not None and record.version == started.stage.version
+    if run is None or record is None or not current or run.is_terminal:
+        effects: list[StoreEffect] = []
+        if run is not None and run.is_terminal and record is not None and current:
+            cancelled = evolve(
+                record, status=Status.CANCELLED, completed_at=env.now, version=record.version + 1
+            )
+            effects.append(UpdateStage(cancelled, expected_version=record.version))
+            if job is not None and job.is_open:
+                effects.append(UpdateJob(evolve(job, status=JobStatus.CANCELLED)))
+        return Success(Decision(SKIPPED, tuple(effects)))
+
+    effects = progress_events(run.id, record.stage_id, progress, env)
+    match outcome:
+        case Completed():
+            effects += complete_stage(run, record, job, outcome, stages, outputs, workflow, env)
+            result = JobExecuteResult(outcome="completed", output=outcome.output)
+        case Suspended():
+            result, suspended = suspend_stage(run, record, job, outcome, stages, env)
+            effects += suspended
+        case Failed(error):
+            _, failed = fail_stage(run, record, job, error, stages, workflow, env)
+            effects += failed
+            result = JobExecuteResult(outcome="failed", error=error)
+    return Success(Decision(result, tuple(effects)))

@@ -1,0 +1,50 @@
+"""``run.cancel``: stop a live run; no further user code runs for it (SPEC §5.4)."""
+
+from __future__ import annotations
+
+from attrs import evolve
+from returns.result import Result, Success
+
+from kernel.commands import RunCancel, RunCancelResult
+from kernel.decisions.env import Env, elapsed_ms
+from kernel.decisions.groups import bump_run
+from kernel.effects import Decision, StoreEffect, UpdateJob, UpdateStage
+from kernel.errors import KernelError
+from kernel.events import WorkflowCancelled
+from kernel.records import Job, WorkflowRun, WorkflowStage
+from kernel.status import JobStatus, Status
+
+
+def decide(
+    cmd: RunCancel,
+    run: WorkflowRun | None,
+    stages: list[WorkflowStage],
+    jobs: list[Job],
+    env: Env,
+) -> Result[Decision[RunCancelResult], KernelError]:
+    """Cancel the run, its pending and suspended stages, and its queued jobs.
+
+    A running stage keeps its status until its worker finishes: the finish
+    sees the cancelled run, discards the result and cancels the stage.
+    """
+    if run is None or run.is_terminal:
+        return Success(Decision(RunCancelResult(cancelled=False)))
+    _, update = bump_run(
+        run,
+        status=Status.CANCELLED,
+        completed_at=env.now,
+        duration_ms=elapsed_ms(run.started_at, env.now),
+    )
+    effects: list[StoreEffect] = [update]
+    for stage in stages:
+        if stage.status in (Status.PENDING, Status.SUSPENDED):
+            cancelled = evolve(
+                stage, status=Status.CANCELLED, completed_at=env.now, version=stage.version + 1
+            )
+            effects.append(UpdateStage(cancelled, expected_version=stage.version))
+    for job in jobs:
+        if job.status in (JobStatus.QUEUED, JobStatus.SUSPENDED):
+            effects.append(UpdateJob(evolve(job, status=JobStatus.CANCELLED)))
+    event = WorkflowCancelled(workflow_run_id=run.id, timestamp=env.now, reason=cmd.reason)
+    effects.append(env.record(event))
+    return Success(Decision(RunCancelResult(cancelled=True), tuple(effects)))

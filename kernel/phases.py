@@ -1,0 +1,343 @@
+"""Commands that run user code or I/O between transactions.
+
+``job.execute``: start (one transaction) → user code (no transaction, no
+connection held) → finish (one transaction). ``stage.pollSuspended``: claim
+due stages → ``check_completion`` outside any transaction → one transaction
+per checked stage. ``outbox.flush``: claim events → publish → record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from attrs import evolve
+from returns.result import Failure, Result, Success
+
+from kernel.commands import (
+    JobExecute,
+    JobExecuteResult,
+    OutboxFlush,
+    OutboxFlushResult,
+    StagePollSuspended,
+    StagePollSuspendedResult,
+)
+from kernel.convert import converter, structure
+from kernel.decisions import job_finish, job_start, outbox, poll
+from kernel.decisions.env import OUTBOX_CLAIM_LEASE, Env
+from kernel.decisions.groups import fail_run, output_key
+from kernel.decisions.outcomes import (
+    CheckOutcome,
+    Failed,
+    StageOutcome,
+    interpret_check,
+    interpret_return,
+)
+from kernel.effects import Decision, ExecuteStage, StoreEffect, UpdateJob
+from kernel.errors import KernelError
+from kernel.events import EVENT_TYPES, Event
+from kernel.ports import Raised, Returned, StoreTransaction
+from kernel.records import Job, Json, OutboxEvent, WorkflowStage
+from kernel.services import StoreStageServices
+from kernel.stages import ProgressReport, Stage, StageContext
+from kernel.status import JobStatus, Status
+
+if TYPE_CHECKING:
+    from kernel.dispatch import Finalize, Kernel
+
+
+def _none(_: Any) -> Sequence[StoreEffect]:
+    return ()
+
+
+class Phases:
+    """The multi-phase commands of one :class:`~kernel.dispatch.Kernel`."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.k = kernel
+
+    # -- loading helpers -------------------------------------------------------
+
+    def latest_outputs(
+        self, tx: StoreTransaction, run_id: str, stages: Sequence[WorkflowStage]
+    ) -> dict[str, Json]:
+        """Outputs of the completed stages of the run's latest group (for completion)."""
+        if not stages or any(stage.is_active for stage in stages):
+            return {}
+        latest = max(stage.execution_group for stage in stages)
+        return self._outputs(tx, run_id, [s for s in stages if s.execution_group == latest])
+
+    def _outputs(
+        self, tx: StoreTransaction, run_id: str, stages: Sequence[WorkflowStage]
+    ) -> dict[str, Json]:
+        outputs: dict[str, Json] = {}
+        for stage in stages:
+            if stage.status == Status.COMPLETED:
+                found, value = tx.get_blob(output_key(run_id, stage.stage_id))
+                if found:
+                    outputs[stage.stage_id] = value
+        return outputs
+
+    # -- job.execute -----------------------------------------------------------
+
+    def _start_step(
+        self, tx: StoreTransaction, env: Env, cmd: JobExecute, job: Job | None
+    ) -> Result[Decision[job_start.JobStart], KernelError]:
+        run = tx.get_run(cmd.workflow_run_id)
+        workflow = self.k.registry.get_workflow(cmd.workflow_id)
+        stages = tx.get_stages(cmd.workflow_run_id) if run else []
+        record = next((s for s in stages if s.stage_id == cmd.stage_id), None)
+        if job is None and cmd.job_id is not None:
+            job = tx.get_job(cmd.job_id)
+        previous: dict[str, Json] = {}
+        if run is not None and workflow is not None and workflow.stage(cmd.stage_id):
+            group = workflow.group_of(cmd.stage_id)
+            if group > 1:
+                earlier = [s for s in stages if s.execution_group == group - 1]
+                previous = self._outputs(tx, run.id, earlier)
+        return job_start.decide(cmd, run, record, job, workflow, previous, env)
+
+    def job_execute(self, cmd: JobExecute, finalize: Finalize) -> JobExecuteResult:
+        plan = self.k.transact(
+            lambda tx, env: self._start_step(tx, env, cmd, None),
+            lambda start: finalize(start.skipped) if start.skipped else (),
+        )
+        if plan.execute is None:
+            assert plan.skipped is not None
+            return plan.skipped
+        return self._run_and_finish(cmd, plan.execute, finalize)
+
+    def execute_next_job(self, worker_id: str) -> tuple[Job, JobExecuteResult] | None:
+        leased: list[tuple[JobExecute, Job]] = []
+
+        def step(tx: StoreTransaction, env: Env) -> Result[Decision[Any], KernelError]:
+            leased.clear()
+            job = tx.lease_next_job(worker_id, env.now)
+            if job is None:
+                return Success(Decision(None))
+            run = tx.get_run(job.workflow_run_id)
+            cmd = JobExecute(
+                workflow_run_id=job.workflow_run_id,
+                workflow_id=job.workflow_id,
+                stage_id=job.stage_id,
+                config=run.config if run else {},
+                job_id=job.id,
+            )
+            leased.append((cmd, job))
+            match self._start_step(tx, env, cmd, job):
+                case Failure(error):
+                    # A job nobody here can start must not spin in the queue.
+                    return Success(self._reject(job, error, tx, env))
+                case started:
+                    return started
+
+        plan = self.k.transact(step)
+        if plan is None:
+            return None
+        cmd, job = leased[0]
+        if plan.execute is None:
+            return job, plan.skipped
+        return job, self._run_and_finish(cmd, plan.execute, _none)
+
+    def _reject(
+        self, job: Job, error: KernelError, tx: StoreTransaction, env: Env
+    ) -> Decision[job_start.JobStart]:
+        message = f"{error.code}: {error}"
+        effects: list[StoreEffect] = [
+            UpdateJob(evolve(job, status=JobStatus.FAILED, last_error=message))
+        ]
+        run = tx.get_run(job.workflow_run_id)
+        if run is not None and not run.is_terminal:
+            effects += fail_run(run, message, env)[1]
+        skipped = JobExecuteResult(outcome="failed", error=message)
+        return Decision(job_start.JobStart(execute=None, skipped=skipped), tuple(effects))
+
+    def _run_and_finish(
+        self, cmd: JobExecute, started: ExecuteStage, finalize: Finalize
+    ) -> JobExecuteResult:
+        workflow = self.k.registry.get_workflow(cmd.workflow_id)
+        assert workflow is not None  # the start decision checked it
+        outcome, progress = self._execute(
+            started, workflow.stage(cmd.stage_id), workflow.output_types
+        )
+
+        def finish(
+            tx: StoreTransaction, env: Env
+        ) -> Result[Decision[JobExecuteResult], KernelError]:
+            run = tx.get_run(cmd.workflow_run_id)
+            stages = tx.get_stages(cmd.workflow_run_id)
+            job = tx.get_job(started.job.id) if started.job else None
+            group = started.stage.execution_group
+            outputs = self._outputs(
+                tx, cmd.workflow_run_id, [s for s in stages if s.execution_group == group]
+            )
+            return job_finish.decide(
+                started, outcome, progress, run, stages, job, outputs, workflow, env
+            )
+
+        return self.k.transact(finish, finalize)
+
+    def _context(
+        self, record: WorkflowStage, typed_input: Any, config: Any, types: dict[str, type[Any]]
+    ) -> StageContext[Any, Any]:
+        services = StoreStageServices(
+            self.k.store, self.k.clock, self.k.ids, record.workflow_run_id, record.id
+        )
+        return StageContext(
+            workflow_run_id=record.workflow_run_id,
+            stage_id=record.stage_id,
+            stage_name=record.stage_name,
+            stage_number=record.stage_number,
+            attempt=record.attempt,
+            input=typed_input,
+            config=config,
+            resume_state=record.suspended_state,
+            services=services,
+            stage_types=types,
+        )
+
+    def _execute(
+        self,
+        started: ExecuteStage,
+        stage: Stage[Any, Any, Any] | None,
+        types: dict[str, type[Any]],
+    ) -> tuple[StageOutcome, list[ProgressReport]]:
+        """Phase 2: run user code; no transaction is open and no connection is held."""
+        assert stage is not None
+        typed_input: Any = None
+        if stage.input_type is not None:
+            match structure(started.input, stage.input_type, "input"):
+                case Failure(problems):
+                    return Failed("InvalidInputError: " + "; ".join(problems)), []
+                case Success(value):
+                    typed_input = value
+        match structure(started.config, stage.config_type, f"config.{stage.id}"):
+            case Failure(problems):
+                return Failed("InvalidConfigError: " + "; ".join(problems)), []
+            case Success(config):
+                pass
+        ctx = self._context(started.stage, typed_input, config, types)
+        match self.k.runner.run(stage.execute, ctx):
+            case Returned(value):
+                return interpret_return(stage, value), ctx.progress_reports
+            case Raised(error):
+                return Failed(error), ctx.progress_reports
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- stage.pollSuspended ---------------------------------------------------
+
+    def poll_suspended(
+        self, cmd: StagePollSuspended, finalize: Finalize
+    ) -> StagePollSuspendedResult:
+        claimed = self.k.transact(
+            lambda tx, env: poll.claim(tx.due_suspended_stages(env.now, cmd.max_checks), env)
+        )
+        resumed: list[str] = []
+        failed = 0
+        for record in claimed:
+            verdict = self._check_one(record)
+            if verdict == "resumed":
+                resumed.append(record.workflow_run_id)
+            elif verdict == "failed":
+                failed += 1
+        result = StagePollSuspendedResult(
+            checked=len(claimed),
+            resumed=len(resumed),
+            failed=failed,
+            resumed_workflow_run_ids=resumed,
+        )
+        return result
+
+    def _check_one(self, record: WorkflowStage) -> str:
+        run = self.k.store.get_run(record.workflow_run_id)
+        workflow = self.k.registry.get_workflow(run.workflow_id) if run else None
+        stage = workflow.stage(record.stage_id) if workflow else None
+        if run is None or workflow is None or stage is None or stage.check_completion is None:
+            outcome: CheckOutcome = Failed(
+                f"stage {record.stage_id!r} cannot be polled: its workflow or "
+                "check_completion is not registered"
+            )
+        else:
+            outcome = self._check(record, stage, run.config, workflow.output_types)
+
+        def step(tx: StoreTransaction, env: Env) -> Result[Decision[poll.PollResult], KernelError]:
+            current_run = tx.get_run(record.workflow_run_id)
+            stages = tx.get_stages(record.workflow_run_id)
+            jobs = [
+                j
+                for j in tx.get_jobs(record.workflow_run_id)
+                if j.stage_id == record.stage_id and j.is_open
+            ]
+            outputs = self._outputs(
+                tx,
+                record.workflow_run_id,
+                [s for s in stages if s.execution_group == record.execution_group],
+            )
+            if workflow is None:
+                return Success(Decision(poll.PollResult("skipped")))
+            return poll.decide(
+                record,
+                outcome,
+                current_run,
+                stages,
+                jobs[-1] if jobs else None,
+                outputs,
+                workflow,
+                env,
+            )
+
+        return self.k.transact(step).verdict
+
+    def _check(
+        self,
+        record: WorkflowStage,
+        stage: Stage[Any, Any, Any],
+        run_config: dict[str, dict[str, Json]],
+        types: dict[str, type[Any]],
+    ) -> CheckOutcome:
+        merged = {**stage.default_config(), **run_config.get(stage.id, {})}
+        match structure(merged, stage.config_type, f"config.{stage.id}"):
+            case Failure(problems):
+                return Failed("InvalidConfigError: " + "; ".join(problems))
+            case Success(config):
+                pass
+        ctx = self._context(record, None, config, types)
+        assert stage.check_completion is not None
+        match self.k.runner.run(stage.check_completion, record.suspended_state, ctx):
+            case Returned(value):
+                return interpret_check(stage, value)
+            case Raised(error):
+                return Failed(error)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- outbox.flush ----------------------------------------------------------
+
+    def outbox_flush(self, cmd: OutboxFlush, finalize: Finalize) -> OutboxFlushResult:
+        claimed: list[OutboxEvent] = self.k.transact(
+            lambda tx, env: Success(
+                Decision(tx.claim_outbox(env.now, cmd.max_events, OUTBOX_CLAIM_LEASE))
+            )
+        )
+        if not claimed:
+            return OutboxFlushResult(published=0)
+        outcomes: dict[str, str | None] = {}
+        held: set[str] = set()
+        for event in claimed:
+            if event.workflow_run_id in held:
+                continue
+            try:
+                self.k.sink.emit(to_event(event))
+                outcomes[event.id] = None
+            except Exception as exc:  # any sink failure is a failed delivery
+                outcomes[event.id] = f"{type(exc).__name__}: {exc}"
+                held.add(event.workflow_run_id)
+        max_retries = int(getattr(self.k.sink, "max_retries", 3))
+        return self.k.transact(lambda tx, env: outbox.settle(claimed, outcomes, max_retries, env))
+
+
+def to_event(event: OutboxEvent) -> Event:
+    """Rebuild the event object from an outbox row's payload."""
+    cls = EVENT_TYPES[event.event_type]
+    fields = {k: v for k, v in event.payload.items() if k != "type"}
+    built: Event = converter.structure(fields, cls)
+    return built
