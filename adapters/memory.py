@@ -2,8 +2,9 @@
 
 It enforces what the databases enforce: versions on runs and stages, one
 stage record per (run, stage_id), (key, command type) idempotency, and
-exclusive claims. A transaction works on copies of the tables it writes and
-swaps them in on commit, so an exception rolls back every effect.
+exclusive claims. One lock serialises transactions (as SQLite's write lock
+does); a transaction writes the live tables and keeps an undo log, so an
+exception rolls back every effect it applied.
 """
 
 from __future__ import annotations
@@ -46,32 +47,24 @@ from kernel.records import (
 )
 from kernel.status import JobStatus, Status
 
+_MISSING: Any = object()
+
 
 @define
 class _Tables:
     runs: dict[str, WorkflowRun] = field(factory=dict)
-    # run id -> stage_id -> record; the inner dicts are replaced, never mutated.
+    # run id -> stage_id -> record
     stages: dict[str, dict[str, WorkflowStage]] = field(factory=dict)
     jobs: dict[str, Job] = field(factory=dict)
+    # ids of QUEUED jobs (a dict as an insertion-ordered set), so leasing does
+    # not scan finished jobs
+    queued: dict[str, None] = field(factory=dict)
     outbox: dict[str, OutboxEvent] = field(factory=dict)
     outbox_claims: dict[str, datetime] = field(factory=dict)
     sequences: dict[str, int] = field(factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(factory=dict)
     blobs: dict[str, Json] = field(factory=dict)
     logs: list[LogEntry] = field(factory=list)
-
-    def copy(self) -> _Tables:
-        return _Tables(
-            runs=dict(self.runs),
-            stages=dict(self.stages),
-            jobs=dict(self.jobs),
-            outbox=dict(self.outbox),
-            outbox_claims=dict(self.outbox_claims),
-            sequences=dict(self.sequences),
-            idempotency=dict(self.idempotency),
-            blobs=dict(self.blobs),
-            logs=list(self.logs),
-        )
 
 
 def _json_copy(value: Json) -> Json:
@@ -80,10 +73,44 @@ def _json_copy(value: Json) -> Json:
 
 
 class MemoryTransaction:
-    """A transaction over a private copy of the tables."""
+    """A transaction over the live tables that remembers how to undo each write."""
 
     def __init__(self, tables: _Tables) -> None:
         self.t = tables
+        self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
+        self._logs_before = len(tables.logs)
+
+    def _set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        self._undo.append((table, key, table.get(key, _MISSING)))
+        table[key] = value
+
+    def _pop(self, table: dict[Any, Any], key: Any) -> None:
+        if key in table:
+            self._undo.append((table, key, table[key]))
+            del table[key]
+
+    def rollback(self) -> None:
+        """Undo every write of this transaction, newest first."""
+        for table, key, old in reversed(self._undo):
+            if old is _MISSING:
+                table.pop(key, None)
+            else:
+                table[key] = old
+        del self.t.logs[self._logs_before :]
+        self._undo.clear()
+
+    def _put_job(self, job: Job) -> None:
+        self._set(self.t.jobs, job.id, job)
+        if job.status == JobStatus.QUEUED:
+            if job.id not in self.t.queued:
+                self._set(self.t.queued, job.id, None)
+        else:
+            self._pop(self.t.queued, job.id)
+
+    def _stage_table(self, run_id: str) -> dict[str, WorkflowStage]:
+        if run_id not in self.t.stages:
+            self._set(self.t.stages, run_id, {})
+        return self.t.stages[run_id]
 
     # -- loads ---------------------------------------------------------------
 
@@ -110,7 +137,7 @@ class MemoryTransaction:
     def acquire_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         existing = self.t.idempotency.get((record.key, record.command_type))
         if existing is None:
-            self.t.idempotency[(record.key, record.command_type)] = record
+            self._set(self.t.idempotency, (record.key, record.command_type), record)
         return existing
 
     def pending_runs(self, limit: int) -> list[WorkflowRun]:
@@ -122,14 +149,14 @@ class MemoryTransaction:
     def lease_next_job(self, worker_id: str, now: datetime) -> Job | None:
         ready = [
             job
-            for job in self.t.jobs.values()
-            if job.status == JobStatus.QUEUED and job.available_at <= now
+            for job in (self.t.jobs[job_id] for job_id in self.t.queued)
+            if job.available_at <= now
         ]
         if not ready:
             return None
         job = min(ready, key=lambda j: (-j.priority, j.created_at))
         leased = evolve(job, status=JobStatus.LEASED, worker_id=worker_id, locked_at=now)
-        self.t.jobs[job.id] = leased
+        self._put_job(leased)
         return leased
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
@@ -170,7 +197,7 @@ class MemoryTransaction:
                 # leaving every later event of the run to that flush too.
                 blocked_runs.add(event.workflow_run_id)
                 continue
-            self.t.outbox_claims[event.id] = now + lease
+            self._set(self.t.outbox_claims, event.id, now + lease)
             claimed.append(event)
         return claimed
 
@@ -189,43 +216,41 @@ class MemoryTransaction:
             case InsertRun(run):
                 if run.id in t.runs:
                     raise StoreError(f"run {run.id!r} already exists")
-                t.runs[run.id] = run
+                self._set(t.runs, run.id, run)
             case UpdateRun(run, expected):
                 current = t.runs.get(run.id)
                 if current is None or current.version != expected:
                     raise StaleVersionError("run", run.id, expected)
-                t.runs[run.id] = run
+                self._set(t.runs, run.id, run)
             case InsertStage(stage):
-                stages = t.stages.get(stage.workflow_run_id, {})
+                stages = self._stage_table(stage.workflow_run_id)
                 if stage.stage_id in stages:
                     raise StoreError(
                         f"stage {stage.stage_id!r} of run {stage.workflow_run_id!r} already exists"
                     )
-                t.stages[stage.workflow_run_id] = {**stages, stage.stage_id: stage}
+                self._set(stages, stage.stage_id, stage)
             case UpdateStage(stage, expected):
-                stages = t.stages.get(stage.workflow_run_id, {})
+                stages = self._stage_table(stage.workflow_run_id)
                 existing = stages.get(stage.stage_id)
                 if existing is None or existing.version != expected or existing.id != stage.id:
                     raise StaleVersionError("stage", stage.id, expected)
-                t.stages[stage.workflow_run_id] = {**stages, stage.stage_id: stage}
+                self._set(stages, stage.stage_id, stage)
             case DeleteStage(stage):
-                stages = dict(t.stages.get(stage.workflow_run_id, {}))
-                stages.pop(stage.stage_id, None)
-                t.stages[stage.workflow_run_id] = stages
+                self._pop(self._stage_table(stage.workflow_run_id), stage.stage_id)
             case EnqueueJob(job):
                 if job.id in t.jobs:
                     raise StoreError(f"job {job.id!r} already exists")
-                t.jobs[job.id] = job
+                self._put_job(job)
             case UpdateJob(job):
                 if job.id not in t.jobs:
                     raise StoreError(f"job {job.id!r} does not exist")
-                t.jobs[job.id] = job
+                self._put_job(job)
             case AppendOutbox(event, event_id, causation_id):
                 run_id = event.workflow_run_id
                 sequence = t.sequences.get(run_id, 0) + 1
-                t.sequences[run_id] = sequence
+                self._set(t.sequences, run_id, sequence)
                 payload: dict[str, Any] = {"type": event.type, **to_json(event)}
-                t.outbox[event_id] = OutboxEvent(
+                outboxed = OutboxEvent(
                     id=event_id,
                     workflow_run_id=run_id,
                     sequence=sequence,
@@ -234,19 +259,20 @@ class MemoryTransaction:
                     causation_id=causation_id,
                     occurred_at=event.timestamp,
                 )
+                self._set(t.outbox, event_id, outboxed)
             case UpdateOutbox(event):
-                t.outbox[event.id] = event
-                t.outbox_claims.pop(event.id, None)
+                self._set(t.outbox, event.id, event)
+                self._pop(t.outbox_claims, event.id)
             case PutBlob(key, value):
-                t.blobs[key] = _json_copy(value)
+                self._set(t.blobs, key, _json_copy(value))
             case DeleteBlob(key):
-                t.blobs.pop(key, None)
+                self._pop(t.blobs, key)
             case AppendLog(entry):
                 t.logs.append(entry)
             case CompleteIdempotency(record):
-                t.idempotency[(record.key, record.command_type)] = record
+                self._set(t.idempotency, (record.key, record.command_type), record)
             case ReleaseIdempotency(key, command_type):
-                t.idempotency.pop((key, command_type), None)
+                self._pop(t.idempotency, (key, command_type))
 
 
 class InMemoryStore:
@@ -269,10 +295,12 @@ class InMemoryStore:
             if self._depth:
                 raise StoreError("InMemoryStore transactions do not nest")
             self._depth += 1
+            tx = MemoryTransaction(self._tables)
             try:
-                work = self._tables.copy()
-                yield MemoryTransaction(work)
-                self._tables = work
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
             finally:
                 self._depth -= 1
 
@@ -284,7 +312,7 @@ class InMemoryStore:
             job = self._tables.jobs.get(job_id)
             if job is None or job.status != JobStatus.LEASED or job.worker_id != worker_id:
                 return False
-            self._tables.jobs = {**self._tables.jobs, job_id: evolve(job, locked_at=now)}
+            self._tables.jobs[job_id] = evolve(job, locked_at=now)
             return True
 
     def append_log(self, entry: LogEntry) -> None:
