@@ -7,6 +7,7 @@ checked when a command is built; messages name the field and the value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -34,6 +35,11 @@ def _text(_: object, attribute: Attribute[str], value: str) -> None:
 def _optional_text(_: object, attribute: Attribute[str | None], value: str | None) -> None:
     if value is not None:
         _text(_, attribute, value)  # type: ignore[arg-type]
+
+
+def _optional_mapping(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(f"{attribute.name}: expected a mapping, got {value!r}")
 
 
 class Command(Generic[R_co]):
@@ -129,7 +135,7 @@ class RunCreate(Command[RunCreateResult]):
     idempotency_key: str | None = field(default=None, validator=_optional_text)
     config: dict[str, dict[str, Json]] | None = None
     priority: int = field(default=5, validator=_at_least(0))
-    metadata: dict[str, Json] | None = None
+    metadata: dict[str, Json] | None = field(default=None, validator=_optional_mapping)
 
 
 @frozen(kw_only=True)

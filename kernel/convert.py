@@ -7,6 +7,7 @@ of ``path: problem`` lines such as ``input.pages: expected int, got 'ten'``.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -35,10 +36,22 @@ def _strict(kind: type[Any], accepted: tuple[type[Any], ...]) -> Any:
     return hook
 
 
+def _structure_enum(value: Any, cls: type[enum.Enum]) -> enum.Enum:
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(repr(member.value) for member in cls)
+        raise ValueError(f"expected one of {allowed}, got {value!r}") from None
+
+
 converter.register_structure_hook(int, _strict(int, (int,)))
 converter.register_structure_hook(float, _strict(float, (int, float)))
 converter.register_structure_hook(str, _strict(str, (str,)))
 converter.register_structure_hook(bool, _strict(bool, (bool,)))
+# Hooks above dispatch along the MRO, where StrEnum and IntEnum come before
+# str and int: give enums their own hooks so they come back as members.
+for _enum_base in (enum.Enum, enum.StrEnum, enum.IntEnum):
+    converter.register_structure_hook(_enum_base, _structure_enum)
 
 
 def _structure_datetime(value: Any, _: type[Any]) -> datetime:
@@ -76,6 +89,9 @@ def _format_problem(exc: BaseException, _: type[Any] | None) -> str:
         return f"unknown field {names}"
     if isinstance(exc, KeyError):
         return "required field missing"
+    if isinstance(exc, AttributeError) and exc.name == "keys":
+        # cattrs reads the keys of what should be a mapping: name the value instead.
+        return f"expected a mapping, got {exc.obj!r}"
     return str(exc) or type(exc).__name__
 
 

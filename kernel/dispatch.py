@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import attrs
 from returns.result import Failure, Result, Success
 
 from kernel.commands import (
@@ -129,13 +130,20 @@ class Kernel:
             return result
         return self._idempotent(cmd, key, handler)
 
-    def execute_next_job(self, worker_id: str) -> tuple[Job, JobExecuteResult] | None:
+    def execute_next_job(
+        self, worker_id: str, on_start: Callable[[Job], None] | None = None
+    ) -> tuple[Job, JobExecuteResult] | None:
         """Lease the next available job and execute it, the lease taken in the
         start transaction (one write transaction fewer than dequeue + ``job.execute``).
 
+        ``on_start(job)`` is called after the start transaction commits and
+        before user code runs: hosts use it to learn which job to keep leased
+        while the stage runs. If it raises, the exception propagates, no user
+        code runs, and the job stays leased (the caller or the reaper releases it).
+
         Returns ``None`` when no job is available.
         """
-        return self._phases.execute_next_job(worker_id)
+        return self._phases.execute_next_job(worker_id, on_start)
 
     # -- plumbing --------------------------------------------------------------
 
@@ -171,8 +179,14 @@ class Kernel:
 
     def _idempotent(self, cmd: Command[R], key: str, handler: Callable[[Any, Finalize], R]) -> R:
         # The payload digest leaves the key out: the key names the request, the
-        # rest of the payload is what must match on a replay.
-        payload = {k: v for k, v in to_json(cmd).items() if k != "idempotency_key"}
+        # rest of the payload is what must match on a replay. Fields are converted
+        # by their runtime values, not their declared types, so a malformed field
+        # reaches the decision and its validation error instead of crashing here.
+        payload = {
+            field.name: to_json(getattr(cmd, field.name))
+            for field in attrs.fields(cast("type[attrs.AttrsInstance]", type(cmd)))
+            if field.name != "idempotency_key"
+        }
         digest = fingerprint(payload)
         claim = IdempotencyRecord(
             key=key,
@@ -258,7 +272,8 @@ class Kernel:
         def step(tx: StoreTransaction, env: Env) -> Any:
             cutoff = env.now - timedelta(milliseconds=cmd.stale_threshold_ms)
             jobs = [j for j in tx.stale_jobs(cutoff, 100) if j.status == JobStatus.LEASED]
-            run_ids = {job.workflow_run_id for job in jobs}
+            # Sorted, so concurrent reapers lock runs in one order and cannot deadlock.
+            run_ids = sorted({job.workflow_run_id for job in jobs})
             runs = {rid: run for rid in run_ids if (run := tx.get_run(rid)) is not None}
             stages = {rid: tx.get_stages(rid) for rid in run_ids}
             workflows = {

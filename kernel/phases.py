@@ -8,7 +8,7 @@ per checked stage. ``outbox.flush``: claim events → publish → record.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import evolve
@@ -37,7 +37,7 @@ from kernel.effects import Decision, ExecuteStage, StoreEffect, UpdateJob
 from kernel.errors import KernelError
 from kernel.events import EVENT_TYPES, Event
 from kernel.ports import Raised, Returned, StoreTransaction
-from kernel.records import Job, Json, OutboxEvent, WorkflowStage
+from kernel.records import Job, Json, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.services import StoreStageServices
 from kernel.stages import ProgressReport, Stage, StageContext
 from kernel.status import JobStatus, Status
@@ -81,9 +81,15 @@ class Phases:
     # -- job.execute -----------------------------------------------------------
 
     def _start_step(
-        self, tx: StoreTransaction, env: Env, cmd: JobExecute, job: Job | None
+        self,
+        tx: StoreTransaction,
+        env: Env,
+        cmd: JobExecute,
+        job: Job | None,
+        run: WorkflowRun | None = None,
     ) -> Result[Decision[job_start.JobStart], KernelError]:
-        run = tx.get_run(cmd.workflow_run_id)
+        if run is None:
+            run = tx.get_run(cmd.workflow_run_id)
         workflow = self.k.registry.get_workflow(cmd.workflow_id)
         stages = tx.get_stages(cmd.workflow_run_id) if run else []
         record = next((s for s in stages if s.stage_id == cmd.stage_id), None)
@@ -107,7 +113,9 @@ class Phases:
             return plan.skipped
         return self._run_and_finish(cmd, plan.execute, finalize)
 
-    def execute_next_job(self, worker_id: str) -> tuple[Job, JobExecuteResult] | None:
+    def execute_next_job(
+        self, worker_id: str, on_start: Callable[[Job], None] | None = None
+    ) -> tuple[Job, JobExecuteResult] | None:
         leased: list[tuple[JobExecute, Job]] = []
 
         def step(tx: StoreTransaction, env: Env) -> Result[Decision[Any], KernelError]:
@@ -124,7 +132,7 @@ class Phases:
                 job_id=job.id,
             )
             leased.append((cmd, job))
-            match self._start_step(tx, env, cmd, job):
+            match self._start_step(tx, env, cmd, job, run):
                 case Failure(error):
                     # A job nobody here can start must not spin in the queue.
                     return Success(self._reject(job, error, tx, env))
@@ -137,6 +145,8 @@ class Phases:
         cmd, job = leased[0]
         if plan.execute is None:
             return job, plan.skipped
+        if on_start is not None:
+            on_start(plan.execute.job or job)
         return job, self._run_and_finish(cmd, plan.execute, _none)
 
     def _reject(

@@ -81,6 +81,8 @@ class Workflow(Generic[In, Out]):
 
         Returns the complete config map in JSON form, or ``path: problem`` lines.
         """
+        if config is not None and not isinstance(config, Mapping):
+            return Failure([f"config: expected a mapping of stage id to values, got {config!r}"])
         given = dict(config or {})
         problems = [
             f"config: unknown stage {key!r} (workflow {self.id!r} has "

@@ -41,7 +41,9 @@ def next_attempt_at(attempt: int, now: datetime) -> datetime:
     >>> [int((next_attempt_at(n, t0) - t0).total_seconds()) for n in (1, 2, 3, 12)]
     [1, 2, 4, 300]
     """
-    delay = BACKOFF_BASE * int(2 ** max(attempt - 1, 0))
+    # The exponent is bounded before multiplying: 2**20 s is far past the cap, and an
+    # unbounded one overflows timedelta after some 47 attempts.
+    delay = BACKOFF_BASE * int(2 ** min(max(attempt - 1, 0), 20))
     return now + min(delay, BACKOFF_CAP)
 
 

@@ -39,7 +39,20 @@ def decide(
         run_stages = stages.get(job.workflow_run_id, [])
         record = next((s for s in run_stages if s.stage_id == job.stage_id), None)
         reaps = job.reap_count + 1
-        if reaps >= cmd.max_reaps and run is not None and record is not None:
+        if run is None or run.is_terminal:
+            # A finished (e.g. cancelled) run must not get its work back: settle the
+            # dead worker's job and stage instead of re-queuing them (SPEC §5.4).
+            effects.append(UpdateJob(evolve(job, status=JobStatus.CANCELLED, reap_count=reaps)))
+            if record is not None and record.status == Status.RUNNING:
+                cancelled = evolve(
+                    record,
+                    status=Status.CANCELLED,
+                    completed_at=env.now,
+                    version=record.version + 1,
+                )
+                effects.append(UpdateStage(cancelled, expected_version=record.version))
+            continue
+        if reaps >= cmd.max_reaps and record is not None:
             error = f"{WORKER_LOST}: the worker running this stage was lost {reaps} times"
             workflow = workflows.get(job.workflow_id)
             lost = evolve(job, reap_count=reaps, attempt=job.max_attempts)

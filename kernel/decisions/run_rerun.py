@@ -48,6 +48,17 @@ def decide(
             )
         )
     group = workflow.group_of(cmd.from_stage_id)
+    # Earlier outputs are kept and fed forward, so every earlier stage must have them.
+    status_of = {stage.stage_id: stage.status for stage in stages}
+    for earlier in workflow.stages:
+        if workflow.group_of(earlier.id) < group and status_of.get(earlier.id) != Status.COMPLETED:
+            found = status_of.get(earlier.id)
+            return Failure(
+                InvalidStateError(
+                    f"run {run.id!r} cannot be rerun from stage {cmd.from_stage_id!r}: "
+                    f"earlier stage {earlier.id!r} is {found or 'missing'}, not COMPLETED"
+                )
+            )
     doomed = [stage for stage in stages if stage.execution_group >= group]
     effects: list[StoreEffect] = []
     for stage in doomed:

@@ -1,0 +1,369 @@
+-- Named queries of PostgresStore, one block per store operation.
+--
+-- Each block starts with a "-- name: xyz" line and holds one statement with
+-- named %(param)s parameters. No string formatting happens anywhere: the
+-- schema is chosen per connection through search_path.
+
+-- name: get_run
+SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+       error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+       version
+FROM runs
+WHERE id = %(id)s;
+
+-- name: lock_run
+-- A transaction's read of a run locks it until the end of the transaction:
+-- read-modify-write transactions on one run take turns (the second reads
+-- what the first committed) instead of failing each other with stale
+-- versions. The run row is the per-run mutex; plain reads do not wait on it.
+SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+       error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+       version
+FROM runs
+WHERE id = %(id)s
+FOR NO KEY UPDATE;
+
+-- name: list_runs
+SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+       error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+       version
+FROM runs
+WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(workflow_id)s::text IS NULL OR workflow_id = %(workflow_id)s::text)
+ORDER BY created_at DESC, seq DESC
+LIMIT %(limit)s;
+
+-- name: pending_runs
+-- SKIP LOCKED: concurrent claimers each get different runs; the row locks
+-- last until the claim commits the runs as RUNNING. Served by runs_pending_idx.
+SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+       error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+       version
+FROM runs
+WHERE status = 'PENDING'
+ORDER BY priority DESC, created_at, seq
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: insert_run
+INSERT INTO runs (id, workflow_id, workflow_name, status, input, config, priority, metadata,
+                  output, error, created_at, started_at, completed_at, duration_ms,
+                  total_cost, total_tokens, version)
+VALUES (%(id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(config)s,
+        %(priority)s, %(metadata)s, %(output)s, %(error)s, %(created_at)s, %(started_at)s,
+        %(completed_at)s, %(duration_ms)s, %(total_cost)s, %(total_tokens)s, %(version)s)
+ON CONFLICT DO NOTHING;
+
+-- name: update_run
+UPDATE runs
+SET workflow_id = %(workflow_id)s, workflow_name = %(workflow_name)s, status = %(status)s,
+    input = %(input)s, config = %(config)s, priority = %(priority)s,
+    metadata = %(metadata)s, output = %(output)s, error = %(error)s,
+    created_at = %(created_at)s, started_at = %(started_at)s,
+    completed_at = %(completed_at)s, duration_ms = %(duration_ms)s,
+    total_cost = %(total_cost)s, total_tokens = %(total_tokens)s, version = %(version)s
+WHERE id = %(id)s AND version = %(expected_version)s;
+
+-- name: get_stages
+SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
+       config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
+       metrics, error, attempt, created_at, started_at, completed_at, duration_ms, version
+FROM stages
+WHERE workflow_run_id = %(workflow_run_id)s
+ORDER BY stage_number, seq;
+
+-- name: due_suspended_stages
+-- SKIP LOCKED: concurrent pollers claim different stages instead of all but
+-- one failing on a stale version. Served by stages_suspended_idx.
+SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
+       config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
+       metrics, error, attempt, created_at, started_at, completed_at, duration_ms, version
+FROM stages
+WHERE status = 'SUSPENDED' AND next_poll_at <= %(now)s
+ORDER BY next_poll_at, created_at, seq
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: insert_stage
+INSERT INTO stages (id, workflow_run_id, stage_id, stage_name, stage_number, execution_group,
+                    status, config, output_ref, suspended_state, next_poll_at, poll_interval,
+                    max_wait_until, metrics, error, attempt, created_at, started_at,
+                    completed_at, duration_ms, version)
+VALUES (%(id)s, %(workflow_run_id)s, %(stage_id)s, %(stage_name)s, %(stage_number)s,
+        %(execution_group)s, %(status)s, %(config)s, %(output_ref)s, %(suspended_state)s,
+        %(next_poll_at)s, %(poll_interval)s, %(max_wait_until)s, %(metrics)s, %(error)s,
+        %(attempt)s, %(created_at)s, %(started_at)s, %(completed_at)s, %(duration_ms)s,
+        %(version)s)
+ON CONFLICT DO NOTHING;
+
+-- name: update_stage
+UPDATE stages
+SET stage_name = %(stage_name)s, stage_number = %(stage_number)s,
+    execution_group = %(execution_group)s, status = %(status)s, config = %(config)s,
+    output_ref = %(output_ref)s, suspended_state = %(suspended_state)s,
+    next_poll_at = %(next_poll_at)s, poll_interval = %(poll_interval)s,
+    max_wait_until = %(max_wait_until)s, metrics = %(metrics)s, error = %(error)s,
+    attempt = %(attempt)s, created_at = %(created_at)s, started_at = %(started_at)s,
+    completed_at = %(completed_at)s, duration_ms = %(duration_ms)s, version = %(version)s
+WHERE id = %(id)s AND workflow_run_id = %(workflow_run_id)s AND stage_id = %(stage_id)s
+  AND version = %(expected_version)s;
+
+-- name: delete_stage
+DELETE FROM stages WHERE workflow_run_id = %(workflow_run_id)s AND stage_id = %(stage_id)s;
+
+-- name: get_job
+SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
+       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
+FROM jobs
+WHERE id = %(id)s;
+
+-- name: get_jobs
+SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
+       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
+FROM jobs
+WHERE workflow_run_id = %(workflow_run_id)s
+ORDER BY seq;
+
+-- name: lease_next_job
+-- One statement: pick the best available QUEUED job (SKIP LOCKED, so
+-- concurrent workers never pick the same one) and lease it. Served by
+-- jobs_queued_idx.
+UPDATE jobs
+SET status = 'LEASED', worker_id = %(worker_id)s, locked_at = %(now)s
+WHERE id = (
+    SELECT id FROM jobs
+    WHERE status = 'QUEUED' AND available_at <= %(now)s
+    ORDER BY priority DESC, created_at, seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
+          worker_id, locked_at, available_at, payload, last_error, reap_count, created_at;
+
+-- name: stale_jobs
+-- Locked so that a lease renewed while the reaper decides is not reaped:
+-- the renewal waits, or the re-checked row no longer qualifies.
+SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
+       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
+FROM jobs
+WHERE status = 'LEASED' AND locked_at < %(leased_before)s
+ORDER BY seq
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: insert_job
+INSERT INTO jobs (id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
+                  max_attempts, worker_id, locked_at, available_at, payload, last_error,
+                  reap_count, created_at)
+VALUES (%(id)s, %(workflow_run_id)s, %(workflow_id)s, %(stage_id)s, %(status)s, %(priority)s,
+        %(attempt)s, %(max_attempts)s, %(worker_id)s, %(locked_at)s, %(available_at)s,
+        %(payload)s, %(last_error)s, %(reap_count)s, %(created_at)s)
+ON CONFLICT DO NOTHING;
+
+-- name: update_job
+UPDATE jobs
+SET workflow_run_id = %(workflow_run_id)s, workflow_id = %(workflow_id)s,
+    stage_id = %(stage_id)s, status = %(status)s, priority = %(priority)s,
+    attempt = %(attempt)s, max_attempts = %(max_attempts)s, worker_id = %(worker_id)s,
+    locked_at = %(locked_at)s, available_at = %(available_at)s, payload = %(payload)s,
+    last_error = %(last_error)s, reap_count = %(reap_count)s, created_at = %(created_at)s
+WHERE id = %(id)s;
+
+-- name: renew_lease
+UPDATE jobs
+SET locked_at = %(now)s
+WHERE id = %(id)s AND status = 'LEASED' AND worker_id = %(worker_id)s;
+
+-- name: notify_jobs
+-- Delivered when the transaction commits; PostgreSQL folds repeats into one.
+SELECT pg_notify(%(channel)s, '');
+
+-- name: append_outbox
+-- The per-run counter row is upserted in the same statement. The upsert
+-- holds that row's lock until commit, so a second writer for the same run
+-- waits here and then reads the committed counter: sequences are gap-free
+-- (a rollback undoes the counter too) and follow commit order. A counter
+-- row, rather than a lock on the run row, also covers an event whose run
+-- row is created in the same transaction or does not exist, and never
+-- blocks plain updates of the run. A repeated event id replaces the event
+-- (with the new sequence), as the in-memory store does.
+WITH next AS (
+    INSERT INTO outbox_sequences AS s (workflow_run_id, last_sequence)
+    VALUES (%(workflow_run_id)s, 1)
+    ON CONFLICT (workflow_run_id) DO UPDATE SET last_sequence = s.last_sequence + 1
+    RETURNING last_sequence
+)
+INSERT INTO outbox (id, workflow_run_id, sequence, event_type, payload, causation_id,
+                    occurred_at)
+SELECT %(id)s, %(workflow_run_id)s, next.last_sequence, %(event_type)s, %(payload)s,
+       %(causation_id)s, %(occurred_at)s
+FROM next
+ON CONFLICT (id) DO UPDATE
+SET workflow_run_id = EXCLUDED.workflow_run_id, sequence = EXCLUDED.sequence,
+    event_type = EXCLUDED.event_type, payload = EXCLUDED.payload,
+    causation_id = EXCLUDED.causation_id, occurred_at = EXCLUDED.occurred_at,
+    published_at = NULL, retry_count = 0, dlq_at = NULL;
+
+-- name: update_outbox
+-- Records a publication attempt and ends the event's claim.
+INSERT INTO outbox (id, workflow_run_id, sequence, event_type, payload, causation_id,
+                    occurred_at, published_at, retry_count, dlq_at)
+VALUES (%(id)s, %(workflow_run_id)s, %(sequence)s, %(event_type)s, %(payload)s,
+        %(causation_id)s, %(occurred_at)s, %(published_at)s, %(retry_count)s, %(dlq_at)s)
+ON CONFLICT (id) DO UPDATE
+SET workflow_run_id = EXCLUDED.workflow_run_id, sequence = EXCLUDED.sequence,
+    event_type = EXCLUDED.event_type, payload = EXCLUDED.payload,
+    causation_id = EXCLUDED.causation_id, occurred_at = EXCLUDED.occurred_at,
+    published_at = EXCLUDED.published_at, retry_count = EXCLUDED.retry_count,
+    dlq_at = EXCLUDED.dlq_at, claimed_until = NULL;
+
+-- name: claim_outbox
+-- Claims without a global lock. An unpublished event is held back when it or
+-- an earlier event of its run is under a live claim (per-run order); the
+-- oldest other events are chosen and row-locked with SKIP LOCKED. A chosen
+-- event that another flush locked a moment ago (its claim not yet committed)
+-- is missed, and holds back the later chosen events of its run as well. The
+-- claim itself is the claimed_until column. "held" reads outbox_claimed_idx,
+-- "chosen" walks outbox_unpublished_idx and stops after %(limit)s rows; the
+-- id arrays make the lock and the update primary-key lookups whatever the
+-- table statistics say (a join here went quadratic on fresh tables).
+WITH held AS MATERIALIZED (
+    SELECT workflow_run_id, min(seq) AS seq
+    FROM outbox
+    WHERE claimed_until > %(now)s AND published_at IS NULL AND dlq_at IS NULL
+    GROUP BY workflow_run_id
+),
+chosen AS MATERIALIZED (
+    SELECT o.id, o.workflow_run_id, o.seq
+    FROM outbox AS o
+    WHERE o.published_at IS NULL AND o.dlq_at IS NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM held AS h
+          WHERE h.workflow_run_id = o.workflow_run_id AND h.seq <= o.seq
+      )
+    ORDER BY o.seq
+    LIMIT %(limit)s
+),
+locked AS MATERIALIZED (
+    SELECT o.id, o.workflow_run_id, o.seq
+    FROM outbox AS o
+    WHERE o.id = ANY (ARRAY(SELECT id FROM chosen))
+      -- (not "published_at IS NULL AND dlq_at IS NULL": that matches the
+      -- partial index, which a planner without statistics then scans whole)
+      AND coalesce(o.published_at, o.dlq_at) IS NULL
+      AND (o.claimed_until IS NULL OR o.claimed_until <= %(now)s)
+    FOR UPDATE OF o SKIP LOCKED
+),
+missed AS MATERIALIZED (
+    SELECT workflow_run_id, min(seq) AS seq
+    FROM chosen
+    WHERE id NOT IN (SELECT id FROM locked)
+    GROUP BY workflow_run_id
+),
+claimed AS (
+    UPDATE outbox AS o
+    SET claimed_until = %(until)s
+    WHERE o.id = ANY (ARRAY(
+        SELECT l.id FROM locked AS l
+        WHERE NOT EXISTS (
+            SELECT 1 FROM missed AS m
+            WHERE m.workflow_run_id = l.workflow_run_id AND m.seq < l.seq
+        )
+    ))
+    RETURNING o.id, o.workflow_run_id, o.sequence, o.event_type, o.payload, o.causation_id,
+              o.occurred_at, o.published_at, o.retry_count, o.dlq_at, o.seq
+)
+SELECT id, workflow_run_id, sequence, event_type, payload, causation_id, occurred_at,
+       published_at, retry_count, dlq_at
+FROM claimed
+ORDER BY seq;
+
+-- name: dead_letters
+SELECT id, workflow_run_id, sequence, event_type, payload, causation_id, occurred_at,
+       published_at, retry_count, dlq_at
+FROM outbox
+WHERE dlq_at IS NOT NULL
+ORDER BY seq
+LIMIT %(limit)s;
+
+-- name: get_outbox
+SELECT id, workflow_run_id, sequence, event_type, payload, causation_id, occurred_at,
+       published_at, retry_count, dlq_at
+FROM outbox
+ORDER BY seq;
+
+-- name: get_run_outbox
+SELECT id, workflow_run_id, sequence, event_type, payload, causation_id, occurred_at,
+       published_at, retry_count, dlq_at
+FROM outbox
+WHERE workflow_run_id = %(workflow_run_id)s
+ORDER BY sequence;
+
+-- name: get_idempotency
+SELECT key, command_type, state, fingerprint, result, created_at
+FROM idempotency_keys
+WHERE key = %(key)s AND command_type = %(command_type)s;
+
+-- name: acquire_idempotency
+-- Race-free: a concurrent insert of the same key makes this one wait for
+-- that transaction, then do nothing; the caller then reads the winner.
+INSERT INTO idempotency_keys (key, command_type, state, fingerprint, result, created_at)
+VALUES (%(key)s, %(command_type)s, %(state)s, %(fingerprint)s, %(result)s, %(created_at)s)
+ON CONFLICT DO NOTHING;
+
+-- name: complete_idempotency
+INSERT INTO idempotency_keys (key, command_type, state, fingerprint, result, created_at)
+VALUES (%(key)s, %(command_type)s, %(state)s, %(fingerprint)s, %(result)s, %(created_at)s)
+ON CONFLICT (key, command_type) DO UPDATE
+SET state = EXCLUDED.state, fingerprint = EXCLUDED.fingerprint, result = EXCLUDED.result,
+    created_at = EXCLUDED.created_at;
+
+-- name: release_idempotency
+DELETE FROM idempotency_keys WHERE key = %(key)s AND command_type = %(command_type)s;
+
+-- name: get_blob
+SELECT value FROM blobs WHERE key = %(key)s;
+
+-- name: put_blob
+INSERT INTO blobs (key, value) VALUES (%(key)s, %(value)s)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+
+-- name: delete_blob
+DELETE FROM blobs WHERE key = %(key)s;
+
+-- name: insert_log
+INSERT INTO logs (id, workflow_run_id, stage_record_id, level, message, metadata, created_at)
+VALUES (%(id)s, %(workflow_run_id)s, %(stage_record_id)s, %(level)s, %(message)s,
+        %(metadata)s, %(created_at)s);
+
+-- name: get_logs
+SELECT id, workflow_run_id, stage_record_id, level, message, metadata, created_at
+FROM logs
+WHERE workflow_run_id = %(workflow_run_id)s
+ORDER BY seq;
+
+-- name: savepoint_apply
+SAVEPOINT wfk_apply;
+
+-- name: release_apply
+RELEASE SAVEPOINT wfk_apply;
+
+-- name: rollback_apply
+ROLLBACK TO SAVEPOINT wfk_apply;
+
+-- name: lock_migrations
+-- Held until the migrating transaction ends: processes that open the same
+-- schema at once migrate one after the other.
+SELECT pg_advisory_xact_lock(%(key)s);
+
+-- name: create_schema_version
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) AS version FROM schema_version;
+
+-- name: record_version
+INSERT INTO schema_version (version) VALUES (%(version)s);

@@ -1,0 +1,306 @@
+"""``PostgresTransaction``: loads and effect application inside one open transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import Connection, Cursor
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow
+
+from adapters.postgres.errors import translated
+from adapters.postgres.queries import QUERIES
+from adapters.postgres.rows import Row, event_params, jsonb, params, record, records
+from kernel.effects import (
+    AppendLog,
+    AppendOutbox,
+    CompleteIdempotency,
+    DeleteBlob,
+    DeleteStage,
+    EnqueueJob,
+    InsertRun,
+    InsertStage,
+    PutBlob,
+    ReleaseIdempotency,
+    StoreEffect,
+    UpdateJob,
+    UpdateOutbox,
+    UpdateRun,
+    UpdateStage,
+)
+from kernel.errors import KernelError, StaleVersionError, StoreError
+from kernel.records import (
+    IdempotencyRecord,
+    Job,
+    Json,
+    OutboxEvent,
+    WorkflowRun,
+    WorkflowStage,
+)
+from kernel.status import JobStatus
+
+Check = Callable[[int], KernelError | None]
+"""Turns an effect statement's row count into the error it means, if any."""
+
+
+class _Statement:
+    __slots__ = ("check", "name", "params")
+
+    def __init__(self, name: str, params: Row, check: Check | None = None) -> None:
+        self.name = name
+        self.params = params
+        self.check = check
+
+
+def _expect_row(error: Callable[[], KernelError]) -> Check:
+    return lambda count: error() if count == 0 else None
+
+
+def _statement(effect: StoreEffect) -> _Statement:
+    """The one SQL statement that applies ``effect``, with its row-count check."""
+    match effect:
+        case InsertRun(run):
+            return _Statement(
+                "insert_run",
+                params(run),
+                _expect_row(lambda: StoreError(f"run {run.id!r} already exists")),
+            )
+        case UpdateRun(run, expected):
+            return _Statement(
+                "update_run",
+                params(run, expected_version=expected),
+                _expect_row(lambda: StaleVersionError("run", run.id, expected)),
+            )
+        case InsertStage(stage):
+            message = f"stage {stage.stage_id!r} of run {stage.workflow_run_id!r} already exists"
+            return _Statement(
+                "insert_stage", params(stage), _expect_row(lambda: StoreError(message))
+            )
+        case UpdateStage(stage, expected):
+            return _Statement(
+                "update_stage",
+                params(stage, expected_version=expected),
+                _expect_row(lambda: StaleVersionError("stage", stage.id, expected)),
+            )
+        case DeleteStage(stage):
+            return _Statement(
+                "delete_stage",
+                {"workflow_run_id": stage.workflow_run_id, "stage_id": stage.stage_id},
+            )
+        case EnqueueJob(job):
+            return _Statement(
+                "insert_job",
+                params(job),
+                _expect_row(lambda: StoreError(f"job {job.id!r} already exists")),
+            )
+        case UpdateJob(job):
+            return _Statement(
+                "update_job",
+                params(job),
+                _expect_row(lambda: StoreError(f"job {job.id!r} does not exist")),
+            )
+        case AppendOutbox(event, event_id, causation_id):
+            return _Statement("append_outbox", event_params(event, event_id, causation_id))
+        case UpdateOutbox(event):
+            return _Statement("update_outbox", params(event))
+        case PutBlob(key, value):
+            return _Statement("put_blob", {"key": key, "value": jsonb(value)})
+        case DeleteBlob(key):
+            return _Statement("delete_blob", {"key": key})
+        case AppendLog(entry):
+            return _Statement("insert_log", params(entry))
+        case CompleteIdempotency(idempotency):
+            return _Statement("complete_idempotency", params(idempotency))
+        case ReleaseIdempotency(key, command_type):
+            return _Statement("release_idempotency", {"key": key, "command_type": command_type})
+    raise TypeError(f"apply: expected a store effect, got {effect!r}")  # pragma: no cover
+
+
+def _wakes_workers(effect: StoreEffect) -> bool:
+    """Whether ``effect`` puts a job in the queue (workers blocked in LISTEN should look)."""
+    match effect:
+        case EnqueueJob(job) | UpdateJob(job):
+            return job.status == JobStatus.QUEUED
+    return False
+
+
+class PostgresTransaction:
+    """One transaction on one pooled (autocommit) connection.
+
+    ``BEGIN`` is sent lazily, in one round trip with the first statement, and
+    a transaction that ran no statement ends without a round trip at all.
+    """
+
+    def __init__(self, conn: Connection[DictRow], channel: str) -> None:
+        self._conn = conn
+        self._channel = channel
+        self._begun = False
+        # An apply savepoint may be left open: it is released by the next
+        # apply (in the same round trip) or by the commit.
+        self._savepoint = False
+
+    def _execute(self, query: bytes, values: Row) -> Cursor[DictRow]:
+        if self._begun:
+            return self._conn.execute(query, values)
+        with self._conn.pipeline():
+            self._begin()
+            cursor = self._conn.cursor()
+            cursor.execute(query, values)
+        return cursor
+
+    def _begin(self) -> None:
+        """Queue ``BEGIN`` (the caller is in pipeline mode)."""
+        self._conn.execute(b"BEGIN")
+        self._begun = True
+
+    # -- loads ---------------------------------------------------------------
+
+    def _rows(self, name: str, values: Row) -> list[Row]:
+        with translated(f"run query {name}"):
+            return self._execute(QUERIES[name], values).fetchall()
+
+    def get_run(self, run_id: str) -> WorkflowRun | None:
+        rows = self._rows("lock_run", {"id": run_id})
+        return record(rows[0], WorkflowRun) if rows else None
+
+    def get_stages(self, run_id: str) -> list[WorkflowStage]:
+        return records(self._rows("get_stages", {"workflow_run_id": run_id}), WorkflowStage)
+
+    def get_job(self, job_id: str) -> Job | None:
+        rows = self._rows("get_job", {"id": job_id})
+        return record(rows[0], Job) if rows else None
+
+    def get_jobs(self, run_id: str) -> list[Job]:
+        return records(self._rows("get_jobs", {"workflow_run_id": run_id}), Job)
+
+    def get_blob(self, key: str) -> tuple[bool, Json]:
+        rows = self._rows("get_blob", {"key": key})
+        return (True, rows[0]["value"]) if rows else (False, None)
+
+    def get_idempotency(self, key: str, command_type: str) -> IdempotencyRecord | None:
+        rows = self._rows("get_idempotency", {"key": key, "command_type": command_type})
+        return record(rows[0], IdempotencyRecord) if rows else None
+
+    def acquire_idempotency(self, claim: IdempotencyRecord) -> IdempotencyRecord | None:
+        while True:
+            with translated("run query acquire_idempotency"):
+                inserted = self._execute(QUERIES["acquire_idempotency"], params(claim))
+            if inserted.rowcount == 1:
+                return None
+            # Lost to a committed holder. Read it; if it released the key in
+            # the meantime, try again rather than report a vanished holder.
+            existing = self.get_idempotency(claim.key, claim.command_type)
+            if existing is not None:
+                return existing
+
+    def pending_runs(self, limit: int) -> list[WorkflowRun]:
+        return records(self._rows("pending_runs", {"limit": max(limit, 0)}), WorkflowRun)
+
+    def lease_next_job(self, worker_id: str, now: datetime) -> Job | None:
+        rows = self._rows("lease_next_job", {"worker_id": worker_id, "now": now})
+        return record(rows[0], Job) if rows else None
+
+    def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
+        values = {"leased_before": leased_before, "limit": max(limit, 0)}
+        return records(self._rows("stale_jobs", values), Job)
+
+    def due_suspended_stages(self, now: datetime, limit: int) -> list[WorkflowStage]:
+        values = {"now": now, "limit": max(limit, 0)}
+        return records(self._rows("due_suspended_stages", values), WorkflowStage)
+
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxEvent]:
+        values = {"now": now, "until": now + lease, "limit": max(limit, 0)}
+        return records(self._rows("claim_outbox", values), OutboxEvent)
+
+    def dead_letters(self, limit: int) -> list[OutboxEvent]:
+        return records(self._rows("dead_letters", {"limit": max(limit, 0)}), OutboxEvent)
+
+    # -- effects -------------------------------------------------------------
+
+    def apply(self, effects: Sequence[StoreEffect]) -> None:
+        """Apply ``effects`` in order, in as few round trips as possible.
+
+        Several statements go out as one pipeline behind a savepoint. Row
+        counts are checked afterwards; on the first failed check the savepoint
+        is rolled back and the effects before the failing one are applied
+        again, so the outcome is exactly that of applying one by one and
+        stopping at the failure (as the in-memory store does).
+        """
+        statements = [_statement(effect) for effect in effects]
+        if any(_wakes_workers(effect) for effect in effects):
+            statements.append(_Statement("notify_jobs", {"channel": self._channel}))
+        if not statements:
+            return
+        failure = self._run(statements)
+        if failure is None:
+            return
+        index, error = failure
+        if len(statements) > 1:
+            with translated("roll back a failed apply"):
+                self._conn.execute(QUERIES["rollback_apply"])
+            self.apply(effects[:index])
+        raise error
+
+    def _run(self, statements: list[_Statement]) -> tuple[int, KernelError] | None:
+        """Execute ``statements``; the first failed row-count check, if any."""
+        cursors: list[Cursor[DictRow]] = []
+        with translated("apply effects"):
+            if len(statements) == 1:
+                only = statements[0]
+                cursors.append(self._execute(QUERIES[only.name], only.params))
+            else:
+                self._pipeline(statements, cursors)
+        for index, (statement, cursor) in enumerate(zip(statements, cursors, strict=True)):
+            error = statement.check(cursor.rowcount) if statement.check else None
+            if error is not None:
+                return index, error
+        return None
+
+    def _pipeline(self, statements: list[_Statement], cursors: list[Cursor[DictRow]]) -> None:
+        savepoint = False
+        try:
+            with self._conn.pipeline():
+                if not self._begun:
+                    self._begin()
+                elif self._savepoint:
+                    self._conn.execute(QUERIES["release_apply"])
+                self._conn.execute(QUERIES["savepoint_apply"])
+                self._savepoint = savepoint = True
+                for statement in statements:
+                    cursor = self._conn.cursor()
+                    cursor.execute(QUERIES[statement.name], statement.params)
+                    cursors.append(cursor)
+        except psycopg.Error:
+            # The server refused a statement (the transaction is aborted) or
+            # the driver refused to send one (those before it ran): either way
+            # undo this apply and keep the transaction usable, unless the
+            # session itself is gone.
+            if savepoint and not self._conn.broken:
+                with suppress(psycopg.Error):
+                    self._conn.execute(QUERIES["rollback_apply"])
+            raise
+
+    # -- end -----------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Commit; refuse to report success for a transaction the server aborted."""
+        if not self._begun:
+            return
+        status = self._conn.info.transaction_status
+        if status == TransactionStatus.INERROR:
+            raise StoreError(
+                "PostgresStore could not commit: an earlier statement failed and the "
+                "transaction was rolled back"
+            )
+        with translated("commit"):
+            self._conn.execute(b"COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back if the session is still there; a dead session has nothing to undo."""
+        if not self._begun or self._conn.closed or self._conn.broken:
+            return
+        with suppress(psycopg.Error):  # it died meanwhile: the server rolled back
+            self._conn.execute(b"ROLLBACK")

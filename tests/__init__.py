@@ -1,0 +1,1 @@
+"""workflow-kernel's own tests."""
