@@ -41,6 +41,7 @@ from kernel.records import Job, Json, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.services import StoreStageServices
 from kernel.stages import ProgressReport, Stage, StageContext
 from kernel.status import JobStatus, Status
+from kernel.workflows import Workflow
 
 if TYPE_CHECKING:
     from kernel.dispatch import Finalize, Kernel
@@ -145,9 +146,10 @@ class Phases:
         cmd, job = leased[0]
         if plan.execute is None:
             return job, plan.skipped
+        started = plan.execute.job or job
         if on_start is not None:
-            on_start(plan.execute.job or job)
-        return job, self._run_and_finish(cmd, plan.execute, _none)
+            on_start(started)
+        return started, self._run_and_finish(cmd, plan.execute, _none)
 
     def _reject(
         self, job: Job, error: KernelError, tx: StoreTransaction, env: Env
@@ -214,18 +216,10 @@ class Phases:
     ) -> tuple[StageOutcome, list[ProgressReport]]:
         """Phase 2: run user code; no transaction is open and no connection is held."""
         assert stage is not None
-        typed_input: Any = None
-        if stage.input_type is not None:
-            match structure(started.input, stage.input_type, "input"):
-                case Failure(problems):
-                    return Failed("InvalidInputError: " + "; ".join(problems)), []
-                case Success(value):
-                    typed_input = value
-        match structure(started.config, stage.config_type, f"config.{stage.id}"):
-            case Failure(problems):
-                return Failed("InvalidConfigError: " + "; ".join(problems)), []
-            case Success(config):
-                pass
+        typed = _typed_input_and_config(stage, started.input, started.config)
+        if isinstance(typed, Failed):
+            return typed, []
+        typed_input, config = typed
         ctx = self._context(started.stage, typed_input, config, types)
         match self.k.runner.run(stage.execute, ctx):
             case Returned(value):
@@ -268,7 +262,7 @@ class Phases:
                 "check_completion is not registered"
             )
         else:
-            outcome = self._check(record, stage, run.config, workflow.output_types)
+            outcome = self._check(record, stage, run, workflow)
 
         def step(tx: StoreTransaction, env: Env) -> Result[Decision[poll.PollResult], KernelError]:
             current_run = tx.get_run(record.workflow_run_id)
@@ -302,16 +296,26 @@ class Phases:
         self,
         record: WorkflowStage,
         stage: Stage[Any, Any, Any],
-        run_config: dict[str, dict[str, Json]],
-        types: dict[str, type[Any]],
+        run: WorkflowRun,
+        workflow: Workflow[Any, Any],
     ) -> CheckOutcome:
-        merged = {**stage.default_config(), **run_config.get(stage.id, {})}
-        match structure(merged, stage.config_type, f"config.{stage.id}"):
-            case Failure(problems):
-                return Failed("InvalidConfigError: " + "; ".join(problems))
-            case Success(config):
-                pass
-        ctx = self._context(record, None, config, types)
+        """Run ``check_completion`` with the same typed input and config as ``execute``."""
+        group = record.execution_group
+        previous: dict[str, Json] = {}
+        if group > 1:
+            for earlier in workflow.group(group - 1):
+                found, value = self.k.store.get_blob(output_key(run.id, earlier.id))
+                if found:
+                    previous[earlier.id] = value
+        typed = _typed_input_and_config(
+            stage,
+            job_start.stage_input(run, workflow, group, previous),
+            {**stage.default_config(), **run.config.get(stage.id, {})},
+        )
+        if isinstance(typed, Failed):
+            return typed
+        typed_input, config = typed
+        ctx = self._context(record, typed_input, config, workflow.output_types)
         assert stage.check_completion is not None
         match self.k.runner.run(stage.check_completion, record.suspended_state, ctx):
             case Returned(value):
@@ -343,6 +347,25 @@ class Phases:
                 held.add(event.workflow_run_id)
         max_retries = int(getattr(self.k.sink, "max_retries", 3))
         return self.k.transact(lambda tx, env: outbox.settle(claimed, outcomes, max_retries, env))
+
+
+def _typed_input_and_config(
+    stage: Stage[Any, Any, Any], input_json: Json, config_json: Json
+) -> tuple[Any, Any] | Failed:
+    """Structure a stage's input and config into its declared types, or fail the attempt."""
+    typed_input: Any = None
+    if stage.input_type is not None:
+        match structure(input_json, stage.input_type, "input"):
+            case Failure(problems):
+                return Failed("InvalidInputError: " + "; ".join(problems))
+            case Success(value):
+                typed_input = value
+    match structure(config_json, stage.config_type, f"config.{stage.id}"):
+        case Failure(problems):
+            return Failed("InvalidConfigError: " + "; ".join(problems))
+        case Success(config):
+            return typed_input, config
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def to_event(event: OutboxEvent) -> Event:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, overload
+
+from typing_extensions import TypeVar
 
 from adapters.memory import InMemoryStore
 from adapters.runner import DefaultStageRunner
@@ -23,16 +25,24 @@ from testing.ids import SequentialIds
 from testing.sinks import CollectingEventSink
 
 R = TypeVar("R")
+# Defaults (PEP 696) keep a bare ``TestKernel`` annotation meaning the usual kit.
+ClockT = TypeVar("ClockT", bound=Clock, default=FakeClock)
+SinkT = TypeVar("SinkT", bound=EventSink, default=CollectingEventSink)
 
 WORKER_ID = "test-worker"
 
 
-class TestKernel:
-    """A kernel plus the adapters it was built with, and a driver for tests."""
+class TestKernel(Generic[ClockT, SinkT]):
+    """A kernel plus the adapters it was built with, and a driver for tests.
+
+    ``clock`` and ``sink`` keep their concrete types (``FakeClock`` and
+    ``CollectingEventSink`` by default), so ``tk.clock.advance(...)`` and
+    ``tk.sink.events`` type-check.
+    """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, kernel: Kernel, store: Store, clock: Clock, sink: EventSink) -> None:
+    def __init__(self, kernel: Kernel, store: Store, clock: ClockT, sink: SinkT) -> None:
         self.kernel = kernel
         self.store = store
         self.clock = clock
@@ -101,12 +111,48 @@ class TestKernel:
         return min(times) if times else None
 
 
+@overload
+def create_test_kernel(
+    *workflows: Workflow[Any, Any],
+    store: Store | None = None,
+    clock: None = None,
+    sink: None = None,
+) -> TestKernel[FakeClock, CollectingEventSink]: ...
+
+
+@overload
+def create_test_kernel(
+    *workflows: Workflow[Any, Any],
+    store: Store | None = None,
+    clock: ClockT,
+    sink: None = None,
+) -> TestKernel[ClockT, CollectingEventSink]: ...
+
+
+@overload
+def create_test_kernel(
+    *workflows: Workflow[Any, Any],
+    store: Store | None = None,
+    clock: None = None,
+    sink: SinkT,
+) -> TestKernel[FakeClock, SinkT]: ...
+
+
+@overload
+def create_test_kernel(
+    *workflows: Workflow[Any, Any],
+    store: Store | None = None,
+    clock: ClockT,
+    sink: SinkT,
+) -> TestKernel[ClockT, SinkT]: ...
+
+
 def create_test_kernel(
     *workflows: Workflow[Any, Any],
     store: Store | None = None,
     clock: Clock | None = None,
     sink: EventSink | None = None,
-) -> TestKernel:
+) -> TestKernel[Any, Any]:
     """A kernel on an ``InMemoryStore``, a ``FakeClock``, ``SequentialIds`` and a
     ``CollectingEventSink`` (each replaceable)."""
     store = store if store is not None else InMemoryStore()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 from kernel.events import Event
 
@@ -19,10 +19,16 @@ class CollectingEventSink:
     def emit(self, event: Event) -> None:
         self.events.append(event)
 
-    def of_type(self, kind: str | type[E]) -> list[E]:
+    @overload
+    def of_type(self, kind: str) -> list[Event]: ...
+
+    @overload
+    def of_type(self, kind: type[E]) -> list[E]: ...
+
+    def of_type(self, kind: str | type[Event]) -> list[Any]:
         """The events of one type, by class or by ``type`` string."""
         if isinstance(kind, str):
-            return [e for e in self.events if e.type == kind]  # type: ignore[misc]
+            return [e for e in self.events if e.type == kind]
         return [e for e in self.events if isinstance(e, kind)]
 
     @property

@@ -20,10 +20,18 @@ from attrs import evolve
 from kernel.effects import AppendOutbox, InsertRun, StoreEffect
 from kernel.events import WorkflowStarted
 from kernel.ports import Store
-from kernel.records import IdempotencyRecord, Job, LogEntry, WorkflowRun, WorkflowStage
+from kernel.records import (
+    IdempotencyRecord,
+    IdempotencyState,
+    Job,
+    LogEntry,
+    WorkflowRun,
+    WorkflowStage,
+)
 from kernel.status import JobStatus, LogLevel, Status
 
 T = TypeVar("T")
+Versioned = TypeVar("Versioned", WorkflowRun, WorkflowStage)
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 THREADS = 8
@@ -83,12 +91,14 @@ def append(event_id: str, run_id: str = "run-1", seconds: float = 0) -> AppendOu
     return AppendOutbox(event, event_id=event_id, causation_id=f"cmd-{event_id}")
 
 
-def key(name: str = "key-1", state: str = "IN_PROGRESS", result: Any = None) -> IdempotencyRecord:
+def key(
+    name: str = "key-1", state: IdempotencyState = "IN_PROGRESS", result: Any = None
+) -> IdempotencyRecord:
     """An idempotency record for ``run.create``."""
     return IdempotencyRecord(
         key=name,
         command_type="run.create",
-        state=state,  # type: ignore[arg-type]
+        state=state,
         fingerprint="f" * 64,
         result=result,
         created_at=T0,
@@ -107,7 +117,7 @@ def log(log_id: str, run_id: str = "run-1", seconds: float = 0) -> LogEntry:
     )
 
 
-def bump(record: Any, **changes: Any) -> Any:
+def bump(record: Versioned, **changes: Any) -> Versioned:
     """``record`` changed by copy, with its version one higher (what an update carries)."""
     return evolve(record, version=record.version + 1, **changes)
 

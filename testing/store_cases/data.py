@@ -24,7 +24,7 @@ DOCUMENT = {"title": "Ünïcode ✓", "pages": [1, 2.5, None, True], "meta": {"n
 
 
 class DataCases(StoreCase):
-    """Blobs, logs and queries; every record comes back exactly as written."""
+    """Blobs, logs and queries; every record comes back exactly as written (SPEC §3.2, §7)."""
 
     # -- blobs -------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from testing.store_cases.base import LEASE, THREADS, StoreCase, append, at, key
 
 
 class OutboxCases(StoreCase):
-    """Outbox numbering, claims and dead letters; idempotency keys."""
+    """Outbox numbering, claims and dead letters; idempotency keys (SPEC §5.9, §6.2, §6.3)."""
 
     def event(self, event_id: str) -> OutboxEvent:
         """The stored outbox event ``event_id``."""

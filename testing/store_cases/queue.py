@@ -10,7 +10,7 @@ from testing.store_cases.base import StoreCase, at, bump, make_job, make_run, ma
 
 
 class QueueCases(StoreCase):
-    """Which runs, jobs and suspended stages a transaction is offered, and leases."""
+    """Runs, jobs and suspended stages offered to a transaction; leases (SPEC §5.2, §5.7, §5.8)."""
 
     # -- stages ------------------------------------------------------------
 

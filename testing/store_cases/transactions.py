@@ -32,7 +32,7 @@ from testing.store_cases.base import (
 
 
 class TransactionCases(StoreCase):
-    """Transactions commit and roll back as units; versions and unique keys hold."""
+    """Transactions commit and roll back as units; versions and keys hold (SPEC §6.1, §6.4)."""
 
     # -- transactions ------------------------------------------------------
 

@@ -63,7 +63,7 @@ def store_with_jobs(path: Path, count: int) -> None:
 def lease_all(path: str, worker: str) -> list[str]:
     """Lease jobs from the file until none is left (run in threads and processes)."""
     store = SqliteStore(path)
-    leased = []
+    leased: list[str] = []
     try:
         while True:
             with store.transaction() as tx:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.sqlite import SqliteStore
 from kernel import JobStatus, Status
 from tests.multiprocess.harness import published_counts, run_workers
-
-sqlite = pytest.importorskip("adapters.sqlite", reason="the SQLite store is not built yet")
 
 RUNS = 200
 PROCESSES = 4
@@ -22,8 +21,8 @@ def test_four_processes_drain_200_runs_each_claimed_and_executed_once(tmp_path: 
     and no event published twice."""
     db = tmp_path / "shared.db"
 
-    def factory() -> sqlite.SqliteStore:
-        return sqlite.SqliteStore(str(db))
+    def factory() -> SqliteStore:
+        return SqliteStore(str(db))
 
     files = run_workers(factory, PROCESSES, RUNS, tmp_path)
 

@@ -1,0 +1,157 @@
+"""Rows to records and back, for the SQLite store.
+
+Columns are named after record fields. A field's type decides its column
+form: datetimes become canonical UTC text (:func:`timestamp`), durations
+integer microseconds, JSON fields ``json.dumps`` text; everything else
+(strings, numbers, enum values) is stored as it is. Rows come back through
+``kernel.convert.converter.structure``, so a record read equals, field by
+field, the record written (datetimes aware UTC, durations, enum members).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from types import UnionType
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from attrs import AttrsInstance, fields, frozen
+
+from kernel.convert import converter, to_json
+from kernel.errors import StoreError
+
+R = TypeVar("R", bound=AttrsInstance)
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def timestamp(value: datetime) -> str:
+    """The canonical text of an aware datetime: UTC, always with microseconds.
+
+    One fixed-width form makes text order equal time order, so SQL compares
+    and indexes these columns directly.
+
+    >>> from datetime import timezone
+    >>> timestamp(datetime(2024, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))))
+    '2024-01-01T00:00:00.000000+00:00'
+    """
+    if value.tzinfo is None:
+        raise StoreError(f"cannot store naive datetime {value!r}: expected an aware UTC datetime")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+def _json_default(value: Any) -> Any:
+    # Anything json cannot write natively goes through the kernel's converter,
+    # exactly as json.dumps(to_json(value)) would, without walking plain JSON twice.
+    converted = to_json(value)
+    if type(converted) is type(value):
+        raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+    return converted
+
+
+dump_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=_json_default
+).encode
+"""``json.dumps(to_json(value))``, compact: the text of a JSON column."""
+
+_decode = json.JSONDecoder().decode
+
+
+def load_json(text: str) -> Any:
+    """The value of a JSON column; the commonest texts skip the parser."""
+    if text == "{}":
+        return {}
+    if text == "null":
+        return None
+    return _decode(text)
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X`` for ``X | None``; anything else unchanged."""
+    if get_origin(annotation) in (Union, UnionType):
+        present = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(present) == 1:
+            return present[0]
+    return annotation
+
+
+def _column_kind(annotation: Any) -> str:
+    if annotation is datetime:
+        return "time"
+    if annotation is timedelta:
+        return "duration"
+    if annotation is Any or annotation in (dict, list) or get_origin(annotation) in (dict, list):
+        return "json"
+    return "plain"
+
+
+@frozen
+class RecordCodec(Generic[R]):
+    """Converts one record class to named-parameter rows and back."""
+
+    record_class: type[R]
+    plain: tuple[str, ...]
+    times: tuple[str, ...]
+    durations: tuple[str, ...]
+    jsons: tuple[str, ...]
+
+    @classmethod
+    def of(cls, record_class: type[R]) -> RecordCodec[R]:
+        """Read the column kinds off ``record_class``'s attrs fields and annotations."""
+        hints = get_type_hints(record_class)
+        kinds: dict[str, list[str]] = {"plain": [], "time": [], "duration": [], "json": []}
+        for field in fields(record_class):
+            kinds[_column_kind(_without_none(hints[field.name]))].append(field.name)
+        return cls(
+            record_class,
+            plain=tuple(kinds["plain"]),
+            times=tuple(kinds["time"]),
+            durations=tuple(kinds["duration"]),
+            jsons=tuple(kinds["json"]),
+        )
+
+    def encode(self, record: R) -> dict[str, Any]:
+        """The record as ``{column: value}``, ready to bind as named parameters."""
+        row = {name: getattr(record, name) for name in self.plain}
+        for name in self.times:
+            value = getattr(record, name)
+            row[name] = None if value is None else timestamp(value)
+        for name in self.durations:
+            value = getattr(record, name)
+            row[name] = None if value is None else value // _MICROSECOND
+        for name in self.jsons:
+            row[name] = dump_json(getattr(record, name))
+        return row
+
+    def decode(self, row: Mapping[str, Any]) -> R:
+        """The record of a row; internal columns (``position``, ...) are ignored."""
+        data = {name: row[name] for name in self.plain}
+        for name in self.times:
+            data[name] = row[name]  # the converter parses the ISO text
+        for name in self.durations:
+            value = row[name]
+            data[name] = None if value is None else timedelta(microseconds=value)
+        for name in self.jsons:
+            data[name] = load_json(row[name])
+        return converter.structure(data, self.record_class)
+
+    def decode_all(self, rows: list[dict[str, Any]]) -> list[R]:
+        """Decode several rows, in order."""
+        return [self.decode(row) for row in rows]
+
+
+def fetch_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """All remaining rows of ``cursor`` as ``{column: value}`` dicts.
+
+    Fetching everything at once also finishes ``... RETURNING`` statements,
+    which SQLite requires before the transaction can commit.
+    """
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in rows]

@@ -1,0 +1,242 @@
+-- The SQLite store's statements, one "-- name: xyz" block each, loaded once
+-- by adapters/sqlite/queries.py. Parameters are named after record fields;
+-- datetimes are passed in the canonical UTC text form (see the migration).
+-- Ties on equal timestamps fall back to "position", the insertion order.
+
+-- runs ----------------------------------------------------------------------
+
+-- name: insert_run
+INSERT INTO runs (
+    id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+    error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+    version
+) VALUES (
+    :id, :workflow_id, :workflow_name, :status, :input, :config, :priority, :metadata, :output,
+    :error, :created_at, :started_at, :completed_at, :duration_ms, :total_cost, :total_tokens,
+    :version
+);
+
+-- name: update_run
+-- Updates never rewrite a record's identity or creation time: SQLite rewrites
+-- the entries of every index on a column a statement SETs, even to the value
+-- it had, and these never change after the insert. (Same for stages, jobs.)
+UPDATE runs SET
+    workflow_id = :workflow_id, workflow_name = :workflow_name, status = :status,
+    input = :input, config = :config, priority = :priority, metadata = :metadata,
+    output = :output, error = :error, started_at = :started_at,
+    completed_at = :completed_at, duration_ms = :duration_ms, total_cost = :total_cost,
+    total_tokens = :total_tokens, version = :version
+WHERE id = :id AND version = :expected_version;
+
+-- name: get_run
+SELECT * FROM runs WHERE id = :id;
+
+-- name: pending_runs
+SELECT * FROM runs
+WHERE status = 'PENDING'
+ORDER BY priority DESC, created_at, position
+LIMIT :limit;
+
+-- name: list_runs
+SELECT * FROM runs
+WHERE (:status IS NULL OR status = :status)
+  AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
+ORDER BY created_at DESC, position DESC
+LIMIT :limit;
+
+-- stages --------------------------------------------------------------------
+
+-- name: insert_stage
+INSERT INTO stages (
+    id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
+    config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
+    metrics, error, attempt, created_at, started_at, completed_at, duration_ms, version
+) VALUES (
+    :id, :workflow_run_id, :stage_id, :stage_name, :stage_number, :execution_group, :status,
+    :config, :output_ref, :suspended_state, :next_poll_at, :poll_interval, :max_wait_until,
+    :metrics, :error, :attempt, :created_at, :started_at, :completed_at, :duration_ms, :version
+);
+
+-- name: update_stage
+UPDATE stages SET
+    stage_name = :stage_name, stage_number = :stage_number,
+    execution_group = :execution_group, status = :status, config = :config,
+    output_ref = :output_ref, suspended_state = :suspended_state,
+    next_poll_at = :next_poll_at, poll_interval = :poll_interval,
+    max_wait_until = :max_wait_until, metrics = :metrics, error = :error,
+    attempt = :attempt, started_at = :started_at,
+    completed_at = :completed_at, duration_ms = :duration_ms, version = :version
+WHERE workflow_run_id = :workflow_run_id AND stage_id = :stage_id
+  AND id = :id AND version = :expected_version;
+
+-- name: delete_stage
+DELETE FROM stages WHERE workflow_run_id = :workflow_run_id AND stage_id = :stage_id;
+
+-- name: get_stages
+SELECT * FROM stages WHERE workflow_run_id = :workflow_run_id ORDER BY stage_number, position;
+
+-- name: due_suspended_stages
+SELECT * FROM stages
+WHERE status = 'SUSPENDED' AND next_poll_at <= :now
+ORDER BY next_poll_at, created_at, position
+LIMIT :limit;
+
+-- jobs ----------------------------------------------------------------------
+
+-- name: insert_job
+INSERT INTO jobs (
+    id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
+    worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
+) VALUES (
+    :id, :workflow_run_id, :workflow_id, :stage_id, :status, :priority, :attempt, :max_attempts,
+    :worker_id, :locked_at, :available_at, :payload, :last_error, :reap_count, :created_at
+);
+
+-- name: update_job
+UPDATE jobs SET
+    workflow_id = :workflow_id, stage_id = :stage_id,
+    status = :status, priority = :priority, attempt = :attempt,
+    max_attempts = :max_attempts, worker_id = :worker_id, locked_at = :locked_at,
+    available_at = :available_at, payload = :payload, last_error = :last_error,
+    reap_count = :reap_count
+WHERE id = :id;
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: get_jobs
+SELECT * FROM jobs WHERE workflow_run_id = :workflow_run_id ORDER BY created_at, position;
+
+-- name: lease_next_job
+-- The caller holds the write lock (BEGIN IMMEDIATE), so choosing and leasing
+-- the job in one statement cannot race with another dequeuer.
+UPDATE jobs SET status = 'LEASED', worker_id = :worker_id, locked_at = :now
+WHERE position = (
+    SELECT position FROM jobs
+    WHERE status = 'QUEUED' AND available_at <= :now
+    ORDER BY priority DESC, created_at, position
+    LIMIT 1
+)
+RETURNING *;
+
+-- name: renew_lease
+UPDATE jobs SET locked_at = :now
+WHERE id = :job_id AND status = 'LEASED' AND worker_id = :worker_id;
+
+-- name: stale_jobs
+SELECT * FROM jobs
+WHERE status = 'LEASED' AND locked_at < :leased_before
+ORDER BY locked_at, position
+LIMIT :limit;
+
+-- outbox --------------------------------------------------------------------
+
+-- name: append_outbox
+-- The per-run sequence is max + 1, read and written inside the caller's
+-- BEGIN IMMEDIATE transaction: writers are serialised, so sequences are
+-- gap-free and follow commit order without a separate lock on the run.
+INSERT INTO outbox (
+    id, workflow_run_id, sequence, event_type, payload, causation_id, occurred_at
+) VALUES (
+    :id, :workflow_run_id,
+    (SELECT coalesce(max(sequence), 0) + 1 FROM outbox WHERE workflow_run_id = :workflow_run_id),
+    :event_type, :payload, :causation_id, :occurred_at
+);
+
+-- name: update_outbox
+-- Records the outcome of a publication attempt, which also ends the claim.
+-- Only the publication fields change: what an event says is fixed when it is
+-- appended (so the payload is not encoded again for every attempt).
+UPDATE outbox SET
+    published_at = :published_at, retry_count = :retry_count, dlq_at = :dlq_at,
+    claimed_until = NULL
+WHERE workflow_run_id = :workflow_run_id AND sequence = :sequence AND id = :id;
+
+-- name: claim_outbox
+-- Unpublished, live events in insertion order. An event still claimed by
+-- another flush (claimed_until > now) blocks itself and every later event of
+-- its run: the running max over the run's events keeps per-run order.
+-- Only the oldest :window such events are looked at, which bounds the work
+-- behind a large backlog and never breaks per-run order: a run's earlier
+-- events are older, so they are always inside the window with its later ones.
+-- RETURNING gives rows in no set order; the caller sorts them by position.
+WITH waiting AS (
+    SELECT position, workflow_run_id, coalesce(claimed_until > :now, 0) AS is_held
+    FROM outbox
+    WHERE published_at IS NULL AND dlq_at IS NULL
+    ORDER BY position
+    LIMIT :window
+), ranked AS (
+    SELECT position,
+           max(is_held) OVER (PARTITION BY workflow_run_id ORDER BY position) AS is_blocked
+    FROM waiting
+)
+UPDATE outbox SET claimed_until = :until
+WHERE position IN (
+    SELECT position FROM ranked WHERE is_blocked = 0 ORDER BY position LIMIT :limit
+)
+RETURNING *;
+
+-- name: dead_letters
+SELECT * FROM outbox WHERE dlq_at IS NOT NULL ORDER BY position LIMIT :limit;
+
+-- name: get_outbox
+SELECT * FROM outbox ORDER BY position;
+
+-- name: get_run_outbox
+SELECT * FROM outbox WHERE workflow_run_id = :workflow_run_id ORDER BY sequence;
+
+-- idempotency ---------------------------------------------------------------
+
+-- name: get_idempotency
+SELECT * FROM idempotency_keys WHERE key = :key AND command_type = :command_type;
+
+-- name: acquire_idempotency
+INSERT INTO idempotency_keys (key, command_type, state, fingerprint, result, created_at)
+VALUES (:key, :command_type, :state, :fingerprint, :result, :created_at)
+ON CONFLICT (key, command_type) DO NOTHING;
+
+-- name: complete_idempotency
+INSERT INTO idempotency_keys (key, command_type, state, fingerprint, result, created_at)
+VALUES (:key, :command_type, :state, :fingerprint, :result, :created_at)
+ON CONFLICT (key, command_type) DO UPDATE SET
+    state = excluded.state, fingerprint = excluded.fingerprint,
+    result = excluded.result, created_at = excluded.created_at;
+
+-- name: release_idempotency
+DELETE FROM idempotency_keys WHERE key = :key AND command_type = :command_type;
+
+-- blobs ---------------------------------------------------------------------
+
+-- name: get_blob
+SELECT value FROM blobs WHERE key = :key;
+
+-- name: put_blob
+INSERT INTO blobs (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: delete_blob
+DELETE FROM blobs WHERE key = :key;
+
+-- logs ----------------------------------------------------------------------
+
+-- name: insert_log
+INSERT INTO logs (
+    id, workflow_run_id, stage_record_id, level, message, metadata, created_at
+) VALUES (
+    :id, :workflow_run_id, :stage_record_id, :level, :message, :metadata, :created_at
+);
+
+-- name: get_logs
+SELECT * FROM logs WHERE workflow_run_id = :workflow_run_id ORDER BY position;
+
+-- schema --------------------------------------------------------------------
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) AS version FROM schema_version;
+
+-- name: check_writable
+-- Rewrites the newest row unchanged: SQLite reports a read-only file only at
+-- the first write, and opening is the moment to say so.
+UPDATE schema_version SET applied_at = applied_at
+WHERE version = (SELECT max(version) FROM schema_version);

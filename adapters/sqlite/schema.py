@@ -1,0 +1,105 @@
+"""Versioned schema migrations for the SQLite store, applied when a store opens.
+
+Migrations are the files ``migrations/NNNN_what.sql``, numbered from 1
+without gaps. The table ``schema_version`` records each one applied. At
+open, :func:`migrate` takes the write lock (``BEGIN IMMEDIATE``), so two
+processes opening one new file cannot both migrate it; applies every
+migration newer than the recorded version in one transaction, so a failed
+migration leaves the file as it was; refuses a file whose version is newer
+than this code knows; and makes one write, so a read-only file fails here
+rather than at the first command.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from importlib.resources import files
+
+from attrs import frozen
+from sqlite_utils import Database
+
+from adapters.sqlite.queries import QUERIES
+from kernel.errors import StoreError
+
+_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+
+@frozen
+class Migration:
+    """One schema step: ``version`` N turns a version N-1 database into version N."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> tuple[Migration, ...]:
+    """The migrations shipped with this package, in version order."""
+    folder = files("adapters.sqlite.migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            version, name = int(match[1]), match[2]
+            found.append(Migration(version, name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    versions = [migration.version for migration in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise ValueError(f"SQLite migrations must be numbered 1, 2, 3... without gaps: {versions}")
+    return tuple(found)
+
+
+MIGRATIONS = load_migrations()
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def current_version(db: Database) -> int:
+    """The schema version recorded in ``db`` (0 for a new, empty database)."""
+    if not db.table("schema_version").exists():
+        return 0
+    row = db.execute(QUERIES.schema_version).fetchone()
+    return int(row[0])
+
+
+def migrate(db: Database, path: str, target: int = LATEST_VERSION) -> int:
+    """Bring ``db`` up to schema version ``target``; return the version it had.
+
+    ``db``'s connection must be in autocommit mode (``isolation_level=None``).
+
+    Raises:
+        StoreError: the database's schema is newer than this code knows.
+    """
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        db.table("schema_version").create(
+            {"version": int, "name": str, "applied_at": str},
+            pk="version",
+            not_null={"name", "applied_at"},
+            if_not_exists=True,
+        )
+        found = current_version(db)
+        if found > LATEST_VERSION:
+            raise StoreError(
+                f"SQLite database {path!r} has schema version {found}, newer than version "
+                f"{LATEST_VERSION}, the newest this workflow-kernel knows: upgrade "
+                "workflow-kernel to open it"
+            )
+        for migration in MIGRATIONS[found:target]:
+            # sqlite-utils runs a script statement by statement inside an open
+            # transaction (sqlite3's executescript would COMMIT first).
+            db.executescript(migration.sql)
+            db.table("schema_version").insert(
+                {
+                    "version": migration.version,
+                    "name": migration.name,
+                    "applied_at": datetime.now(UTC).isoformat(),
+                }
+            )
+        db.execute(QUERIES.check_writable)
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+    return found

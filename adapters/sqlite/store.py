@@ -1,0 +1,222 @@
+"""``SqliteStore``: the embedded default store, one SQLite file (or ``:memory:``).
+
+Connection model: one ``sqlite3`` connection per store, shared by all
+threads and guarded by one re-entrant lock, rather than a connection per
+thread. The reasons:
+
+* SQLite admits one writer at a time anyway, and every kernel transaction
+  writes; per-thread connections would only add parallel reads, which the
+  GIL mostly cancels for statements this short.
+* Threads of one process wait on the lock, which wakes the next one as soon
+  as a transaction ends, instead of colliding on SQLite's write lock and
+  sleeping in its busy handler (up to 100 ms a retry).
+* ``:memory:`` is a separate database per connection: one connection is
+  the only way to share it between threads.
+* One connection keeps one warm prepared-statement cache and needs no
+  bookkeeping to close connections of threads that have exited.
+
+Processes sharing a file coordinate through SQLite itself: WAL lets readers
+run beside the writer, ``BEGIN IMMEDIATE`` takes the write lock at the
+start of every transaction (so a transaction never fails half-way on a lock
+upgrade), and the busy timeout makes a writer wait for another process's
+transaction before giving up with a ``StoreError``.
+
+sqlite-utils opens and migrates the database and runs the tools' listings;
+the hot paths call the ``sqlite3`` connection it wraps (``db.conn``)
+directly, because ``Database.execute``/``query`` add a tracer check,
+implicit-commit bookkeeping and, for every read, a savepoint.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from adapters.sqlite.codec import dump_json, fetch_dicts, load_json, timestamp
+from adapters.sqlite.errors import ErrorMap
+from adapters.sqlite.queries import QUERIES as Q
+from adapters.sqlite.schema import migrate
+from adapters.sqlite.transaction import JOBS, LOGS, OUTBOX, RUNS, STAGES, SqliteTransaction
+from kernel.errors import StoreError
+from kernel.records import Job, Json, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
+from kernel.status import Status
+
+BUSY_TIMEOUT_S = 5.0
+"""By default, how long a write waits for another connection's transaction before failing."""
+
+_STATEMENT_CACHE = 256
+"""Prepared statements kept per connection: more than ``queries.sql`` has, so none is re-parsed."""
+
+
+class SqliteStore:
+    """A store in one SQLite file, safe for several threads and processes.
+
+    The schema is created or migrated when the store opens.
+
+    >>> store = SqliteStore(":memory:")
+    >>> store.list_runs()
+    []
+    >>> store.close()
+
+    Args:
+        path: a filesystem path, or ``":memory:"`` for a private in-memory database.
+        busy_timeout_s: how long a write waits for another process's
+            transaction before failing with ``StoreError``.
+
+    Raises:
+        StoreError: the file cannot be opened, is corrupt or read-only, or has
+            a schema newer than this code knows.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        self.path = str(path)
+        self._errors = ErrorMap(self.path, busy_timeout_s)
+        # Re-entrant, so a thread inside a transaction may still call the
+        # store's own reads; nesting a second transaction is refused below.
+        self._lock = threading.RLock()
+        self._in_transaction = False
+        with self._errors:
+            # isolation_level=None: the driver never opens transactions by
+            # itself; transaction() issues BEGIN IMMEDIATE / COMMIT explicitly.
+            # check_same_thread=False: the lock above serialises all use.
+            # timeout: SQLite's busy timeout, for locks held by other processes.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=_STATEMENT_CACHE,
+            )
+            try:
+                self._db = Database(conn, recursive_triggers=False, execute_plugins=False)
+                self._configure()
+                migrate(self._db, self.path)
+            except BaseException:
+                conn.close()
+                raise
+        self._conn = conn
+        self._tx = SqliteTransaction(conn, self._errors)
+
+    def _configure(self) -> None:
+        db = self._db
+        db.execute("PRAGMA foreign_keys = ON")
+        if self.path != ":memory:":
+            db.enable_wal()
+        # In WAL mode NORMAL syncs at checkpoints, not at every commit: a power
+        # loss may drop the last commits but never corrupts the file.
+        db.execute("PRAGMA synchronous = NORMAL")
+
+    # -- transactions ------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTransaction]:
+        """Open a write transaction: commit on normal exit, roll back on an exception.
+
+        ``BEGIN IMMEDIATE`` takes SQLite's write lock up front, so transactions
+        of every thread and process run one after another.
+        """
+        with self._lock:
+            if self._in_transaction:
+                raise StoreError("SqliteStore transactions do not nest")
+            with self._errors:
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield self._tx
+            except BaseException:
+                self._rollback()
+                raise
+            else:
+                self._commit()
+            finally:
+                self._in_transaction = False
+
+    def _commit(self) -> None:
+        try:
+            with self._errors:
+                self._conn.execute("COMMIT")
+        except StoreError:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # An error such as SQLITE_FULL may already have ended the transaction.
+        if self._conn.in_transaction:
+            with self._errors:
+                self._conn.execute("ROLLBACK")
+
+    def _select(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock, self._errors:
+            return fetch_dicts(self._conn.execute(query, params or {}))
+
+    # -- single-statement writes (autocommit: each is its own transaction) --
+
+    def renew_lease(self, job_id: str, worker_id: str, now: datetime) -> bool:
+        params = {"job_id": job_id, "worker_id": worker_id, "now": timestamp(now)}
+        with self._lock, self._errors:
+            return self._conn.execute(Q.renew_lease, params).rowcount == 1
+
+    def append_log(self, entry: LogEntry) -> None:
+        row = LOGS.encode(entry)
+        with self._lock, self._errors:
+            self._conn.execute(Q.insert_log, row)
+
+    def get_blob(self, key: str) -> tuple[bool, Json]:
+        with self._lock, self._errors:
+            row = self._conn.execute(Q.get_blob, {"key": key}).fetchone()
+        return (False, None) if row is None else (True, load_json(row[0]))
+
+    def put_blob(self, key: str, value: Json) -> None:
+        params = {"key": key, "value": dump_json(value)}
+        with self._lock, self._errors:
+            self._conn.execute(Q.put_blob, params)
+
+    def delete_blob(self, key: str) -> None:
+        with self._lock, self._errors:
+            self._conn.execute(Q.delete_blob, {"key": key})
+
+    # -- queries for tools, tests and the CLI --------------------------------
+
+    def get_run(self, run_id: str) -> WorkflowRun | None:
+        rows = self._select(Q.get_run, {"id": run_id})
+        return RUNS.decode(rows[0]) if rows else None
+
+    def get_stages(self, run_id: str) -> list[WorkflowStage]:
+        return STAGES.decode_all(self._select(Q.get_stages, {"workflow_run_id": run_id}))
+
+    def get_jobs(self, run_id: str) -> list[Job]:
+        return JOBS.decode_all(self._select(Q.get_jobs, {"workflow_run_id": run_id}))
+
+    def list_runs(
+        self, status: Status | None = None, workflow_id: str | None = None, limit: int = 100
+    ) -> list[WorkflowRun]:
+        """Runs, newest first, optionally filtered by status and workflow."""
+        params = {"status": status, "workflow_id": workflow_id, "limit": limit}
+        return RUNS.decode_all(self._cold_query(Q.list_runs, params))
+
+    def get_logs(self, run_id: str) -> list[LogEntry]:
+        return LOGS.decode_all(self._cold_query(Q.get_logs, {"workflow_run_id": run_id}))
+
+    def get_outbox(self, run_id: str | None = None) -> list[OutboxEvent]:
+        """Outbox events in insertion order (for one run: by sequence)."""
+        if run_id is None:
+            return OUTBOX.decode_all(self._cold_query(Q.get_outbox, {}))
+        return OUTBOX.decode_all(self._cold_query(Q.get_run_outbox, {"workflow_run_id": run_id}))
+
+    def _cold_query(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        # Tools' listings are not hot: sqlite-utils' query() (dict rows, run in
+        # a savepoint) is plenty; a thread inside transaction() sees its writes.
+        with self._lock, self._errors:
+            return list(self._db.query(query, params))
+
+    def close(self) -> None:
+        """Close the connection; in WAL mode the last close also checkpoints the file."""
+        with self._lock, self._errors:
+            self._db.close()

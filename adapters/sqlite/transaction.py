@@ -1,0 +1,239 @@
+"""``SqliteTransaction``: loads state and applies effects inside ``BEGIN IMMEDIATE``.
+
+Every method runs on the store's one connection while the store's lock and
+SQLite's write lock are held (see ``SqliteStore.transaction``). Because
+writers are serialised for the whole transaction, "choose rows for this
+caller" methods (``pending_runs``, ``lease_next_job``, ``claim_outbox``) can
+never hand the same row to two transactions, in this process or another.
+
+This is a hot path: statements run through the raw ``sqlite3`` connection
+of the sqlite-utils ``Database`` (``db.conn.execute``), which skips the
+savepoint that ``Database.query`` wraps around every read, and consecutive
+effects of one kind are written with a single ``executemany``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from itertools import groupby
+from typing import Any
+
+from adapters.sqlite.codec import RecordCodec, dump_json, fetch_dicts, load_json, timestamp
+from adapters.sqlite.errors import ErrorMap
+from adapters.sqlite.queries import QUERIES as Q
+from kernel.convert import to_json
+from kernel.effects import (
+    AppendLog,
+    AppendOutbox,
+    CompleteIdempotency,
+    DeleteBlob,
+    DeleteStage,
+    EnqueueJob,
+    InsertRun,
+    InsertStage,
+    PutBlob,
+    ReleaseIdempotency,
+    StoreEffect,
+    UpdateJob,
+    UpdateOutbox,
+    UpdateRun,
+    UpdateStage,
+)
+from kernel.errors import StaleVersionError, StoreError
+from kernel.records import (
+    IdempotencyRecord,
+    Job,
+    Json,
+    LogEntry,
+    OutboxEvent,
+    WorkflowRun,
+    WorkflowStage,
+)
+
+CLAIM_WINDOW = 1000
+"""How many of the oldest unpublished events a claim looks at, at least (see queries.sql)."""
+
+RUNS = RecordCodec.of(WorkflowRun)
+STAGES = RecordCodec.of(WorkflowStage)
+JOBS = RecordCodec.of(Job)
+OUTBOX = RecordCodec.of(OutboxEvent)
+IDEMPOTENCY = RecordCodec.of(IdempotencyRecord)
+LOGS = RecordCodec.of(LogEntry)
+
+
+Handler = Callable[["SqliteTransaction", list[Any]], None]
+"""Writes one run of consecutive effects of the same kind."""
+
+
+def _many(query: str, rows: Callable[[Any], dict[str, Any]]) -> Handler:
+    """A handler writing a run of same-kind effects with one ``executemany``."""
+
+    def handle(tx: SqliteTransaction, effects: list[Any]) -> None:
+        tx.conn.executemany(query, [rows(effect) for effect in effects])
+
+    return handle
+
+
+def _outbox_row(effect: AppendOutbox) -> dict[str, Any]:
+    # No sequence here: append_outbox numbers the event inside this BEGIN
+    # IMMEDIATE transaction, which serialises every writer of the file.
+    event = effect.event
+    payload: dict[str, Any] = {"type": event.type, **to_json(event)}
+    return {
+        "id": effect.event_id,
+        "workflow_run_id": event.workflow_run_id,
+        "event_type": event.type,
+        "payload": dump_json(payload),
+        "causation_id": effect.causation_id,
+        "occurred_at": timestamp(event.timestamp),
+    }
+
+
+def _publication_row(effect: UpdateOutbox) -> dict[str, Any]:
+    event = effect.event
+    return {
+        "workflow_run_id": event.workflow_run_id,
+        "sequence": event.sequence,
+        "id": event.id,
+        "published_at": None if event.published_at is None else timestamp(event.published_at),
+        "retry_count": event.retry_count,
+        "dlq_at": None if event.dlq_at is None else timestamp(event.dlq_at),
+    }
+
+
+def _update_runs(tx: SqliteTransaction, effects: list[UpdateRun]) -> None:
+    # One statement each: the row count tells which update lost its version race.
+    for effect in effects:
+        row = RUNS.encode(effect.run)
+        row["expected_version"] = effect.expected_version
+        if tx.conn.execute(Q.update_run, row).rowcount != 1:
+            raise StaleVersionError("run", effect.run.id, effect.expected_version)
+
+
+def _update_stages(tx: SqliteTransaction, effects: list[UpdateStage]) -> None:
+    for effect in effects:
+        row = STAGES.encode(effect.stage)
+        row["expected_version"] = effect.expected_version
+        if tx.conn.execute(Q.update_stage, row).rowcount != 1:
+            raise StaleVersionError("stage", effect.stage.id, effect.expected_version)
+
+
+def _update_jobs(tx: SqliteTransaction, effects: list[UpdateJob]) -> None:
+    for effect in effects:
+        if tx.conn.execute(Q.update_job, JOBS.encode(effect.job)).rowcount != 1:
+            raise StoreError(f"job {effect.job.id!r} does not exist")
+
+
+_HANDLERS: dict[type[Any], Handler] = {
+    InsertRun: _many(Q.insert_run, lambda e: RUNS.encode(e.run)),
+    UpdateRun: _update_runs,
+    InsertStage: _many(Q.insert_stage, lambda e: STAGES.encode(e.stage)),
+    UpdateStage: _update_stages,
+    DeleteStage: _many(
+        Q.delete_stage,
+        lambda e: {"workflow_run_id": e.stage.workflow_run_id, "stage_id": e.stage.stage_id},
+    ),
+    EnqueueJob: _many(Q.insert_job, lambda e: JOBS.encode(e.job)),
+    UpdateJob: _update_jobs,
+    AppendOutbox: _many(Q.append_outbox, _outbox_row),
+    UpdateOutbox: _many(Q.update_outbox, _publication_row),
+    PutBlob: _many(Q.put_blob, lambda e: {"key": e.key, "value": dump_json(e.value)}),
+    DeleteBlob: _many(Q.delete_blob, lambda e: {"key": e.key}),
+    AppendLog: _many(Q.insert_log, lambda e: LOGS.encode(e.entry)),
+    CompleteIdempotency: _many(Q.complete_idempotency, lambda e: IDEMPOTENCY.encode(e.record)),
+    ReleaseIdempotency: _many(
+        Q.release_idempotency, lambda e: {"key": e.key, "command_type": e.command_type}
+    ),
+}
+
+
+class SqliteTransaction:
+    """One open ``BEGIN IMMEDIATE`` transaction (a :class:`~kernel.ports.StoreTransaction`)."""
+
+    __slots__ = ("conn", "errors")
+
+    def __init__(self, conn: sqlite3.Connection, errors: ErrorMap) -> None:
+        self.conn = conn
+        self.errors = errors
+
+    def _select(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self.errors:
+            return fetch_dicts(self.conn.execute(query, params))
+
+    # -- loads -------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> WorkflowRun | None:
+        rows = self._select(Q.get_run, {"id": run_id})
+        return RUNS.decode(rows[0]) if rows else None
+
+    def get_stages(self, run_id: str) -> list[WorkflowStage]:
+        return STAGES.decode_all(self._select(Q.get_stages, {"workflow_run_id": run_id}))
+
+    def get_job(self, job_id: str) -> Job | None:
+        rows = self._select(Q.get_job, {"id": job_id})
+        return JOBS.decode(rows[0]) if rows else None
+
+    def get_jobs(self, run_id: str) -> list[Job]:
+        return JOBS.decode_all(self._select(Q.get_jobs, {"workflow_run_id": run_id}))
+
+    def get_blob(self, key: str) -> tuple[bool, Json]:
+        with self.errors:
+            row = self.conn.execute(Q.get_blob, {"key": key}).fetchone()
+        return (False, None) if row is None else (True, load_json(row[0]))
+
+    def get_idempotency(self, key: str, command_type: str) -> IdempotencyRecord | None:
+        rows = self._select(Q.get_idempotency, {"key": key, "command_type": command_type})
+        return IDEMPOTENCY.decode(rows[0]) if rows else None
+
+    def acquire_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        # ON CONFLICT DO NOTHING: the unique (key, command_type) resolves the
+        # race in the database; no row inserted means someone holds the key.
+        with self.errors:
+            inserted = self.conn.execute(Q.acquire_idempotency, IDEMPOTENCY.encode(record))
+        if inserted.rowcount == 1:
+            return None
+        return self.get_idempotency(record.key, record.command_type)
+
+    def pending_runs(self, limit: int) -> list[WorkflowRun]:
+        # BEGIN IMMEDIATE holds the write lock until this transaction ends, so
+        # no other transaction can read these runs as PENDING meanwhile.
+        return RUNS.decode_all(self._select(Q.pending_runs, {"limit": limit}))
+
+    def lease_next_job(self, worker_id: str, now: datetime) -> Job | None:
+        rows = self._select(Q.lease_next_job, {"worker_id": worker_id, "now": timestamp(now)})
+        return JOBS.decode(rows[0]) if rows else None
+
+    def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
+        params = {"leased_before": timestamp(leased_before), "limit": limit}
+        return JOBS.decode_all(self._select(Q.stale_jobs, params))
+
+    def due_suspended_stages(self, now: datetime, limit: int) -> list[WorkflowStage]:
+        params = {"now": timestamp(now), "limit": limit}
+        return STAGES.decode_all(self._select(Q.due_suspended_stages, params))
+
+    def claim_outbox(self, now: datetime, limit: int, lease: timedelta) -> list[OutboxEvent]:
+        params = {
+            "now": timestamp(now),
+            "until": timestamp(now + lease),
+            "limit": limit,
+            "window": max(limit, CLAIM_WINDOW),
+        }
+        rows = self._select(Q.claim_outbox, params)
+        rows.sort(key=lambda row: row["position"])  # RETURNING has no order
+        return OUTBOX.decode_all(rows)
+
+    def dead_letters(self, limit: int) -> list[OutboxEvent]:
+        return OUTBOX.decode_all(self._select(Q.dead_letters, {"limit": limit}))
+
+    # -- effects -----------------------------------------------------------
+
+    def apply(self, effects: Sequence[StoreEffect]) -> None:
+        """Apply ``effects`` in order, each run of one kind as one batch."""
+        with self.errors:
+            for kind, group in groupby(effects, type):
+                handler = _HANDLERS.get(kind)
+                if handler is None:
+                    raise StoreError(f"SqliteStore cannot apply effect {kind.__name__}")
+                handler(self, list(group))
