@@ -357,12 +357,12 @@ def _typed_input_and_config(
     if stage.input_type is not None:
         match structure(input_json, stage.input_type, "input"):
             case Failure(problems):
-                return Failed("InvalidInputError: " + "; ".join(problems))
+                return Failed("InvalidInputError: " + "; ".join(problems), retryable=False)
             case Success(value):
                 typed_input = value
     match structure(config_json, stage.config_type, f"config.{stage.id}"):
         case Failure(problems):
-            return Failed("InvalidConfigError: " + "; ".join(problems))
+            return Failed("InvalidConfigError: " + "; ".join(problems), retryable=False)
         case Success(config):
             return typed_input, config
     raise AssertionError("unreachable")  # pragma: no cover

@@ -1,14 +1,12 @@
 """Fixtures: a fake clock, a collecting sink, and ``make_tk`` over every store.
 
-``store`` is parametrised over the store adapters that import here: the
-in-memory store always, and ``adapters.sqlite.SqliteStore`` (on a file in the
-test's temporary directory) once that adapter exists. Tests that take
-``store`` or ``make_tk`` therefore run once per store.
+``store`` is parametrised over the three stores: in-memory, SQLite (a file in
+the test's temporary directory) and PostgreSQL (a schema of its own, dropped
+afterwards). Tests that take ``store`` or ``make_tk`` therefore run once per store.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,25 +15,29 @@ import pytest
 from hypothesis import settings
 
 from adapters.memory import InMemoryStore
+from adapters.sqlite import SqliteStore
 from kernel import Workflow
 from kernel.ports import EventSink, Store
 from testing import CollectingEventSink, FakeClock, create_test_kernel
 from tests.harness import T0, TK, MakeKernel, StoreFactory
 
 
-def _store_factories() -> dict[str, StoreFactory]:
-    factories: dict[str, StoreFactory] = {"memory": lambda _: InMemoryStore()}
-    try:
-        sqlite = importlib.import_module("adapters.sqlite")
-    except ImportError:
-        return factories
-    sqlite_store = getattr(sqlite, "SqliteStore", None)
-    if sqlite_store is not None:
-        factories["sqlite"] = lambda tmp_path: sqlite_store(Path(tmp_path) / "wf.db")
-    return factories
+def _postgres(_: Path) -> Store:
+    """A PostgreSQL store in a schema of its own (skipped, or failed under CI, without
+    a server)."""
+    from adapters.postgres import PostgresStore
+    from tests.postgres_support import fresh_schema, require_postgres
+
+    return PostgresStore(require_postgres(), schema=fresh_schema(), pool_size=2)
 
 
-STORE_FACTORIES = _store_factories()
+STORE_FACTORIES: dict[str, StoreFactory] = {
+    "memory": lambda _: InMemoryStore(),
+    "sqlite": lambda tmp_path: SqliteStore(Path(tmp_path) / "wf.db"),
+    "postgres": _postgres,
+}
+
+collect_ignore_glob = ["typing/cases/*"]  # snippets for mypy, not modules to import
 
 # Property tests keep no example database in the repository and may take their time
 # on a busy machine: they are about behaviour, not speed.
@@ -47,6 +49,9 @@ settings.load_profile("workflow-kernel")
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     made = STORE_FACTORIES[request.param](tmp_path)
     yield made
+    drop = getattr(made, "drop_schema", None)
+    if drop is not None:
+        drop()
     made.close()
 
 

@@ -87,12 +87,15 @@ def complete_stage(
             )
         )
     )
+    after = _replace(stages, done)
+    active = [stage for stage in after if stage.is_active]
+    if active and all(stage.status == Status.SUSPENDED for stage in active):
+        # Only suspended siblings remain: the run waits for their polls.
+        return effects + park_if_waiting(run, after, env)
     if run.status == Status.SUSPENDED:
         run, update = bump_run(run, status=Status.RUNNING)
         effects.append(update)
-    step = transition(
-        run, _replace(stages, done), {**outputs, record.stage_id: outcome.output}, workflow, env
-    )
+    step = transition(run, after, {**outputs, record.stage_id: outcome.output}, workflow, env)
     return effects + list(step.effects)
 
 
@@ -104,12 +107,14 @@ def fail_stage(
     stages: list[WorkflowStage],
     workflow: Workflow[Any, Any],
     env: Env,
+    *,
+    retryable: bool = True,
 ) -> tuple[bool, list[StoreEffect]]:
     """Retry with backoff while attempts remain; otherwise fail stage and job for good.
 
     Returns whether the stage will be retried, and the effects.
     """
-    will_retry = job is not None and job.attempt < job.max_attempts
+    will_retry = retryable and job is not None and job.attempt < job.max_attempts
     effects: list[StoreEffect] = []
     if job is not None and will_retry:
         retry = evolve(record, status=Status.PENDING, error=error, version=record.version + 1)
@@ -152,9 +157,9 @@ def fail_stage(
         )
     )
     if not will_retry:
-        failed_record = evolve(record, status=Status.FAILED, error=error)
-        step = transition(run, _replace(stages, failed_record), {}, workflow, env)
-        effects += step.effects
+        after = _replace(stages, evolve(record, status=Status.FAILED, error=error))
+        step = transition(run, after, {}, workflow, env)
+        effects += step.effects if step.action != "noop" else park_if_waiting(run, after, env)
     return will_retry, effects
 
 
@@ -202,23 +207,25 @@ def suspend_stage(
             )
         )
     )
-    others_busy = any(
-        stage.status in (Status.PENDING, Status.RUNNING)
-        for stage in stages
-        if stage.id != record.id
-    )
-    if run.status == Status.RUNNING and not others_busy:
-        _, update = bump_run(run, status=Status.SUSPENDED)
-        effects += [
-            update,
-            env.record(
-                WorkflowSuspended(
-                    workflow_run_id=run.id, timestamp=env.now, stage_id=record.stage_id
-                )
-            ),
-        ]
+    effects += park_if_waiting(run, _replace(stages, parked), env)
     result = JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
     return result, effects
+
+
+def park_if_waiting(
+    run: WorkflowRun | None, stages: list[WorkflowStage], env: Env
+) -> list[StoreEffect]:
+    """Park a RUNNING run whose every active stage is SUSPENDED (``workflow:suspended``)."""
+    active = [stage for stage in stages if stage.is_active]
+    if run is None or run.status != Status.RUNNING or not active:
+        return []
+    if any(stage.status != Status.SUSPENDED for stage in active):
+        return []
+    _, update = bump_run(run, status=Status.SUSPENDED)
+    event = WorkflowSuspended(
+        workflow_run_id=run.id, timestamp=env.now, stage_id=active[0].stage_id
+    )
+    return [update, env.record(event)]
 
 
 def progress_events(
@@ -278,8 +285,10 @@ def decide(
         case Suspended():
             result, suspended = suspend_stage(run, record, job, outcome, stages, env)
             effects += suspended
-        case Failed(error):
-            _, failed = fail_stage(run, record, job, error, stages, workflow, env)
+        case Failed(error, retryable):
+            _, failed = fail_stage(
+                run, record, job, error, stages, workflow, env, retryable=retryable
+            )
             effects += failed
             result = JobExecuteResult(outcome="failed", error=error)
     return Success(Decision(result, tuple(effects)))

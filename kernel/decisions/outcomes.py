@@ -31,9 +31,14 @@ class Suspended:
 
 @frozen
 class Failed:
-    """The attempt failed with ``error``."""
+    """The attempt failed with ``error``.
+
+    ``retryable`` is false for failures another attempt cannot change (input,
+    config or output that does not fit the stage's types): those fail at once.
+    """
 
     error: str
+    retryable: bool = True
 
 
 @frozen
@@ -54,7 +59,10 @@ def _typed_output(
         case Success(typed):
             return Completed(to_json(typed), to_json(dict(metrics)))
         case Failure(problems):
-            return Failed(f"InvalidOutputError: stage {stage.id!r} returned " + "; ".join(problems))
+            return Failed(
+                f"InvalidOutputError: stage {stage.id!r} returned " + "; ".join(problems),
+                retryable=False,
+            )
     return Failed("unreachable")  # pragma: no cover
 
 
@@ -73,8 +81,8 @@ def interpret_return(stage: Stage[Any, Any, Any], value: Any) -> StageOutcome:
     ...                  execute=lambda ctx: Out(1))
     >>> interpret_return(s, {"n": 2})
     Completed(output={'n': 2}, metrics={})
-    >>> interpret_return(s, {"n": "two"})
-    Failed(error="InvalidOutputError: stage 's' returned output.n: expected int, got 'two'")
+    >>> interpret_return(s, {"n": "two"}).error
+    "InvalidOutputError: stage 's' returned output.n: expected int, got 'two'"
     """
     if isinstance(value, Suspend):
         if not stage.is_async_batch:

@@ -56,10 +56,12 @@ def decide(
             error = f"{WORKER_LOST}: the worker running this stage was lost {reaps} times"
             workflow = workflows.get(job.workflow_id)
             lost = evolve(job, reap_count=reaps, attempt=job.max_attempts)
-            if record.status != Status.RUNNING or workflow is None:
+            if not record.is_active or workflow is None:
                 effects.append(UpdateJob(evolve(lost, status=JobStatus.FAILED, last_error=error)))
                 continue
-            _, failed = fail_stage(run, record, lost, error, run_stages, workflow, env)
+            _, failed = fail_stage(
+                run, record, lost, error, run_stages, workflow, env, retryable=False
+            )
             effects += failed
             continue
         effects.append(
