@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from attrs import define, evolve, field
 
@@ -124,7 +124,8 @@ class MemoryTransaction:
         return self.t.jobs.get(job_id)
 
     def get_jobs(self, run_id: str) -> list[Job]:
-        return [job for job in self.t.jobs.values() if job.workflow_run_id == run_id]
+        jobs = [job for job in self.t.jobs.values() if job.workflow_run_id == run_id]
+        return sorted(jobs, key=lambda job: job.created_at)
 
     def get_blob(self, key: str) -> tuple[bool, Json]:
         if key in self.t.blobs:
@@ -246,6 +247,8 @@ class MemoryTransaction:
                     raise StoreError(f"job {job.id!r} does not exist")
                 self._put_job(job)
             case AppendOutbox(event, event_id, causation_id):
+                if event_id in t.outbox:
+                    raise StoreError(f"outbox event {event_id!r} already exists")
                 run_id = event.workflow_run_id
                 sequence = t.sequences.get(run_id, 0) + 1
                 self._set(t.sequences, run_id, sequence)
@@ -261,6 +264,8 @@ class MemoryTransaction:
                 )
                 self._set(t.outbox, event_id, outboxed)
             case UpdateOutbox(event):
+                if event.id not in t.outbox:
+                    raise StoreError(f"outbox event {event.id!r} does not exist")
                 self._set(t.outbox, event.id, event)
                 self._pop(t.outbox_claims, event.id)
             case PutBlob(key, value):
@@ -273,6 +278,8 @@ class MemoryTransaction:
                 self._set(t.idempotency, (record.key, record.command_type), record)
             case ReleaseIdempotency(key, command_type):
                 self._pop(t.idempotency, (key, command_type))
+            case _:
+                assert_never(effect)
 
 
 class InMemoryStore:
@@ -287,36 +294,48 @@ class InMemoryStore:
         # One lock serialises transactions, as SQLite's write lock does.
         self._lock = threading.RLock()
         self._tables = _Tables()
-        self._depth = 0
+        # The open transaction; only the thread holding the lock can see it set.
+        self._current: MemoryTransaction | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryTransaction]:
         with self._lock:
-            if self._depth:
+            if self._current is not None:
                 raise StoreError("InMemoryStore transactions do not nest")
-            self._depth += 1
             tx = MemoryTransaction(self._tables)
+            self._current = tx
             try:
                 yield tx
             except BaseException:
                 tx.rollback()
                 raise
             finally:
-                self._depth -= 1
+                self._current = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[MemoryTransaction]:
+        """The calling thread's open transaction, or a new one (as SQLite joins an
+        open transaction on its one connection)."""
+        with self._lock:
+            if self._current is not None:
+                yield self._current
+                return
+            with self.transaction() as tx:
+                yield tx
 
     def _read(self) -> MemoryTransaction:
         return MemoryTransaction(self._tables)
 
     def renew_lease(self, job_id: str, worker_id: str, now: datetime) -> bool:
-        with self._lock:
+        with self._writing() as tx:
             job = self._tables.jobs.get(job_id)
             if job is None or job.status != JobStatus.LEASED or job.worker_id != worker_id:
                 return False
-            self._tables.jobs[job_id] = evolve(job, locked_at=now)
+            tx.apply([UpdateJob(evolve(job, locked_at=now))])
             return True
 
     def append_log(self, entry: LogEntry) -> None:
-        with self.transaction() as tx:
+        with self._writing() as tx:
             tx.apply([AppendLog(entry)])
 
     def get_blob(self, key: str) -> tuple[bool, Json]:
@@ -324,11 +343,11 @@ class InMemoryStore:
             return self._read().get_blob(key)
 
     def put_blob(self, key: str, value: Json) -> None:
-        with self.transaction() as tx:
+        with self._writing() as tx:
             tx.apply([PutBlob(key, value)])
 
     def delete_blob(self, key: str) -> None:
-        with self.transaction() as tx:
+        with self._writing() as tx:
             tx.apply([DeleteBlob(key)])
 
     def get_run(self, run_id: str) -> WorkflowRun | None:

@@ -115,6 +115,8 @@ class LeaseReapStaleResult:
 @frozen(kw_only=True)
 class OutboxFlushResult:
     published: int
+    failed: int = 0
+    """Deliveries that failed in this flush (retried later, or dead-lettered)."""
 
 
 @frozen(kw_only=True)

@@ -27,7 +27,7 @@ def settle(
     """Record each delivery: ``None`` published, an error string a failed try
     (dead-lettered at ``max_retries``), :data:`HELD` released untouched."""
     effects: list[StoreEffect] = []
-    published = 0
+    published = failed = 0
     for event in events:
         outcome = outcomes.get(event.id, HELD)
         if outcome is None:
@@ -36,10 +36,11 @@ def settle(
         elif outcome == HELD:
             effects.append(UpdateOutbox(event))
         else:
+            failed += 1
             retries = event.retry_count + 1
             dlq_at = env.now if retries >= max_retries else None
             effects.append(UpdateOutbox(evolve(event, retry_count=retries, dlq_at=dlq_at)))
-    return Success(Decision(OutboxFlushResult(published=published), tuple(effects)))
+    return Success(Decision(OutboxFlushResult(published=published, failed=failed), tuple(effects)))
 
 
 def replay(
