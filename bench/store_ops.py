@@ -1,7 +1,8 @@
 """Store benchmark: the full in-process cycle of N runs of a 3-stage no-op workflow.
 
-create → claim → execute each stage (lease + start, no-op user code, finish with
-the transition folded in) → flush. Prints runs/s, stage executions/s and write
+create → claim → execute each stage (``Kernel.execute_jobs``: the finish
+transaction of one job, with the run's transition folded in, also leases and
+starts the next) → flush. Prints runs/s, stage executions/s and write
 transactions per stage execution, measured on this machine.
 
     .venv/bin/python bench/store_ops.py --store sqlite --runs 2000
@@ -112,8 +113,8 @@ def cycle(store: CountingStore, runs: int) -> dict[str, Any]:
 
     def execute() -> int:
         done = 0
-        while kernel.execute_next_job("w") is not None:
-            done += 1
+        while batch := kernel.execute_jobs("w", max_jobs=1000):
+            done += len(batch)
         return done
 
     def flush() -> int:

@@ -143,7 +143,24 @@ class Kernel:
 
         Returns ``None`` when no job is available.
         """
-        return self._phases.execute_next_job(worker_id, on_start)
+        done = self._phases.execute_jobs(worker_id, 1, on_start)
+        return done[0] if done else None
+
+    def execute_jobs(
+        self,
+        worker_id: str,
+        max_jobs: int = 100,
+        on_start: Callable[[Job], None] | None = None,
+    ) -> list[tuple[Job, JobExecuteResult]]:
+        """Execute available jobs one after another, up to ``max_jobs``.
+
+        Each finish transaction also leases and starts the next job, so a busy
+        worker commits one write transaction per stage execution. Returns the
+        jobs executed (or settled without running), in order; empty when idle.
+        """
+        if max_jobs < 1:
+            raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
+        return self._phases.execute_jobs(worker_id, max_jobs, on_start)
 
     # -- plumbing --------------------------------------------------------------
 

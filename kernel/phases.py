@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from attrs import evolve
+from attrs import evolve, frozen
 from returns.result import Failure, Result, Success
 
 from kernel.commands import (
@@ -49,6 +49,15 @@ if TYPE_CHECKING:
 
 def _none(_: Any) -> Sequence[StoreEffect]:
     return ()
+
+
+@frozen
+class Leased:
+    """A job leased and started (or settled without running) by one transaction."""
+
+    cmd: JobExecute
+    job: Job
+    plan: job_start.JobStart
 
 
 class Phases:
@@ -112,44 +121,62 @@ class Phases:
         if plan.execute is None:
             assert plan.skipped is not None
             return plan.skipped
-        return self._run_and_finish(cmd, plan.execute, finalize)
+        result, _ = self._run_and_finish(cmd, plan.execute, finalize, None)
+        return result
 
-    def execute_next_job(
-        self, worker_id: str, on_start: Callable[[Job], None] | None = None
-    ) -> tuple[Job, JobExecuteResult] | None:
-        leased: list[tuple[JobExecute, Job]] = []
+    def _lease_step(
+        self, tx: StoreTransaction, env: Env, worker_id: str
+    ) -> Result[Decision[Leased | None], KernelError]:
+        """Lease the next job and start it in the same transaction."""
+        job = tx.lease_next_job(worker_id, env.now)
+        if job is None:
+            return Success(Decision(None))
+        run = tx.get_run(job.workflow_run_id)
+        cmd = JobExecute(
+            workflow_run_id=job.workflow_run_id,
+            workflow_id=job.workflow_id,
+            stage_id=job.stage_id,
+            config=run.config if run else {},
+            job_id=job.id,
+        )
+        match self._start_step(tx, env, cmd, job, run):
+            case Failure(error):
+                # A job nobody here can start must not spin in the queue.
+                started = self._reject(job, error, tx, env)
+            case Success(started):
+                pass
+        return Success(Decision(Leased(cmd, job, started.result), started.effects))
 
-        def step(tx: StoreTransaction, env: Env) -> Result[Decision[Any], KernelError]:
-            leased.clear()
-            job = tx.lease_next_job(worker_id, env.now)
-            if job is None:
-                return Success(Decision(None))
-            run = tx.get_run(job.workflow_run_id)
-            cmd = JobExecute(
-                workflow_run_id=job.workflow_run_id,
-                workflow_id=job.workflow_id,
-                stage_id=job.stage_id,
-                config=run.config if run else {},
-                job_id=job.id,
-            )
-            leased.append((cmd, job))
-            match self._start_step(tx, env, cmd, job, run):
-                case Failure(error):
-                    # A job nobody here can start must not spin in the queue.
-                    return Success(self._reject(job, error, tx, env))
-                case started:
-                    return started
+    def execute_jobs(
+        self,
+        worker_id: str,
+        max_jobs: int,
+        on_start: Callable[[Job], None] | None = None,
+    ) -> list[tuple[Job, JobExecuteResult]]:
+        """Execute up to ``max_jobs`` jobs one after another.
 
-        plan = self.k.transact(step)
-        if plan is None:
-            return None
-        cmd, job = leased[0]
-        if plan.execute is None:
-            return job, plan.skipped
-        started = plan.execute.job or job
-        if on_start is not None:
-            on_start(started)
-        return started, self._run_and_finish(cmd, plan.execute, _none)
+        The finish transaction of each job also leases and starts the next one,
+        so a busy worker commits one write transaction per stage execution. The
+        next job is leased only once the slot is free (no prefetch).
+        """
+        done: list[tuple[Job, JobExecuteResult]] = []
+        leased = self.k.transact(lambda tx, env: self._lease_step(tx, env, worker_id))
+        while leased is not None:
+            started = leased.plan.execute
+            if started is None:
+                assert leased.plan.skipped is not None
+                done.append((leased.job, leased.plan.skipped))
+                if len(done) >= max_jobs:
+                    break
+                leased = self.k.transact(lambda tx, env: self._lease_step(tx, env, worker_id))
+                continue
+            job = started.job or leased.job
+            if on_start is not None:
+                on_start(job)
+            chain = worker_id if len(done) + 1 < max_jobs else None
+            result, leased = self._run_and_finish(leased.cmd, started, _none, chain)
+            done.append((job, result))
+        return done
 
     def _reject(
         self, job: Job, error: KernelError, tx: StoreTransaction, env: Env
@@ -165,8 +192,14 @@ class Phases:
         return Decision(job_start.JobStart(execute=None, skipped=skipped), tuple(effects))
 
     def _run_and_finish(
-        self, cmd: JobExecute, started: ExecuteStage, finalize: Finalize
-    ) -> JobExecuteResult:
+        self,
+        cmd: JobExecute,
+        started: ExecuteStage,
+        finalize: Finalize,
+        lease_next: str | None,
+    ) -> tuple[JobExecuteResult, Leased | None]:
+        """Phases 2 and 3; with ``lease_next`` (a worker id) the finish transaction
+        also leases and starts that worker's next job."""
         workflow = self.k.registry.get_workflow(cmd.workflow_id)
         assert workflow is not None  # the start decision checked it
         outcome, progress = self._execute(
@@ -175,7 +208,7 @@ class Phases:
 
         def finish(
             tx: StoreTransaction, env: Env
-        ) -> Result[Decision[JobExecuteResult], KernelError]:
+        ) -> Result[Decision[tuple[JobExecuteResult, Leased | None]], KernelError]:
             run = tx.get_run(cmd.workflow_run_id)
             stages = tx.get_stages(cmd.workflow_run_id)
             job = tx.get_job(started.job.id) if started.job else None
@@ -183,11 +216,27 @@ class Phases:
             outputs = self._outputs(
                 tx, cmd.workflow_run_id, [s for s in stages if s.execution_group == group]
             )
-            return job_finish.decide(
+            decided = job_finish.decide(
                 started, outcome, progress, run, stages, job, outputs, workflow, env
             )
+            match decided:
+                case Failure(error):
+                    return Failure(error)
+                case Success(finished):
+                    pass
+            if lease_next is None:
+                return Success(Decision((finished.result, None), finished.effects))
+            # The finish must be visible to the lease (its effects may enqueue the
+            # very job leased next), so apply it first, in this same transaction.
+            tx.apply(finished.effects)
+            match self._lease_step(tx, self.k.env(), lease_next):
+                case Failure(error):
+                    return Failure(error)
+                case Success(following):
+                    return Success(Decision((finished.result, following.result), following.effects))
+            raise AssertionError("unreachable")  # pragma: no cover
 
-        return self.k.transact(finish, finalize)
+        return self.k.transact(finish, lambda pair: finalize(pair[0]))
 
     def _context(
         self, record: WorkflowStage, typed_input: Any, config: Any, types: dict[str, type[Any]]

