@@ -8,8 +8,9 @@ them to the :class:`~kernel.ports.EventSink`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional, get_type_hints
 
+import attrs
 from attrs import Attribute, field, frozen
 
 
@@ -136,3 +137,37 @@ EVENT_TYPES: dict[str, type[Event]] = {
     )
 }
 """Every event class by its ``type`` string."""
+
+
+def _time_fields(cls: type[Event]) -> tuple[str, ...]:
+    hints = get_type_hints(cls)
+    return tuple(
+        name
+        for name in attrs.fields_dict(cls)
+        if hints[name] in (datetime, datetime | None, Optional[datetime])  # noqa: UP045
+    )
+
+
+_TIME_FIELDS: dict[str, tuple[str, ...]] = {
+    event_type: _time_fields(cls) for event_type, cls in EVENT_TYPES.items()
+}
+
+
+def event_from_payload(payload: dict[str, Any]) -> Event:
+    """Rebuild an event from its outbox payload (its fields in JSON form plus ``type``).
+
+    Payloads are written by the kernel, so the event is built directly: only
+    its datetimes need parsing.
+
+    >>> e = event_from_payload({"type": "workflow:started", "workflow_run_id": "r1",
+    ...                         "timestamp": "2025-01-01T00:00:00+00:00"})
+    >>> e.type, e.workflow_run_id
+    ('workflow:started', 'r1')
+    """
+    event_type = payload["type"]
+    fields = {key: value for key, value in payload.items() if key != "type"}
+    for name in _TIME_FIELDS[event_type]:
+        value = fields.get(name)
+        if isinstance(value, str):
+            fields[name] = datetime.fromisoformat(value)
+    return EVENT_TYPES[event_type](**fields)

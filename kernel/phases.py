@@ -22,7 +22,7 @@ from kernel.commands import (
     StagePollSuspended,
     StagePollSuspendedResult,
 )
-from kernel.convert import converter, structure
+from kernel.convert import structure
 from kernel.decisions import job_finish, job_start, outbox, poll
 from kernel.decisions.env import OUTBOX_CLAIM_LEASE, Env
 from kernel.decisions.groups import fail_run, output_key
@@ -35,7 +35,7 @@ from kernel.decisions.outcomes import (
 )
 from kernel.effects import Decision, ExecuteStage, StoreEffect, UpdateJob
 from kernel.errors import KernelError
-from kernel.events import EVENT_TYPES, Event
+from kernel.events import Event, event_from_payload
 from kernel.ports import Raised, Returned, StoreTransaction
 from kernel.records import Job, Json, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.services import StoreStageServices
@@ -419,7 +419,4 @@ def _typed_input_and_config(
 
 def to_event(event: OutboxEvent) -> Event:
     """Rebuild the event object from an outbox row's payload."""
-    cls = EVENT_TYPES[event.event_type]
-    fields = {k: v for k, v in event.payload.items() if k != "type"}
-    built: Event = converter.structure(fields, cls)
-    return built
+    return event_from_payload(event.payload)
