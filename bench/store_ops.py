@@ -24,9 +24,9 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters import create_kernel  # noqa: E402
-from bench.counting import CountingStore  # noqa: E402
-from kernel import (  # noqa: E402
+from adapters import create_kernel
+from bench.counting import CountingStore
+from kernel import (
     OutboxFlush,
     RunClaimPending,
     RunCreate,
@@ -35,8 +35,8 @@ from kernel import (  # noqa: E402
     WorkflowBuilder,
     define_stage,
 )
-from kernel.ports import Store  # noqa: E402
-from testing.sinks import CollectingEventSink  # noqa: E402
+from kernel.ports import Store
+from testing.sinks import CollectingEventSink
 
 
 @attrs.frozen

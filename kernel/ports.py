@@ -185,6 +185,20 @@ class StoreTransaction(Protocol):
         ...
 
 
+@runtime_checkable
+class JobNotifier(Protocol):
+    """Optional store capability: block until work may be waiting.
+
+    ``PostgresStore`` implements it with ``LISTEN/NOTIFY``: a new run or a
+    queued job wakes waiting workers within milliseconds. Hosts fall back to
+    polling for stores without it.
+    """
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; whether a notification came."""
+        ...
+
+
 class Store(BlobStore, Protocol):
     """Persistence for runs, stages, jobs, outbox, idempotency keys, logs and blobs."""
 

@@ -120,10 +120,13 @@ def _statement(effect: StoreEffect) -> _Statement:
 
 
 def _wakes_workers(effect: StoreEffect) -> bool:
-    """Whether ``effect`` puts a job in the queue (workers blocked in LISTEN should look)."""
+    """Whether ``effect`` makes work: a job in the queue, or a new run to claim
+    (workers blocked in LISTEN should look)."""
     match effect:
         case EnqueueJob(job) | UpdateJob(job):
             return job.status == JobStatus.QUEUED
+        case InsertRun():
+            return True
     return False
 
 
