@@ -15,9 +15,9 @@ from kernel import RunCreate, Status
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as data_dir:
         # --8<-- [start:worker]
-        store = SqliteStore(Path(folder) / "app.db")
+        store = SqliteStore(Path(data_dir) / "app.db")  # where your app keeps its data
         kernel = create_kernel(document_pipeline, store=store)
         host = WorkerHost(
             kernel,

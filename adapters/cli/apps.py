@@ -1,0 +1,116 @@
+"""``--app MODULE:ATTRIBUTE``: find the workflows (and plugins) a command works with.
+
+The attribute may be a ``Workflow``, a ``kernel.workflows.Registry`` (or
+any object with a ``workflows`` sequence), or a list or tuple mixing
+workflows, registries and plugins (``kernel.define_plugin``); plugins
+receive the events the worker publishes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from attrs import frozen
+
+from adapters.cli.errors import CliError
+from adapters.runner import describe
+from kernel.plugins import Plugin
+from kernel.workflows import Workflow
+
+APP_ENV = "WFK_APP"
+
+
+@frozen
+class App:
+    """What ``--app`` named: its workflows and plugins."""
+
+    spec: str
+    workflows: tuple[Workflow[Any, Any], ...]
+    plugins: tuple[Plugin, ...] = ()
+
+    def workflow_ids(self) -> list[str]:
+        return [workflow.id for workflow in self.workflows]
+
+
+def app_spec(given: str | None) -> str:
+    """``--app``, else ``$WFK_APP``.
+
+    Raises:
+        CliError: neither is set.
+    """
+    spec = given or os.environ.get(APP_ENV)
+    if not spec:
+        raise CliError(
+            "this command needs the workflows: pass --app MODULE:ATTRIBUTE "
+            f"(or set ${APP_ENV}), for example --app myproject.workflows:registry",
+            exit_code=2,
+        )
+    return spec
+
+
+def load_app(spec: str) -> App:
+    """Import ``MODULE`` and read ``ATTRIBUTE`` (dotted paths allowed on both sides).
+
+    The working directory is importable, as it is for ``python -m``.
+
+    Raises:
+        CliError: a malformed spec, a missing module or attribute, a module
+            that fails to import, or an attribute that holds no workflow.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise CliError(
+            f"--app {spec!r}: expected MODULE:ATTRIBUTE, for example myproject.workflows:registry",
+            exit_code=2,
+        )
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise CliError(f"--app {spec!r}: no module named {missing!r}") from exc
+        raise CliError(f"--app {spec!r}: importing {module_name} failed: {describe(exc)}") from exc
+    except Exception as exc:  # the user's module may raise anything while importing
+        raise CliError(f"--app {spec!r}: importing {module_name} failed: {describe(exc)}") from exc
+    value: Any = module
+    for name in attribute.split("."):
+        if not hasattr(value, name):
+            raise CliError(f"--app {spec!r}: module {module_name!r} has no attribute {attribute!r}")
+        value = getattr(value, name)
+    workflows: list[Workflow[Any, Any]] = []
+    plugins: list[Plugin] = []
+    _collect(spec, value, workflows, plugins, top=True)
+    if not workflows:
+        raise CliError(f"--app {spec!r} holds no workflow")
+    return App(spec, tuple(workflows), tuple(plugins))
+
+
+def _collect(
+    spec: str,
+    value: Any,
+    workflows: list[Workflow[Any, Any]],
+    plugins: list[Plugin],
+    top: bool = False,
+) -> None:
+    if isinstance(value, Workflow):
+        if all(workflow is not value for workflow in workflows):
+            workflows.append(value)
+    elif isinstance(value, Plugin):
+        plugins.append(value)
+    elif hasattr(value, "workflows") and not isinstance(value, str | bytes):
+        for workflow in value.workflows:
+            _collect(spec, workflow, workflows, plugins)
+    elif top and isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        for item in value:
+            _collect(spec, item, workflows, plugins)
+    else:
+        raise CliError(
+            f"--app {spec!r}: expected a Workflow, a Registry, or a list of workflows "
+            f"(and plugins), got {type(value).__name__}"
+        )

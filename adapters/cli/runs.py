@@ -1,0 +1,268 @@
+"""``wfk runs`` and ``wfk run create|show|cancel|rerun``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from adapters import create_kernel
+from adapters.cli.apps import App, app_spec, load_app
+from adapters.cli.errors import CliError
+from adapters.cli.live import drive
+from adapters.cli.render import (
+    dump,
+    events_table,
+    run_header,
+    run_summary,
+    runs_table,
+    stages_table,
+    table,
+    when,
+)
+from adapters.cli.stores import Stores, store_url
+from kernel.commands import RunCancel, RunCreate, RunRerunFrom
+from kernel.dispatch import Kernel
+from kernel.ports import Store
+from kernel.records import WorkflowRun
+from kernel.status import Status
+
+PREFIX_MIN = 4
+"""The shortest run-id prefix ``wfk run show`` and friends accept for a full id."""
+
+
+def parse_json(text: str, flag: str) -> Any:
+    """JSON from a flag's value, or from a file with ``@path``."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{flag}: cannot read {text[1:]!r}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"{flag} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+
+
+def find_run(store: Store, run_id: str) -> WorkflowRun:
+    """The run with this id, or the one run whose id starts with it."""
+    run = store.get_run(run_id)
+    if run is not None:
+        return run
+    if len(run_id) >= PREFIX_MIN:
+        matches = [r for r in store.list_runs(limit=100_000) if r.id.startswith(run_id)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            some = ", ".join(r.id for r in matches[:3])
+            raise CliError(f"run id prefix {run_id!r} is ambiguous: {some}, ...")
+    raise CliError(f"workflow run {run_id!r} does not exist")
+
+
+def _app_kernel(args: argparse.Namespace, store: Store) -> tuple[App, Kernel]:
+    app = load_app(app_spec(args.app))
+    return app, create_kernel(*app.workflows, store=store, plugins=app.plugins)
+
+
+def _wait(args: argparse.Namespace, kernel: Kernel, store: Store, app: App, run_id: str) -> int:
+    """Drive the run here with a live display; print how it ended; 0 only if it COMPLETED.
+
+    With ``--json`` the live display goes to stderr and stdout holds one JSON object.
+    """
+    display = sys.stderr if args.json else sys.stdout
+    (view,) = drive(
+        kernel, store, [run_id], out=display, workflows=app.workflows, timeout=args.timeout
+    )
+    if args.json:
+        print(dump({"run": view.run, "stages": view.stages}))
+    else:
+        print()
+        print(run_summary(view.run, view.stages))
+    return 0 if view.run.status == Status.COMPLETED else 1
+
+
+def cmd_run_create(args: argparse.Namespace, stores: Stores) -> int:
+    store = stores.open(store_url(args.store), create=True)
+    app, kernel = _app_kernel(args, store)
+    if args.workflow not in app.workflow_ids():
+        known = ", ".join(app.workflow_ids())
+        raise CliError(
+            f"workflow {args.workflow!r} is not registered by {app.spec} (it has: {known})"
+        )
+    config = parse_json(args.config, "--config") if args.config is not None else None
+    if config is not None and not isinstance(config, dict):
+        raise CliError(f"--config: expected a JSON object {{stage_id: {{...}}}}, got {args.config}")
+    created = kernel.dispatch(
+        RunCreate(
+            workflow_id=args.workflow,
+            input=parse_json(args.input, "--input"),
+            config=config,
+            priority=args.priority,
+            idempotency_key=args.key,
+        )
+    )
+    if not args.wait:
+        if args.json:
+            print(dump(created))
+        else:
+            print(f"created run {created.workflow_run_id} ({created.status})")
+        return 0
+    if not args.json:
+        print(f"created run {created.workflow_run_id}; running it here until it ends")
+    return _wait(args, kernel, store, app, created.workflow_run_id)
+
+
+def cmd_runs(args: argparse.Namespace, stores: Stores) -> int:
+    store = stores.open(store_url(args.store), create=False)
+    runs = store.list_runs(status=args.status, workflow_id=args.workflow, limit=args.limit)
+    if args.json:
+        print(dump(runs))
+    elif not runs:
+        print("no runs")
+    else:
+        print(runs_table(runs))
+    return 0
+
+
+def cmd_run_show(args: argparse.Namespace, stores: Stores) -> int:
+    store = stores.open(store_url(args.store), create=False)
+    run = find_run(store, args.run_id)
+    stages = store.get_stages(run.id)
+    events = store.get_outbox(run.id)[-args.events :] if args.events else []
+    logs = store.get_logs(run.id) if args.logs else []
+    if args.json:
+        shown: dict[str, Any] = {"run": run, "stages": stages, "events": events}
+        if args.logs:
+            shown["logs"] = logs
+        print(dump(shown))
+        return 0
+    print(run_header(run))
+    print()
+    print(stages_table(stages) if stages else "no stages yet (the run waits for a worker)")
+    if events:
+        print()
+        print(f"last {len(events)} event(s)")
+        print(events_table(events, indent="  "))
+    if args.logs:
+        print()
+        names = {stage.id: stage.stage_id for stage in stages}
+        rows = [
+            [
+                when(entry.created_at),
+                str(entry.level),
+                names.get(entry.stage_record_id or "", ""),
+                entry.message,
+                json.dumps(entry.metadata) if entry.metadata else "",
+            ]
+            for entry in logs
+        ]
+        print(table(["AT", "LEVEL", "STAGE", "MESSAGE", "META"], rows) if rows else "no logs")
+    return 0
+
+
+def cmd_run_cancel(args: argparse.Namespace, stores: Stores) -> int:
+    store = stores.open(store_url(args.store), create=False)
+    run = find_run(store, args.run_id)
+    kernel = create_kernel(store=store)
+    if not kernel.dispatch(RunCancel(workflow_run_id=run.id, reason=args.reason)).cancelled:
+        raise CliError(f"run {run.id} already ended ({run.status}): nothing to cancel")
+    print(f"cancelled run {run.id}")
+    return 0
+
+
+def cmd_run_rerun(args: argparse.Namespace, stores: Stores) -> int:
+    store = stores.open(store_url(args.store), create=False)
+    run = find_run(store, args.run_id)
+    app, kernel = _app_kernel(args, store)
+    deleted = kernel.dispatch(
+        RunRerunFrom(workflow_run_id=run.id, from_stage_id=args.from_stage)
+    ).deleted_stages
+    message = (
+        f"run {run.id} runs again from stage {args.from_stage!r} (reset: {', '.join(deleted)})"
+    )
+    if args.json and not args.wait:
+        print(dump({"workflow_run_id": run.id, "deleted_stages": deleted}))
+    elif not args.json:
+        print(message)
+    return _wait(args, kernel, store, app, run.id) if args.wait else 0
+
+
+def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``runs`` and ``run create|show|cancel|rerun``."""
+    statuses = [str(status) for status in Status]
+    runs = commands.add_parser(
+        "runs",
+        parents=[common],
+        help="list runs, newest first",
+        description="List runs, newest first.",
+    )
+    runs.add_argument("--status", type=str.upper, choices=statuses, help="only runs in this status")
+    runs.add_argument("--workflow", metavar="ID", help="only runs of this workflow")
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (20)")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    runs.set_defaults(handler=cmd_runs)
+
+    run = commands.add_parser("run", help="create, show, cancel or rerun one run")
+    actions = run.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    create = actions.add_parser(
+        "create",
+        parents=[common],
+        help="create a run (and with --wait, run it here)",
+        description="Create a PENDING run; a worker picks it up (or this command, with --wait).",
+    )
+    create.add_argument("workflow", metavar="WORKFLOW", help="the workflow id")
+    create.add_argument("--input", required=True, metavar="JSON", help="the run input (or @file)")
+    create.add_argument("--config", metavar="JSON", help="config by stage id (or @file)")
+    create.add_argument("--priority", type=int, default=5, help="higher runs first (5)")
+    create.add_argument("--key", metavar="KEY", help="idempotency key: a replay creates nothing")
+    _wait_flags(create)
+    create.set_defaults(handler=cmd_run_create)
+
+    show = actions.add_parser(
+        "show",
+        parents=[common],
+        help="a run's stages, last events and logs",
+        description="Show a run: its stages (status, attempt, duration, error) and last events.",
+    )
+    show.add_argument("run_id", metavar="RUN_ID", help="a run id, or a unique prefix of one")
+    show.add_argument("--logs", action="store_true", help="also print the stages' logs")
+    show.add_argument("--events", type=int, default=10, metavar="N", help="last N events (10)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=cmd_run_show)
+
+    cancel = actions.add_parser(
+        "cancel",
+        parents=[common],
+        help="cancel a run that has not ended",
+        description="Cancel a run: its pending stages are cancelled and no more user code runs.",
+    )
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("--reason", help="recorded in the workflow:cancelled event")
+    cancel.set_defaults(handler=cmd_run_cancel)
+
+    rerun = actions.add_parser(
+        "rerun",
+        parents=[common],
+        help="run a finished run again from one stage",
+        description="Re-run a COMPLETED or FAILED run from a stage's group onwards.",
+    )
+    rerun.add_argument("run_id", metavar="RUN_ID")
+    rerun.add_argument("--from", dest="from_stage", required=True, metavar="STAGE")
+    _wait_flags(rerun)
+    rerun.set_defaults(handler=cmd_run_rerun)
+
+
+def _wait_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app", metavar="MODULE:ATTR", help="the workflows ($WFK_APP)")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="run it in this process with a live display; exit 0 only if it COMPLETED",
+    )
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="give up waiting after")
+    parser.add_argument("--json", action="store_true", help="print JSON")

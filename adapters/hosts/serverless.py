@@ -1,0 +1,278 @@
+"""``ServerlessHost``: bounded, stateless calls for queue- and cron-driven platforms (SPEC §8).
+
+Each call is one short run of the same scheduling step function the worker
+uses (:mod:`adapters.hosts.schedule`), with a budget: one job, ``max_jobs``
+jobs, or one tick. So a serverless call also renews the lease of the job it
+runs, and stops by itself when its budget is spent or the queue is empty.
+Nothing is kept between calls: every call reads what it needs from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from attrs import frozen
+
+from adapters.hosts.driver import Driver, OnStart, TakeJob
+from adapters.hosts.leases import lease_job
+from adapters.hosts.logs import HostLog
+from adapters.hosts.schedule import Settings
+from adapters.hosts.tick import Orchestrator, TickReport
+from kernel.commands import JobExecute, JobExecuteResult, JobOutcome
+from kernel.dispatch import Kernel
+from kernel.ports import Store
+from kernel.records import Job, Json
+from kernel.status import JobStatus
+
+
+@frozen(kw_only=True)
+class JobReport:
+    """What happened to one job in a serverless call."""
+
+    workflow_run_id: str
+    stage_id: str
+    job_id: str | None
+    outcome: JobOutcome
+    output: Json = None
+    error: str | None = None
+    reason: str | None = None
+    """Why a job was ``skipped`` without running (for example: leased by another worker)."""
+
+
+@frozen(kw_only=True)
+class ProcessJobsResult:
+    """What :meth:`ServerlessHost.process_available_jobs` did."""
+
+    processed: int
+    jobs: tuple[JobReport, ...]
+
+
+def _report(job: Job, result: JobExecuteResult) -> JobReport:
+    return JobReport(
+        workflow_run_id=job.workflow_run_id,
+        stage_id=job.stage_id,
+        job_id=job.id,
+        outcome=result.outcome,
+        output=result.output,
+        error=result.error,
+    )
+
+
+def _text(message: Mapping[str, Any], key: str, required: bool = True) -> str | None:
+    value = message.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"message.{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+class ServerlessHost:
+    """Stateless entry points for platforms that call code per message or per schedule.
+
+    >>> from adapters import create_kernel
+    >>> from adapters.memory import InMemoryStore
+    >>> store = InMemoryStore()
+    >>> host = ServerlessHost(create_kernel(store=store), store, worker_id="fn")
+    >>> host.process_available_jobs(max_jobs=5).processed
+    0
+
+    Args:
+        kernel: the kernel whose workflows the calls run.
+        store: the kernel's store.
+        worker_id: the name this function uses in leases and claims.
+        stale_lease_threshold: maintenance ticks reap leases older than this.
+        max_claims: pending runs one maintenance tick claims.
+        lease_renew_interval: how often a running job's lease is renewed.
+    """
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        store: Store,
+        *,
+        worker_id: str,
+        stale_lease_threshold: timedelta = timedelta(seconds=60),
+        max_claims: int = 10,
+        lease_renew_interval: timedelta = timedelta(seconds=15),
+    ) -> None:
+        if not worker_id:
+            raise ValueError(f"worker_id: expected a non-empty string, got {worker_id!r}")
+        if lease_renew_interval >= stale_lease_threshold:
+            raise ValueError(
+                f"lease_renew_interval ({lease_renew_interval}) must be shorter than "
+                f"stale_lease_threshold ({stale_lease_threshold}), or live jobs get reaped"
+            )
+        self.kernel = kernel
+        self.store = store
+        self.worker_id = worker_id
+        self.lease_renew_interval = lease_renew_interval
+        self.log = HostLog(worker_id)
+        self._orchestrator = Orchestrator(
+            kernel,
+            store,
+            worker_id=worker_id,
+            stale_lease_threshold=stale_lease_threshold,
+            max_claims=max_claims,
+            log=self.log,
+        )
+
+    # -- the three calls ---------------------------------------------------------
+
+    def handle_job(self, message: Mapping[str, Any]) -> JobReport:
+        """Execute the job a queue message names, with its run's config.
+
+        ``message`` has ``workflow_run_id``, ``workflow_id``, ``stage_id`` and,
+        optionally, ``job_id`` (else the stage's queued job is used). The job is
+        leased to this worker first, so a message delivered twice, or a job a
+        worker already took, runs once: the second call is ``skipped`` with a
+        ``reason``. A run that no longer exists is ``skipped`` too, so the
+        platform can drop the message.
+
+        Raises:
+            ValueError: the message lacks a field or has a wrong one.
+            StoreError: the store failed (let the platform retry the message).
+        """
+        run_id = _text(message, "workflow_run_id")
+        workflow_id = _text(message, "workflow_id")
+        stage_id = _text(message, "stage_id")
+        job_id = _text(message, "job_id", required=False)
+        assert run_id is not None and workflow_id is not None and stage_id is not None
+
+        def skipped(reason: str, job: str | None = job_id) -> JobReport:
+            self.log.info(
+                "job skipped: %s",
+                reason,
+                extra={"workflow_run_id": run_id, "stage_id": stage_id, "job_id": job},
+            )
+            return JobReport(
+                workflow_run_id=run_id,
+                stage_id=stage_id,
+                job_id=job,
+                outcome="skipped",
+                reason=reason,
+            )
+
+        run = self.store.get_run(run_id)
+        if run is None:
+            return skipped(f"workflow run {run_id!r} does not exist")
+        if job_id is None:
+            jobs = [job for job in self.store.get_jobs(run_id) if job.stage_id == stage_id]
+            queued = [job for job in jobs if job.status == JobStatus.QUEUED]
+            if queued:
+                job_id = queued[-1].id
+            elif jobs:
+                return skipped(f"the stage's job is {jobs[-1].status}", jobs[-1].id)
+            else:
+                # No job record to lease: execute the stage directly.
+                command = JobExecute(
+                    workflow_run_id=run_id,
+                    workflow_id=workflow_id,
+                    stage_id=stage_id,
+                    config=run.config,
+                )
+                result = self.kernel.dispatch(command)
+                return JobReport(
+                    workflow_run_id=run_id,
+                    stage_id=stage_id,
+                    job_id=None,
+                    outcome=result.outcome,
+                    output=result.output,
+                    error=result.error,
+                )
+
+        target = job_id
+        why: list[str] = []
+
+        def take(on_start: OnStart) -> tuple[Job, JobExecuteResult] | None:
+            leased, found = lease_job(self.kernel, target, self.worker_id, run_id, stage_id)
+            if leased is None:
+                why.append(_why_not_leased(target, found, run_id, stage_id))
+                return None
+            on_start(leased)
+            command = JobExecute(
+                workflow_run_id=run_id,
+                workflow_id=workflow_id,
+                stage_id=stage_id,
+                config=run.config,
+                job_id=leased.id,
+            )
+            return leased, self.kernel.dispatch(command)
+
+        reports = self._run(Settings(**self._bounded(), max_jobs=1), take)
+        if reports:
+            return reports[0]
+        return skipped(why[0] if why else "the job was released: the host is stopping", target)
+
+    def process_available_jobs(self, max_jobs: int = 1) -> ProcessJobsResult:
+        """Lease and execute up to ``max_jobs`` available jobs, one after another.
+
+        Stops early when the queue is empty. A job that finishes a stage may
+        queue the next group's jobs; those count as available too.
+        """
+        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
+            raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
+
+        def take(on_start: OnStart) -> tuple[Job, JobExecuteResult] | None:
+            return self.kernel.execute_next_job(self.worker_id, on_start)
+
+        reports = self._run(Settings(**self._bounded(), max_jobs=max_jobs), take)
+        return ProcessJobsResult(processed=len(reports), jobs=tuple(reports))
+
+    def run_maintenance_tick(self) -> TickReport:
+        """One orchestration tick: claim, poll, reap, sweep, flush (for a cron schedule)."""
+        settings = Settings(
+            concurrency=0,
+            orchestration_interval=timedelta(seconds=1),
+            max_ticks=1,
+            lease_renew_interval=self.lease_renew_interval,
+        )
+        driver = self._driver(settings, _no_jobs, [])
+        driver.run()
+        return driver.last_tick or TickReport(errors=("tick: did not run",))
+
+    # -- internals -------------------------------------------------------------------
+
+    def _bounded(self) -> dict[str, Any]:
+        return {
+            "concurrency": 1,
+            "orchestration_interval": None,
+            "stop_when_idle": True,
+            "lease_renew_interval": self.lease_renew_interval,
+        }
+
+    def _driver(self, settings: Settings, take: TakeJob, reports: list[JobReport]) -> Driver:
+        return Driver(
+            self.kernel,
+            self.store,
+            worker_id=self.worker_id,
+            settings=settings,
+            take_job=take,
+            orchestrator=self._orchestrator,
+            log=self.log,
+            on_result=lambda job, result: reports.append(_report(job, result)),
+        )
+
+    def _run(self, settings: Settings, take: TakeJob) -> list[JobReport]:
+        reports: list[JobReport] = []
+        self._driver(settings, take, reports).run()
+        return reports
+
+
+def _no_jobs(on_start: OnStart) -> None:
+    return None
+
+
+def _why_not_leased(job_id: str, found: Job | None, run_id: str, stage_id: str) -> str:
+    if found is None:
+        return f"job {job_id!r} does not exist"
+    if found.workflow_run_id != run_id or found.stage_id != stage_id:
+        return (
+            f"job {job_id!r} belongs to run {found.workflow_run_id!r}, stage "
+            f"{found.stage_id!r}, not to run {run_id!r}, stage {stage_id!r}"
+        )
+    if found.status == JobStatus.LEASED:
+        return f"job {job_id!r} is leased by worker {found.worker_id!r}"
+    return f"job {job_id!r} is {found.status}"

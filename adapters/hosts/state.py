@@ -1,0 +1,147 @@
+"""What a worker remembers, and how it is configured: plain, immutable values.
+
+:mod:`adapters.hosts.schedule` steps a :class:`WorkerState` from one value to
+the next; nothing else changes it. Dropping the value is a crash.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from attrs import Attribute, field, frozen
+
+Phase = Literal["new", "running", "draining", "stopped"]
+"""``new`` → ``running`` → ``draining`` (no new work; finish or release) → ``stopped``."""
+
+JobEnd = Literal["completed", "suspended", "failed", "skipped", "error"]
+"""How a job slot ended: the ``job.execute`` outcome, or ``error`` if the host's call raised."""
+
+
+def _non_negative(_: object, attribute: Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name}: expected an int >= 0, got {value!r}")
+
+
+def _optional_positive_int(_: object, attribute: Attribute[int | None], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{attribute.name}: expected an int >= 1 or None, got {value!r}")
+
+
+def _positive_duration(_: object, attribute: Attribute[timedelta], value: timedelta) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ValueError(f"{attribute.name}: expected a positive timedelta, got {value!r}")
+
+
+def _optional_positive_duration(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
+        raise ValueError(f"{attribute.name}: expected a positive timedelta or None, got {value!r}")
+
+
+def _non_negative_duration(_: object, attribute: Attribute[timedelta], value: timedelta) -> None:
+    if not isinstance(value, timedelta) or value < timedelta(0):
+        raise ValueError(f"{attribute.name}: expected a timedelta >= 0, got {value!r}")
+
+
+@frozen(kw_only=True)
+class Settings:
+    """How a worker schedules its work; every interval is a ``timedelta``.
+
+    ``orchestration_interval=None`` turns ticks off and ``concurrency=0``
+    turns job slots off. ``max_jobs``, ``max_ticks`` and ``stop_when_idle``
+    bound a run: it stops once nothing more is allowed (all three unset: it
+    runs until asked to stop).
+    """
+
+    concurrency: int = field(default=4, validator=_non_negative)
+    orchestration_interval: timedelta | None = field(
+        default=timedelta(seconds=1), validator=_optional_positive_duration
+    )
+    job_poll_interval: timedelta = field(
+        default=timedelta(milliseconds=200), validator=_positive_duration
+    )
+    lease_renew_interval: timedelta = field(
+        default=timedelta(seconds=15), validator=_positive_duration
+    )
+    drain_timeout: timedelta = field(
+        default=timedelta(seconds=30), validator=_non_negative_duration
+    )
+    sweep_interval: timedelta = field(default=timedelta(seconds=30), validator=_positive_duration)
+    """How often a tick also runs the safety net over RUNNING runs (the first tick always does)."""
+    max_jobs: int | None = field(default=None, validator=_optional_positive_int)
+    max_ticks: int | None = field(default=None, validator=_optional_positive_int)
+    stop_when_idle: bool = False
+
+
+# -- slots ---------------------------------------------------------------------
+
+
+@frozen
+class Free:
+    """A slot with nothing to do."""
+
+
+@frozen
+class Dequeuing:
+    """A slot that asked the queue for a job and has no answer yet."""
+
+
+@frozen
+class Running:
+    """A slot running ``job_id``, whose lease was last taken or renewed at ``renewed_at``."""
+
+    job_id: str
+    renewed_at: datetime
+
+
+Slot = Free | Dequeuing | Running
+
+
+@frozen(kw_only=True)
+class Counters:
+    """What a worker has done so far (its stats, without uptime)."""
+
+    jobs_processed: int = 0
+    jobs_failed: int = 0
+    ticks: int = 0
+    tick_errors: int = 0
+    leases_renewed: int = 0
+    leases_released: int = 0
+
+
+@frozen(kw_only=True)
+class WorkerState:
+    """Everything one worker remembers; dropping it is a crash (the store keeps the rest)."""
+
+    settings: Settings
+    slots: tuple[Slot, ...]
+    phase: Phase = "new"
+    started_at: datetime | None = None
+    idle_until: datetime | None = None
+    """Free slots wait until then after an empty dequeue; ``None``: ask at once."""
+    tick_running: bool = False
+    last_tick_at: datetime | None = None
+    last_sweep_at: datetime | None = None
+    ticks_started: int = 0
+    jobs_taken: int = 0
+    """Jobs leased (or settled straight from a dequeue): what ``max_jobs`` counts."""
+    queue_exhausted: bool = False
+    """``stop_when_idle`` runs: a dequeue found nothing, so no slot asks again."""
+    stop_requested: bool = False
+    drain_deadline: datetime | None = None
+    counters: Counters = Counters()
+
+    @property
+    def busy_slots(self) -> int:
+        """Slots dequeuing or running a job."""
+        return sum(1 for slot in self.slots if not isinstance(slot, Free))
+
+    @property
+    def running_jobs(self) -> tuple[str, ...]:
+        """The ids of the jobs this worker is running."""
+        return tuple(slot.job_id for slot in self.slots if isinstance(slot, Running))
+
+
+def initial_state(settings: Settings) -> WorkerState:
+    """A worker that has not started: every slot free."""
+    return WorkerState(settings=settings, slots=(Free(),) * settings.concurrency)

@@ -1,0 +1,156 @@
+"""The orchestration tick: the periodic commands that keep runs moving (SPEC §8).
+
+One tick: claim pending runs, poll due suspended stages (and transition the
+runs they resume), reap stale leases, transition RUNNING runs left with no
+active stage (the safety net, on sweeping ticks only), and flush the outbox.
+Each part is its own command, so a failing part is logged and the others
+still run; the next tick tries again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from attrs import frozen
+
+from adapters.hosts.logs import HostLog
+from adapters.runner import describe
+from kernel.commands import (
+    LeaseReapStale,
+    OutboxFlush,
+    RunClaimPending,
+    RunTransition,
+    StagePollSuspended,
+)
+from kernel.dispatch import Kernel
+from kernel.ports import Store
+from kernel.status import Status
+
+SWEEP_LIMIT = 500
+"""RUNNING runs the safety net looks at per sweep (newest first): it is a net, not a scan."""
+
+FLUSH_BATCH = 100
+FLUSH_ROUNDS = 10
+"""A tick publishes at most ``FLUSH_BATCH * FLUSH_ROUNDS`` events; the next tick goes on."""
+
+
+@frozen(kw_only=True)
+class TickReport:
+    """What one orchestration tick did."""
+
+    claimed: int = 0
+    checked: int = 0
+    resumed: int = 0
+    transitioned: int = 0
+    reaped: int = 0
+    published: int = 0
+    errors: tuple[str, ...] = ()
+    """``"part: Error: message"`` for each part of the tick that raised."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether every part of the tick ran without an exception."""
+        return not self.errors
+
+    @property
+    def found_work(self) -> bool:
+        """Whether the tick may have queued jobs (claimed, resumed, moved or reaped something)."""
+        return bool(self.claimed or self.resumed or self.transitioned or self.reaped)
+
+
+class Orchestrator:
+    """Runs ticks for one worker id."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        store: Store,
+        *,
+        worker_id: str,
+        stale_lease_threshold: timedelta,
+        max_claims: int,
+        log: HostLog,
+    ) -> None:
+        self.kernel = kernel
+        self.store = store
+        self.worker_id = worker_id
+        self.stale_threshold_ms = int(stale_lease_threshold.total_seconds() * 1000)
+        self.max_claims = max_claims
+        self.log = log
+
+    def tick(self, sweep: bool) -> TickReport:
+        """Run one tick; ``sweep`` adds the safety net. Never raises: failures are in ``errors``."""
+        counts = {"claimed": 0, "checked": 0, "resumed": 0, "transitioned": 0, "reaped": 0}
+        errors: list[str] = []
+
+        def part(
+            name: str, body: Callable[..., object], *args: Any, run_id: str | None = None
+        ) -> None:
+            try:
+                body(*args)
+            except Exception as exc:  # a failing part must not stop the others
+                errors.append(f"{name}: {describe(exc)}")
+                self.log.exception("tick: %s failed", name, extra={"workflow_run_id": run_id})
+
+        def claim() -> None:
+            claimed = self.kernel.dispatch(
+                RunClaimPending(worker_id=self.worker_id, max_claims=self.max_claims)
+            ).claimed
+            counts["claimed"] = len(claimed)
+            for run in claimed:
+                self.log.info(
+                    "claimed run %s (%s), %d job(s) queued",
+                    run.workflow_run_id,
+                    run.workflow_id,
+                    len(run.job_ids),
+                    extra={"workflow_run_id": run.workflow_run_id},
+                )
+
+        def poll() -> None:
+            polled = self.kernel.dispatch(StagePollSuspended())
+            counts["checked"], counts["resumed"] = polled.checked, polled.resumed
+            for run_id in polled.resumed_workflow_run_ids:
+                part("transition", self._transition, run_id, counts, run_id=run_id)
+
+        def reap() -> None:
+            released = self.kernel.dispatch(
+                LeaseReapStale(stale_threshold_ms=self.stale_threshold_ms)
+            ).released
+            counts["reaped"] = released
+            if released:
+                self.log.warning(
+                    "reaped %d stale lease(s): their workers stopped renewing", released
+                )
+
+        def safety_net() -> None:
+            for run in self.store.list_runs(status=Status.RUNNING, limit=SWEEP_LIMIT):
+                stages = self.store.get_stages(run.id)
+                if stages and not any(stage.is_active for stage in stages):
+                    part("transition", self._transition, run.id, counts, run_id=run.id)
+
+        part("claim", claim)
+        part("poll", poll)
+        part("reap", reap)
+        if sweep:
+            part("safety net", safety_net)
+        published: list[int] = []
+        part("flush", lambda: published.append(self.flush()))
+        return TickReport(**counts, published=sum(published), errors=tuple(errors))
+
+    def flush(self) -> int:
+        """Publish outbox events in batches until a batch comes back short; returns how many."""
+        total = 0
+        for _ in range(FLUSH_ROUNDS):
+            published = self.kernel.dispatch(OutboxFlush(max_events=FLUSH_BATCH)).published
+            total += published
+            if published < FLUSH_BATCH:
+                break
+        return total
+
+    def _transition(self, run_id: str, counts: dict[str, int]) -> None:
+        result = self.kernel.dispatch(RunTransition(workflow_run_id=run_id))
+        if result.action != "noop":
+            counts["transitioned"] += 1
+            self.log.info("run %s %s", run_id, result.action, extra={"workflow_run_id": run_id})

@@ -1,0 +1,255 @@
+"""``WorkerHost``: a long-running worker process (SPEC §8).
+
+An orchestration tick every ``orchestration_interval`` and up to
+``concurrency`` job slots, scheduled by the pure step function of
+:mod:`adapters.hosts.schedule` and driven by threads. SIGTERM or SIGINT (or
+:meth:`WorkerHost.stop`) stop dequeuing, let running jobs finish within
+``drain_timeout``, give the leases of the rest back to the queue, flush the
+outbox, and return.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import timedelta
+from types import FrameType
+from typing import Any, Literal
+
+from attrs import frozen
+
+from adapters.hosts.driver import Driver, JobWaiter, OnStart
+from adapters.hosts.logs import HostLog
+from adapters.hosts.schedule import Settings
+from adapters.hosts.tick import Orchestrator
+from kernel.commands import JobExecuteResult
+from kernel.dispatch import Kernel
+from kernel.ports import Store
+from kernel.records import Job
+
+MAX_CLAIMS_PER_TICK = 50
+"""Pending runs one tick claims; their jobs go to the shared queue, so claiming is cheap."""
+
+STOP_GRACE = timedelta(seconds=5)
+"""How much longer than ``drain_timeout`` :meth:`WorkerHost.stop` waits for the driver."""
+
+
+@frozen(kw_only=True)
+class WorkerStats:
+    """What a worker host has done since it started."""
+
+    worker_id: str
+    phase: Literal["new", "running", "draining", "stopped"]
+    uptime: timedelta
+    jobs_processed: int
+    jobs_failed: int
+    ticks: int
+    tick_errors: int
+    leases_renewed: int
+    leases_released: int
+    busy_slots: int
+
+
+class WorkerHost:
+    """Runs orchestration ticks and job slots for one kernel until stopped.
+
+    >>> from adapters import create_kernel
+    >>> from adapters.memory import InMemoryStore
+    >>> store = InMemoryStore()
+    >>> host = WorkerHost(create_kernel(store=store), store, worker_id="w1")
+    >>> host.stats().phase
+    'new'
+
+    Args:
+        kernel: the kernel whose workflows this worker runs.
+        store: the kernel's store (leases are renewed and runs swept through it).
+        worker_id: this worker's name in leases, claims and logs.
+        concurrency: job slots; a job is leased only when a slot is free.
+        orchestration_interval: time between the starts of two ticks.
+        job_poll_interval: how long idle slots wait after finding no job
+            (with a store that has ``wait_for_jobs``, a notification wakes them
+            sooner, and the wait is at least ``orchestration_interval``).
+        stale_lease_threshold: a lease not renewed for this long belongs to a
+            dead worker; this worker's ticks reap such leases.
+        lease_renew_interval: how often the lease of a running job is renewed;
+            must be shorter than ``stale_lease_threshold``.
+        drain_timeout: how long running jobs may take to finish after a stop.
+
+    Raises:
+        ValueError: a bad setting (the message names it).
+    """
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        store: Store,
+        *,
+        worker_id: str,
+        concurrency: int = 4,
+        orchestration_interval: timedelta = timedelta(seconds=1),
+        job_poll_interval: timedelta = timedelta(milliseconds=200),
+        stale_lease_threshold: timedelta = timedelta(seconds=60),
+        lease_renew_interval: timedelta = timedelta(seconds=15),
+        drain_timeout: timedelta = timedelta(seconds=30),
+    ) -> None:
+        if not worker_id:
+            raise ValueError(f"worker_id: expected a non-empty string, got {worker_id!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency: expected an int >= 1, got {concurrency!r}")
+        if lease_renew_interval >= stale_lease_threshold:
+            raise ValueError(
+                f"lease_renew_interval ({lease_renew_interval}) must be shorter than "
+                f"stale_lease_threshold ({stale_lease_threshold}), or live jobs get reaped"
+            )
+        if isinstance(store, JobWaiter):
+            # Notifications wake idle slots; the poll only catches jobs whose
+            # retry backoff ends, which nobody announces.
+            job_poll_interval = max(job_poll_interval, orchestration_interval)
+        self.worker_id = worker_id
+        self.drain_timeout = drain_timeout
+        self.settings = Settings(
+            concurrency=concurrency,
+            orchestration_interval=orchestration_interval,
+            job_poll_interval=job_poll_interval,
+            lease_renew_interval=lease_renew_interval,
+            drain_timeout=drain_timeout,
+        )
+        self.log = HostLog(worker_id)
+        self._kernel = kernel
+        self._driver = Driver(
+            kernel,
+            store,
+            worker_id=worker_id,
+            settings=self.settings,
+            take_job=self._take_job,
+            orchestrator=Orchestrator(
+                kernel,
+                store,
+                worker_id=worker_id,
+                stale_lease_threshold=stale_lease_threshold,
+                max_claims=MAX_CLAIMS_PER_TICK,
+                log=self.log,
+            ),
+            log=self.log,
+        )
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._signals = 0
+
+    def _take_job(self, on_start: OnStart) -> tuple[Job, JobExecuteResult] | None:
+        return self._kernel.execute_next_job(self.worker_id, on_start)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker in a background (daemon) thread and return at once.
+
+        Raises:
+            RuntimeError: the host was started before.
+        """
+        self._claim_start()
+        self._thread = threading.Thread(
+            target=self._run, name=f"wfk-{self.worker_id}-driver", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, force: bool = False) -> WorkerStats:
+        """Stop dequeuing, drain, release what is left, flush the outbox; returns when done.
+
+        ``force`` skips the drain: running jobs' leases are released at once.
+        Waits at most ``drain_timeout`` plus a few seconds.
+        """
+        if not self._started:
+            self._started = True  # a host stopped before it started never starts
+            self._driver.request_stop(force=force)
+            return self.stats()
+        self._driver.request_stop(force=force)
+        self._driver.stopped.wait((self.drain_timeout + STOP_GRACE).total_seconds())
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(STOP_GRACE.total_seconds())
+        return self.stats()
+
+    def run_forever(self) -> WorkerStats:
+        """Run in the calling thread until stopped, drained and flushed; returns the stats.
+
+        On the main thread, SIGTERM and SIGINT stop the worker (a second
+        signal skips the rest of the drain); the previous handlers come back
+        on return. Elsewhere, call :meth:`stop` from another thread.
+        """
+        self._claim_start()
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = self._install_signal_handlers() if on_main else {}
+        try:
+            self._run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return self.stats()
+
+    def stats(self) -> WorkerStats:
+        """Jobs processed, ticks, uptime and more, as of now."""
+        state = self._driver.state
+        counters = state.counters
+        uptime = timedelta(0)
+        if state.started_at is not None:
+            uptime = self._kernel.clock.now() - state.started_at
+        return WorkerStats(
+            worker_id=self.worker_id,
+            phase=state.phase,
+            uptime=uptime,
+            jobs_processed=counters.jobs_processed,
+            jobs_failed=counters.jobs_failed,
+            ticks=counters.ticks,
+            tick_errors=counters.tick_errors,
+            leases_renewed=counters.leases_renewed,
+            leases_released=counters.leases_released,
+            busy_slots=state.busy_slots,
+        )
+
+    # -- internals -----------------------------------------------------------------
+
+    def _claim_start(self) -> None:
+        if self._started:
+            raise RuntimeError(f"worker {self.worker_id!r} was already started")
+        self._started = True
+
+    def _run(self) -> None:
+        self.log.info(
+            "worker started: %d slot(s), tick every %s",
+            self.settings.concurrency,
+            self.settings.orchestration_interval,
+        )
+        try:
+            self._driver.run()
+        except BaseException:
+            self.log.exception("worker driver crashed")
+            raise
+        finally:
+            stats = self.stats()
+            self.log.info(
+                "worker stopped: %d job(s) processed, %d tick(s), up %s",
+                stats.jobs_processed,
+                stats.ticks,
+                stats.uptime,
+            )
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        force = self._signals > 1
+        self.log.warning(
+            "%s received: %s",
+            signal.Signals(signum).name,
+            "releasing running jobs now" if force else f"draining (up to {self.drain_timeout})",
+        )
+        # The handler runs between two bytecodes of the main thread, which may
+        # hold the driver's lock: feed the stop from another thread instead.
+        threading.Thread(
+            target=self._driver.request_stop, args=(force,), name="wfk-signal", daemon=True
+        ).start()

@@ -1,0 +1,367 @@
+"""``WorkerHost`` with real threads on the in-memory store (SPEC §8, §5.8, §10.1).
+
+Intervals are tens of milliseconds and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from adapters import create_kernel
+from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
+from adapters.hosts import WorkerHost
+from adapters.memory import InMemoryStore
+from kernel import (
+    JobStatus,
+    Kernel,
+    RunClaimPending,
+    RunCreate,
+    RunRerunFrom,
+    StageContext,
+    Status,
+    WorkflowBuilder,
+    define_stage,
+)
+from kernel.commands import Command
+from tests.hosts.apps import NoConfig, finish_markers, slow_workflow, start_markers
+from tests.hosts.waiting import wait_for
+
+MS = timedelta(milliseconds=1)
+
+
+def make_host(kernel: Kernel, store: InMemoryStore, **overrides: Any) -> WorkerHost:
+    settings: dict[str, Any] = {
+        "worker_id": "w1",
+        "concurrency": 4,
+        "orchestration_interval": 20 * MS,
+        "job_poll_interval": 10 * MS,
+        "stale_lease_threshold": timedelta(seconds=5),
+        "lease_renew_interval": 50 * MS,
+        "drain_timeout": timedelta(seconds=5),
+        **overrides,
+    }
+    return WorkerHost(kernel, store, **settings)
+
+
+@pytest.fixture
+def hosts() -> Iterator[list[WorkerHost]]:
+    """Hosts a test started; stopped (fast) at the end even if the test failed."""
+    started: list[WorkerHost] = []
+    yield started
+    for host in started:
+        if host.stats().phase != "stopped":
+            host.stop(force=True)
+
+
+def create_slow_run(kernel: Kernel, marker_dir: Path, seconds: float) -> str:
+    return kernel.dispatch(
+        RunCreate(
+            workflow_id=slow_workflow.id,
+            input={"marker_dir": str(marker_dir), "seconds": seconds},
+        )
+    ).workflow_run_id
+
+
+def status_of(store: InMemoryStore, run_id: str) -> Status:
+    run = store.get_run(run_id)
+    assert run is not None
+    return run.status
+
+
+def stage(store: InMemoryStore, run_id: str, stage_id: str) -> Any:
+    return next(s for s in store.get_stages(run_id) if s.stage_id == stage_id)
+
+
+def test_a_worker_runs_the_document_pipeline_to_the_end(hosts: list[WorkerHost]) -> None:
+    store = InMemoryStore()
+    kernel = create_kernel(document_pipeline, store=store)
+    run_ids = [
+        kernel.dispatch(
+            RunCreate(workflow_id=document_pipeline.id, input=attrs.asdict(document))
+        ).workflow_run_id
+        for document in SAMPLE_DOCUMENTS
+    ]
+    host = make_host(kernel, store)
+    hosts.append(host)
+    host.start()
+    wait_for(
+        "every run to complete",
+        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
+    )
+    stats = host.stop()
+    assert stats.phase == "stopped"
+    assert stats.jobs_processed == 4 * len(run_ids)
+    assert stats.jobs_failed == 0
+    assert stats.ticks >= 1
+    assert stats.uptime > timedelta(0)
+    assert all(event.published_at is not None for event in store.get_outbox())
+
+
+def test_a_long_stage_on_a_live_worker_is_not_reaped_and_runs_once(
+    tmp_path: Path, hosts: list[WorkerHost]
+) -> None:
+    """SPEC §5.8: the host renews the lease while the stage runs (4x the stale threshold)."""
+    store = InMemoryStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    run_id = create_slow_run(kernel, tmp_path, seconds=0.8)
+    host = make_host(kernel, store, stale_lease_threshold=200 * MS, lease_renew_interval=40 * MS)
+    hosts.append(host)
+    host.start()
+    wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED)
+    stats = host.stop()
+    assert len(start_markers(tmp_path)) == 1
+    assert all(job.reap_count == 0 for job in store.get_jobs(run_id))
+    assert stats.leases_renewed >= 5
+    started = [e for e in store.get_outbox(run_id) if e.event_type == "stage:started"]
+    assert Counter(e.payload["stage_id"] for e in started) == {"prepare": 1, "slow": 1, "finish": 1}
+
+
+def test_the_lease_of_a_worker_that_died_is_reaped_and_its_stage_runs_again(
+    tmp_path: Path, hosts: list[WorkerHost]
+) -> None:
+    """A crash is dropping a worker's state: its lease is left behind, and a live worker's
+    tick takes it back once it is stale."""
+    store = InMemoryStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    run_id = create_slow_run(kernel, tmp_path, seconds=0.01)
+    kernel.dispatch(RunClaimPending(worker_id="dead"))
+
+    def crash(job: object) -> None:
+        raise SystemExit("the worker died before its user code ran")
+
+    with pytest.raises(SystemExit):
+        kernel.execute_next_job("dead", on_start=crash)  # 'prepare' is left leased
+    host = make_host(kernel, store, stale_lease_threshold=100 * MS, lease_renew_interval=20 * MS)
+    hosts.append(host)
+    host.start()
+    wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED)
+    host.stop()
+    prepare = next(job for job in store.get_jobs(run_id) if job.stage_id == "prepare")
+    assert prepare.reap_count == 1
+    assert prepare.status == JobStatus.COMPLETED
+    assert prepare.worker_id == "w1"
+
+
+def test_stop_lets_the_running_stage_finish_and_takes_no_new_job(
+    tmp_path: Path, hosts: list[WorkerHost]
+) -> None:
+    store = InMemoryStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    run_id = create_slow_run(kernel, tmp_path, seconds=0.3)
+    host = make_host(kernel, store)
+    hosts.append(host)
+    host.start()
+    wait_for("the slow stage to start", lambda: start_markers(tmp_path))
+    stats = host.stop()
+    assert stats.phase == "stopped"
+    assert stats.leases_released == 0
+    assert stage(store, run_id, "slow").status == Status.COMPLETED
+    # The next group was queued by the finish transaction, but a stopping worker takes nothing.
+    finish = next(job for job in store.get_jobs(run_id) if job.stage_id == "finish")
+    assert finish.status == JobStatus.QUEUED
+    assert all(job.status != JobStatus.LEASED for job in store.get_jobs(run_id))
+    assert all(event.published_at is not None for event in store.get_outbox())
+
+
+def test_a_stage_still_running_at_the_drain_timeout_goes_back_to_the_queue(
+    tmp_path: Path, hosts: list[WorkerHost]
+) -> None:
+    store = InMemoryStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    run_id = create_slow_run(kernel, tmp_path, seconds=0.6)
+    host = make_host(kernel, store, drain_timeout=50 * MS)
+    hosts.append(host)
+    host.start()
+    wait_for("the slow stage to start", lambda: start_markers(tmp_path))
+    began = time.monotonic()
+    stats = host.stop()
+    assert time.monotonic() - began < 0.5  # the drain timeout, not the stage, decided
+    assert stats.leases_released == 1
+    slow_job = next(job for job in store.get_jobs(run_id) if job.stage_id == "slow")
+    assert (slow_job.status, slow_job.worker_id, slow_job.attempt) == (JobStatus.QUEUED, None, 0)
+    assert stage(store, run_id, "slow").status == Status.PENDING
+    # The abandoned code finishes later; the kernel discards its result.
+    wait_for("the abandoned stage code to end", lambda: finish_markers(tmp_path))
+    time.sleep(0.05)
+    assert stage(store, run_id, "slow").status == Status.PENDING
+    # Another worker runs it again, to the end.
+    second = make_host(kernel, store, worker_id="w2")
+    hosts.append(second)
+    second.start()
+    wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED)
+    second.stop()
+    assert len(start_markers(tmp_path)) == 2
+
+
+def test_run_forever_off_the_main_thread_returns_when_stopped(hosts: list[WorkerHost]) -> None:
+    store = InMemoryStore()
+    host = make_host(create_kernel(document_pipeline, store=store), store)
+    hosts.append(host)
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(host.run_forever()))
+    thread.start()
+    wait_for("a first tick", lambda: host.stats().ticks >= 1)
+    host.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert results[0].phase == "stopped"
+    with pytest.raises(RuntimeError, match="already started"):
+        host.start()
+
+
+def test_a_worker_never_runs_more_jobs_than_it_has_slots(hosts: list[WorkerHost]) -> None:
+    """SPEC §10.1: no prefetch — at most ``concurrency`` jobs are leased or running."""
+    lock = threading.Lock()
+    running = [0]
+    peak = [0]
+
+    @attrs.frozen
+    class Item:
+        n: int
+
+    def busy(ctx: StageContext[Item, NoConfig]) -> Item:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.03)
+        with lock:
+            running[0] -= 1
+        return ctx.input
+
+    workflow = (
+        WorkflowBuilder("busy", "Busy", "", input=Item, output=Item)
+        .pipe(
+            define_stage(
+                id="busy", name="Busy", input=Item, output=Item, config=NoConfig, execute=busy
+            )
+        )
+        .build()
+    )
+    store = InMemoryStore()
+    kernel = create_kernel(workflow, store=store)
+    run_ids = [
+        kernel.dispatch(RunCreate(workflow_id="busy", input={"n": n})).workflow_run_id
+        for n in range(8)
+    ]
+    host = make_host(kernel, store, concurrency=2)
+    hosts.append(host)
+    leased_peak = [0]
+    host.start()
+
+    def all_done() -> bool:
+        leased = sum(
+            1
+            for run_id in run_ids
+            for job in store.get_jobs(run_id)
+            if job.status == JobStatus.LEASED
+        )
+        leased_peak[0] = max(leased_peak[0], leased)
+        return all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids)
+
+    wait_for("every run to complete", all_done)
+    host.stop()
+    assert peak[0] == 2
+    assert leased_peak[0] <= 2
+
+
+def test_a_failing_tick_is_logged_and_the_next_tick_runs(
+    caplog: pytest.LogCaptureFixture, hosts: list[WorkerHost]
+) -> None:
+    store = InMemoryStore()
+    kernel = create_kernel(document_pipeline, store=store)
+    real_dispatch = kernel.dispatch
+    failures = [0]
+
+    def flaky_dispatch(cmd: Command[Any]) -> Any:
+        if isinstance(cmd, RunClaimPending) and failures[0] == 0:
+            failures[0] += 1
+            raise RuntimeError("database hiccup")
+        return real_dispatch(cmd)
+
+    kernel.dispatch = flaky_dispatch  # type: ignore[method-assign]
+    run_id = kernel.dispatch(
+        RunCreate(workflow_id=document_pipeline.id, input=attrs.asdict(SAMPLE_DOCUMENTS[0]))
+    ).workflow_run_id
+    host = make_host(kernel, store)
+    hosts.append(host)
+    with caplog.at_level(logging.INFO, logger="workflow_kernel.hosts"):
+        host.start()
+        wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED)
+        stats = host.stop()
+    assert stats.tick_errors == 1
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["tick: claim failed"]
+    assert errors[0].exc_info is not None
+    # Every host record names the worker, and the run and stage when it is about one.
+    host_records = [r for r in caplog.records if r.name == "workflow_kernel.hosts"]
+    assert all(getattr(r, "worker_id", None) == "w1" for r in host_records)
+    finished = [r for r in host_records if r.getMessage() == "stage merge completed"]
+    assert [
+        (getattr(r, "workflow_run_id", None), getattr(r, "stage_id", None)) for r in finished
+    ] == [(run_id, "merge")]
+
+
+class NotifyingStore(InMemoryStore):
+    """An in-memory store with ``wait_for_jobs``, like PostgreSQL's LISTEN/NOTIFY."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notified = threading.Event()
+        self.waits = 0
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        self.waits += 1
+        woke = self.notified.wait(timeout)
+        self.notified.clear()
+        return woke
+
+
+def test_a_store_notification_wakes_idle_slots_without_waiting_for_the_poll(
+    hosts: list[WorkerHost],
+) -> None:
+    store = NotifyingStore()
+    kernel = create_kernel(document_pipeline, store=store)
+    run_id = kernel.dispatch(
+        RunCreate(workflow_id=document_pipeline.id, input=attrs.asdict(SAMPLE_DOCUMENTS[0]))
+    ).workflow_run_id
+    host = make_host(
+        kernel,
+        store,
+        job_poll_interval=timedelta(seconds=30),
+        orchestration_interval=timedelta(seconds=30),
+    )
+    hosts.append(host)
+    host.start()
+    wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED)
+    wait_for("the slots to go idle", lambda: host.stats().busy_slots == 0)
+    # Re-running queues jobs without a tick; only the notification can wake the slots now.
+    kernel.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id="merge"))
+    store.notified.set()
+    wait_for(
+        "the re-run to complete",
+        lambda: status_of(store, run_id) == Status.COMPLETED,
+        timeout=5,
+    )
+    host.stop()
+    assert store.waits >= 1
+
+
+def test_bad_settings_are_refused_with_their_name() -> None:
+    store = InMemoryStore()
+    kernel = create_kernel(store=store)
+    with pytest.raises(ValueError, match=r"lease_renew_interval .* must be shorter"):
+        WorkerHost(kernel, store, worker_id="w", lease_renew_interval=timedelta(seconds=60))
+    with pytest.raises(ValueError, match="concurrency: expected an int >= 1, got 0"):
+        WorkerHost(kernel, store, worker_id="w", concurrency=0)
+    with pytest.raises(ValueError, match="worker_id"):
+        WorkerHost(kernel, store, worker_id="")
