@@ -88,9 +88,7 @@ class TestMyStore(StoreConformance):
 
     def make_store(self) -> Store:
         return InMemoryStore()  # return your store here
-
-
-# --8<-- [end:conformance]
+        # --8<-- [end:conformance]
 
 
 def main() -> None:
