@@ -13,6 +13,8 @@ transactions per stage execution, measured on this machine.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -69,7 +71,7 @@ WORKFLOW = (
 STAGES = 3
 
 
-def make_store(kind: str, workdir: Path, dsn: str) -> Store:
+def make_store(kind: str, workdir: Path, dsn: str, synchronous: str = "NORMAL") -> Store:
     if kind == "memory":
         from adapters.memory import InMemoryStore
 
@@ -77,7 +79,7 @@ def make_store(kind: str, workdir: Path, dsn: str) -> Store:
     if kind == "sqlite":
         from adapters.sqlite import SqliteStore
 
-        return SqliteStore(str(workdir / "bench.db"))
+        return SqliteStore(str(workdir / "bench.db"), synchronous=synchronous)  # type: ignore[arg-type]
     if kind == "postgres":
         import uuid
 
@@ -137,6 +139,7 @@ def report(kind: str, runs: int, result: dict[str, Any]) -> None:
     total = sum(timings.values())
     executions = counts["execute"]
     print(f"store={kind} runs={runs} stages/run={STAGES} completed={result['completed']}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {platform.platform()}")
     for label in ("create", "claim", "execute", "flush"):
         print(
             f"  {label:<8} {timings[label] * 1000:9.1f} ms  {tx[label]:6d} write tx  "
@@ -156,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--profile", action="store_true", help="profile with pyinstrument")
+    parser.add_argument(
+        "--synchronous", default="NORMAL", choices=["NORMAL", "FULL"], help="SQLite durability"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        store = CountingStore(make_store(args.store, Path(tmp), args.dsn))
+        store = CountingStore(make_store(args.store, Path(tmp), args.dsn, args.synchronous))
         if args.profile:
             from pyinstrument import Profiler
 

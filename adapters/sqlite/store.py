@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlite_utils import Database
 
@@ -69,14 +69,28 @@ class SqliteStore:
         path: a filesystem path, or ``":memory:"`` for a private in-memory database.
         busy_timeout_s: how long a write waits for another process's
             transaction before failing with ``StoreError``.
+        synchronous: SQLite's ``synchronous`` setting. ``"NORMAL"`` (the
+            default, with WAL) never corrupts the file but a power loss may
+            drop the last commits; ``"FULL"`` flushes the WAL to disk at every
+            commit, so a committed transaction survives a power loss too, at
+            the price measured in docs/performance.md.
 
     Raises:
         StoreError: the file cannot be opened, is corrupt or read-only, or has
             a schema newer than this code knows.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous: expected 'NORMAL' or 'FULL', got {synchronous!r}")
         self.path = str(path)
+        self.synchronous = synchronous
         self._errors = ErrorMap(self.path, busy_timeout_s)
         # Re-entrant, so a thread inside a transaction may still call the
         # store's own reads; nesting a second transaction is refused below.
@@ -110,8 +124,9 @@ class SqliteStore:
         if self.path != ":memory:":
             db.enable_wal()
         # In WAL mode NORMAL syncs at checkpoints, not at every commit: a power
-        # loss may drop the last commits but never corrupts the file.
-        db.execute("PRAGMA synchronous = NORMAL")
+        # loss may drop the last commits but never corrupts the file. FULL
+        # syncs the WAL at every commit.
+        db.execute(f"PRAGMA synchronous = {self.synchronous}")
 
     # -- transactions ------------------------------------------------------
 

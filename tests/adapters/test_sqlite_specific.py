@@ -98,6 +98,19 @@ def test_file_store_uses_wal(path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_durability_defaults_to_normal_and_full_can_be_chosen(path: Path) -> None:
+    """``synchronous="FULL"`` makes every commit survive a power loss (docs/performance.md)."""
+    for setting, level in (("NORMAL", 1), ("FULL", 2)):
+        store = SqliteStore(path, synchronous=setting)  # type: ignore[arg-type]
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == level
+        store.close()
+
+
+def test_unknown_durability_setting_is_refused(path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous: expected 'NORMAL' or 'FULL', got 'OFF'"):
+        SqliteStore(path, synchronous="OFF")  # type: ignore[arg-type]
+
+
 def test_foreign_keys_are_enforced_at_commit(path: Path) -> None:
     """A stage of a run that does not exist is refused when the transaction commits."""
     store = SqliteStore(path)
