@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,10 +33,9 @@ from kernel.effects import (
 )
 from kernel.errors import StaleVersionError, StoreError
 from kernel.ports import Store
-from kernel.status import JobStatus, Status
+from kernel.status import JobStatus
 from testing.conformance import StoreConformance
 from testing.store_cases.base import LEASE, append, at, bump, log, make_job, make_run
-from tests.multiprocess.harness import published_counts, run_workers
 from tests.postgres_support import (
     DSN,
     apply,
@@ -171,35 +168,6 @@ def test_concurrent_flushes_publish_each_event_once_in_run_order(
         # Claims of one run came one after another, in sequence order.
         assert [s for run, s in claimed if run == f"run-{r}"] == list(range(1, 13))
     assert all(event.published_at == at(2) for event in stores[0].get_outbox())
-
-
-@pytest.mark.slow
-def test_four_worker_processes_run_every_stage_and_publish_every_event_once(
-    schema: str, tmp_path: Path
-) -> None:
-    """Forked workers sharing one schema: each run claimed once, each stage executed
-    once, outbox sequences gap-free, no event published twice."""
-    runs = 100
-
-    def factory() -> PostgresStore:
-        return PostgresStore(DSN, schema=schema, pool_size=2)
-
-    files = run_workers(factory, 4, runs, tmp_path)
-    store = factory()
-    try:
-        finished = store.list_runs(limit=runs + 1)
-        assert Counter(run.status for run in finished) == {Status.COMPLETED: runs}
-        for run in finished:
-            outbox = store.get_outbox(run.id)
-            assert [event.sequence for event in outbox] == list(range(1, len(outbox) + 1))
-            types = Counter(event.event_type for event in outbox)
-            assert (types["workflow:started"], types["stage:started"]) == (1, 3)
-            assert [stage.attempt for stage in store.get_stages(run.id)] == [1, 1, 1]
-        published = published_counts(files)
-        assert sum(published.values()) == sum(len(store.get_outbox(r.id)) for r in finished)
-        assert max(published.values()) == 1
-    finally:
-        store.close()
 
 
 # -- failures ----------------------------------------------------------------
