@@ -36,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         DBOS(config=config)
 
-        @DBOS.step()  # type: ignore[misc, unused-ignore]
+        @DBOS.step()  # type: ignore[untyped-decorator, unused-ignore]
         def step(value: int) -> int:
             return value
 
-        @DBOS.workflow()  # type: ignore[misc, unused-ignore]
+        @DBOS.workflow()  # type: ignore[untyped-decorator, unused-ignore]
         def three_steps(value: int) -> int:
             return int(step(step(step(value))))
 
