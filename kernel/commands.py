@@ -42,6 +42,16 @@ def _optional_mapping(_: object, attribute: Attribute[Any], value: Any) -> None:
         raise ValueError(f"{attribute.name}: expected a mapping, got {value!r}")
 
 
+def _config_map(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"{attribute.name}: expected a mapping of stage id to values, got {value!r}"
+        )
+    for stage_id, values in value.items():
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{attribute.name}.{stage_id}: expected a mapping, got {values!r}")
+
+
 class Command(Generic[R_co]):
     """Base of every command; ``type`` is the dotted name (``"run.create"``)."""
 
@@ -183,7 +193,7 @@ class JobExecute(Command[JobExecuteResult]):
     workflow_run_id: str = field(validator=_text)
     workflow_id: str = field(validator=_text)
     stage_id: str = field(validator=_text)
-    config: dict[str, dict[str, Json]] = field(factory=dict)
+    config: dict[str, dict[str, Json]] = field(factory=dict, validator=_config_map)
     job_id: str | None = field(default=None, validator=_optional_text)
     idempotency_key: str | None = field(default=None, validator=_optional_text)
 

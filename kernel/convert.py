@@ -10,10 +10,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
+import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, list_structure_factory
 from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.v import transform_error
 from returns.result import Failure, Result, Success
@@ -77,6 +81,93 @@ def _structure_timedelta(value: Any, _: type[Any]) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _is_instance(value: Any, cls: Any) -> bool:
+    """Whether ``value`` already is a ``cls``; ``False`` for what refuses the question
+    (a ``TypedDict`` raises on ``isinstance``) and for generic aliases."""
+    try:
+        return isinstance(cls, type) and isinstance(value, cls)
+    except TypeError:
+        return False
+
+
+def _shape_checked(
+    expected: str, fits: Callable[[Any], bool], inner: Callable[[Any, Any], Any]
+) -> Callable[[Any, Any], Any]:
+    """``inner``, refusing first a value of the wrong shape with a message that names it
+    (cattrs would iterate a string into a list of characters, or fail on ``.items``)."""
+
+    def hook(value: Any, cls: Any) -> Any:
+        if _is_instance(value, cls):
+            return value  # an instance (a typed object inside plain data) passes through
+        if not fits(value):
+            raise TypeError(f"expected {expected}, got {value!r}")
+        return inner(value, cls)
+
+    return hook
+
+
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
+
+
+# Only the plain containers JSON data fills: TypedDicts, named tuples, Counters,
+# deques and sets keep cattrs' own hooks.
+_MAPPINGS = frozenset({dict, Mapping, MutableMapping})
+_ARRAYS = frozenset({list, tuple, Sequence, MutableSequence})
+
+
+def _is_mapping_type(cls: Any) -> bool:
+    return (get_origin(cls) or cls) in _MAPPINGS
+
+
+def _is_array_type(cls: Any) -> bool:
+    return (get_origin(cls) or cls) in _ARRAYS
+
+
+def _sequence_hook(cls: Any) -> Any:
+    args = get_args(cls)
+    if get_origin(cls) is tuple and args and args[-1] is not Ellipsis:
+        inner = converter.gen_structure_hetero_tuple(cls)
+    elif (get_origin(cls) or cls) in (list, MutableSequence):
+        inner = list_structure_factory(cls, converter)
+    else:
+        inner = homogenous_tuple_structure_factory(cls, converter)
+    return _shape_checked("a list", _is_array, inner)
+
+
+def _is_plain_literal(cls: Any) -> bool:
+    return get_origin(cls) is Literal and not any(isinstance(a, enum.Enum) for a in get_args(cls))
+
+
+def _literal_hook(cls: Any) -> Any:
+    allowed = get_args(cls)
+    expected = ", ".join(repr(value) for value in allowed)
+
+    def hook(value: Any, _: Any) -> Any:
+        # Compared with their types too: True is not 1, and 1 is not "1".
+        if not any(type(value) is type(option) and value == option for option in allowed):
+            raise ValueError(f"expected one of {expected}, got {value!r}")
+        return value
+
+    return hook
+
+
+converter.register_structure_hook_factory(
+    attrs.has,
+    lambda cls: _shape_checked(
+        "a mapping", _is_mapping, converter.gen_structure_attrs_fromdict(cls)
+    ),
+)
+converter.register_structure_hook_factory(
+    _is_mapping_type,
+    lambda cls: _shape_checked("a mapping", _is_mapping, converter.gen_structure_mapping(cls)),
+)
+converter.register_structure_hook_factory(_is_array_type, _sequence_hook)
+converter.register_structure_hook_factory(_is_plain_literal, _literal_hook)
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
 converter.register_structure_hook(timedelta, _structure_timedelta)
@@ -120,7 +211,7 @@ def structure(value: Any, cls: type[T], root: str) -> Result[T, list[str]]:
 
     An instance of ``cls`` passes through unchanged.
     """
-    if isinstance(cls, type) and isinstance(value, cls):
+    if _is_instance(value, cls):
         return Success(value)
     try:
         return Success(converter.structure(value, cls))
@@ -131,6 +222,40 @@ def structure(value: Any, cls: type[T], root: str) -> Result[T, list[str]]:
 def to_json(value: Any) -> Any:
     """The JSON form of an attrs instance, record or plain value."""
     return converter.unstructure(value)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def json_problems(value: Any, path: str) -> list[str]:
+    """``path: problem`` lines for the parts of ``value`` (in JSON form) that no store
+    can write as JSON: objects json does not know, and NaN or infinite numbers
+    (which PostgreSQL's ``jsonb`` refuses).
+
+    >>> json_problems({"ok": [1, "a", None], "bad": [0.5, object]}, "metrics")
+    ["metrics['bad'][1]: expected a JSON value, got <class 'object'>"]
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{path}: expected a finite number, got {value!r}"]
+    if isinstance(value, _JSON_SCALARS):
+        return []
+    if isinstance(value, list | tuple):
+        return [
+            line
+            for index, item in enumerate(value)
+            for line in json_problems(item, f"{path}[{index}]")
+        ]
+    if isinstance(value, dict):
+        return [
+            line
+            for key, item in value.items()
+            for line in (
+                json_problems(item, f"{path}[{key!r}]")
+                if isinstance(key, _JSON_SCALARS)
+                else [f"{path}: expected a JSON key, got {key!r}"]
+            )
+        ]
+    return [f"{path}: expected a JSON value, got {value!r}"]
 
 
 def fingerprint(value: Any) -> str:

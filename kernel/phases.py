@@ -22,7 +22,7 @@ from kernel.commands import (
     StagePollSuspended,
     StagePollSuspendedResult,
 )
-from kernel.convert import structure
+from kernel.convert import to_json
 from kernel.decisions import job_finish, job_start, outbox, poll
 from kernel.decisions.env import OUTBOX_CLAIM_LEASE, Env
 from kernel.decisions.groups import fail_run, output_key
@@ -32,10 +32,11 @@ from kernel.decisions.outcomes import (
     StageOutcome,
     interpret_check,
     interpret_return,
+    typed_input_and_config,
 )
 from kernel.effects import Decision, ExecuteStage, StoreEffect, UpdateJob
 from kernel.errors import KernelError
-from kernel.events import Event, event_from_payload
+from kernel.events import event_from_payload
 from kernel.ports import Raised, Returned, StoreTransaction
 from kernel.records import Job, Json, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.services import StoreStageServices
@@ -252,7 +253,9 @@ class Phases:
             attempt=record.attempt,
             input=typed_input,
             config=config,
-            resume_state=record.suspended_state,
+            # A copy: user code changing it in place must not reach a stored record
+            # (the in-memory store hands out the records it keeps).
+            resume_state=to_json(record.suspended_state),
             services=services,
             stage_types=types,
         )
@@ -265,7 +268,7 @@ class Phases:
     ) -> tuple[StageOutcome, list[ProgressReport]]:
         """Phase 2: run user code; no transaction is open and no connection is held."""
         assert stage is not None
-        typed = _typed_input_and_config(stage, started.input, started.config)
+        typed = typed_input_and_config(stage, started.input, started.config)
         if isinstance(typed, Failed):
             return typed, []
         typed_input, config = typed
@@ -285,21 +288,15 @@ class Phases:
         claimed = self.k.transact(
             lambda tx, env: poll.claim(tx.due_suspended_stages(env.now, cmd.max_checks), env)
         )
-        resumed: list[str] = []
-        failed = 0
-        for record in claimed:
-            verdict = self._check_one(record)
-            if verdict == "resumed":
-                resumed.append(record.workflow_run_id)
-            elif verdict == "failed":
-                failed += 1
-        result = StagePollSuspendedResult(
+        verdicts = [(record.workflow_run_id, self._check_one(record)) for record in claimed]
+        resumed = [run_id for run_id, verdict in verdicts if verdict == "resumed"]
+        return StagePollSuspendedResult(
             checked=len(claimed),
             resumed=len(resumed),
-            failed=failed,
-            resumed_workflow_run_ids=resumed,
+            failed=sum(verdict == "failed" for _, verdict in verdicts),
+            # Each run once, in the order it resumed: a host transitions it once.
+            resumed_workflow_run_ids=list(dict.fromkeys(resumed)),
         )
-        return result
 
     def _check_one(self, record: WorkflowStage) -> str:
         run = self.k.store.get_run(record.workflow_run_id)
@@ -356,7 +353,7 @@ class Phases:
                 found, value = self.k.store.get_blob(output_key(run.id, earlier.id))
                 if found:
                     previous[earlier.id] = value
-        typed = _typed_input_and_config(
+        typed = typed_input_and_config(
             stage,
             job_start.stage_input(run, workflow, group, previous),
             {**stage.default_config(), **run.config.get(stage.id, {})},
@@ -366,7 +363,7 @@ class Phases:
         typed_input, config = typed
         ctx = self._context(record, typed_input, config, workflow.output_types)
         assert stage.check_completion is not None
-        match self.k.runner.run(stage.check_completion, record.suspended_state, ctx):
+        match self.k.runner.run(stage.check_completion, ctx.resume_state, ctx):
             case Returned(value):
                 return interpret_check(stage, value)
             case Raised(error):
@@ -389,34 +386,10 @@ class Phases:
             if event.workflow_run_id in held:
                 continue
             try:
-                self.k.sink.emit(to_event(event))
+                self.k.sink.emit(event_from_payload(event.payload))
                 outcomes[event.id] = None
             except Exception as exc:  # any sink failure is a failed delivery
                 outcomes[event.id] = f"{type(exc).__name__}: {exc}"
                 held.add(event.workflow_run_id)
         max_retries = int(getattr(self.k.sink, "max_retries", 3))
         return self.k.transact(lambda tx, env: outbox.settle(claimed, outcomes, max_retries, env))
-
-
-def _typed_input_and_config(
-    stage: Stage[Any, Any, Any], input_json: Json, config_json: Json
-) -> tuple[Any, Any] | Failed:
-    """Structure a stage's input and config into its declared types, or fail the attempt."""
-    typed_input: Any = None
-    if stage.input_type is not None:
-        match structure(input_json, stage.input_type, "input"):
-            case Failure(problems):
-                return Failed("InvalidInputError: " + "; ".join(problems), retryable=False)
-            case Success(value):
-                typed_input = value
-    match structure(config_json, stage.config_type, f"config.{stage.id}"):
-        case Failure(problems):
-            return Failed("InvalidConfigError: " + "; ".join(problems), retryable=False)
-        case Success(config):
-            return typed_input, config
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def to_event(event: OutboxEvent) -> Event:
-    """Rebuild the event object from an outbox row's payload."""
-    return event_from_payload(event.payload)

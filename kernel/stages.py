@@ -10,7 +10,7 @@ import attrs
 from attrs import field, frozen
 from returns.result import Failure, Success
 
-from kernel.convert import structure, to_json
+from kernel.convert import json_problems, structure, to_json
 from kernel.errors import DefinitionError, StageOutputMissingError
 from kernel.records import Json
 from kernel.status import LogLevel
@@ -34,12 +34,13 @@ class StageResult(Generic[O]):
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: timedelta | None) -> None:
-    if value is not None and value <= timedelta(0):
-        raise ValueError(f"{attribute.name}: expected a positive duration, got {value!r}")
+    # A number is refused, not read as seconds: the reference counts milliseconds.
+    if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
+        raise ValueError(f"{attribute.name}: expected a positive timedelta, got {value!r}")
 
 
 def _aware_or_none(_: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
-    if value is not None and value.tzinfo is None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
         raise ValueError(f"{attribute.name}: expected an aware UTC datetime, got {value!r}")
 
 
@@ -67,7 +68,12 @@ class CompletionCheck(Generic[O]):
     metrics: dict[str, Any] | None = None
 
 
-StageReturn: TypeAlias = "O | StageResult[O] | Suspend | Mapping[str, Any]"
+PlainReturn: TypeAlias = "O | StageResult[O] | Mapping[str, Any]"
+StageReturn: TypeAlias = "PlainReturn[O] | Suspend"
+PlainExecuteFn: TypeAlias = (
+    "Callable[[StageContext[I, C]], PlainReturn[O] | Awaitable[PlainReturn[O]]]"
+)
+"""``execute`` of a plain stage: it cannot return ``Suspend`` (SPEC §4.1)."""
 ExecuteFn: TypeAlias = "Callable[[StageContext[I, C]], StageReturn[O] | Awaitable[StageReturn[O]]]"
 CheckFn: TypeAlias = (
     "Callable[[Any, StageContext[I, C]], CompletionCheck[O] | Awaitable[CompletionCheck[O]]]"
@@ -171,11 +177,16 @@ class StageContext(Generic[I, C]):
         """Report progress from 0 to 1; published as ``stage:progress`` events."""
         if isinstance(progress, bool) or not 0.0 <= float(progress) <= 1.0:
             raise ValueError(f"progress: expected a number from 0 to 1, got {progress!r}")
+        # Details become an event payload: refuse here what no store can write.
+        stored = to_json(dict(details)) if details is not None else None
+        problems = json_problems(stored, "details")
+        if problems:
+            raise ValueError("; ".join(problems))
         self.progress_reports.append(
             ProgressReport(
                 progress=float(progress),
                 message=message,
-                details=dict(details) if details is not None else None,
+                details=stored,
                 at_index=len(self.progress_reports),
             )
         )
@@ -271,7 +282,7 @@ def define_stage(
     input: None,
     output: type[O],
     config: type[C],
-    execute: ExecuteFn[None, C, O],
+    execute: PlainExecuteFn[None, C, O],
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
 ) -> Stage[None, O, C]: ...
@@ -285,7 +296,7 @@ def define_stage(
     input: type[I],
     output: type[O],
     config: type[C],
-    execute: ExecuteFn[I, C, O],
+    execute: PlainExecuteFn[I, C, O],
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
 ) -> Stage[I, O, C]: ...
@@ -376,17 +387,16 @@ def define_async_batch_stage(
     dependencies: tuple[str, ...] | list[str] = (),
 ) -> Stage[Any, Any, Any]:
     """Define a stage that may return :class:`Suspend` and is polled later (SPEC §4.2)."""
-    _check_definition(id, name, output, config)
-    if not callable(check_completion):
-        raise DefinitionError(f"stage {id!r}: check_completion must be callable")
-    return Stage(
+    stage = define_stage(
         id=id,
         name=name,
-        input_type=input,
-        output_type=output,
-        config_type=config,
+        input=input,
+        output=output,
+        config=config,
         execute=execute,
         description=description,
-        dependencies=tuple(dependencies),
-        check_completion=check_completion,
+        dependencies=dependencies,
     )
+    if not callable(check_completion):
+        raise DefinitionError(f"stage {id!r}: check_completion must be callable")
+    return attrs.evolve(stage, check_completion=check_completion)

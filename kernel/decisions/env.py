@@ -47,6 +47,18 @@ def next_attempt_at(attempt: int, now: datetime) -> datetime:
     return now + min(delay, BACKOFF_CAP)
 
 
+def poll_due(at: datetime, max_wait_until: datetime | None) -> datetime:
+    """When to poll a suspended stage: ``at``, but no later than the end of its max wait,
+    so a stage that times out fails when its wait ends, not a poll interval later.
+
+    >>> from datetime import UTC, datetime
+    >>> t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    >>> poll_due(t0 + timedelta(hours=1), t0 + timedelta(minutes=5)) == t0 + timedelta(minutes=5)
+    True
+    """
+    return at if max_wait_until is None else min(at, max_wait_until)
+
+
 def elapsed_ms(start: datetime | None, end: datetime) -> int:
     """Whole milliseconds from ``start`` to ``end`` (0 without a start)."""
     if start is None:

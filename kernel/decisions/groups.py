@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import frozen
 
 from kernel.commands import TransitionAction
+from kernel.decisions.changes import bump_run
 from kernel.decisions.env import Env, elapsed_ms
-from kernel.effects import EnqueueJob, InsertStage, StoreEffect, UpdateRun
+from kernel.effects import EnqueueJob, InsertStage, StoreEffect
 from kernel.events import WorkflowCompleted, WorkflowFailed
 from kernel.records import Job, Json, WorkflowRun, WorkflowStage
+from kernel.stages import Stage
 from kernel.status import JobStatus, Status
 from kernel.workflows import Workflow
 
@@ -20,10 +22,21 @@ def output_key(run_id: str, stage_id: str) -> str:
     return f"runs/{run_id}/stages/{stage_id}/output"
 
 
-def bump_run(run: WorkflowRun, **changes: Any) -> tuple[WorkflowRun, UpdateRun]:
-    """The changed run and the effect that writes it, guarded by the version read."""
-    new = evolve(run, version=run.version + 1, **changes)
-    return new, UpdateRun(new, expected_version=run.version)
+def new_stage(
+    run: WorkflowRun, workflow: Workflow[Any, Any], stage: Stage[Any, Any, Any], env: Env
+) -> WorkflowStage:
+    """A fresh PENDING record of ``stage`` for ``run``, placed where the workflow puts it."""
+    return WorkflowStage(
+        id=env.new_id(),
+        workflow_run_id=run.id,
+        stage_id=stage.id,
+        stage_name=stage.name,
+        stage_number=workflow.stage_number(stage.id),
+        execution_group=workflow.group_of(stage.id),
+        status=Status.PENDING,
+        config=run.config.get(stage.id, {}),
+        created_at=env.now,
+    )
 
 
 def open_group(
@@ -37,17 +50,7 @@ def open_group(
     effects: list[StoreEffect] = []
     job_ids: list[str] = []
     for stage in workflow.group(group):
-        record = WorkflowStage(
-            id=env.new_id(),
-            workflow_run_id=run.id,
-            stage_id=stage.id,
-            stage_name=stage.name,
-            stage_number=workflow.stage_number(stage.id),
-            execution_group=group,
-            status=Status.PENDING,
-            config=run.config.get(stage.id, {}),
-            created_at=env.now,
-        )
+        record = new_stage(run, workflow, stage, env)
         job = Job(
             id=env.new_id(),
             workflow_run_id=run.id,

@@ -10,20 +10,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from attrs import evolve
 from returns.result import Result, Success
 
 from kernel.commands import JobExecuteResult
-from kernel.decisions.env import Env, elapsed_ms, next_attempt_at
-from kernel.decisions.groups import bump_run, output_key, transition
+from kernel.decisions.changes import (
+    bump_run,
+    bump_stage,
+    cancel_stage,
+    requeue_job,
+    settle_job,
+)
+from kernel.decisions.env import Env, elapsed_ms, next_attempt_at, poll_due
+from kernel.decisions.groups import output_key, transition
 from kernel.decisions.outcomes import Completed, Failed, StageOutcome, Suspended
 from kernel.effects import (
     Decision,
     ExecuteStage,
     PutBlob,
     StoreEffect,
-    UpdateJob,
-    UpdateStage,
 )
 from kernel.errors import KernelError
 from kernel.events import (
@@ -58,7 +62,7 @@ def complete_stage(
     """Store the output, complete stage and job, and transition the run if the group is done."""
     key = output_key(run.id, record.stage_id)
     duration = elapsed_ms(record.started_at, env.now)
-    done = evolve(
+    done, update = bump_stage(
         record,
         status=Status.COMPLETED,
         output_ref=key,
@@ -68,14 +72,12 @@ def complete_stage(
         error=None,
         completed_at=env.now,
         duration_ms=duration,
-        version=record.version + 1,
     )
     effects: list[StoreEffect] = [
         PutBlob(key, outcome.output),
-        UpdateStage(done, expected_version=record.version),
+        update,
+        *settle_job(job, JobStatus.COMPLETED, last_error=None),
     ]
-    if job is not None and job.is_open:
-        effects.append(UpdateJob(evolve(job, status=JobStatus.COMPLETED, last_error=None)))
     effects.append(
         env.record(
             StageCompleted(
@@ -93,8 +95,8 @@ def complete_stage(
         # Only suspended siblings remain: the run waits for their polls.
         return effects + park_if_waiting(run, after, env)
     if run.status == Status.SUSPENDED:
-        run, update = bump_run(run, status=Status.RUNNING)
-        effects.append(update)
+        run, resumed = bump_run(run, status=Status.RUNNING)
+        effects.append(resumed)
     step = transition(run, after, {**outputs, record.stage_id: outcome.output}, workflow, env)
     return effects + list(step.effects)
 
@@ -115,34 +117,21 @@ def fail_stage(
     Returns whether the stage will be retried, and the effects.
     """
     will_retry = retryable and job is not None and job.attempt < job.max_attempts
-    effects: list[StoreEffect] = []
     if job is not None and will_retry:
-        retry = evolve(record, status=Status.PENDING, error=error, version=record.version + 1)
-        effects.append(UpdateStage(retry, expected_version=record.version))
-        effects.append(
-            UpdateJob(
-                evolve(
-                    job,
-                    status=JobStatus.QUEUED,
-                    worker_id=None,
-                    locked_at=None,
-                    available_at=next_attempt_at(job.attempt, env.now),
-                    last_error=error,
-                )
-            )
-        )
+        changed, update = bump_stage(record, status=Status.PENDING, error=error)
+        effects: list[StoreEffect] = [
+            update,
+            requeue_job(job, next_attempt_at(job.attempt, env.now), last_error=error),
+        ]
     else:
-        failed = evolve(
+        changed, update = bump_stage(
             record,
             status=Status.FAILED,
             error=error,
             completed_at=env.now,
             duration_ms=elapsed_ms(record.started_at, env.now),
-            version=record.version + 1,
         )
-        effects.append(UpdateStage(failed, expected_version=record.version))
-        if job is not None and job.is_open:
-            effects.append(UpdateJob(evolve(job, status=JobStatus.FAILED, last_error=error)))
+        effects = [update, *settle_job(job, JobStatus.FAILED, last_error=error)]
     effects.append(
         env.record(
             StageFailed(
@@ -157,7 +146,7 @@ def fail_stage(
         )
     )
     if not will_retry:
-        after = _replace(stages, evolve(record, status=Status.FAILED, error=error))
+        after = _replace(stages, changed)
         step = transition(run, after, {}, workflow, env)
         effects += step.effects if step.action != "noop" else park_if_waiting(run, after, env)
     return will_retry, effects
@@ -173,29 +162,22 @@ def suspend_stage(
 ) -> tuple[JobExecuteResult, list[StoreEffect]]:
     """Park the stage until its next poll; park the run when nothing else is running."""
     suspend = outcome.suspend
-    next_poll_at = suspend.next_poll_at or env.now + suspend.poll_interval
-    parked = evolve(
+    max_wait_until = env.now + suspend.max_wait if suspend.max_wait else None
+    next_poll_at = poll_due(suspend.next_poll_at or env.now + suspend.poll_interval, max_wait_until)
+    parked, update = bump_stage(
         record,
         status=Status.SUSPENDED,
         suspended_state=suspend.state,
         next_poll_at=next_poll_at,
         poll_interval=suspend.poll_interval,
-        max_wait_until=env.now + suspend.max_wait if suspend.max_wait else None,
-        version=record.version + 1,
+        max_wait_until=max_wait_until,
     )
-    effects: list[StoreEffect] = [UpdateStage(parked, expected_version=record.version)]
-    if job is not None and job.is_open:
-        effects.append(
-            UpdateJob(
-                evolve(
-                    job,
-                    status=JobStatus.SUSPENDED,
-                    worker_id=None,
-                    locked_at=None,
-                    available_at=next_poll_at,
-                )
-            )
-        )
+    effects: list[StoreEffect] = [
+        update,
+        *settle_job(
+            job, JobStatus.SUSPENDED, worker_id=None, locked_at=None, available_at=next_poll_at
+        ),
+    ]
     effects.append(
         env.record(
             StageSuspended(
@@ -269,12 +251,8 @@ def decide(
     if run is None or record is None or not current or run.is_terminal:
         effects: list[StoreEffect] = []
         if run is not None and run.is_terminal and record is not None and current:
-            cancelled = evolve(
-                record, status=Status.CANCELLED, completed_at=env.now, version=record.version + 1
-            )
-            effects.append(UpdateStage(cancelled, expected_version=record.version))
-            if job is not None and job.is_open:
-                effects.append(UpdateJob(evolve(job, status=JobStatus.CANCELLED)))
+            effects.append(cancel_stage(record, env.now))
+            effects += settle_job(job, JobStatus.CANCELLED)
         return Success(Decision(SKIPPED, tuple(effects)))
 
     effects = progress_events(run.id, record.stage_id, progress, env)

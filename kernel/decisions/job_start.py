@@ -8,15 +8,15 @@ from attrs import evolve, frozen
 from returns.result import Failure, Result, Success
 
 from kernel.commands import JobExecute, JobExecuteResult
+from kernel.decisions.changes import bump_run, bump_stage, settle_job
 from kernel.decisions.env import Env
-from kernel.decisions.groups import bump_run
+from kernel.decisions.groups import new_stage
 from kernel.effects import (
     Decision,
     ExecuteStage,
     InsertStage,
     StoreEffect,
     UpdateJob,
-    UpdateStage,
 )
 from kernel.errors import KernelError, RunNotFoundError, StageNotFoundError, WorkflowNotFoundError
 from kernel.events import StageStarted, WorkflowStarted
@@ -50,10 +50,7 @@ def stage_input(
 
 
 def _skip(job: Job | None, settle_as: JobStatus) -> Decision[JobStart]:
-    effects: tuple[StoreEffect, ...] = ()
-    if job is not None and job.is_open:
-        effects = (UpdateJob(evolve(job, status=settle_as)),)
-    return Decision(JobStart(execute=None, skipped=SKIPPED), effects)
+    return Decision(JobStart(execute=None, skipped=SKIPPED), tuple(settle_job(job, settle_as)))
 
 
 def decide(
@@ -92,33 +89,20 @@ def decide(
             effects.append(env.record(WorkflowStarted(workflow_run_id=run.id, timestamp=env.now)))
 
     attempt = job.attempt + 1 if job is not None else (record.attempt + 1 if record else 1)
-    group = workflow.group_of(stage.id)
     if record is None:
-        record = WorkflowStage(
-            id=env.new_id(),
-            workflow_run_id=run.id,
-            stage_id=stage.id,
-            stage_name=stage.name,
-            stage_number=workflow.stage_number(stage.id),
-            execution_group=group,
+        record = evolve(
+            new_stage(run, workflow, stage, env),
             status=Status.RUNNING,
             config=cmd.config.get(stage.id, {}),
             attempt=attempt,
-            created_at=env.now,
             started_at=env.now,
         )
         effects.append(InsertStage(record))
     else:
-        running = evolve(
-            record,
-            status=Status.RUNNING,
-            attempt=attempt,
-            started_at=env.now,
-            error=None,
-            version=record.version + 1,
+        record, running = bump_stage(
+            record, status=Status.RUNNING, attempt=attempt, started_at=env.now, error=None
         )
-        effects.append(UpdateStage(running, expected_version=record.version))
-        record = running
+        effects.append(running)
     if job is not None:
         job = evolve(
             job, status=JobStatus.LEASED, attempt=attempt, locked_at=job.locked_at or env.now
@@ -139,7 +123,7 @@ def decide(
         run=run,
         stage=record,
         job=job,
-        input=stage_input(run, workflow, group, previous_outputs),
+        input=stage_input(run, workflow, workflow.group_of(stage.id), previous_outputs),
         config={**stage.default_config(), **cmd.config.get(stage.id, {})},
     )
     return Success(Decision(JobStart(execute=execute), tuple(effects)))

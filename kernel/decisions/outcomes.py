@@ -1,4 +1,5 @@
-"""Turning what user code returned into a stage outcome, purely."""
+"""What user code gets and returns, as stage outcomes: typed input and config in, output,
+metrics, suspension or failure out, purely."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 from returns.result import Failure, Success
 
-from kernel.convert import structure, to_json
+from kernel.convert import json_problems, structure, to_json
 from kernel.records import Json
 from kernel.stages import CompletionCheck, Stage, StageResult, Suspend
 
@@ -52,17 +53,43 @@ StageOutcome = Completed | Suspended | Failed
 CheckOutcome = Completed | NotReady | Failed
 
 
+def _invalid_output(stage: Stage[Any, Any, Any], problems: list[str]) -> Failed:
+    """A failure another attempt cannot change: what the stage returned does not fit."""
+    return Failed(
+        f"InvalidOutputError: stage {stage.id!r} returned " + "; ".join(problems),
+        retryable=False,
+    )
+
+
+_RUN_TOTALS: dict[str, tuple[type[Any] | tuple[type[Any], ...], str]] = {
+    "total_cost": ((int, float), "a number"),
+    "total_tokens": (int, "an int"),
+}
+"""The metrics summed into the run when it completes, with what each must be."""
+
+
+def _storage_problems(**values: Json) -> list[str]:
+    """What in ``values`` (JSON form, by name) no store can write as JSON, or the run
+    cannot sum: caught here, so the finish transaction never breaks on user data."""
+    problems = [line for root, value in values.items() for line in json_problems(value, root)]
+    metrics = values.get("metrics") or {}
+    for name, (kinds, expected) in _RUN_TOTALS.items():
+        value = metrics.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            problems.append(f"metrics[{name!r}]: expected {expected}, got {value!r}")
+    return problems
+
+
 def _typed_output(
     stage: Stage[Any, Any, Any], output: Any, metrics: Mapping[str, Any]
 ) -> Completed | Failed:
     match structure(output, stage.output_type, "output"):
         case Success(typed):
-            return Completed(to_json(typed), to_json(dict(metrics)))
+            done = Completed(to_json(typed), to_json(dict(metrics)))
+            problems = _storage_problems(output=done.output, metrics=done.metrics)
+            return _invalid_output(stage, problems) if problems else done
         case Failure(problems):
-            return Failed(
-                f"InvalidOutputError: stage {stage.id!r} returned " + "; ".join(problems),
-                retryable=False,
-            )
+            return _invalid_output(stage, problems)
     return Failed("unreachable")  # pragma: no cover
 
 
@@ -86,11 +113,13 @@ def interpret_return(stage: Stage[Any, Any, Any], value: Any) -> StageOutcome:
     """
     if isinstance(value, Suspend):
         if not stage.is_async_batch:
-            return Failed(
-                f"InvalidOutputError: stage {stage.id!r} returned Suspend but is not an "
-                "async-batch stage (use define_async_batch_stage)"
+            return _invalid_output(
+                stage, ["Suspend but is not an async-batch stage (use define_async_batch_stage)"]
             )
-        return Suspended(value)
+        # Records hold JSON: check_completion sees the state as stored, on every store.
+        parked = evolve(value, state=to_json(value.state))
+        problems = _storage_problems(state=parked.state)
+        return _invalid_output(stage, problems) if problems else Suspended(parked)
     if isinstance(value, StageResult):
         return _typed_output(stage, value.output, value.metrics)
     return _typed_output(stage, value, {})
@@ -108,3 +137,24 @@ def interpret_check(stage: Stage[Any, Any, Any], value: Any) -> CheckOutcome:
     if not value.ready:
         return NotReady(value.next_check_in)
     return _typed_output(stage, value.output, value.metrics or {})
+
+
+def typed_input_and_config(
+    stage: Stage[Any, Any, Any], input_json: Json, config_json: Json
+) -> tuple[Any, Any] | Failed:
+    """Structure a stage's input and config into its declared types, or fail the attempt."""
+    typed_input: Any = None
+    if stage.input_type is not None:
+        # Structured from a copy, so user code changing its input in place cannot reach
+        # the stored run input (a dict input type passes through unchanged).
+        match structure(to_json(input_json), stage.input_type, "input"):
+            case Failure(problems):
+                return Failed("InvalidInputError: " + "; ".join(problems), retryable=False)
+            case Success(value):
+                typed_input = value
+    match structure(config_json, stage.config_type, f"config.{stage.id}"):
+        case Failure(problems):
+            return Failed("InvalidConfigError: " + "; ".join(problems), retryable=False)
+        case Success(config):
+            return typed_input, config
+    return Failed("unreachable")  # pragma: no cover

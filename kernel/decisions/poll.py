@@ -9,13 +9,13 @@ from typing import Any
 from attrs import evolve, frozen
 from returns.result import Result, Success
 
-from kernel.decisions.env import DEFAULT_POLL_INTERVAL, Env
+from kernel.decisions.changes import bump_stage
+from kernel.decisions.env import DEFAULT_POLL_INTERVAL, Env, poll_due
 from kernel.decisions.job_finish import complete_stage, fail_stage
 from kernel.decisions.outcomes import CheckOutcome, Completed, Failed, NotReady
-from kernel.effects import Decision, StoreEffect, UpdateJob, UpdateStage
+from kernel.effects import Decision, StoreEffect, UpdateJob
 from kernel.errors import KernelError
 from kernel.records import Job, Json, WorkflowRun, WorkflowStage
-from kernel.status import JobStatus
 from kernel.workflows import Workflow
 
 CHECK_LEASE = timedelta(minutes=1)
@@ -28,15 +28,10 @@ def claim(
 ) -> Result[Decision[list[WorkflowStage]], KernelError]:
     """Push each due stage's ``next_poll_at`` past the check, so concurrent pollers
     do not check it twice; the returned records carry the new versions."""
-    claimed = [
-        evolve(stage, next_poll_at=env.now + CHECK_LEASE, version=stage.version + 1)
-        for stage in due
-    ]
-    effects = tuple(
-        UpdateStage(new, expected_version=old.version)
-        for old, new in zip(due, claimed, strict=True)
+    bumped = [bump_stage(stage, next_poll_at=env.now + CHECK_LEASE) for stage in due]
+    return Success(
+        Decision([claimed for claimed, _ in bumped], tuple(update for _, update in bumped))
     )
-    return Success(Decision(claimed, effects))
 
 
 @frozen
@@ -58,7 +53,7 @@ def decide(
 ) -> Result[Decision[PollResult], KernelError]:
     """Ready: complete the stage (and transition the run). Error or ``max_wait``
     passed: fail it. Otherwise: poll again after ``next_check_in``, the stage's
-    poll interval, or 60 s."""
+    poll interval, or 60 s, but no later than the end of its max wait."""
     record = next((s for s in stages if s.id == checked.id), None)
     if run is None or run.is_terminal or record is None or record.version != checked.version:
         return Success(Decision(PollResult("skipped")))
@@ -68,8 +63,8 @@ def decide(
             effects = complete_stage(run, record, job, outcome, stages, outputs, workflow, env)
             return Success(Decision(PollResult("resumed"), tuple(effects)))
         case Failed(error):
-            _, effects = fail_stage(run, record, None, error, stages, workflow, env)
-            effects += _settle_failed_job(job, error)
+            # A failed check is final: polling is the stage's retry.
+            _, effects = fail_stage(run, record, job, error, stages, workflow, env, retryable=False)
             return Success(Decision(PollResult("failed"), tuple(effects)))
         case NotReady(next_check_in):
             if record.max_wait_until is not None and env.now >= record.max_wait_until:
@@ -77,19 +72,14 @@ def decide(
                     f"TimeoutError: stage {record.stage_id!r} did not complete before "
                     f"its max wait ({record.max_wait_until.isoformat()})"
                 )
-                _, effects = fail_stage(run, record, None, error, stages, workflow, env)
-                effects += _settle_failed_job(job, error)
+                _, effects = fail_stage(
+                    run, record, job, error, stages, workflow, env, retryable=False
+                )
                 return Success(Decision(PollResult("failed"), tuple(effects)))
             wait = next_check_in or record.poll_interval or DEFAULT_POLL_INTERVAL
-            later = evolve(record, next_poll_at=env.now + wait, version=record.version + 1)
-            effects = [UpdateStage(later, expected_version=record.version)]
+            due = poll_due(env.now + wait, record.max_wait_until)
+            effects = [bump_stage(record, next_poll_at=due)[1]]
             if job is not None and job.is_open:
-                effects.append(UpdateJob(evolve(job, available_at=env.now + wait)))
+                effects.append(UpdateJob(evolve(job, available_at=due)))
             return Success(Decision(PollResult("waiting"), tuple(effects)))
     return Success(Decision(PollResult("skipped")))  # pragma: no cover
-
-
-def _settle_failed_job(job: Job | None, error: str) -> list[StoreEffect]:
-    if job is None or not job.is_open:
-        return []
-    return [UpdateJob(evolve(job, status=JobStatus.FAILED, last_error=error))]

@@ -9,9 +9,10 @@ from attrs import evolve
 from returns.result import Result, Success
 
 from kernel.commands import LeaseReapStale, LeaseReapStaleResult
+from kernel.decisions.changes import bump_stage, cancel_stage, requeue_job, settle_job
 from kernel.decisions.env import Env
 from kernel.decisions.job_finish import fail_stage
-from kernel.effects import Decision, StoreEffect, UpdateJob, UpdateStage
+from kernel.effects import Decision, StoreEffect
 from kernel.errors import KernelError
 from kernel.records import Job, WorkflowRun, WorkflowStage
 from kernel.status import JobStatus, Status
@@ -42,42 +43,29 @@ def decide(
         if run is None or run.is_terminal:
             # A finished (e.g. cancelled) run must not get its work back: settle the
             # dead worker's job and stage instead of re-queuing them (SPEC §5.4).
-            effects.append(UpdateJob(evolve(job, status=JobStatus.CANCELLED, reap_count=reaps)))
+            effects += settle_job(job, JobStatus.CANCELLED, reap_count=reaps)
             if record is not None and record.status == Status.RUNNING:
-                cancelled = evolve(
-                    record,
-                    status=Status.CANCELLED,
-                    completed_at=env.now,
-                    version=record.version + 1,
-                )
-                effects.append(UpdateStage(cancelled, expected_version=record.version))
+                effects.append(cancel_stage(record, env.now))
             continue
         if reaps >= cmd.max_reaps and record is not None:
             error = f"{WORKER_LOST}: the worker running this stage was lost {reaps} times"
             workflow = workflows.get(job.workflow_id)
             lost = evolve(job, reap_count=reaps, attempt=job.max_attempts)
             if not record.is_active or workflow is None:
-                effects.append(UpdateJob(evolve(lost, status=JobStatus.FAILED, last_error=error)))
+                effects += settle_job(lost, JobStatus.FAILED, last_error=error)
                 continue
             _, failed = fail_stage(
                 run, record, lost, error, run_stages, workflow, env, retryable=False
             )
             effects += failed
             continue
-        effects.append(
-            UpdateJob(
-                evolve(
-                    job,
-                    status=JobStatus.QUEUED,
-                    worker_id=None,
-                    locked_at=None,
-                    available_at=env.now,
-                    attempt=max(job.attempt - 1, 0),
-                    reap_count=reaps,
-                )
-            )
-        )
+        # Only a started attempt (its stage RUNNING) is given back: a worker that died
+        # between the lease and the start began none.
         if record is not None and record.status == Status.RUNNING:
-            pending = evolve(record, status=Status.PENDING, version=record.version + 1)
-            effects.append(UpdateStage(pending, expected_version=record.version))
+            effects.append(bump_stage(record, status=Status.PENDING)[1])
+            effects.append(
+                requeue_job(job, env.now, attempt=max(job.attempt - 1, 0), reap_count=reaps)
+            )
+        else:
+            effects.append(requeue_job(job, env.now, reap_count=reaps))
     return Success(Decision(LeaseReapStaleResult(released=len(jobs)), tuple(effects)))

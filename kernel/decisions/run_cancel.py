@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from attrs import evolve
 from returns.result import Result, Success
 
 from kernel.commands import RunCancel, RunCancelResult
+from kernel.decisions.changes import bump_run, cancel_stage, settle_job
 from kernel.decisions.env import Env, elapsed_ms
-from kernel.decisions.groups import bump_run
-from kernel.effects import Decision, StoreEffect, UpdateJob, UpdateStage
+from kernel.effects import Decision, StoreEffect
 from kernel.errors import KernelError
 from kernel.events import WorkflowCancelled
 from kernel.records import Job, WorkflowRun, WorkflowStage
@@ -38,13 +37,10 @@ def decide(
     effects: list[StoreEffect] = [update]
     for stage in stages:
         if stage.status in (Status.PENDING, Status.SUSPENDED):
-            cancelled = evolve(
-                stage, status=Status.CANCELLED, completed_at=env.now, version=stage.version + 1
-            )
-            effects.append(UpdateStage(cancelled, expected_version=stage.version))
+            effects.append(cancel_stage(stage, env.now))
     for job in jobs:
         if job.status in (JobStatus.QUEUED, JobStatus.SUSPENDED):
-            effects.append(UpdateJob(evolve(job, status=JobStatus.CANCELLED)))
+            effects += settle_job(job, JobStatus.CANCELLED)
     event = WorkflowCancelled(workflow_run_id=run.id, timestamp=env.now, reason=cmd.reason)
     effects.append(env.record(event))
     return Success(Decision(RunCancelResult(cancelled=True), tuple(effects)))

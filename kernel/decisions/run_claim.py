@@ -8,8 +8,9 @@ from typing import Any
 from returns.result import Result, Success
 
 from kernel.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
+from kernel.decisions.changes import bump_run
 from kernel.decisions.env import Env
-from kernel.decisions.groups import bump_run, fail_run, open_group
+from kernel.decisions.groups import fail_run, open_group
 from kernel.effects import Decision, StoreEffect
 from kernel.errors import KernelError
 from kernel.events import WorkflowStarted

@@ -7,8 +7,9 @@ from typing import Any
 from returns.result import Failure, Result, Success
 
 from kernel.commands import RunRerunFrom, RunRerunFromResult
+from kernel.decisions.changes import bump_run
 from kernel.decisions.env import Env
-from kernel.decisions.groups import bump_run, open_group, output_key
+from kernel.decisions.groups import open_group, output_key
 from kernel.effects import Decision, DeleteBlob, DeleteStage, StoreEffect
 from kernel.errors import (
     InvalidStateError,
@@ -70,6 +71,8 @@ def decide(
         error=None,
         completed_at=None,
         duration_ms=None,
+        total_cost=0.0,
+        total_tokens=0,
         started_at=env.now,
     )
     group_effects, _ = open_group(restarted, workflow, group, env)

@@ -4,8 +4,9 @@ the value, and leaves nothing behind (SPEC §6.5, §10.1)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import pytest
 
 from kernel import (
@@ -96,6 +97,18 @@ GOOD_INPUT = {"title": "Report", "pages": 10}
             id="input not a mapping",
         ),
         pytest.param(
+            {"input": 10},
+            InvalidInputError,
+            "invalid input: input: expected a mapping, got 10",
+            id="input a number",
+        ),
+        pytest.param(
+            {"input": None},
+            InvalidInputError,
+            "invalid input: input: expected a mapping, got None",
+            id="input missing",
+        ),
+        pytest.param(
             {"input": {"title": 7, "pages": True}},
             InvalidInputError,
             "invalid input: input.title: expected str, got 7; input.pages: expected int, got True",
@@ -145,6 +158,61 @@ def test_bad_create_raises_a_specific_error_and_writes_nothing(
         tk.dispatch(RunCreate(idempotency_key=KEY, **values))
 
     assert_nothing_written(tk.store)
+
+
+@attrs.frozen
+class Order:
+    tags: list[str]
+    counts: dict[str, int]
+    mode: Literal["fast", "slow"] = "fast"
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        pytest.param(
+            {"tags": "urgent", "counts": {}},
+            "input.tags: expected a list, got 'urgent'",
+            id="string for a list",
+        ),
+        pytest.param(
+            {"tags": {"a": 1}, "counts": {}},
+            "input.tags: expected a list, got {'a': 1}",
+            id="mapping for a list",
+        ),
+        pytest.param(
+            {"tags": [], "counts": 3},
+            "input.counts: expected a mapping, got 3",
+            id="number for a mapping",
+        ),
+        pytest.param(
+            {"tags": [], "counts": {}, "mode": "turbo"},
+            "input.mode: expected one of 'fast', 'slow', got 'turbo'",
+            id="value outside a literal",
+        ),
+    ],
+)
+def test_create_names_the_path_and_value_inside_collections(
+    make_tk: MakeKernel, bad: dict[str, Any], message: str
+) -> None:
+    """SPEC §10.1: lists, mappings and literals are checked as strictly as scalars, and
+    the message names the field path and the bad value (a string is not a list of
+    its characters)."""
+    stage = define_stage(
+        id="order",
+        name="Order",
+        input=Order,
+        output=Order,
+        config=NoConfig,
+        execute=lambda c: c.input,
+    )
+    tk = make_tk(pipeline("orders", stage, input=Order))
+
+    with pytest.raises(InvalidInputError) as raised:
+        tk.dispatch(RunCreate(workflow_id="orders", input=bad))
+
+    assert raised.value.problems == (message,)
+    assert tk.store.list_runs() == []
 
 
 def test_invalid_input_lists_its_problems(make_tk: MakeKernel) -> None:

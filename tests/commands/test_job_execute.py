@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,8 @@ from kernel import (
     RunNotFoundError,
     StageContext,
     StageNotFoundError,
+    StagePollSuspended,
+    StageResult,
     Status,
     Suspend,
     WorkflowNotFoundError,
@@ -409,6 +412,181 @@ def test_execute_of_suspend_from_a_plain_stage_fails(make_tk: MakeKernel) -> Non
     assert "returned Suspend but is not an async-batch stage" in (result.error or "")
 
 
+def test_suspend_from_a_plain_stage_fails_without_a_retry(make_tk: MakeKernel) -> None:
+    """SPEC §4.1, §5.6: like an output of the wrong type, ``Suspend`` from a stage that
+    cannot be polled fails for good at once: no backoff and no second attempt."""
+    calls = Calls()
+
+    def sneaky(ctx: StageContext[Num, NoConfig]) -> Suspend:
+        calls.hit("sneaky")
+        return Suspend({}, poll_interval=timedelta(seconds=1))
+
+    tk = make_tk(pipeline("sneaky", custom("sneaky", sneaky)))
+    run_id = start(tk, "sneaky")
+
+    tk.run_until_idle()
+
+    assert calls["sneaky"] == 1
+    assert job_of(tk.store, run_id, "sneaky").status == JobStatus.FAILED
+    [failed] = events_of(tk.store, run_id, "stage:failed")
+    assert failed.payload["will_retry"] is False
+
+
+def test_a_stage_that_mutates_its_input_changes_nothing_stored(make_tk: MakeKernel) -> None:
+    """SPEC §3.2: the run input is the JSON value ``run.create`` stored; a stage that
+    changes the object it was given in place changes nothing, on every store, so a
+    retry sees the same input."""
+    seen: list[object] = []
+
+    def mutate(ctx: StageContext[dict[str, Any], NoConfig]) -> dict[str, Any]:
+        seen.append(dict(ctx.input))
+        ctx.input["value"] = -1
+        raise RuntimeError("try again")
+
+    stage = define_stage(
+        id="mutate", name="Mutate", input=dict, output=dict, config=NoConfig, execute=mutate
+    )
+    tk = make_tk(pipeline("mutate", stage, input=dict))
+    run_id = start(tk, "mutate", 7)
+
+    tk.run_until_idle()
+
+    assert seen == [{"value": 7}] * 3
+    assert run_of(tk.store, run_id).input == {"value": 7}
+
+
+class Opaque:
+    """A value that no store can write as JSON."""
+
+    def __repr__(self) -> str:
+        return "Opaque()"
+
+
+def test_execute_of_metrics_no_store_can_write_fails_the_attempt(make_tk: MakeKernel) -> None:
+    """SPEC §3.2, §4.1: metrics are stored as JSON; a value that is not JSON fails the
+    attempt for good, like a wrongly typed output, on every store (the finish
+    transaction does not break, leaving the stage RUNNING and its job leased)."""
+    tk = make_tk(
+        pipeline(
+            "opaque",
+            custom("opaque", lambda ctx: StageResult(ctx.input, metrics={"model": Opaque()})),
+        )
+    )
+    run_id = start(tk, "opaque")
+
+    taken = tk.kernel.execute_next_job("w1")
+
+    assert taken is not None
+    assert taken[1].error == (
+        "InvalidOutputError: stage 'opaque' returned metrics['model']: "
+        "expected a JSON value, got Opaque()"
+    )
+    assert stage_of(tk.store, run_id, "opaque").status == Status.FAILED
+    assert job_of(tk.store, run_id, "opaque").status == JobStatus.FAILED
+    assert run_of(tk.store, run_id).status == Status.FAILED
+
+
+@pytest.mark.parametrize(
+    ("metrics", "problem"),
+    [
+        pytest.param(
+            {"total_cost": "lots"},
+            "metrics['total_cost']: expected a number, got 'lots'",
+            id="cost",
+        ),
+        pytest.param(
+            {"total_tokens": 1.5}, "metrics['total_tokens']: expected an int, got 1.5", id="tokens"
+        ),
+    ],
+)
+def test_execute_of_run_totals_of_the_wrong_type_fails_the_attempt(
+    make_tk: MakeKernel, metrics: dict[str, Any], problem: str
+) -> None:
+    """SPEC §4.1, §5.3: ``total_cost`` and ``total_tokens`` are summed into the run, so
+    a value that is not a number fails the attempt for good where it is returned (not
+    the run's completion, which would leave the finishing stage RUNNING)."""
+    tk = make_tk(
+        pipeline("totals", custom("totals", lambda ctx: StageResult(ctx.input, metrics=metrics)))
+    )
+    run_id = start(tk, "totals")
+
+    taken = tk.kernel.execute_next_job("w1")
+
+    assert taken is not None
+    assert taken[1].error == f"InvalidOutputError: stage 'totals' returned {problem}"
+    assert (stage_of(tk.store, run_id, "totals").status, run_of(tk.store, run_id).status) == (
+        Status.FAILED,
+        Status.FAILED,
+    )
+
+
+def test_execute_of_a_suspend_state_no_store_can_write_fails_the_attempt(
+    make_tk: MakeKernel,
+) -> None:
+    """SPEC §4.2: the suspended state is stored as JSON; a value that is not JSON
+    fails the attempt instead of the finish transaction."""
+    suspend = Suspend({"handle": Opaque()}, poll_interval=timedelta(seconds=5))
+    tk = make_tk(pipeline("opaque", batch_like("opaque", lambda ctx: suspend)))
+    run_id = start(tk, "opaque")
+
+    taken = tk.kernel.execute_next_job("w1")
+
+    assert taken is not None
+    assert taken[1].error == (
+        "InvalidOutputError: stage 'opaque' returned state['handle']: "
+        "expected a JSON value, got Opaque()"
+    )
+    assert stage_of(tk.store, run_id, "opaque").status == Status.FAILED
+
+
+def test_progress_details_no_store_can_write_fail_the_attempt(make_tk: MakeKernel) -> None:
+    """SPEC §4.1: ``ctx.progress`` details become a JSON event payload; a value that
+    is not JSON is refused where it is reported, so the attempt fails there."""
+
+    def report(ctx: StageContext[Num, NoConfig]) -> Num:
+        ctx.progress(0.5, "half way", {"at": Opaque()})
+        return ctx.input
+
+    tk = make_tk(pipeline("opaque", custom("opaque", report)))
+    run_id = start(tk, "opaque")
+
+    result = execute(tk, run_id, "opaque")
+
+    assert result.error == "ValueError: details['at']: expected a JSON value, got Opaque()"
+    assert events_of(tk.store, run_id, "stage:progress") == []
+
+
+def test_check_completion_gets_the_suspended_state_in_json_form(
+    make_tk: MakeKernel, clock: FakeClock
+) -> None:
+    """SPEC §3.2, §4.2: records hold JSON, so ``check_completion`` receives the state
+    as the stored JSON value on every store, whatever object ``Suspend`` was given."""
+    seen: list[object] = []
+
+    def check(state: object, ctx: StageContext[Num, NoConfig]) -> CompletionCheck[Num]:
+        seen.append(state)
+        return CompletionCheck(ready=True, output=Num(1))
+
+    stage = define_async_batch_stage(
+        id="typed",
+        name="Typed",
+        input=Num,
+        output=Num,
+        config=NoConfig,
+        execute=lambda ctx: Suspend(ctx.input, poll_interval=timedelta(seconds=5)),
+        check_completion=check,
+    )
+    tk = make_tk(pipeline("typed", stage))
+    run_id = start(tk, "typed", 3)
+    tk.kernel.execute_next_job("w1")
+    clock.advance(timedelta(seconds=5))
+
+    tk.dispatch(StagePollSuspended())
+
+    assert stage_of(tk.store, run_id, "typed").status == Status.COMPLETED
+    assert seen == [{"value": 3}]
+
+
 # -- suspended ------------------------------------------------------------------------
 
 
@@ -560,6 +738,22 @@ def test_execute_command_refuses_empty_ids(field: str) -> None:
             workflow_id=values["workflow_id"],
             stage_id=values["stage_id"],
         )
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        pytest.param(None, "config: expected a mapping of stage id to values, got None", id="none"),
+        pytest.param({"s": 5}, "config.s: expected a mapping, got 5", id="entry not a mapping"),
+    ],
+)
+def test_execute_command_refuses_a_config_that_is_not_a_config_map(
+    config: Any, message: str
+) -> None:
+    """SPEC §10.1: ``JobExecute.config`` is the run's config map (``{stage_id: values}``);
+    anything else fails where the command is made, not inside the start transaction."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        JobExecute(workflow_run_id="r", workflow_id="w", stage_id="s", config=config)
 
 
 def test_a_job_nobody_can_start_fails_its_run_instead_of_spinning(make_tk: MakeKernel) -> None:

@@ -125,6 +125,31 @@ def test_reaped_failing_stage_still_gets_all_its_attempts(
     assert attempts == [1, 2, 3]
 
 
+def test_reap_of_a_lease_that_never_started_gives_back_no_attempt(
+    make_tk: MakeKernel, clock: FakeClock
+) -> None:
+    """SPEC §10.1: a reap gives back the attempt the dead worker began; a worker that
+    died between leasing a retry and starting it began none, so the stage still gets
+    exactly ``max_attempts`` attempts (not a fourth)."""
+    calls = Calls()
+    tk = make_tk(pipeline("unlucky", failing(calls, "doomed")))
+    run_id = start(tk, "unlucky")
+    tk.kernel.execute_next_job("w1")  # attempt 1 fails; the retry is queued
+    clock.advance(timedelta(seconds=1))
+    with tk.store.transaction() as tx:
+        leased = tx.lease_next_job("ghost", clock.now())
+    assert leased is not None and leased.attempt == 1
+    clock.advance(THRESHOLD * 2)
+
+    tk.dispatch(REAP)
+
+    assert job_of(tk.store, run_id, "doomed").attempt == 1
+    tk.run_until_idle()
+    assert calls["doomed"] == 3
+    attempts = [e.payload["attempt"] for e in events_of(tk.store, run_id, "stage:failed")]
+    assert attempts == [1, 2, 3]
+
+
 def test_reap_writes_no_event(make_tk: MakeKernel, clock: FakeClock) -> None:
     """SPEC §3.3: a lost worker is bookkeeping, not a workflow event."""
     tk, run_id = crashed_run(make_tk, Calls())

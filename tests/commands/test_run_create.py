@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import TypedDict
 
 import pytest
 
@@ -12,10 +13,11 @@ from kernel import (
     RunCreate,
     Status,
     WorkflowNotFoundError,
+    define_stage,
 )
 from testing import FakeClock
 from tests.harness import T0, MakeKernel, event_types, outbox, run_of
-from tests.workflows import Calls, linear
+from tests.workflows import Calls, NoConfig, linear, pipeline
 
 
 def test_create_returns_a_pending_run(make_tk: MakeKernel) -> None:
@@ -201,3 +203,33 @@ def test_create_leaves_other_runs_alone(make_tk: MakeKernel) -> None:
     assert [e.sequence for e in outbox(tk.store, first)] == [1]
     assert [e.sequence for e in outbox(tk.store, second)] == [1]
     assert event_types(tk.store, second) == ["workflow:created"]
+
+
+class Pages(TypedDict):
+    title: str
+    pages: int
+
+
+def test_a_typed_dict_input_is_structured_and_checked(make_tk: MakeKernel) -> None:
+    """SPEC §4.1, §5.1: an input (or output) type need not be an attrs class: a
+    ``TypedDict`` is checked like one, and a run of it completes."""
+    stage = define_stage(
+        id="count",
+        name="Count",
+        input=Pages,
+        output=Pages,
+        config=NoConfig,
+        execute=lambda c: c.input,
+    )
+    tk = make_tk(pipeline("typed", stage, input=Pages))
+
+    with pytest.raises(InvalidInputError) as raised:
+        tk.dispatch(RunCreate(workflow_id="typed", input={"title": "Report", "pages": "ten"}))
+    run_id = tk.dispatch(
+        RunCreate(workflow_id="typed", input={"title": "Report", "pages": 10})
+    ).workflow_run_id
+    tk.run_until_idle()
+
+    assert raised.value.problems == ("input.pages: expected int, got 'ten'",)
+    run = run_of(tk.store, run_id)
+    assert (run.status, run.output) == (Status.COMPLETED, {"title": "Report", "pages": 10})

@@ -29,7 +29,7 @@ from tests.harness import (
     run_of,
     start,
 )
-from tests.workflows import Calls, add, failing, fan_out, flaky, linear, pipeline
+from tests.workflows import Calls, add, costly, failing, fan_out, flaky, linear, pipeline
 
 
 def test_rerun_deletes_the_target_group_and_every_later_one(make_tk: MakeKernel) -> None:
@@ -81,6 +81,25 @@ def test_rerun_reopens_the_run_and_queues_the_target_group(
     assert run.started_at == T0 + timedelta(minutes=1)
     queued = [j for j in tk.store.get_jobs(run_id) if j.status == JobStatus.QUEUED]
     assert [j.stage_id for j in queued] == ["second"]
+
+
+def test_rerun_clears_the_totals_of_the_finished_run(make_tk: MakeKernel) -> None:
+    """SPEC §5.3, §5.5: like its output and duration, a rerun run's cost and tokens are
+    cleared until it finishes again (so a rerun that fails does not keep the totals of
+    the stages it deleted)."""
+    calls = Calls()
+    tk = make_tk(pipeline("costs", costly(calls, "first"), costly(calls, "second")))
+    run_id = create(tk, "costs")
+    tk.run_until_idle()
+    assert (run_of(tk.store, run_id).total_cost, run_of(tk.store, run_id).total_tokens) == (
+        1.0,
+        20,
+    )
+
+    tk.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id="second"))
+
+    run = run_of(tk.store, run_id)
+    assert (run.total_cost, run.total_tokens) == (0.0, 0)
 
 
 def test_rerun_writes_workflow_started(make_tk: MakeKernel) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -76,6 +78,22 @@ def test_poll_of_a_ready_stage_completes_it_with_its_output(
     )
     assert tk.store.get_blob(output_key(run_id, "batch")) == (True, {"value": 30})
     assert job_of(tk.store, run_id, "batch").status == JobStatus.COMPLETED
+
+
+def test_poll_names_each_resumed_run_once(make_tk: MakeKernel, clock: FakeClock) -> None:
+    """SPEC §5.7: two stages of one parallel group resuming in the same poll count as
+    two resumed stages, and their run is listed once (a host transitions it once)."""
+    calls = Calls()
+    tk = make_tk(pipeline("pair", [batch(calls, Batch(), "left"), batch(calls, Batch(), "right")]))
+    run_id = start(tk, "pair")
+    while tk.kernel.execute_next_job("w1") is not None:
+        pass
+    clock.advance(timedelta(seconds=30))
+
+    result = tk.dispatch(StagePollSuspended())
+
+    assert (result.checked, result.resumed, result.resumed_workflow_run_ids) == (2, 2, [run_id])
+    assert run_of(tk.store, run_id).status == Status.COMPLETED
 
 
 def test_poll_of_a_ready_stage_resumes_the_run(make_tk: MakeKernel, clock: FakeClock) -> None:
@@ -238,6 +256,49 @@ def test_poll_within_max_wait_keeps_waiting(make_tk: MakeKernel, clock: FakeCloc
     assert stage_of(tk.store, run_id, "batch").status == Status.SUSPENDED
 
 
+def test_a_max_wait_shorter_than_the_poll_interval_sets_the_first_poll(
+    make_tk: MakeKernel, clock: FakeClock
+) -> None:
+    """SPEC §4.2: the stage fails once ``max_wait`` passes, not a poll interval later:
+    the first poll is due no later than the end of the wait."""
+    control = Batch(
+        poll_interval=timedelta(hours=1), max_wait=timedelta(minutes=5), ready_on_check=None
+    )
+    tk, run_id = suspended_run(make_tk, control)
+    assert stage_of(tk.store, run_id, "batch").next_poll_at == T0 + timedelta(minutes=5)
+    clock.advance(timedelta(minutes=5))
+
+    result = tk.dispatch(StagePollSuspended())
+
+    assert result.failed == 1
+    run = run_of(tk.store, run_id)
+    assert (run.status, run.completed_at) == (Status.FAILED, T0 + timedelta(minutes=5))
+
+
+def test_a_next_check_in_past_max_wait_polls_at_the_end_of_the_wait(
+    make_tk: MakeKernel, clock: FakeClock
+) -> None:
+    """SPEC §4.2, §5.7: a not-ready stage is polled again at ``now + next_check_in``,
+    but no later than its ``max_wait``, where it times out."""
+    control = Batch(
+        poll_interval=timedelta(seconds=30),
+        max_wait=timedelta(minutes=2),
+        ready_on_check=None,
+        next_check_in=timedelta(hours=1),
+    )
+    tk, run_id = suspended_run(make_tk, control)
+    clock.advance(timedelta(seconds=30))
+
+    assert tk.dispatch(StagePollSuspended()).failed == 0
+
+    stage = stage_of(tk.store, run_id, "batch")
+    assert stage.next_poll_at == T0 + timedelta(minutes=2)
+    assert job_of(tk.store, run_id, "batch").available_at == T0 + timedelta(minutes=2)
+    clock.advance(timedelta(seconds=90))
+    assert tk.dispatch(StagePollSuspended()).failed == 1
+    assert run_of(tk.store, run_id).status == Status.FAILED
+
+
 def test_poll_of_a_raising_check_fails_the_stage(make_tk: MakeKernel, clock: FakeClock) -> None:
     """SPEC §5.7: ``check_completion`` raising counts as an error."""
 
@@ -297,3 +358,65 @@ def test_poll_command_refuses_zero_max_checks() -> None:
     """SPEC §5: a bad field fails where the command is made."""
     with pytest.raises(ValueError, match="max_checks: expected an int >= 1, got 0"):
         StagePollSuspended(max_checks=0)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        pytest.param(
+            lambda: Suspend({}, poll_interval=30),  # type: ignore[arg-type]
+            "poll_interval: expected a positive timedelta, got 30",
+            id="seconds for poll_interval",
+        ),
+        pytest.param(
+            lambda: Suspend({}, timedelta(seconds=1), max_wait=60_000),  # type: ignore[arg-type]
+            "max_wait: expected a positive timedelta, got 60000",
+            id="milliseconds for max_wait",
+        ),
+        pytest.param(
+            lambda: Suspend({}, timedelta(seconds=1), next_poll_at="soon"),  # type: ignore[arg-type]
+            "next_poll_at: expected an aware UTC datetime, got 'soon'",
+            id="text for next_poll_at",
+        ),
+        pytest.param(
+            lambda: CompletionCheck(ready=False, next_check_in=5),  # type: ignore[arg-type]
+            "next_check_in: expected a positive timedelta, got 5",
+            id="seconds for next_check_in",
+        ),
+    ],
+)
+def test_suspend_and_completion_check_name_a_bad_duration(build: Any, message: str) -> None:
+    """SPEC §10.1: durations are ``timedelta`` and times aware datetimes; a number
+    (the reference's milliseconds) is refused with the field and the value."""
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        build()
+
+
+def test_a_check_that_mutates_its_state_changes_nothing_stored(
+    make_tk: MakeKernel, clock: FakeClock
+) -> None:
+    """SPEC §3.2, §4.2: the suspended state is the JSON value ``Suspend`` stored; a
+    check that changes the object it was given in place changes nothing, on every
+    store (so a test on the in-memory store behaves as production does)."""
+
+    def check(state: dict[str, int], ctx: StageContext[Num, NoConfig]) -> CompletionCheck[Num]:
+        state["checks"] += 1
+        return CompletionCheck(ready=False)
+
+    stage = define_async_batch_stage(
+        id="counting",
+        name="Counting",
+        input=Num,
+        output=Num,
+        config=NoConfig,
+        execute=lambda ctx: Suspend({"checks": 0}, poll_interval=timedelta(seconds=5)),
+        check_completion=check,
+    )
+    tk = make_tk(pipeline("counting", stage))
+    run_id = start(tk, "counting")
+    tk.kernel.execute_next_job("w1")
+    clock.advance(timedelta(seconds=5))
+
+    tk.dispatch(StagePollSuspended())
+
+    assert stage_of(tk.store, run_id, "counting").suspended_state == {"checks": 0}

@@ -178,3 +178,9 @@ def test_well_typed_pipelines_check_cleanly(mypy_run: MypyRun) -> None:
     parallel group (``input=None`` or taking the mapping) raise no error."""
     check(mypy_run, "case_pipe_valid.py", must_expect=["WorkflowBuilder["])
     assert [e.kind for e in expectations("case_pipe_valid.py")] == ["N"]
+
+
+def test_only_async_batch_stages_may_suspend(mypy_run: MypyRun) -> None:
+    """An ``execute`` that may return ``Suspend`` type-checks for
+    ``define_async_batch_stage`` and is an error for ``define_stage`` (SPEC §4.1)."""
+    check(mypy_run, "case_suspend.py", must_expect=['"define_stage" has incompatible type'])
