@@ -179,9 +179,11 @@ class Kernel:
         decided again, up to ``MAX_STALE_RETRIES`` times.
         """
         for attempt in range(MAX_STALE_RETRIES):
-            env = self.env()
             try:
                 with self.store.transaction() as tx:
+                    # The time is read once the write lock is held, so events of
+                    # one run carry timestamps in their sequence order.
+                    env = self.env()
                     match step(tx, env):
                         case Failure(error):
                             raise error
