@@ -19,6 +19,7 @@ from adapters.cli.render import dump, events_table, run_summary
 from adapters.cli.stores import Stores, redact, store_url
 from adapters.hosts import WorkerHost
 from adapters.hosts.logs import CONTEXT_FIELDS
+from adapters.hosts.worker import MAX_CHAIN
 from kernel.commands import PluginReplayDLQ, RunCreate
 from kernel.status import Status
 
@@ -83,6 +84,17 @@ def seconds_or_zero(value: str) -> timedelta:
     return parsed
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: an int >= 1."""
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value!r}") from None
+    if parsed < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value!r}")
+    return parsed
+
+
 def _seconds(value: str) -> timedelta:
     try:
         return timedelta(seconds=float(value))
@@ -106,6 +118,7 @@ def cmd_worker(args: argparse.Namespace, stores: Stores) -> int:
         stale_lease_threshold=args.stale_lease,
         lease_renew_interval=args.lease_renew,
         drain_timeout=args.drain,
+        max_chain=args.chain,
     )
     print(
         f"wfk worker {host.worker_id} on {redact(url)}: {', '.join(app.workflow_ids())}; "
@@ -245,6 +258,13 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         default=timedelta(seconds=30),
         metavar="SECONDS",
         help="on stop, wait this long for running jobs (30)",
+    )
+    worker.add_argument(
+        "--chain",
+        type=positive_int,
+        default=MAX_CHAIN,
+        metavar="N",
+        help=f"jobs a slot runs back to back, each leased by the last one's finish ({MAX_CHAIN})",
     )
     worker.add_argument(
         "--log-level", type=str.upper, default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]

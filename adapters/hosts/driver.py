@@ -6,7 +6,8 @@ to :func:`~adapters.hosts.schedule.step` under one lock; the actions it
 returns are then carried out by the thread that fed it, outside the lock:
 
 * ``RunTick`` and ``DequeueJob`` start a daemon thread each (they may take
-  long: user code runs in a slot thread);
+  long: user code runs in a slot thread); a slot thread may run a chain of
+  jobs, each leased by the previous one's finish transaction;
 * ``RenewLease``, ``ReleaseLease`` and ``FlushOutbox`` are short store calls;
 * ``Stop`` ends :meth:`Driver.run`.
 
@@ -28,6 +29,8 @@ from adapters.hosts.schedule import (
     DequeueJob,
     FlushOutbox,
     Happened,
+    JobChained,
+    JobEnd,
     JobFinished,
     JobLeased,
     JobsAvailable,
@@ -52,10 +55,13 @@ from kernel.commands import JobExecuteResult
 from kernel.dispatch import Kernel
 from kernel.ports import Store
 from kernel.records import Job
+from kernel.status import JobStatus
 
 OnStart = Callable[[Job], None]
-TakeJob = Callable[[OnStart], "tuple[Job, JobExecuteResult] | None"]
-"""Lease a job, call ``on_start(job)`` before its user code runs, execute it; ``None``: no job."""
+TakeJobs = Callable[[OnStart, int], "list[tuple[Job, JobExecuteResult]]"]
+"""``take(on_start, max_jobs)``: lease and execute up to ``max_jobs`` jobs one after
+another, calling ``on_start(job)`` before each job's user code runs (the contract of
+``Kernel.execute_jobs``); returns the jobs settled, in order (empty: no job)."""
 OnResult = Callable[[Job, JobExecuteResult], None]
 
 MAX_WAIT_S = 1.0
@@ -88,7 +94,7 @@ class Driver:
         *,
         worker_id: str,
         settings: Settings,
-        take_job: TakeJob,
+        take_jobs: TakeJobs,
         orchestrator: Orchestrator | None,
         log: HostLog,
         on_result: OnResult | None = None,
@@ -97,7 +103,7 @@ class Driver:
         self.store = store
         self.worker_id = worker_id
         self.log = log
-        self._take_job = take_job
+        self._take_jobs = take_jobs
         self._orchestrator = orchestrator
         self._on_result = on_result
         self._state = initial_state(settings)
@@ -159,12 +165,12 @@ class Driver:
         match action:
             case RunTick(sweep=sweep):
                 self._spawn(f"wfk-{self.worker_id}-tick", self._tick, sweep)
-            case DequeueJob(slot=slot):
-                self._spawn(f"wfk-{self.worker_id}-slot-{slot}", self._work, slot)
+            case DequeueJob(slot=slot, max_jobs=max_jobs):
+                self._spawn(f"wfk-{self.worker_id}-slot-{slot}", self._work, slot, max_jobs)
             case RenewLease(job_id=job_id):
                 self._renew(job_id)
-            case ReleaseLease(job_id=job_id):
-                self._release(job_id)
+            case ReleaseLease(job_id=job_id, running=running):
+                self._release(job_id, running)
             case FlushOutbox():
                 self._flush()
             case Stop():
@@ -188,12 +194,16 @@ class Driver:
         finally:
             self.feed(TickDone(ok=ok, found_work=found_work))
 
-    def _work(self, slot: int) -> None:
-        leased: list[Job] = []
+    def _work(self, slot: int, max_jobs: int) -> None:
+        started: list[Job] = []  # the jobs whose user code was about to run, in order
 
         def on_start(job: Job) -> None:
-            leased.append(job)
-            if ReleaseLease(job.id) in self.feed(JobLeased(slot, job.id)):
+            if started:
+                happened: Happened = JobChained(slot, started[-1].id, job.id)
+            else:
+                happened = JobLeased(slot, job.id)
+            started.append(job)
+            if ReleaseLease(job.id, running=False) in self.feed(happened):
                 raise _Released(job.id)
             self.log.debug(
                 "stage %s started (attempt %d)",
@@ -203,27 +213,52 @@ class Driver:
             )
 
         try:
-            found = self._take_job(on_start)
+            done = self._take_jobs(on_start, max_jobs)
         except _Released:
+            # The chain ended at a stop. Its earlier jobs finished, but the
+            # exception took their results with it: read their outcomes back.
+            released = started.pop()
             self.log.info(
-                "job released before it ran: the worker is stopping", extra=_job_context(leased[0])
+                "job went back to the queue before it ran: the worker is stopping",
+                extra=_job_context(released),
             )
+            # A chained job: the slot waits for this report (unless the worker is
+            # gone: then it was an abandoned job's finish that leased it).
+            if started and not self._stopped.is_set():
+                earlier = self._read_back(started)
+                self.feed(JobFinished(slot, released.id, "released", earlier))
             return
         except Exception as exc:  # a store failure must not kill the slot's bookkeeping
-            if leased:
+            if started:
+                current = started.pop()
+                earlier = self._read_back(started)
                 self.log.exception(
-                    "job failed in the host: %s", describe(exc), extra=_job_context(leased[0])
+                    "job failed in the host: %s", describe(exc), extra=_job_context(current)
                 )
-                self.feed(JobFinished(slot, leased[0].id, "error"))
+                self.feed(JobFinished(slot, current.id, "error", earlier))
             else:
                 self.log.exception("dequeue failed: %s", describe(exc))
                 self.feed(NoJobFound(slot, failed=True))
             return
-        if found is None:
+        if not done:
             self.feed(NoJobFound(slot))
             return
-        job, result = found
-        if leased and result.outcome == "skipped":
+        announced = {job.id for job in started}
+        for job, result in done:
+            self._log_result(job, result.outcome, result.error, ran=job.id in announced)
+            if self._on_result is not None:
+                self._on_result(job, result)
+        # The slot's current job is the last one that ran (jobs settled without user
+        # code may follow it in ``done``), or, if none ran, the last one settled.
+        last = len(done) - 1
+        if started:
+            last = max(i for i, (job, _) in enumerate(done) if job.id == started[-1].id)
+        job, result = done[last]
+        earlier = tuple(r.outcome for i, (_, r) in enumerate(done) if i != last)
+        self.feed(JobFinished(slot, job.id, result.outcome, earlier))
+
+    def _log_result(self, job: Job, outcome: JobEnd, error: str | None, *, ran: bool) -> None:
+        if ran and outcome == "skipped":
             # The stage ran, but its record moved on meanwhile: the run was
             # cancelled, or this worker's lease was reaped and the job handed on.
             self.log.warning(
@@ -232,18 +267,35 @@ class Driver:
                 job.stage_id,
                 extra=_job_context(job),
             )
-        else:
-            self.log.log(
-                logging.WARNING if result.outcome == "failed" else logging.INFO,
-                "stage %s %s%s",
-                job.stage_id,
-                result.outcome,
-                f": {result.error}" if result.error else "",
-                extra=_job_context(job),
-            )
-        if self._on_result is not None:
-            self._on_result(job, result)
-        self.feed(JobFinished(slot, job.id, result.outcome))
+            return
+        self.log.log(
+            logging.WARNING if outcome == "failed" else logging.INFO,
+            "stage %s %s%s",
+            job.stage_id,
+            outcome,
+            f": {error}" if error else "",
+            extra=_job_context(job),
+        )
+
+    def _read_back(self, jobs: list[Job]) -> tuple[JobEnd, ...]:
+        """The outcomes of chained jobs that finished but whose results were lost with an
+        exception, read back from their job records (one read per run); logged too."""
+        current: dict[str, Job] = {}
+        outcomes: list[JobEnd] = []
+        for job in jobs:
+            if job.id not in current:
+                try:
+                    current.update((j.id, j) for j in self.store.get_jobs(job.workflow_run_id))
+                except Exception:
+                    self.log.exception(
+                        "could not read back the outcome of a finished job",
+                        extra=_job_context(job),
+                    )
+            now = current.get(job.id)
+            outcome = settled_outcome(job, now, self.worker_id)
+            self._log_result(job, outcome, now.last_error if now else None, ran=True)
+            outcomes.append(outcome)
+        return tuple(outcomes)
 
     def _renew(self, job_id: str) -> None:
         try:
@@ -256,12 +308,14 @@ class Driver:
                 "could not renew the lease of job %s", job_id, extra={"job_id": job_id}
             )
 
-    def _release(self, job_id: str) -> None:
+    def _release(self, job_id: str, running: bool) -> None:
         try:
             released = release_leases(self.kernel, [job_id], self.worker_id)
-            if released:
+            if released and running:  # an unrun job is logged by its slot, with its context
                 self.log.warning(
-                    "released job %s back to the queue", job_id, extra={"job_id": job_id}
+                    "released job %s back to the queue: its stage still ran at the drain deadline",
+                    job_id,
+                    extra={"job_id": job_id},
                 )
         except Exception:
             self.log.exception("could not release job %s", job_id, extra={"job_id": job_id})
@@ -296,6 +350,26 @@ class Driver:
             except Exception:
                 self.log.exception("waiting for job notifications failed; polling instead")
                 self._stopped.wait(WAIT_FOR_JOBS_S)
+
+
+def settled_outcome(leased: Job, now: Job | None, worker_id: str) -> JobEnd:
+    """The ``job.execute`` outcome a worker's finished job had, judged from its record.
+
+    ``leased`` is the job as the worker leased it, ``now`` as it is after the
+    finish (``None``: unknown, counted as ``skipped``). A job another worker
+    holds or settled, a reaped or cancelled one, was ``skipped`` (its result was
+    discarded); a job queued again without a reap failed and will be retried.
+    """
+    if now is None:
+        return "skipped"
+    match now.status:
+        case JobStatus.COMPLETED if now.worker_id == worker_id:
+            return "completed"
+        case JobStatus.SUSPENDED:
+            return "suspended"
+        case JobStatus.FAILED | JobStatus.QUEUED if now.reap_count == leased.reap_count:
+            return "failed"  # for good, or queued again to retry after a backoff
+    return "skipped"
 
 
 def _job_context(job: Job) -> dict[str, str]:

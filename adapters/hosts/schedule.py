@@ -15,16 +15,24 @@ Rules, in one place:
 
 * **Never prefetch.** A job is asked for only by a free slot; a slot is
   free, asking (:class:`Dequeuing`) or running one job.
+* **Chains.** A dequeue may run up to ``max_chain`` jobs back to back: each
+  job's finish transaction also leases the slot's next job, at the moment the
+  slot becomes free (:class:`JobChained`). A chain ends when the queue is
+  empty, at its limit, or at a stop: a job leased by the finish after a stop
+  was requested is handed back before its user code runs.
 * **Idle slots probe, then fan out.** After an empty dequeue, free slots
   wait ``job_poll_interval``; then one slot probes. A job found (or a job
   finished, a tick that enqueued work, a notification from the store) makes
-  every free slot ask at once.
+  every free slot ask at once. A notification while a slot is idle also
+  brings the next tick forward (a new run has no jobs until a tick claims it).
 * **Leases are renewed** every ``lease_renew_interval`` while a job runs, so
   a long stage on a live worker is never reaped.
 * **Stopping** (a signal or ``stop()``) stops ticks and dequeues at once; a
-  job leased after that is released before its user code starts; running
-  jobs may finish until ``drain_timeout``, after which their leases are
-  released. Then the outbox is flushed and the driver stops.
+  job leased after that (by a dequeue or a chain) is released before its user
+  code starts; running jobs may finish until ``drain_timeout``, after which
+  their leases are released. A slot whose chain was cut short stays busy
+  (:class:`Releasing`) until it has reported the chain. Then the outbox is
+  flushed and the driver stops.
 * **Bounded runs** (the serverless calls) stop by themselves once their job
   or tick budget is spent, or when the queue is empty (``stop_when_idle``).
 """
@@ -41,6 +49,7 @@ from adapters.hosts.state import (
     Free,
     JobEnd,
     Phase,
+    Releasing,
     Running,
     Settings,
     Slot,
@@ -57,12 +66,14 @@ __all__ = [
     "Free",
     "Happened",
     "JobEnd",
+    "JobChained",
     "JobFinished",
     "JobLeased",
     "JobsAvailable",
     "NoJobFound",
     "Phase",
     "ReleaseLease",
+    "Releasing",
     "RenewLease",
     "RunTick",
     "Running",
@@ -110,12 +121,33 @@ class JobLeased:
 
 
 @frozen
+class JobChained:
+    """A slot's job ``finished_job_id`` ended, and its finish transaction leased and started
+    ``next_job_id`` for the same slot; its user code is about to run.
+
+    The finished job's outcome is reported with the chain's end (:class:`JobFinished`).
+    """
+
+    slot: int
+    finished_job_id: str
+    next_job_id: str
+
+
+@frozen
 class JobFinished:
-    """A slot's job ended (or was settled without user code straight from the dequeue)."""
+    """A slot's dequeue is over: ``job_id``, the job it ran last, ended with ``outcome``.
+
+    ``job_id`` is the slot's current job (:class:`JobLeased` or :class:`JobChained`
+    named it), or any job when the slot is :class:`Dequeuing` (settled without user
+    code straight from the dequeue), or the job a :class:`Releasing` slot handed back
+    (``outcome="released"``). ``earlier``: the outcomes of the other jobs the chain
+    settled before it; the chain's jobs are counted here, when their outcomes are known.
+    """
 
     slot: int
     job_id: str
     outcome: JobEnd
+    earlier: tuple[JobEnd, ...] = ()
 
 
 @frozen
@@ -128,7 +160,7 @@ class NoJobFound:
 
 @frozen
 class JobsAvailable:
-    """The store says jobs were queued (PostgreSQL ``NOTIFY``)."""
+    """The store says jobs were queued or a run was created (PostgreSQL ``NOTIFY``)."""
 
 
 @frozen
@@ -143,6 +175,7 @@ Happened = (
     | Wakeup
     | TickDone
     | JobLeased
+    | JobChained
     | JobFinished
     | NoJobFound
     | JobsAvailable
@@ -162,9 +195,11 @@ class RunTick:
 
 @frozen
 class DequeueJob:
-    """Lease the next job for ``slot`` and execute it."""
+    """Lease the next job for ``slot`` and execute it, and up to ``max_jobs - 1`` more,
+    each leased by the previous one's finish transaction (``Kernel.execute_jobs``)."""
 
     slot: int
+    max_jobs: int = 1
 
 
 @frozen
@@ -174,9 +209,14 @@ class RenewLease:
 
 @frozen
 class ReleaseLease:
-    """Give a job back to the queue (its stage back to PENDING) without running it further."""
+    """Give a job back to the queue (its stage back to PENDING) without running it further.
+
+    ``running``: its user code is running, and the drain deadline gives up on it;
+    ``False``: the job was leased after a stop, and goes back before its code runs.
+    """
 
     job_id: str
+    running: bool = True
 
 
 @frozen
@@ -204,9 +244,9 @@ def step(
 
     >>> from datetime import UTC, timedelta
     >>> t0 = datetime(2025, 1, 1, tzinfo=UTC)
-    >>> state, actions = step(initial_state(Settings(concurrency=2)), t0, Started())
+    >>> state, actions = step(initial_state(Settings(concurrency=2, max_chain=50)), t0, Started())
     >>> actions
-    (RunTick(sweep=True), DequeueJob(slot=0), DequeueJob(slot=1))
+    (RunTick(sweep=True), DequeueJob(slot=0, max_jobs=50), DequeueJob(slot=1, max_jobs=50))
     >>> state, actions = step(state, t0, NoJobFound(0))
     >>> actions, state.idle_until == t0 + timedelta(milliseconds=200)
     ((), True)
@@ -241,6 +281,8 @@ def next_wakeup(state: WorkerState) -> datetime | None:
         if _may_tick(state) and state.last_tick_at is not None:
             assert settings.orchestration_interval is not None
             times.append(state.last_tick_at + settings.orchestration_interval)
+            if state.tick_requested:
+                times.append(state.last_tick_at + settings.notified_tick_gap)
         if state.idle_until is not None and _dequeue_allowance(state) > 0:
             times.append(state.idle_until)
     if state.phase == "draining" and state.drain_deadline is not None:
@@ -294,24 +336,40 @@ def _absorb(
             if state.stop_requested or state.phase == "stopped" or not isinstance(slot, Dequeuing):
                 if isinstance(slot, Dequeuing):
                     state = _with_slot(state, index, Free())
-                return _count(state, leases_released=1), (ReleaseLease(job_id),)
+                return _count(state, leases_released=1), (ReleaseLease(job_id, running=False),)
             state = _with_slot(state, index, Running(job_id, now))
             state = evolve(state, jobs_taken=state.jobs_taken + 1, idle_until=None)
-        case JobFinished(slot=index, job_id=job_id, outcome=outcome):
+        case JobChained(slot=index, finished_job_id=finished, next_job_id=next_job_id):
             slot = _slot(state, index)
-            mine = isinstance(slot, Dequeuing) or (
-                isinstance(slot, Running) and slot.job_id == job_id
-            )
+            unrun = ReleaseLease(next_job_id, running=False)
+            if not isinstance(slot, Running) or slot.job_id != finished:
+                # The slot was freed at the drain deadline: the late finish of its
+                # abandoned job leased a job this worker no longer runs.
+                return _count(state, leases_released=1), (unrun,)
+            if not _may_chain(state, slot):
+                # The chain ends after the job that just finished: the next job goes
+                # back before its code runs; the slot stays busy until it is reported.
+                state = _with_slot(state, index, Releasing(next_job_id, slot.chain_index + 1))
+                return _count(state, leases_released=1), (unrun,)
+            state = _with_slot(state, index, Running(next_job_id, now, slot.chain_index + 1))
+            state = evolve(state, jobs_taken=state.jobs_taken + 1, idle_until=None)
+        case JobFinished(slot=index, job_id=job_id, outcome=outcome, earlier=earlier):
+            slot = _slot(state, index)
+            announced = _announced(slot, job_id)
             # A job whose lease was released at the drain deadline is no longer
             # this worker's: its late finish was discarded by the kernel.
-            if mine and state.phase != "stopped":
-                if isinstance(slot, Dequeuing):
-                    state = evolve(state, jobs_taken=state.jobs_taken + 1)
+            if announced is not None and state.phase != "stopped":
+                ended = (*earlier, outcome)
+                settled = [end for end in ended if end != "released"]
+                # Jobs settled without user code were never announced: count them now.
+                taken = max(len(settled) - announced, 0)
                 state = _with_slot(state, index, Free())
                 # A finished stage may have enqueued the next group: look at once.
-                state = evolve(state, idle_until=None)
+                state = evolve(state, jobs_taken=state.jobs_taken + taken, idle_until=None)
                 state = _count(
-                    state, jobs_processed=1, jobs_failed=int(outcome in ("failed", "error"))
+                    state,
+                    jobs_processed=len(settled),
+                    jobs_failed=sum(1 for end in settled if end in ("failed", "error")),
                 )
         case NoJobFound(slot=index):
             if isinstance(_slot(state, index), Dequeuing) and state.phase != "stopped":
@@ -322,7 +380,9 @@ def _absorb(
                     queue_exhausted=state.queue_exhausted or state.settings.stop_when_idle,
                 )
         case JobsAvailable():
-            state = evolve(state, idle_until=None)
+            # Idle slots look at once; a new run needs a tick to claim it first.
+            idle = state.phase == "running" and any(isinstance(s, Free) for s in state.slots)
+            state = evolve(state, idle_until=None, tick_requested=state.tick_requested or idle)
         case StopRequested(force=force):
             if state.phase == "new":
                 return evolve(state, phase="stopped", stop_requested=True), (Stop(),)
@@ -334,6 +394,29 @@ def _absorb(
                     state, phase="draining", stop_requested=True, drain_deadline=deadline
                 )
     return state, ()
+
+
+def _announced(slot: Slot | None, job_id: str) -> int | None:
+    """How many of a slot's jobs were counted as taken when they started, if a
+    :class:`JobFinished` about ``job_id`` is the slot's to report; else ``None``."""
+    match slot:
+        case Dequeuing():
+            return 0
+        case Running(job_id=running, chain_index=index) if running == job_id:
+            return index + 1
+        case Releasing(job_id=releasing, ran=ran) if releasing == job_id:
+            return ran
+    return None
+
+
+def _may_chain(state: WorkerState, slot: Running) -> bool:
+    """Whether a running slot may go on with the job its finish leased."""
+    settings = state.settings
+    if state.stop_requested or state.phase not in ("running", "draining"):
+        return False
+    if slot.chain_index + 1 >= settings.max_chain:
+        return False
+    return settings.max_jobs is None or state.jobs_taken < settings.max_jobs
 
 
 def _may_tick(state: WorkerState) -> bool:
@@ -381,7 +464,11 @@ def _plan_tick(state: WorkerState, now: datetime, planned: list[Action]) -> Work
     interval = state.settings.orchestration_interval
     if not _may_tick(state) or interval is None:
         return state
-    if state.last_tick_at is not None and now < state.last_tick_at + interval:
+    last = state.last_tick_at
+    early = state.tick_requested and (
+        last is None or now >= last + state.settings.notified_tick_gap
+    )
+    if last is not None and now < last + interval and not early:
         return state
     sweep = (
         state.last_sweep_at is None or now >= state.last_sweep_at + state.settings.sweep_interval
@@ -390,6 +477,7 @@ def _plan_tick(state: WorkerState, now: datetime, planned: list[Action]) -> Work
     return evolve(
         state,
         tick_running=True,
+        tick_requested=False,
         last_tick_at=now,
         last_sweep_at=now if sweep else state.last_sweep_at,
         ticks_started=state.ticks_started + 1,
@@ -415,14 +503,30 @@ def _plan_dequeues(state: WorkerState, now: datetime, planned: list[Action]) -> 
         return state
     allowed = _dequeue_allowance(state)
     slots = list(state.slots)
+    chosen: list[int] = []
     for index, slot in enumerate(slots):
-        if allowed == 0:
+        if len(chosen) == allowed:
             break
         if isinstance(slot, Free):
             slots[index] = Dequeuing()
-            planned.append(DequeueJob(index))
-            allowed -= 1
-    return evolve(state, slots=tuple(slots))
+            chosen.append(index)
+    if not chosen:
+        return state
+    state = evolve(state, slots=tuple(slots))
+    budget = _chain_budget(state)
+    planned += [DequeueJob(index, budget) for index in chosen]
+    return state
+
+
+def _chain_budget(state: WorkerState) -> int:
+    """How many jobs one dequeue may run: ``max_chain``, within what is left of ``max_jobs``
+    once every asking slot has one."""
+    settings = state.settings
+    if settings.max_jobs is None:
+        return settings.max_chain
+    asking = sum(1 for slot in state.slots if isinstance(slot, Dequeuing))
+    left = settings.max_jobs - state.jobs_taken - asking + 1
+    return max(min(settings.max_chain, left), 1)
 
 
 def _plan_renewals(state: WorkerState, now: datetime, planned: list[Action]) -> WorkerState:
@@ -431,7 +535,7 @@ def _plan_renewals(state: WorkerState, now: datetime, planned: list[Action]) -> 
     renewed = 0
     for index, slot in enumerate(slots):
         if isinstance(slot, Running) and now >= slot.renewed_at + interval:
-            slots[index] = Running(slot.job_id, now)
+            slots[index] = evolve(slot, renewed_at=now)
             planned.append(RenewLease(slot.job_id))
             renewed += 1
     if not renewed:

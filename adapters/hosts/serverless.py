@@ -15,7 +15,7 @@ from typing import Any
 
 from attrs import frozen
 
-from adapters.hosts.driver import Driver, OnStart, TakeJob
+from adapters.hosts.driver import Driver, OnStart, TakeJobs
 from adapters.hosts.leases import lease_job
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import Settings
@@ -186,11 +186,11 @@ class ServerlessHost:
         target = job_id
         why: list[str] = []
 
-        def take(on_start: OnStart) -> tuple[Job, JobExecuteResult] | None:
+        def take(on_start: OnStart, max_jobs: int) -> list[tuple[Job, JobExecuteResult]]:
             leased, found = lease_job(self.kernel, target, self.worker_id, run_id, stage_id)
             if leased is None:
                 why.append(_why_not_leased(target, found, run_id, stage_id))
-                return None
+                return []
             on_start(leased)
             command = JobExecute(
                 workflow_run_id=run_id,
@@ -199,7 +199,7 @@ class ServerlessHost:
                 config=run.config,
                 job_id=leased.id,
             )
-            return leased, self.kernel.dispatch(command)
+            return [(leased, self.kernel.dispatch(command))]
 
         reports = self._run(Settings(**self._bounded(), max_jobs=1), take)
         if reports:
@@ -210,15 +210,18 @@ class ServerlessHost:
         """Lease and execute up to ``max_jobs`` available jobs, one after another.
 
         Stops early when the queue is empty. A job that finishes a stage may
-        queue the next group's jobs; those count as available too.
+        queue the next group's jobs; those count as available too. Each job's
+        finish transaction also leases the next one (``Kernel.execute_jobs``),
+        so the call commits one write transaction per job.
         """
         if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
 
-        def take(on_start: OnStart) -> tuple[Job, JobExecuteResult] | None:
-            return self.kernel.execute_next_job(self.worker_id, on_start)
+        def take(on_start: OnStart, budget: int) -> list[tuple[Job, JobExecuteResult]]:
+            return self.kernel.execute_jobs(self.worker_id, budget, on_start)
 
-        reports = self._run(Settings(**self._bounded(), max_jobs=max_jobs), take)
+        settings = Settings(**self._bounded(), max_jobs=max_jobs, max_chain=max_jobs)
+        reports = self._run(settings, take)
         return ProcessJobsResult(processed=len(reports), jobs=tuple(reports))
 
     def run_maintenance_tick(self) -> TickReport:
@@ -243,26 +246,26 @@ class ServerlessHost:
             "lease_renew_interval": self.lease_renew_interval,
         }
 
-    def _driver(self, settings: Settings, take: TakeJob, reports: list[JobReport]) -> Driver:
+    def _driver(self, settings: Settings, take: TakeJobs, reports: list[JobReport]) -> Driver:
         return Driver(
             self.kernel,
             self.store,
             worker_id=self.worker_id,
             settings=settings,
-            take_job=take,
+            take_jobs=take,
             orchestrator=self._orchestrator,
             log=self.log,
             on_result=lambda job, result: reports.append(_report(job, result)),
         )
 
-    def _run(self, settings: Settings, take: TakeJob) -> list[JobReport]:
+    def _run(self, settings: Settings, take: TakeJobs) -> list[JobReport]:
         reports: list[JobReport] = []
         self._driver(settings, take, reports).run()
         return reports
 
 
-def _no_jobs(on_start: OnStart) -> None:
-    return None
+def _no_jobs(on_start: OnStart, max_jobs: int) -> list[tuple[Job, JobExecuteResult]]:
+    return []
 
 
 def _why_not_leased(job_id: str, found: Job | None, run_id: str, stage_id: str) -> str:

@@ -14,13 +14,19 @@ from attrs import Attribute, field, frozen
 Phase = Literal["new", "running", "draining", "stopped"]
 """``new`` → ``running`` → ``draining`` (no new work; finish or release) → ``stopped``."""
 
-JobEnd = Literal["completed", "suspended", "failed", "skipped", "error"]
-"""How a job slot ended: the ``job.execute`` outcome, or ``error`` if the host's call raised."""
+JobEnd = Literal["completed", "suspended", "failed", "skipped", "error", "released"]
+"""How a job ended: the ``job.execute`` outcome; ``error`` if the host's call raised;
+``released`` if the worker handed it back to the queue before its user code ran."""
 
 
 def _non_negative(_: object, attribute: Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{attribute.name}: expected an int >= 0, got {value!r}")
+
+
+def _positive_int(_: object, attribute: Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name}: expected an int >= 1, got {value!r}")
 
 
 def _optional_positive_int(_: object, attribute: Attribute[int | None], value: int | None) -> None:
@@ -51,6 +57,11 @@ class Settings:
     turns job slots off. ``max_jobs``, ``max_ticks`` and ``stop_when_idle``
     bound a run: it stops once nothing more is allowed (all three unset: it
     runs until asked to stop).
+
+    ``max_chain`` lets a slot run jobs back to back: each job's finish
+    transaction also leases the slot's next job (``Kernel.execute_jobs``), so
+    a busy slot commits one write transaction per job. The slot is free at
+    that moment, so this is not prefetching. 1 turns chaining off.
     """
 
     concurrency: int = field(default=4, validator=_non_negative)
@@ -68,6 +79,13 @@ class Settings:
     )
     sweep_interval: timedelta = field(default=timedelta(seconds=30), validator=_positive_duration)
     """How often a tick also runs the safety net over RUNNING runs (the first tick always does)."""
+    notified_tick_gap: timedelta = field(
+        default=timedelta(milliseconds=50), validator=_positive_duration
+    )
+    """A store notification while a slot is idle brings the next tick forward (a new run
+    must be claimed before its jobs exist), but never closer than this to the last tick."""
+    max_chain: int = field(default=1, validator=_positive_int)
+    """How many jobs a slot may run one after another from one dequeue."""
     max_jobs: int | None = field(default=None, validator=_optional_positive_int)
     max_ticks: int | None = field(default=None, validator=_optional_positive_int)
     stop_when_idle: bool = False
@@ -88,13 +106,32 @@ class Dequeuing:
 
 @frozen
 class Running:
-    """A slot running ``job_id``, whose lease was last taken or renewed at ``renewed_at``."""
+    """A slot running ``job_id``, whose lease was last taken or renewed at ``renewed_at``.
+
+    ``chain_index``: how many jobs the slot ran before this one since its
+    dequeue (0 for the job the dequeue leased, n for the n-th job leased by a
+    finish transaction).
+    """
 
     job_id: str
     renewed_at: datetime
+    chain_index: int = 0
 
 
-Slot = Free | Dequeuing | Running
+@frozen
+class Releasing:
+    """A slot whose chain was cut short: the job its last finish leased, ``job_id``, is
+    being handed back unrun, and the slot is busy until the driver has reported the
+    chain's outcomes (:class:`~adapters.hosts.schedule.JobFinished` with ``released``).
+
+    ``ran``: how many jobs the chain ran (each already counted in ``jobs_taken``).
+    """
+
+    job_id: str
+    ran: int
+
+
+Slot = Free | Dequeuing | Running | Releasing
 
 
 @frozen(kw_only=True)
@@ -120,6 +157,8 @@ class WorkerState:
     idle_until: datetime | None = None
     """Free slots wait until then after an empty dequeue; ``None``: ask at once."""
     tick_running: bool = False
+    tick_requested: bool = False
+    """A notification came while a slot was idle: tick as soon as ``notified_tick_gap`` allows."""
     last_tick_at: datetime | None = None
     last_sweep_at: datetime | None = None
     ticks_started: int = 0
@@ -133,7 +172,7 @@ class WorkerState:
 
     @property
     def busy_slots(self) -> int:
-        """Slots dequeuing or running a job."""
+        """Slots dequeuing, running a job, or reporting a chain cut short."""
         return sum(1 for slot in self.slots if not isinstance(slot, Free))
 
     @property

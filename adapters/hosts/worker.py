@@ -27,6 +27,9 @@ from kernel.dispatch import Kernel
 from kernel.ports import Store
 from kernel.records import Job
 
+MAX_CHAIN = 50
+"""Jobs a slot runs back to back by default, each leased by the previous one's finish."""
+
 MAX_CLAIMS_PER_TICK = 50
 """Pending runs one tick claims; their jobs go to the shared queue, so claiming is cheap."""
 
@@ -74,6 +77,11 @@ class WorkerHost:
         lease_renew_interval: how often the lease of a running job is renewed;
             must be shorter than ``stale_lease_threshold``.
         drain_timeout: how long running jobs may take to finish after a stop.
+        max_chain: how many jobs a slot runs back to back: each job's finish
+            transaction also leases and starts the slot's next job, so a busy
+            slot commits one write transaction per stage. A chain ends when the
+            queue is empty, after ``max_chain`` jobs, or at a stop (after the
+            job that is running). 1: every job is dequeued on its own.
 
     Raises:
         ValueError: a bad setting (the message names it).
@@ -91,11 +99,14 @@ class WorkerHost:
         stale_lease_threshold: timedelta = timedelta(seconds=60),
         lease_renew_interval: timedelta = timedelta(seconds=15),
         drain_timeout: timedelta = timedelta(seconds=30),
+        max_chain: int = MAX_CHAIN,
     ) -> None:
         if not worker_id:
             raise ValueError(f"worker_id: expected a non-empty string, got {worker_id!r}")
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency: expected an int >= 1, got {concurrency!r}")
+        if isinstance(max_chain, bool) or not isinstance(max_chain, int) or max_chain < 1:
+            raise ValueError(f"max_chain: expected an int >= 1, got {max_chain!r}")
         if lease_renew_interval >= stale_lease_threshold:
             raise ValueError(
                 f"lease_renew_interval ({lease_renew_interval}) must be shorter than "
@@ -113,6 +124,7 @@ class WorkerHost:
             job_poll_interval=job_poll_interval,
             lease_renew_interval=lease_renew_interval,
             drain_timeout=drain_timeout,
+            max_chain=max_chain,
         )
         self.log = HostLog(worker_id)
         self._kernel = kernel
@@ -121,7 +133,7 @@ class WorkerHost:
             store,
             worker_id=worker_id,
             settings=self.settings,
-            take_job=self._take_job,
+            take_jobs=self._take_jobs,
             orchestrator=Orchestrator(
                 kernel,
                 store,
@@ -136,8 +148,8 @@ class WorkerHost:
         self._started = False
         self._signals = 0
 
-    def _take_job(self, on_start: OnStart) -> tuple[Job, JobExecuteResult] | None:
-        return self._kernel.execute_next_job(self.worker_id, on_start)
+    def _take_jobs(self, on_start: OnStart, max_jobs: int) -> list[tuple[Job, JobExecuteResult]]:
+        return self._kernel.execute_jobs(self.worker_id, max_jobs, on_start)
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -111,11 +111,17 @@ WHERE id = %(id)s AND workflow_run_id = %(workflow_run_id)s AND stage_id = %(sta
 -- name: delete_stage
 DELETE FROM stages WHERE workflow_run_id = %(workflow_run_id)s AND stage_id = %(stage_id)s;
 
--- name: get_job
+-- name: lock_job
+-- A transaction's read of one job locks it until the end of the transaction,
+-- like lock_run: a decision on a job read in READ COMMITTED (lease it if it is
+-- QUEUED, release it if this worker holds it) would otherwise act on a row a
+-- concurrent transaction is changing, and two callers could both lease it.
+-- The second reader waits, then reads what the first committed.
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
        worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
 FROM jobs
-WHERE id = %(id)s;
+WHERE id = %(id)s
+FOR NO KEY UPDATE;
 
 -- name: get_jobs
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,

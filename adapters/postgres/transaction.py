@@ -173,7 +173,8 @@ class PostgresTransaction:
         return records(self._rows("get_stages", {"workflow_run_id": run_id}), WorkflowStage)
 
     def get_job(self, job_id: str) -> Job | None:
-        rows = self._rows("get_job", {"id": job_id})
+        """The job, locked until the transaction ends (a concurrent reader waits)."""
+        rows = self._rows("lock_job", {"id": job_id})
         return record(rows[0], Job) if rows else None
 
     def get_jobs(self, run_id: str) -> list[Job]:

@@ -5,9 +5,11 @@ from datetime import UTC, datetime, timedelta
 from adapters.hosts.schedule import (
     DequeueJob,
     FlushOutbox,
+    JobChained,
     JobFinished,
     JobLeased,
     NoJobFound,
+    ReleaseLease,
     RenewLease,
     RunTick,
     Settings,
@@ -46,6 +48,34 @@ def main() -> None:
     assert actions == (FlushOutbox(), Stop())
     # --8<-- [end:step]
     assert state.counters.jobs_processed == 1
+    chain()
+
+
+def chain() -> None:
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    # --8<-- [start:chain]
+    state = initial_state(Settings(concurrency=1, max_chain=50))
+    state, actions = step(state, t0, Started())
+    assert actions == (RunTick(sweep=True), DequeueJob(slot=0, max_jobs=50))
+
+    state, actions = step(state, t0, JobLeased(slot=0, job_id="job-1"))
+    # job-1's finish transaction leased job-2 for the same slot: its lease is renewed now
+    chained = JobChained(slot=0, finished_job_id="job-1", next_job_id="job-2")
+    state, actions = step(state, t0, chained)
+    assert state.running_jobs == ("job-2",)
+
+    state, actions = step(state, t0, StopRequested())  # the chain ends after job-2
+    state, actions = step(state, t0, TickDone())
+    chained = JobChained(slot=0, finished_job_id="job-2", next_job_id="job-3")
+    state, actions = step(state, t0, chained)
+    assert actions == (ReleaseLease("job-3", running=False),)  # back to the queue, unrun
+
+    # The slot reports its chain: job-3 released unrun, job-1 and job-2 done.
+    done = JobFinished(slot=0, job_id="job-3", outcome="released", earlier=("completed", "failed"))
+    state, actions = step(state, t0, done)
+    assert actions == (FlushOutbox(), Stop())
+    assert (state.counters.jobs_processed, state.counters.jobs_failed) == (2, 1)
+    # --8<-- [end:chain]
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
 from kernel import OutboxFlush, Status
 from kernel.events import Event
 from tests.hosts.apps import start_markers
+from tests.hosts.backends import Backend
 from tests.hosts.waiting import wait_for
 
 sqlite = pytest.importorskip("adapters.sqlite")
@@ -124,6 +125,33 @@ def test_run_create_wait_exits_non_zero_when_the_run_does_not_complete(
     assert result == [1]
     out = capsys.readouterr().out
     assert f"run {run.id}  CANCELLED" in out
+
+
+def test_a_store_url_names_a_sqlite_file_or_a_postgresql_schema(
+    capsys: pytest.CaptureFixture[str], backend: Backend
+) -> None:
+    """``postgresql://...?schema=NAME`` works in the schema it names (here a fresh one)."""
+    url = backend.url
+    code, out, _ = run_cli(capsys, "migrate", "--store", url)
+    assert code == 0
+    assert out.startswith(f"{url}: schema at version ")
+    run_id = create(capsys, url, "--wait")
+    code, out, _ = run_cli(capsys, "runs", "--json", "--store", url)
+    assert code == 0
+    assert [(run["id"], run["status"]) for run in json.loads(out)] == [(run_id, "COMPLETED")]
+    code, out, _ = run_cli(capsys, "run", "show", run_id, "--json", "--store", url)
+    shown = json.loads(out)
+    assert [(stage["stage_id"], stage["status"]) for stage in shown["stages"]] == [
+        ("extract", "COMPLETED"),
+        ("classify", "COMPLETED"),
+        ("summarize", "COMPLETED"),
+        ("merge", "COMPLETED"),
+    ]
+    code, out, _ = run_cli(capsys, "outbox", "--json", "--store", url)
+    counts = json.loads(out)
+    assert (counts["pending"], counts["dead_lettered"]) == (0, 0)
+    store = backend.open()  # the test's own view of the same database and schema
+    assert [run.id for run in store.list_runs()] == [run_id]
 
 
 def test_run_show_prints_stages_events_and_logs(

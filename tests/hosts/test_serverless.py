@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from adapters.hosts import ServerlessHost
 from adapters.hosts.leases import decide_release, release_leases
 from adapters.memory import InMemoryStore
 from kernel import Job, JobStatus, Kernel, RunClaimPending, RunCreate, Status
+from kernel.commands import JobExecuteResult
 from tests.harness import T0
 from tests.hosts.apps import slow_workflow, start_markers
 
@@ -54,6 +56,31 @@ def test_process_available_jobs_runs_at_most_max_jobs_one_after_another() -> Non
     assert all(job.workflow_run_id == run_id for job in result.jobs)
     rest = host.process_available_jobs(max_jobs=10)
     assert [job.stage_id for job in rest.jobs] == ["summarize", "merge"]  # then the queue is empty
+    run = store.get_run(run_id)
+    assert run is not None and run.status == Status.COMPLETED
+
+
+def test_process_available_jobs_runs_its_jobs_as_one_chain() -> None:
+    """Each finish transaction leases the next job: one write transaction per job."""
+    kernel, store, host = pipeline()
+    run_id = create_run(kernel)
+    host.run_maintenance_tick()
+    calls: list[tuple[int, int]] = []
+    execute_jobs = kernel.execute_jobs
+
+    def spy(
+        worker_id: str, max_jobs: int = 100, on_start: Callable[[Job], None] | None = None
+    ) -> list[tuple[Job, JobExecuteResult]]:
+        done = execute_jobs(worker_id, max_jobs, on_start)
+        calls.append((max_jobs, len(done)))
+        return done
+
+    kernel.execute_jobs = spy  # type: ignore[method-assign]
+    result = host.process_available_jobs(max_jobs=4)
+    assert calls == [(4, 4)]
+    assert [job.stage_id for job in result.jobs] == ["extract", "classify", "summarize", "merge"]
+    assert all(job.outcome == "completed" for job in result.jobs)
+    assert result.jobs[-1].output["title"] == SAMPLE_DOCUMENTS[0].title
     run = store.get_run(run_id)
     assert run is not None and run.status == Status.COMPLETED
 

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ import pytest
 from adapters import create_kernel
 from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
 from adapters.hosts import WorkerHost
-from adapters.memory import InMemoryStore
+from adapters.hosts.driver import settled_outcome
+from adapters.memory import InMemoryStore, MemoryTransaction
 from kernel import (
+    Job,
     JobStatus,
     Kernel,
     RunClaimPending,
@@ -33,6 +36,7 @@ from kernel import (
     define_stage,
 )
 from kernel.commands import Command
+from tests.harness import T0
 from tests.hosts.apps import NoConfig, finish_markers, slow_workflow, start_markers
 from tests.hosts.waiting import wait_for
 
@@ -152,7 +156,7 @@ def test_the_lease_of_a_worker_that_died_is_reaped_and_its_stage_runs_again(
     assert prepare.worker_id == "w1"
 
 
-def test_stop_lets_the_running_stage_finish_and_takes_no_new_job(
+def test_stop_lets_the_running_stage_finish_and_runs_no_new_job(
     tmp_path: Path, hosts: list[WorkerHost]
 ) -> None:
     store = InMemoryStore()
@@ -164,11 +168,14 @@ def test_stop_lets_the_running_stage_finish_and_takes_no_new_job(
     wait_for("the slow stage to start", lambda: start_markers(tmp_path))
     stats = host.stop()
     assert stats.phase == "stopped"
-    assert stats.leases_released == 0
     assert stage(store, run_id, "slow").status == Status.COMPLETED
-    # The next group was queued by the finish transaction, but a stopping worker takes nothing.
+    assert (stats.jobs_processed, stats.jobs_failed) == (2, 0)  # prepare and slow, one chain
+    # The slow stage's finish transaction queued and leased the next job for the slot
+    # (a chain), but a stopping worker runs nothing new: it went back to the queue unrun.
+    assert stats.leases_released == 1
     finish = next(job for job in store.get_jobs(run_id) if job.stage_id == "finish")
-    assert finish.status == JobStatus.QUEUED
+    assert (finish.status, finish.worker_id, finish.attempt) == (JobStatus.QUEUED, None, 0)
+    assert stage(store, run_id, "finish").status == Status.PENDING
     assert all(job.status != JobStatus.LEASED for job in store.get_jobs(run_id))
     assert all(event.published_at is not None for event in store.get_outbox())
 
@@ -201,6 +208,112 @@ def test_a_stage_still_running_at_the_drain_timeout_goes_back_to_the_queue(
     wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED)
     second.stop()
     assert len(start_markers(tmp_path)) == 2
+
+
+class SlotCountingStore(InMemoryStore):
+    """Counts the write transactions that job slots open (slot threads are named so)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slot_transactions = 0
+        self._counting = threading.Lock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[MemoryTransaction]:
+        if "-slot-" in threading.current_thread().name:
+            with self._counting:
+                self.slot_transactions += 1
+        with super().transaction() as tx:
+            yield tx
+
+
+@pytest.mark.parametrize(("max_chain", "most"), [(50, 1.1), (1, 2.1)])
+def test_a_busy_slot_commits_one_write_transaction_per_stage(
+    tmp_path: Path, hosts: list[WorkerHost], max_chain: int, most: float
+) -> None:
+    """Each finish transaction also leases and starts the slot's next job (a chain); one
+    job per dequeue (``max_chain=1``) takes two write transactions per stage."""
+    store = SlotCountingStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(10)]
+    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    # Idle slots look again only after a second: the count is the busy slot's own.
+    host = make_host(
+        kernel, store, concurrency=1, max_chain=max_chain, job_poll_interval=timedelta(seconds=1)
+    )
+    hosts.append(host)
+    host.start()
+    wait_for(
+        "every run to complete",
+        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
+    )
+    stats = host.stop()
+    stages = 3 * len(run_ids)
+    assert (stats.jobs_processed, stats.jobs_failed, stats.leases_released) == (stages, 0, 0)
+    # Plus the dequeue that found the queue empty (and its poll a second later, at worst).
+    assert stages <= store.slot_transactions <= most * stages + 2
+    assert len(start_markers(tmp_path)) == len(run_ids)
+
+
+def test_a_failure_in_a_chain_is_counted_and_the_chain_goes_on(
+    hosts: list[WorkerHost], caplog: pytest.LogCaptureFixture
+) -> None:
+    @attrs.frozen
+    class Item:
+        n: int
+
+    def odd_fails(ctx: StageContext[Item, NoConfig]) -> Any:
+        # A result that does not fit the output type fails for good (no retry).
+        return f"odd: {ctx.input.n}" if ctx.input.n % 2 else ctx.input
+
+    workflow = (
+        WorkflowBuilder("odd", "Odd", "", input=Item, output=Item)
+        .pipe(
+            define_stage(
+                id="check", name="Check", input=Item, output=Item, config=NoConfig,
+                execute=odd_fails,
+            )
+        )
+        .build()
+    )  # fmt: skip
+    store = InMemoryStore()
+    kernel = create_kernel(workflow, store=store)
+    for n in range(6):
+        kernel.dispatch(RunCreate(workflow_id="odd", input={"n": n}))
+    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    host = make_host(kernel, store, concurrency=1)
+    hosts.append(host)
+    with caplog.at_level(logging.INFO, logger="workflow_kernel.hosts"):
+        host.start()
+        wait_for("every run to end", lambda: all(run.is_terminal for run in store.list_runs()))
+        stats = host.stop()
+    assert (stats.jobs_processed, stats.jobs_failed) == (6, 3)
+    outcomes = Counter(
+        r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("stage")
+    )
+    assert outcomes == {"stage check completed": 3, "stage check failed": 3}
+
+
+def test_the_outcome_of_a_finished_job_is_read_back_from_its_record() -> None:
+    """What a worker reports for the jobs of a chain cut short by a stop (the kernel's
+    results went with the exception that ended the chain)."""
+    leased = Job(
+        id="j", workflow_run_id="r", workflow_id="w", stage_id="s", status=JobStatus.LEASED,
+        worker_id="w1", available_at=T0, created_at=T0,
+    )  # fmt: skip
+    cases: list[tuple[Job | None, str]] = [
+        (attrs.evolve(leased, status=JobStatus.COMPLETED), "completed"),
+        (attrs.evolve(leased, status=JobStatus.SUSPENDED, worker_id=None), "suspended"),
+        (attrs.evolve(leased, status=JobStatus.FAILED), "failed"),
+        (attrs.evolve(leased, status=JobStatus.QUEUED, worker_id=None), "failed"),  # a retry
+        (attrs.evolve(leased, status=JobStatus.QUEUED, worker_id=None, reap_count=1), "skipped"),
+        (attrs.evolve(leased, status=JobStatus.COMPLETED, worker_id="w2"), "skipped"),
+        (attrs.evolve(leased, status=JobStatus.CANCELLED), "skipped"),
+        (None, "skipped"),
+    ]
+    assert [settled_outcome(leased, now, "w1") for now, _ in cases] == [
+        outcome for _, outcome in cases
+    ]
 
 
 def test_run_forever_off_the_main_thread_returns_when_stopped(hosts: list[WorkerHost]) -> None:

@@ -1,0 +1,144 @@
+"""Hosts on PostgreSQL: notifications wake an idle worker, and a message runs its job once.
+
+Each test works in a schema of its own (``tests.hosts.backends``). Without a
+server the tests skip, and fail when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from adapters import create_kernel
+from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
+from adapters.hosts import ServerlessHost, WorkerHost
+from adapters.postgres import PostgresStore
+from adapters.postgres.transaction import PostgresTransaction
+from kernel import JobStatus, RunClaimPending, RunCreate, Status
+from kernel.records import Job
+from tests.hosts.apps import slow_workflow, start_markers
+from tests.hosts.backends import Backend
+from tests.hosts.waiting import wait_for
+from tests.postgres_support import race
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[Backend]:
+    made = Backend("postgres", tmp_path)
+    yield made
+    made.close()
+
+
+class ListeningStore(PostgresStore):
+    """A ``PostgresStore`` that says when a worker first waits for notifications."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listening = threading.Event()
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        self.listening.set()
+        return super().wait_for_jobs(timeout)
+
+
+def test_an_idle_worker_picks_up_a_new_run_at_once_thanks_to_notifications(
+    pg: Backend,
+) -> None:
+    """With ticks and polls 5 s apart, only ``NOTIFY`` can start the run this quickly: the
+    notification of its creation brings the claiming tick forward and wakes the slots."""
+    assert pg.schema is not None
+    store = ListeningStore(pg.dsn, schema=pg.schema, pool_size=4)
+    kernel = create_kernel(document_pipeline, store=store)
+    host = WorkerHost(
+        kernel,
+        store,
+        worker_id="w1",
+        concurrency=2,
+        orchestration_interval=timedelta(seconds=5),
+        job_poll_interval=timedelta(seconds=5),
+    )
+    host.start()
+    try:
+        wait_for("the worker to listen", store.listening.is_set)
+        wait_for("the first tick", lambda: host.stats().ticks >= 1)
+        wait_for("the slots to go idle", lambda: host.stats().busy_slots == 0)
+        time.sleep(0.1)  # LISTEN is sent right after the first wait begins
+        began = time.monotonic()
+        run_id = kernel.dispatch(
+            RunCreate(workflow_id=document_pipeline.id, input=attrs.asdict(SAMPLE_DOCUMENTS[0]))
+        ).workflow_run_id
+
+        def completed() -> bool:
+            run = store.get_run(run_id)
+            return run is not None and run.status == Status.COMPLETED
+
+        wait_for("the run to complete", completed, timeout=5)
+        elapsed = time.monotonic() - began
+    finally:
+        stats = host.stop()
+        store.close()
+    run = pg.open().get_run(run_id)
+    assert run is not None and run.started_at is not None
+    assert (run.started_at - run.created_at) < timedelta(milliseconds=500)  # claimed at once
+    assert elapsed < 1.5, f"took {elapsed:.2f} s"  # not the 5 s tick or poll
+    assert stats.jobs_processed == 4
+
+
+def test_one_message_handled_twice_at_once_runs_its_job_once(
+    pg: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two handlers (separate stores and kernels, as on two machines) get the same message
+    at the same moment. Leasing reads the job and then updates it: the read locks the row,
+    so the second handler waits, sees the job LEASED, and skips it."""
+    read_job = PostgresTransaction.get_job
+
+    def slow_read(self: PostgresTransaction, job_id: str) -> Job | None:
+        job = read_job(self, job_id)
+        time.sleep(0.1)  # both handlers read before either writes, unless the read locks
+        return job
+
+    setup = pg.open()
+    kernel = create_kernel(slow_workflow, store=setup)
+    run_id = kernel.dispatch(
+        RunCreate(workflow_id=slow_workflow.id, input={"marker_dir": str(tmp_path), "seconds": 0})
+    ).workflow_run_id
+    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    ServerlessHost(kernel, setup, worker_id="setup").process_available_jobs()  # prepare
+    slow = next(job for job in setup.get_jobs(run_id) if job.stage_id == "slow")
+    message = {
+        "workflow_run_id": run_id,
+        "workflow_id": slow_workflow.id,
+        "stage_id": "slow",
+        "job_id": slow.id,
+    }
+    hosts = []
+    for index in range(2):
+        store = pg.open()
+        hosts.append(
+            ServerlessHost(
+                create_kernel(slow_workflow, store=store), store, worker_id=f"fn-{index}"
+            )
+        )
+    monkeypatch.setattr(PostgresTransaction, "get_job", slow_read)
+    reports = race(2, lambda index: hosts[index].handle_job(message))
+
+    assert len(start_markers(tmp_path)) == 1  # user code ran once
+    assert sorted(report.outcome for report in reports) == ["completed", "skipped"]
+    (skipped,) = [report for report in reports if report.outcome == "skipped"]
+    (winner,) = [report for report in reports if report.outcome == "completed"]
+    assert skipped.reason is not None
+    assert skipped.reason.startswith(f"job {slow.id!r} is ")  # LEASED or COMPLETED by now
+    done = next(job for job in setup.get_jobs(run_id) if job.stage_id == "slow")
+    assert done.status == JobStatus.COMPLETED
+    assert done.worker_id == f"fn-{reports.index(winner)}"
+    started = [e for e in setup.get_outbox(run_id) if e.event_type == "stage:started"]
+    assert [e.payload["stage_id"] for e in started] == ["prepare", "slow"]
