@@ -151,16 +151,26 @@ class Kernel:
         worker_id: str,
         max_jobs: int = 100,
         on_start: Callable[[Job], None] | None = None,
+        *,
+        on_finish: Callable[[Job, JobExecuteResult], None] | None = None,
+        keep_going: Callable[[], bool] | None = None,
     ) -> list[tuple[Job, JobExecuteResult]]:
         """Execute available jobs one after another, up to ``max_jobs``.
 
         Each finish transaction also leases and starts the next job, so a busy
         worker commits one write transaction per stage execution. Returns the
         jobs executed (or settled without running), in order; empty when idle.
+
+        Args:
+            on_start: called with each job after its start commits, before its
+                user code runs (hosts renew that job's lease).
+            on_finish: called with each job and its result after the result commits.
+            keep_going: asked inside each finish transaction before the next job
+                is leased; ``False`` ends the chain there (a host that is stopping).
         """
         if max_jobs < 1:
             raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
-        return self._phases.execute_jobs(worker_id, max_jobs, on_start)
+        return self._phases.execute_jobs(worker_id, max_jobs, on_start, on_finish, keep_going)
 
     # -- plumbing --------------------------------------------------------------
 

@@ -153,30 +153,42 @@ class Phases:
         worker_id: str,
         max_jobs: int,
         on_start: Callable[[Job], None] | None = None,
+        on_finish: Callable[[Job, JobExecuteResult], None] | None = None,
+        keep_going: Callable[[], bool] | None = None,
     ) -> list[tuple[Job, JobExecuteResult]]:
         """Execute up to ``max_jobs`` jobs one after another.
 
         The finish transaction of each job also leases and starts the next one,
         so a busy worker commits one write transaction per stage execution. The
-        next job is leased only once the slot is free (no prefetch).
+        next job is leased only once the slot is free (no prefetch), and only
+        if ``keep_going()`` (asked inside that transaction) still says so.
+        ``on_finish(job, result)`` is called after each job's result commits.
         """
         done: list[tuple[Job, JobExecuteResult]] = []
+
+        def record(job: Job, result: JobExecuteResult) -> None:
+            done.append((job, result))
+            if on_finish is not None:
+                on_finish(job, result)
+
+        def more() -> bool:
+            return len(done) + 1 < max_jobs and (keep_going is None or keep_going())
+
         leased = self.k.transact(lambda tx, env: self._lease_step(tx, env, worker_id))
         while leased is not None:
             started = leased.plan.execute
             if started is None:
                 assert leased.plan.skipped is not None
-                done.append((leased.job, leased.plan.skipped))
-                if len(done) >= max_jobs:
+                record(leased.job, leased.plan.skipped)
+                if len(done) >= max_jobs or (keep_going is not None and not keep_going()):
                     break
                 leased = self.k.transact(lambda tx, env: self._lease_step(tx, env, worker_id))
                 continue
             job = started.job or leased.job
             if on_start is not None:
                 on_start(job)
-            chain = worker_id if len(done) + 1 < max_jobs else None
-            result, leased = self._run_and_finish(leased.cmd, started, _none, chain)
-            done.append((job, result))
+            result, leased = self._run_and_finish(leased.cmd, started, _none, worker_id, more)
+            record(job, result)
         return done
 
     def _reject(
@@ -198,6 +210,7 @@ class Phases:
         started: ExecuteStage,
         finalize: Finalize,
         lease_next: str | None,
+        lease_if: Callable[[], bool] = lambda: True,
     ) -> tuple[JobExecuteResult, Leased | None]:
         """Phases 2 and 3; with ``lease_next`` (a worker id) the finish transaction
         also leases and starts that worker's next job."""
@@ -225,7 +238,7 @@ class Phases:
                     return Failure(error)
                 case Success(finished):
                     pass
-            if lease_next is None:
+            if lease_next is None or not lease_if():
                 return Success(Decision((finished.result, None), finished.effects))
             # The finish must be visible to the lease (its effects may enqueue the
             # very job leased next), so apply it first, in this same transaction.

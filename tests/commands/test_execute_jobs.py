@@ -1,0 +1,73 @@
+"""``Kernel.execute_jobs``: a worker's chain of jobs, one write transaction per stage.
+
+The finish transaction of each job also leases and starts the next one; the
+chain ends when no job is available, at ``max_jobs``, or when ``keep_going()``
+says so inside the finish transaction (a host that is stopping).
+"""
+
+from __future__ import annotations
+
+from kernel import JobExecuteResult, JobStatus, Status
+from kernel.records import Job
+from tests.harness import MakeKernel, event_types, job_of, run_of, start
+from tests.workflows import Calls, linear
+
+
+def test_a_chain_runs_every_stage_of_a_sequential_run(make_tk: MakeKernel) -> None:
+    """Each finish opens the next group and the same transaction leases its job."""
+    calls = Calls()
+    tk = make_tk(linear(calls))
+    run_id = start(tk, "linear", value=1)
+
+    done = tk.kernel.execute_jobs("w1")
+
+    assert [job.stage_id for job, _ in done] == ["first", "second", "third"]
+    assert [result.outcome for _, result in done] == ["completed"] * 3
+    assert run_of(tk.store, run_id).status == Status.COMPLETED
+    assert run_of(tk.store, run_id).output == {"value": 4}
+
+
+def test_on_finish_reports_each_result_after_it_commits(make_tk: MakeKernel) -> None:
+    calls = Calls()
+    tk = make_tk(linear(calls))
+    run_id = start(tk, "linear")
+    seen: list[tuple[str, str, Status]] = []
+
+    def on_finish(job: Job, result: JobExecuteResult) -> None:
+        # The result is already committed: the stage record shows it.
+        stage = next(s for s in tk.store.get_stages(run_id) if s.stage_id == job.stage_id)
+        seen.append((job.stage_id, result.outcome, stage.status))
+
+    done = tk.kernel.execute_jobs("w1", on_finish=on_finish)
+
+    assert seen == [(job.stage_id, "completed", Status.COMPLETED) for job, _ in done]
+
+
+def test_keep_going_false_ends_the_chain_before_the_next_lease(make_tk: MakeKernel) -> None:
+    """A stopping host: the next job stays queued and no ``stage:started`` is written for it."""
+    calls = Calls()
+    tk = make_tk(linear(calls))
+    run_id = start(tk, "linear")
+
+    done = tk.kernel.execute_jobs("w1", keep_going=lambda: False)
+
+    assert [job.stage_id for job, _ in done] == ["first"]
+    assert job_of(tk.store, run_id, "second").status == JobStatus.QUEUED
+    assert event_types(tk.store, run_id).count("stage:started") == 1
+    assert calls.counts["second"] == 0
+
+
+def test_max_jobs_bounds_the_chain(make_tk: MakeKernel) -> None:
+    calls = Calls()
+    tk = make_tk(linear(calls))
+    run_id = start(tk, "linear")
+
+    done = tk.kernel.execute_jobs("w1", max_jobs=2)
+
+    assert [job.stage_id for job, _ in done] == ["first", "second"]
+    assert job_of(tk.store, run_id, "third").status == JobStatus.QUEUED
+
+
+def test_an_idle_worker_gets_an_empty_chain(make_tk: MakeKernel) -> None:
+    tk = make_tk(linear(Calls()))
+    assert tk.kernel.execute_jobs("w1") == []
