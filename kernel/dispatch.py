@@ -167,6 +167,8 @@ class Kernel:
             on_finish: called with each job and its result after the result commits.
             keep_going: asked inside each finish transaction before the next job
                 is leased; ``False`` ends the chain there (a host that is stopping).
+                A finish retried after a version conflict asks again. The first
+                lease of a call is not asked about: do not call when stopping.
         """
         if max_jobs < 1:
             raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")

@@ -7,9 +7,16 @@ returns are then carried out by the thread that fed it, outside the lock:
 
 * ``RunTick`` and ``DequeueJob`` start a daemon thread each (they may take
   long: user code runs in a slot thread); a slot thread may run a chain of
-  jobs, each leased by the previous one's finish transaction;
+  jobs, each leased by the previous one's finish transaction, and reports
+  each job as it starts and as its result commits;
 * ``RenewLease``, ``ReleaseLease`` and ``FlushOutbox`` are short store calls;
 * ``Stop`` ends :meth:`Driver.run`.
+
+One event is fed from inside a kernel transaction: ``NextJobWanted``, when
+the finish transaction of a slot's job asks whether to lease the slot's next
+job (``keep_going``). The answer (``LeaseNext``) is read at once; any other
+action due at that moment is carried out by the slot's thread once the
+transaction has ended, so no store call waits for a lock that thread holds.
 
 Threads are daemons so that an abandoned stage (released at the drain
 deadline) never keeps the process alive.
@@ -20,21 +27,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from adapters.hosts.leases import release_leases
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import (
     Action,
+    DequeueEnded,
     DequeueJob,
     FlushOutbox,
     Happened,
-    JobChained,
     JobEnd,
     JobFinished,
     JobLeased,
     JobsAvailable,
-    NoJobFound,
+    LeaseNext,
+    NextJobWanted,
     ReleaseLease,
     RenewLease,
     RunTick,
@@ -55,14 +64,16 @@ from kernel.commands import JobExecuteResult
 from kernel.dispatch import Kernel
 from kernel.ports import Store
 from kernel.records import Job
-from kernel.status import JobStatus
 
 OnStart = Callable[[Job], None]
-TakeJobs = Callable[[OnStart, int], "list[tuple[Job, JobExecuteResult]]"]
-"""``take(on_start, max_jobs)``: lease and execute up to ``max_jobs`` jobs one after
-another, calling ``on_start(job)`` before each job's user code runs (the contract of
-``Kernel.execute_jobs``); returns the jobs settled, in order (empty: no job)."""
-OnResult = Callable[[Job, JobExecuteResult], None]
+OnFinish = Callable[[Job, JobExecuteResult], None]
+KeepGoing = Callable[[], bool]
+TakeJobs = Callable[[int, OnStart, OnFinish, KeepGoing], object]
+"""``take(max_jobs, on_start, on_finish, keep_going)``: lease and execute up to ``max_jobs``
+jobs one after another, with the callbacks of ``Kernel.execute_jobs``: ``on_start(job)``
+before a job's user code runs, ``on_finish(job, result)`` once its result committed
+(also for a job settled without running), and ``keep_going()`` before each further
+job is leased. What it returns is ignored."""
 
 MAX_WAIT_S = 1.0
 """The driver re-checks at least this often, even when the step function expects nothing."""
@@ -80,8 +91,13 @@ class JobWaiter(Protocol):
         ...
 
 
-class _Released(Exception):
-    """Raised from ``on_start`` when the step function handed the job straight back."""
+class _Abandoned(Exception):
+    """Raised from ``on_start`` when the step function gave the job back (the drain
+    deadline passed while the slot was asking): its user code must not start."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(job.id)
+        self.job = job
 
 
 class Driver:
@@ -97,7 +113,7 @@ class Driver:
         take_jobs: TakeJobs,
         orchestrator: Orchestrator | None,
         log: HostLog,
-        on_result: OnResult | None = None,
+        on_result: OnFinish | None = None,
     ) -> None:
         self.kernel = kernel
         self.store = store
@@ -110,7 +126,11 @@ class Driver:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopped = threading.Event()
+        self._wake_at: datetime | None = None
+        """When the waiting loop wakes by itself (``None``: it is not waiting)."""
         self.last_tick: TickReport | None = None
+        self.failure: Exception | None = None
+        """The last exception a dequeue raised (logged, and the slot freed)."""
 
     # -- state -------------------------------------------------------------------
 
@@ -127,11 +147,20 @@ class Driver:
 
     def feed(self, happened: Happened) -> tuple[Action, ...]:
         """Step the state with ``happened`` and carry out the actions; returns them."""
-        with self._lock:
-            self._state, actions = step(self._state, self.kernel.clock.now(), happened)
-            self._changed.notify_all()
+        actions = self._step(happened)
         for action in actions:
             self._perform(action)
+        return actions
+
+    def _step(self, happened: Happened) -> tuple[Action, ...]:
+        """Step the state with ``happened``; returns the actions, for the caller to carry out."""
+        with self._lock:
+            self._state, actions = step(self._state, self.kernel.clock.now(), happened)
+            # Wake the loop only if something falls due before it would wake anyway
+            # (a busy slot reports several events per stage: no thread switch for each).
+            wake = next_wakeup(self._state)
+            if self._wake_at is None or (wake is not None and wake < self._wake_at):
+                self._changed.notify_all()
         return actions
 
     # -- the loop ------------------------------------------------------------------
@@ -148,11 +177,13 @@ class Driver:
                 if self._stopped.is_set():
                     break
                 wake = next_wakeup(self._state)
+                now = self.kernel.clock.now()
                 timeout = MAX_WAIT_S
                 if wake is not None:
-                    due = (wake - self.kernel.clock.now()).total_seconds()
-                    timeout = min(max(due, 0.0), MAX_WAIT_S)
+                    timeout = min(max((wake - now).total_seconds(), 0.0), MAX_WAIT_S)
+                self._wake_at = now + timedelta(seconds=timeout)
                 self._changed.wait(timeout)
+                self._wake_at = None
             self.feed(Wakeup())
 
     def request_stop(self, force: bool = False) -> None:
@@ -169,8 +200,10 @@ class Driver:
                 self._spawn(f"wfk-{self.worker_id}-slot-{slot}", self._work, slot, max_jobs)
             case RenewLease(job_id=job_id):
                 self._renew(job_id)
-            case ReleaseLease(job_id=job_id, running=running):
-                self._release(job_id, running)
+            case ReleaseLease(job_id=job_id):
+                self._release(job_id)
+            case LeaseNext():
+                pass  # an answer to the slot that asked, not something to do
             case FlushOutbox():
                 self._flush()
             case Stop():
@@ -195,16 +228,19 @@ class Driver:
             self.feed(TickDone(ok=ok, found_work=found_work))
 
     def _work(self, slot: int, max_jobs: int) -> None:
-        started: list[Job] = []  # the jobs whose user code was about to run, in order
+        """One dequeue: every job is reported as it starts and as its result commits."""
+        running: list[Job] = []  # the job whose user code runs now, if any
+        deferred: list[Action] = []  # actions due while the kernel held a transaction open
+
+        def catch_up() -> None:
+            while deferred:
+                self._perform(deferred.pop(0))
 
         def on_start(job: Job) -> None:
-            if started:
-                happened: Happened = JobChained(slot, started[-1].id, job.id)
-            else:
-                happened = JobLeased(slot, job.id)
-            started.append(job)
-            if ReleaseLease(job.id, running=False) in self.feed(happened):
-                raise _Released(job.id)
+            catch_up()
+            if ReleaseLease(job.id) in self.feed(JobLeased(slot, job.id)):
+                raise _Abandoned(job)
+            running[:] = [job]
             self.log.debug(
                 "stage %s started (attempt %d)",
                 job.stage_id,
@@ -212,50 +248,43 @@ class Driver:
                 extra=_job_context(job),
             )
 
-        try:
-            done = self._take_jobs(on_start, max_jobs)
-        except _Released:
-            # The chain ended at a stop. Its earlier jobs finished, but the
-            # exception took their results with it: read their outcomes back.
-            released = started.pop()
-            self.log.info(
-                "job went back to the queue before it ran: the worker is stopping",
-                extra=_job_context(released),
-            )
-            # A chained job: the slot waits for this report (unless the worker is
-            # gone: then it was an abandoned job's finish that leased it).
-            if started and not self._stopped.is_set():
-                earlier = self._read_back(started)
-                self.feed(JobFinished(slot, released.id, "released", earlier))
-            return
-        except Exception as exc:  # a store failure must not kill the slot's bookkeeping
-            if started:
-                current = started.pop()
-                earlier = self._read_back(started)
-                self.log.exception(
-                    "job failed in the host: %s", describe(exc), extra=_job_context(current)
-                )
-                self.feed(JobFinished(slot, current.id, "error", earlier))
-            else:
-                self.log.exception("dequeue failed: %s", describe(exc))
-                self.feed(NoJobFound(slot, failed=True))
-            return
-        if not done:
-            self.feed(NoJobFound(slot))
-            return
-        announced = {job.id for job in started}
-        for job, result in done:
-            self._log_result(job, result.outcome, result.error, ran=job.id in announced)
+        def keep_going() -> bool:
+            # Asked inside the finish transaction: decide now, act once it has ended.
+            actions = self._step(NextJobWanted(slot))
+            deferred.extend(action for action in actions if not isinstance(action, LeaseNext))
+            return LeaseNext(slot) in actions
+
+        def on_finish(job: Job, result: JobExecuteResult) -> None:
+            catch_up()
+            ran = bool(running) and running[0].id == job.id
+            if ran:
+                running.clear()
+            self._log_result(job, result.outcome, result.error, ran=ran)
             if self._on_result is not None:
                 self._on_result(job, result)
-        # The slot's current job is the last one that ran (jobs settled without user
-        # code may follow it in ``done``), or, if none ran, the last one settled.
-        last = len(done) - 1
-        if started:
-            last = max(i for i, (job, _) in enumerate(done) if job.id == started[-1].id)
-        job, result = done[last]
-        earlier = tuple(r.outcome for i, (_, r) in enumerate(done) if i != last)
-        self.feed(JobFinished(slot, job.id, result.outcome, earlier))
+            self.feed(JobFinished(slot, job.id, result.outcome))
+
+        failed = False
+        try:
+            self._take_jobs(max_jobs, on_start, on_finish, keep_going)
+        except _Abandoned as abandoned:
+            self.log.info(
+                "job went back to the queue before it ran: the drain deadline had passed",
+                extra=_job_context(abandoned.job),
+            )
+        except Exception as exc:  # a store failure must not kill the slot's bookkeeping
+            failed = True
+            self.failure = exc
+            if running:
+                self.log.exception(
+                    "job failed in the host: %s", describe(exc), extra=_job_context(running[0])
+                )
+                self.feed(JobFinished(slot, running[0].id, "error"))
+            else:
+                self.log.exception("dequeue failed: %s", describe(exc))
+        finally:
+            catch_up()
+        self.feed(DequeueEnded(slot, failed=failed))
 
     def _log_result(self, job: Job, outcome: JobEnd, error: str | None, *, ran: bool) -> None:
         if ran and outcome == "skipped":
@@ -277,26 +306,6 @@ class Driver:
             extra=_job_context(job),
         )
 
-    def _read_back(self, jobs: list[Job]) -> tuple[JobEnd, ...]:
-        """The outcomes of chained jobs that finished but whose results were lost with an
-        exception, read back from their job records (one read per run); logged too."""
-        current: dict[str, Job] = {}
-        outcomes: list[JobEnd] = []
-        for job in jobs:
-            if job.id not in current:
-                try:
-                    current.update((j.id, j) for j in self.store.get_jobs(job.workflow_run_id))
-                except Exception:
-                    self.log.exception(
-                        "could not read back the outcome of a finished job",
-                        extra=_job_context(job),
-                    )
-            now = current.get(job.id)
-            outcome = settled_outcome(job, now, self.worker_id)
-            self._log_result(job, outcome, now.last_error if now else None, ran=True)
-            outcomes.append(outcome)
-        return tuple(outcomes)
-
     def _renew(self, job_id: str) -> None:
         try:
             if not self.store.renew_lease(job_id, self.worker_id, self.kernel.clock.now()):
@@ -308,12 +317,11 @@ class Driver:
                 "could not renew the lease of job %s", job_id, extra={"job_id": job_id}
             )
 
-    def _release(self, job_id: str, running: bool) -> None:
+    def _release(self, job_id: str) -> None:
         try:
-            released = release_leases(self.kernel, [job_id], self.worker_id)
-            if released and running:  # an unrun job is logged by its slot, with its context
+            if release_leases(self.kernel, [job_id], self.worker_id):
                 self.log.warning(
-                    "released job %s back to the queue: its stage still ran at the drain deadline",
+                    "released job %s back to the queue: the drain deadline passed",
                     job_id,
                     extra={"job_id": job_id},
                 )
@@ -350,26 +358,6 @@ class Driver:
             except Exception:
                 self.log.exception("waiting for job notifications failed; polling instead")
                 self._stopped.wait(WAIT_FOR_JOBS_S)
-
-
-def settled_outcome(leased: Job, now: Job | None, worker_id: str) -> JobEnd:
-    """The ``job.execute`` outcome a worker's finished job had, judged from its record.
-
-    ``leased`` is the job as the worker leased it, ``now`` as it is after the
-    finish (``None``: unknown, counted as ``skipped``). A job another worker
-    holds or settled, a reaped or cancelled one, was ``skipped`` (its result was
-    discarded); a job queued again without a reap failed and will be retried.
-    """
-    if now is None:
-        return "skipped"
-    match now.status:
-        case JobStatus.COMPLETED if now.worker_id == worker_id:
-            return "completed"
-        case JobStatus.SUSPENDED:
-            return "suspended"
-        case JobStatus.FAILED | JobStatus.QUEUED if now.reap_count == leased.reap_count:
-            return "failed"  # for good, or queued again to retry after a backoff
-    return "skipped"
 
 
 def _job_context(job: Job) -> dict[str, str]:

@@ -2,10 +2,11 @@
 
 ``step(state, now, happened)`` takes what a worker knew, the time, and what
 just happened, and returns the worker's new state and what to do next: run
-an orchestration tick, ask the queue for a job, renew or release a lease,
-flush the outbox, stop. It does no I/O, reads no clock and starts no thread,
-like the kernel's decisions; :class:`~adapters.hosts.worker.WorkerHost`, the
-serverless calls and a seeded simulator are thin drivers around it.
+an orchestration tick, ask the queue for a job, let a finishing job lease the
+slot's next one, renew or release a lease, flush the outbox, stop. It does no
+I/O, reads no clock and starts no thread, like the kernel's decisions;
+:class:`~adapters.hosts.worker.WorkerHost`, the serverless calls and a seeded
+simulator are thin drivers around it.
 
 Everything a worker remembers is one :class:`WorkerState` value. The store
 holds everything that matters, so a crash is simply dropping the state: the
@@ -14,12 +15,15 @@ dead worker's leases stop being renewed and another worker's tick reaps them.
 Rules, in one place:
 
 * **Never prefetch.** A job is asked for only by a free slot; a slot is
-  free, asking (:class:`Dequeuing`) or running one job.
+  free, or busy with one dequeue (one ``Kernel.execute_jobs`` call), which
+  runs one job at a time.
 * **Chains.** A dequeue may run up to ``max_chain`` jobs back to back: each
   job's finish transaction also leases the slot's next job, at the moment the
-  slot becomes free (:class:`JobChained`). A chain ends when the queue is
-  empty, at its limit, or at a stop: a job leased by the finish after a stop
-  was requested is handed back before its user code runs.
+  slot becomes free, if the step function allows it when asked
+  (:class:`NextJobWanted`, answered with :class:`LeaseNext`). It does not
+  once a stop was requested, nor past ``max_chain`` or ``max_jobs``: a chain
+  ends then, or when the queue is empty. Each job is reported when its result
+  commits (:class:`JobFinished`), the next one when it starts (:class:`JobLeased`).
 * **Idle slots probe, then fan out.** After an empty dequeue, free slots
   wait ``job_poll_interval``; then one slot probes. A job found (or a job
   finished, a tick that enqueued work, a notification from the store) makes
@@ -27,12 +31,12 @@ Rules, in one place:
   brings the next tick forward (a new run has no jobs until a tick claims it).
 * **Leases are renewed** every ``lease_renew_interval`` while a job runs, so
   a long stage on a live worker is never reaped.
-* **Stopping** (a signal or ``stop()``) stops ticks and dequeues at once; a
-  job leased after that (by a dequeue or a chain) is released before its user
-  code starts; running jobs may finish until ``drain_timeout``, after which
-  their leases are released. A slot whose chain was cut short stays busy
-  (:class:`Releasing`) until it has reported the chain. Then the outbox is
-  flushed and the driver stops.
+* **Stopping** (a signal or ``stop()``) stops ticks, dequeues and chains at
+  once; running jobs may finish until ``drain_timeout`` (a dequeue already
+  asking may still get a job, which runs too), after which their leases are
+  released (and a job leased after that goes back before its code runs).
+  Once every slot's dequeue has ended, the outbox is flushed and the driver
+  stops.
 * **Bounded runs** (the serverless calls) stop by themselves once their job
   or tick budget is spent, or when the queue is empty (``stop_when_idle``).
 """
@@ -46,10 +50,10 @@ from attrs import evolve, frozen
 from adapters.hosts.state import (
     Counters,
     Dequeuing,
+    Ending,
     Free,
     JobEnd,
     Phase,
-    Releasing,
     Running,
     Settings,
     Slot,
@@ -60,20 +64,21 @@ from adapters.hosts.state import (
 __all__ = [
     "Action",
     "Counters",
+    "DequeueEnded",
     "DequeueJob",
     "Dequeuing",
+    "Ending",
     "FlushOutbox",
     "Free",
     "Happened",
     "JobEnd",
-    "JobChained",
     "JobFinished",
     "JobLeased",
     "JobsAvailable",
-    "NoJobFound",
+    "LeaseNext",
+    "NextJobWanted",
     "Phase",
     "ReleaseLease",
-    "Releasing",
     "RenewLease",
     "RunTick",
     "Running",
@@ -114,45 +119,45 @@ class TickDone:
 
 @frozen
 class JobLeased:
-    """The job a slot asked for was leased and started; its user code is about to run."""
+    """A job of the slot's dequeue was leased and started; its user code is about to run.
+
+    The dequeue's first job, or one its last job's finish transaction leased.
+    """
 
     slot: int
     job_id: str
 
 
 @frozen
-class JobChained:
-    """A slot's job ``finished_job_id`` ended, and its finish transaction leased and started
-    ``next_job_id`` for the same slot; its user code is about to run.
-
-    The finished job's outcome is reported with the chain's end (:class:`JobFinished`).
-    """
+class NextJobWanted:
+    """The kernel asks whether the slot's dequeue may lease one more job (``keep_going``):
+    from inside the finish transaction of the slot's running job, or after a job it
+    settled without running. The answer is :class:`LeaseNext`, or no such action."""
 
     slot: int
-    finished_job_id: str
-    next_job_id: str
 
 
 @frozen
 class JobFinished:
-    """A slot's dequeue is over: ``job_id``, the job it ran last, ended with ``outcome``.
+    """A job of the slot's dequeue ended with ``outcome``, and that result committed.
 
-    ``job_id`` is the slot's current job (:class:`JobLeased` or :class:`JobChained`
-    named it), or any job when the slot is :class:`Dequeuing` (settled without user
-    code straight from the dequeue), or the job a :class:`Releasing` slot handed back
-    (``outcome="released"``). ``earlier``: the outcomes of the other jobs the chain
-    settled before it; the chain's jobs are counted here, when their outcomes are known.
+    ``job_id`` is the job the slot runs (:class:`JobLeased` named it), or, while
+    the slot waits for a job, one the kernel settled without running it (its run
+    had ended, for example).
     """
 
     slot: int
     job_id: str
     outcome: JobEnd
-    earlier: tuple[JobEnd, ...] = ()
 
 
 @frozen
-class NoJobFound:
-    """A slot's dequeue found no job; ``failed``: the dequeue raised."""
+class DequeueEnded:
+    """The slot's dequeue is over (``Kernel.execute_jobs`` returned); ``failed``: it raised.
+
+    A slot still waiting for a job found the queue empty. A slot still running a
+    job lost it to the failure: the job counts as ended in ``error``.
+    """
 
     slot: int
     failed: bool = False
@@ -175,9 +180,9 @@ Happened = (
     | Wakeup
     | TickDone
     | JobLeased
-    | JobChained
+    | NextJobWanted
     | JobFinished
-    | NoJobFound
+    | DequeueEnded
     | JobsAvailable
     | StopRequested
 )
@@ -203,20 +208,26 @@ class DequeueJob:
 
 
 @frozen
+class LeaseNext:
+    """The answer to :class:`NextJobWanted`: the slot's dequeue may lease one more job."""
+
+    slot: int
+
+
+@frozen
 class RenewLease:
     job_id: str
 
 
 @frozen
 class ReleaseLease:
-    """Give a job back to the queue (its stage back to PENDING) without running it further.
+    """Give a job back to the queue (its stage back to PENDING): the drain deadline passed.
 
-    ``running``: its user code is running, and the drain deadline gives up on it;
-    ``False``: the job was leased after a stop, and goes back before its code runs.
+    Its user code may still be running (its result will be discarded), or be
+    about to start (the driver does not start it then).
     """
 
     job_id: str
-    running: bool = True
 
 
 @frozen
@@ -229,7 +240,7 @@ class Stop:
     """The worker is done; the driver returns."""
 
 
-Action = RunTick | DequeueJob | RenewLease | ReleaseLease | FlushOutbox | Stop
+Action = RunTick | DequeueJob | LeaseNext | RenewLease | ReleaseLease | FlushOutbox | Stop
 
 
 # -- the step function -------------------------------------------------------------
@@ -247,7 +258,7 @@ def step(
     >>> state, actions = step(initial_state(Settings(concurrency=2, max_chain=50)), t0, Started())
     >>> actions
     (RunTick(sweep=True), DequeueJob(slot=0, max_jobs=50), DequeueJob(slot=1, max_jobs=50))
-    >>> state, actions = step(state, t0, NoJobFound(0))
+    >>> state, actions = step(state, t0, DequeueEnded(0))
     >>> actions, state.idle_until == t0 + timedelta(milliseconds=200)
     ((), True)
     """
@@ -314,10 +325,19 @@ def _slot(state: WorkerState, index: int) -> Slot | None:
     return state.slots[index] if 0 <= index < len(state.slots) else None
 
 
+def _ended(state: WorkerState, outcome: JobEnd) -> WorkerState:
+    """Count one job that ended; a finished stage may have queued the next group: look at once."""
+    state = evolve(state, idle_until=None)
+    return _count(state, jobs_processed=1, jobs_failed=1 if outcome in ("failed", "error") else 0)
+
+
 def _absorb(
     state: WorkerState, now: datetime, happened: Happened
 ) -> tuple[WorkerState, tuple[Action, ...]]:
-    """Record what happened; the only actions it gives are leases to hand straight back."""
+    """Record what happened; the only actions it gives are answers to the event itself."""
+    # Once stopped, the worker no longer tracks its slots: late reports from the
+    # threads of abandoned jobs change nothing (a late lease goes straight back).
+    tracking = state.phase in ("running", "draining")
     match happened:
         case Started():
             if state.phase == "new":
@@ -331,54 +351,48 @@ def _absorb(
                 state = evolve(state, idle_until=None)
         case JobLeased(slot=index, job_id=job_id):
             slot = _slot(state, index)
-            # After a stop request no new user code starts: the job goes back
-            # before it runs. A slot that was not asking cannot have leased it.
-            if state.stop_requested or state.phase == "stopped" or not isinstance(slot, Dequeuing):
-                if isinstance(slot, Dequeuing):
-                    state = _with_slot(state, index, Free())
-                return _count(state, leases_released=1), (ReleaseLease(job_id, running=False),)
-            state = _with_slot(state, index, Running(job_id, now))
+            if not tracking or not isinstance(slot, Dequeuing):
+                # The slot was freed at the drain deadline while its dequeue was
+                # still asking: the job goes back before its code starts.
+                return _count(state, leases_released=1), (ReleaseLease(job_id),)
+            # A stop may have come since the slot asked: the job runs all the same,
+            # within the drain (it was asked for before, and it is started already).
+            state = _with_slot(state, index, Running(job_id, now, slot.taken + 1))
             state = evolve(state, jobs_taken=state.jobs_taken + 1, idle_until=None)
-        case JobChained(slot=index, finished_job_id=finished, next_job_id=next_job_id):
+        case NextJobWanted(slot=index):
             slot = _slot(state, index)
-            unrun = ReleaseLease(next_job_id, running=False)
-            if not isinstance(slot, Running) or slot.job_id != finished:
-                # The slot was freed at the drain deadline: the late finish of its
-                # abandoned job leased a job this worker no longer runs.
-                return _count(state, leases_released=1), (unrun,)
-            if not _may_chain(state, slot):
-                # The chain ends after the job that just finished: the next job goes
-                # back before its code runs; the slot stays busy until it is reported.
-                state = _with_slot(state, index, Releasing(next_job_id, slot.chain_index + 1))
-                return _count(state, leases_released=1), (unrun,)
-            state = _with_slot(state, index, Running(next_job_id, now, slot.chain_index + 1))
-            state = evolve(state, jobs_taken=state.jobs_taken + 1, idle_until=None)
-        case JobFinished(slot=index, job_id=job_id, outcome=outcome, earlier=earlier):
+            if not tracking or not isinstance(slot, Running | Ending | Dequeuing):
+                return state, ()
+            # Asked again (a finish transaction retried), the answer is decided anew.
+            allowed = _may_take_next(state, index, slot.taken)
+            match slot:
+                case Running():
+                    state = _with_slot(state, index, evolve(slot, chains=allowed))
+                case Ending() | Dequeuing():
+                    kept = Dequeuing(slot.taken) if allowed else Ending(slot.taken)
+                    state = _with_slot(state, index, kept)
+            return state, (LeaseNext(index),) if allowed else ()
+        case JobFinished(slot=index, job_id=job_id, outcome=outcome) if tracking:
+            match _slot(state, index):
+                case Running(job_id=running, taken=taken, chains=chains) if running == job_id:
+                    after: Slot = Dequeuing(taken) if chains else Ending(taken)
+                    state = _ended(_with_slot(state, index, after), outcome)
+                case Dequeuing(taken=taken):
+                    # Settled without running, straight from a lease: taken and ended.
+                    state = _with_slot(state, index, Ending(taken + 1))
+                    state = _ended(evolve(state, jobs_taken=state.jobs_taken + 1), outcome)
+        case DequeueEnded(slot=index, failed=failed) if tracking:
             slot = _slot(state, index)
-            announced = _announced(slot, job_id)
-            # A job whose lease was released at the drain deadline is no longer
-            # this worker's: its late finish was discarded by the kernel.
-            if announced is not None and state.phase != "stopped":
-                ended = (*earlier, outcome)
-                settled = [end for end in ended if end != "released"]
-                # Jobs settled without user code were never announced: count them now.
-                taken = max(len(settled) - announced, 0)
+            if isinstance(slot, Running):  # the call raised while the job was running
+                state = _ended(state, "error")
+            if slot is not None and not isinstance(slot, Free):
                 state = _with_slot(state, index, Free())
-                # A finished stage may have enqueued the next group: look at once.
-                state = evolve(state, jobs_taken=state.jobs_taken + taken, idle_until=None)
-                state = _count(
-                    state,
-                    jobs_processed=len(settled),
-                    jobs_failed=sum(1 for end in settled if end in ("failed", "error")),
-                )
-        case NoJobFound(slot=index):
-            if isinstance(_slot(state, index), Dequeuing) and state.phase != "stopped":
-                state = _with_slot(state, index, Free())
-                state = evolve(
-                    state,
-                    idle_until=now + state.settings.job_poll_interval,
-                    queue_exhausted=state.queue_exhausted or state.settings.stop_when_idle,
-                )
+                if isinstance(slot, Dequeuing) or failed:  # the queue is empty, or failing
+                    state = evolve(
+                        state,
+                        idle_until=now + state.settings.job_poll_interval,
+                        queue_exhausted=state.queue_exhausted or state.settings.stop_when_idle,
+                    )
         case JobsAvailable():
             # Idle slots look at once; a new run needs a tick to claim it first.
             idle = state.phase == "running" and any(isinstance(s, Free) for s in state.slots)
@@ -386,7 +400,7 @@ def _absorb(
         case StopRequested(force=force):
             if state.phase == "new":
                 return evolve(state, phase="stopped", stop_requested=True), (Stop(),)
-            if state.phase in ("running", "draining"):
+            if tracking:
                 deadline = now if force else now + state.settings.drain_timeout
                 if state.drain_deadline is not None:
                     deadline = min(deadline, state.drain_deadline)
@@ -396,27 +410,24 @@ def _absorb(
     return state, ()
 
 
-def _announced(slot: Slot | None, job_id: str) -> int | None:
-    """How many of a slot's jobs were counted as taken when they started, if a
-    :class:`JobFinished` about ``job_id`` is the slot's to report; else ``None``."""
-    match slot:
-        case Dequeuing():
-            return 0
-        case Running(job_id=running, chain_index=index) if running == job_id:
-            return index + 1
-        case Releasing(job_id=releasing, ran=ran) if releasing == job_id:
-            return ran
-    return None
+def _reserved(state: WorkerState, but: int | None = None) -> int:
+    """Jobs the slots (all but ``but``) are about to lease: asking, or allowed to chain."""
+    return sum(
+        1
+        for index, slot in enumerate(state.slots)
+        if index != but
+        and (isinstance(slot, Dequeuing) or (isinstance(slot, Running) and slot.chains))
+    )
 
 
-def _may_chain(state: WorkerState, slot: Running) -> bool:
-    """Whether a running slot may go on with the job its finish leased."""
+def _may_take_next(state: WorkerState, index: int, taken: int) -> bool:
+    """Whether a slot whose dequeue took ``taken`` jobs may lease one more."""
     settings = state.settings
-    if state.stop_requested or state.phase not in ("running", "draining"):
+    if state.stop_requested or taken >= settings.max_chain:
         return False
-    if slot.chain_index + 1 >= settings.max_chain:
-        return False
-    return settings.max_jobs is None or state.jobs_taken < settings.max_jobs
+    if settings.max_jobs is None:
+        return True
+    return state.jobs_taken + _reserved(state, but=index) < settings.max_jobs
 
 
 def _may_tick(state: WorkerState) -> bool:
@@ -489,12 +500,12 @@ def _dequeue_allowance(state: WorkerState) -> int:
     if state.phase != "running" or _done_dequeuing(state):
         return 0
     free = sum(1 for slot in state.slots if isinstance(slot, Free))
-    asking = sum(1 for slot in state.slots if isinstance(slot, Dequeuing))
     allowed = free
     if state.idle_until is not None:
+        asking = any(isinstance(slot, Dequeuing) for slot in state.slots)
         allowed = 0 if asking else min(free, 1)  # one probe at a time while idle
     if state.settings.max_jobs is not None:
-        allowed = min(allowed, state.settings.max_jobs - state.jobs_taken - asking)
+        allowed = min(allowed, state.settings.max_jobs - state.jobs_taken - _reserved(state))
     return max(allowed, 0)
 
 
@@ -512,21 +523,8 @@ def _plan_dequeues(state: WorkerState, now: datetime, planned: list[Action]) -> 
             chosen.append(index)
     if not chosen:
         return state
-    state = evolve(state, slots=tuple(slots))
-    budget = _chain_budget(state)
-    planned += [DequeueJob(index, budget) for index in chosen]
-    return state
-
-
-def _chain_budget(state: WorkerState) -> int:
-    """How many jobs one dequeue may run: ``max_chain``, within what is left of ``max_jobs``
-    once every asking slot has one."""
-    settings = state.settings
-    if settings.max_jobs is None:
-        return settings.max_chain
-    asking = sum(1 for slot in state.slots if isinstance(slot, Dequeuing))
-    left = settings.max_jobs - state.jobs_taken - asking + 1
-    return max(min(settings.max_chain, left), 1)
+    planned += [DequeueJob(index, state.settings.max_chain) for index in chosen]
+    return evolve(state, slots=tuple(slots))
 
 
 def _plan_renewals(state: WorkerState, now: datetime, planned: list[Action]) -> WorkerState:

@@ -15,7 +15,7 @@ from typing import Any
 
 from attrs import frozen
 
-from adapters.hosts.driver import Driver, OnStart, TakeJobs
+from adapters.hosts.driver import Driver, KeepGoing, OnFinish, OnStart, TakeJobs
 from adapters.hosts.leases import lease_job
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import Settings
@@ -186,11 +186,11 @@ class ServerlessHost:
         target = job_id
         why: list[str] = []
 
-        def take(on_start: OnStart, max_jobs: int) -> list[tuple[Job, JobExecuteResult]]:
+        def take(max_jobs: int, on_start: OnStart, on_finish: OnFinish, _: KeepGoing) -> None:
             leased, found = lease_job(self.kernel, target, self.worker_id, run_id, stage_id)
             if leased is None:
                 why.append(_why_not_leased(target, found, run_id, stage_id))
-                return []
+                return
             on_start(leased)
             command = JobExecute(
                 workflow_run_id=run_id,
@@ -199,12 +199,14 @@ class ServerlessHost:
                 config=run.config,
                 job_id=leased.id,
             )
-            return [(leased, self.kernel.dispatch(command))]
+            on_finish(leased, self.kernel.dispatch(command))
 
-        reports = self._run(Settings(**self._bounded(), max_jobs=1), take)
-        if reports:
-            return reports[0]
-        return skipped(why[0] if why else "the job was released: the host is stopping", target)
+        reports: list[JobReport] = []
+        driver = self._driver(Settings(**self._bounded(), max_jobs=1), take, reports)
+        driver.run()
+        if driver.failure is not None:
+            raise driver.failure  # logged already; the platform retries the message
+        return reports[0] if reports else skipped(why[0] if why else "the job did not run", target)
 
     def process_available_jobs(self, max_jobs: int = 1) -> ProcessJobsResult:
         """Lease and execute up to ``max_jobs`` available jobs, one after another.
@@ -217,11 +219,16 @@ class ServerlessHost:
         if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
 
-        def take(on_start: OnStart, budget: int) -> list[tuple[Job, JobExecuteResult]]:
-            return self.kernel.execute_jobs(self.worker_id, budget, on_start)
+        def take(
+            budget: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing
+        ) -> None:
+            self.kernel.execute_jobs(
+                self.worker_id, budget, on_start, on_finish=on_finish, keep_going=keep_going
+            )
 
         settings = Settings(**self._bounded(), max_jobs=max_jobs, max_chain=max_jobs)
-        reports = self._run(settings, take)
+        reports: list[JobReport] = []
+        self._driver(settings, take, reports).run()
         return ProcessJobsResult(processed=len(reports), jobs=tuple(reports))
 
     def run_maintenance_tick(self) -> TickReport:
@@ -258,14 +265,9 @@ class ServerlessHost:
             on_result=lambda job, result: reports.append(_report(job, result)),
         )
 
-    def _run(self, settings: Settings, take: TakeJobs) -> list[JobReport]:
-        reports: list[JobReport] = []
-        self._driver(settings, take, reports).run()
-        return reports
 
-
-def _no_jobs(on_start: OnStart, max_jobs: int) -> list[tuple[Job, JobExecuteResult]]:
-    return []
+def _no_jobs(max_jobs: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing) -> None:
+    pass
 
 
 def _why_not_leased(job_id: str, found: Job | None, run_id: str, stage_id: str) -> str:

@@ -14,9 +14,8 @@ from attrs import Attribute, field, frozen
 Phase = Literal["new", "running", "draining", "stopped"]
 """``new`` → ``running`` → ``draining`` (no new work; finish or release) → ``stopped``."""
 
-JobEnd = Literal["completed", "suspended", "failed", "skipped", "error", "released"]
-"""How a job ended: the ``job.execute`` outcome; ``error`` if the host's call raised;
-``released`` if the worker handed it back to the queue before its user code ran."""
+JobEnd = Literal["completed", "suspended", "failed", "skipped", "error"]
+"""How a job ended: the ``job.execute`` outcome, or ``error`` if the host's call raised."""
 
 
 def _non_negative(_: object, attribute: Attribute[int], value: int) -> None:
@@ -61,7 +60,9 @@ class Settings:
     ``max_chain`` lets a slot run jobs back to back: each job's finish
     transaction also leases the slot's next job (``Kernel.execute_jobs``), so
     a busy slot commits one write transaction per job. The slot is free at
-    that moment, so this is not prefetching. 1 turns chaining off.
+    that moment, so this is not prefetching; and the step function is asked
+    first (:class:`~adapters.hosts.schedule.NextJobWanted`), so a stopping
+    worker leases nothing more. 1 turns chaining off.
     """
 
     concurrency: int = field(default=4, validator=_non_negative)
@@ -92,6 +93,10 @@ class Settings:
 
 
 # -- slots ---------------------------------------------------------------------
+#
+# One dequeue (``DequeueJob``) is one ``Kernel.execute_jobs`` call: the slot is
+# busy from the dequeue until the driver reports its end (``DequeueEnded``),
+# and runs one job at a time in between.
 
 
 @frozen
@@ -101,37 +106,43 @@ class Free:
 
 @frozen
 class Dequeuing:
-    """A slot that asked the queue for a job and has no answer yet."""
+    """A slot waiting for a job: the first of its dequeue, or the next one, which the
+    finish transaction of its last job leases (the step function allowed it).
+
+    ``taken``: the jobs this dequeue leased before.
+    """
+
+    taken: int = 0
 
 
 @frozen
 class Running:
     """A slot running ``job_id``, whose lease was last taken or renewed at ``renewed_at``.
 
-    ``chain_index``: how many jobs the slot ran before this one since its
-    dequeue (0 for the job the dequeue leased, n for the n-th job leased by a
-    finish transaction).
+    ``taken``: the jobs this dequeue leased, this one included. ``chains``: the
+    job's finish transaction may lease the slot's next job (the step function
+    said so when the kernel asked).
     """
 
     job_id: str
     renewed_at: datetime
-    chain_index: int = 0
+    taken: int = 1
+    chains: bool = False
 
 
 @frozen
-class Releasing:
-    """A slot whose chain was cut short: the job its last finish leased, ``job_id``, is
-    being handed back unrun, and the slot is busy until the driver has reported the
-    chain's outcomes (:class:`~adapters.hosts.schedule.JobFinished` with ``released``).
+class Ending:
+    """A slot whose dequeue has no job running and leases no more: it is busy until the
+    driver reports the end (unless the kernel asks for one more job first, after a job
+    it settled without running).
 
-    ``ran``: how many jobs the chain ran (each already counted in ``jobs_taken``).
+    ``taken``: the jobs this dequeue leased.
     """
 
-    job_id: str
-    ran: int
+    taken: int
 
 
-Slot = Free | Dequeuing | Running | Releasing
+Slot = Free | Dequeuing | Running | Ending
 
 
 @frozen(kw_only=True)
@@ -163,7 +174,7 @@ class WorkerState:
     last_sweep_at: datetime | None = None
     ticks_started: int = 0
     jobs_taken: int = 0
-    """Jobs leased (or settled straight from a dequeue): what ``max_jobs`` counts."""
+    """Jobs leased (run, or settled without running): what ``max_jobs`` counts."""
     queue_exhausted: bool = False
     """``stop_when_idle`` runs: a dequeue found nothing, so no slot asks again."""
     stop_requested: bool = False
@@ -172,7 +183,7 @@ class WorkerState:
 
     @property
     def busy_slots(self) -> int:
-        """Slots dequeuing, running a job, or reporting a chain cut short."""
+        """Slots whose dequeue has not ended (waiting for a job, running one, or ending)."""
         return sum(1 for slot in self.slots if not isinstance(slot, Free))
 
     @property

@@ -18,14 +18,12 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from adapters.hosts.driver import Driver, JobWaiter, OnStart
+from adapters.hosts.driver import Driver, JobWaiter, KeepGoing, OnFinish, OnStart
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import Settings
 from adapters.hosts.tick import Orchestrator
-from kernel.commands import JobExecuteResult
 from kernel.dispatch import Kernel
 from kernel.ports import Store
-from kernel.records import Job
 
 MAX_CHAIN = 50
 """Jobs a slot runs back to back by default, each leased by the previous one's finish."""
@@ -80,8 +78,9 @@ class WorkerHost:
         max_chain: how many jobs a slot runs back to back: each job's finish
             transaction also leases and starts the slot's next job, so a busy
             slot commits one write transaction per stage. A chain ends when the
-            queue is empty, after ``max_chain`` jobs, or at a stop (after the
-            job that is running). 1: every job is dequeued on its own.
+            queue is empty, after ``max_chain`` jobs, or at a stop (the job
+            that is running finishes, and its finish leases nothing). 1: every
+            job is dequeued on its own.
 
     Raises:
         ValueError: a bad setting (the message names it).
@@ -148,8 +147,12 @@ class WorkerHost:
         self._started = False
         self._signals = 0
 
-    def _take_jobs(self, on_start: OnStart, max_jobs: int) -> list[tuple[Job, JobExecuteResult]]:
-        return self._kernel.execute_jobs(self.worker_id, max_jobs, on_start)
+    def _take_jobs(
+        self, max_jobs: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing
+    ) -> None:
+        self._kernel.execute_jobs(
+            self.worker_id, max_jobs, on_start, on_finish=on_finish, keep_going=keep_going
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 

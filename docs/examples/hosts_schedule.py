@@ -3,13 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 from adapters.hosts.schedule import (
+    DequeueEnded,
     DequeueJob,
     FlushOutbox,
-    JobChained,
     JobFinished,
     JobLeased,
-    NoJobFound,
-    ReleaseLease,
+    LeaseNext,
+    NextJobWanted,
     RenewLease,
     RunTick,
     Settings,
@@ -33,7 +33,7 @@ def main() -> None:
     assert actions == (RunTick(sweep=True), DequeueJob(slot=0), DequeueJob(slot=1))
 
     state, actions = step(state, t0, JobLeased(slot=0, job_id="job-1"))  # slot 0 runs job-1
-    state, actions = step(state, t0, NoJobFound(slot=1))  # slot 1 waits for the poll interval
+    state, actions = step(state, t0, DequeueEnded(slot=1))  # no job: slot 1 waits for the poll
     state, actions = step(state, t0, TickDone())
 
     assert next_wakeup(state) == t0 + timedelta(milliseconds=200)  # slot 1 looks again
@@ -42,9 +42,10 @@ def main() -> None:
     assert actions == (RunTick(sweep=False), DequeueJob(slot=1), RenewLease("job-1"))
 
     state, actions = step(state, later, StopRequested())  # SIGTERM: no new work, drain
-    state, actions = step(state, later, NoJobFound(slot=1))
+    state, actions = step(state, later, DequeueEnded(slot=1))
     state, actions = step(state, later, TickDone())
     state, actions = step(state, later, JobFinished(slot=0, job_id="job-1", outcome="completed"))
+    state, actions = step(state, later, DequeueEnded(slot=0))  # slot 0's dequeue is over too
     assert actions == (FlushOutbox(), Stop())
     # --8<-- [end:step]
     assert state.counters.jobs_processed == 1
@@ -59,22 +60,22 @@ def chain() -> None:
     assert actions == (RunTick(sweep=True), DequeueJob(slot=0, max_jobs=50))
 
     state, actions = step(state, t0, JobLeased(slot=0, job_id="job-1"))
-    # job-1's finish transaction leased job-2 for the same slot: its lease is renewed now
-    chained = JobChained(slot=0, finished_job_id="job-1", next_job_id="job-2")
-    state, actions = step(state, t0, chained)
-    assert state.running_jobs == ("job-2",)
+    # job-1's finish transaction asks before it leases the slot's next job: yes
+    state, actions = step(state, t0, NextJobWanted(slot=0))
+    assert actions == (LeaseNext(slot=0),)
+    state, actions = step(state, t0, JobFinished(slot=0, job_id="job-1", outcome="completed"))
+    state, actions = step(state, t0, JobLeased(slot=0, job_id="job-2"))
+    assert state.running_jobs == ("job-2",)  # the lease to renew from now on
 
     state, actions = step(state, t0, StopRequested())  # the chain ends after job-2
     state, actions = step(state, t0, TickDone())
-    chained = JobChained(slot=0, finished_job_id="job-2", next_job_id="job-3")
-    state, actions = step(state, t0, chained)
-    assert actions == (ReleaseLease("job-3", running=False),)  # back to the queue, unrun
-
-    # The slot reports its chain: job-3 released unrun, job-1 and job-2 done.
-    done = JobFinished(slot=0, job_id="job-3", outcome="released", earlier=("completed", "failed"))
-    state, actions = step(state, t0, done)
-    assert actions == (FlushOutbox(), Stop())
+    state, actions = step(state, t0, NextJobWanted(slot=0))
+    assert actions == ()  # no: job-2's finish leases nothing
+    state, actions = step(state, t0, JobFinished(slot=0, job_id="job-2", outcome="failed"))
     assert (state.counters.jobs_processed, state.counters.jobs_failed) == (2, 1)
+
+    state, actions = step(state, t0, DequeueEnded(slot=0))  # execute_jobs returned
+    assert actions == (FlushOutbox(), Stop())
     # --8<-- [end:chain]
 
 

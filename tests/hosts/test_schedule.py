@@ -11,23 +11,25 @@ from hypothesis import strategies as st
 
 from adapters.hosts.schedule import (
     Action,
+    DequeueEnded,
     DequeueJob,
     Dequeuing,
+    Ending,
     FlushOutbox,
     Free,
     Happened,
-    JobChained,
     JobEnd,
     JobFinished,
     JobLeased,
     JobsAvailable,
-    NoJobFound,
+    LeaseNext,
+    NextJobWanted,
     ReleaseLease,
-    Releasing,
     RenewLease,
     Running,
     RunTick,
     Settings,
+    Slot,
     Started,
     Stop,
     StopRequested,
@@ -66,6 +68,9 @@ class Worker:
         self.state, actions = step(self.state, self.now, happened)
         return actions
 
+    def slots(self) -> tuple[Slot, ...]:
+        return self.state.slots
+
 
 def started(settings: Settings = SETTINGS) -> Worker:
     worker = Worker(settings)
@@ -87,13 +92,15 @@ def test_a_job_is_asked_for_only_by_a_free_slot() -> None:
     worker.feed(JobLeased(1, "b"))
     assert worker.feed(JobsAvailable()) == ()
     assert worker.at(5 * MS).feed(Wakeup()) == ()
-    assert worker.feed(JobFinished(0, "a", "completed")) == (DequeueJob(0),)
+    assert worker.feed(JobFinished(0, "a", "completed")) == ()  # its dequeue is not over yet
+    assert worker.state.slots[0] == Ending(taken=1)
+    assert worker.feed(DequeueEnded(0)) == (DequeueJob(0),)
 
 
 def test_an_empty_dequeue_makes_free_slots_wait_then_one_slot_probes() -> None:
     worker = started()
-    assert worker.feed(NoJobFound(0)) == ()
-    assert worker.feed(NoJobFound(1)) == ()
+    assert worker.feed(DequeueEnded(0)) == ()
+    assert worker.feed(DequeueEnded(1)) == ()
     assert next_wakeup(worker.state) == T0 + 200 * MS
     assert worker.at(199 * MS).feed(Wakeup()) == ()
     assert worker.at(200 * MS).feed(Wakeup()) == (DequeueJob(0),)
@@ -102,27 +109,40 @@ def test_an_empty_dequeue_makes_free_slots_wait_then_one_slot_probes() -> None:
 
 def test_a_probe_that_finds_a_job_makes_every_free_slot_ask() -> None:
     worker = started()
-    worker.feed(NoJobFound(0))
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(0))
+    worker.feed(DequeueEnded(1))
     worker.at(200 * MS).feed(Wakeup())
     assert worker.feed(JobLeased(0, "a")) == (DequeueJob(1),)
 
 
 def test_a_notification_from_the_store_wakes_idle_slots_at_once() -> None:
     worker = started()
-    worker.feed(NoJobFound(0))
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(0))
+    worker.feed(DequeueEnded(1))
     assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0), DequeueJob(1))
 
 
-def test_a_finished_job_frees_its_slot_which_asks_again_at_once() -> None:
+def test_a_finished_job_sets_free_slots_asking_at_once_and_is_counted_at_once() -> None:
     """A finished stage may have queued the next group: no poll wait."""
     worker = started()
     worker.feed(JobLeased(0, "a"))
-    worker.feed(NoJobFound(1))
-    actions = worker.at(50 * MS).feed(JobFinished(0, "a", "completed"))
-    assert actions == (DequeueJob(0), DequeueJob(1))
+    worker.feed(DequeueEnded(1))
+    assert worker.at(50 * MS).feed(JobFinished(0, "a", "completed")) == (DequeueJob(1),)
     assert worker.state.counters.jobs_processed == 1
+    assert worker.feed(DequeueEnded(0)) == (DequeueJob(0),)  # its dequeue is over: asks too
+
+
+def test_a_dequeue_that_failed_frees_its_slot_and_waits_for_the_poll() -> None:
+    worker = started()
+    worker.feed(JobLeased(0, "a"))
+    worker.feed(DequeueEnded(1))
+    # The host's call raised while job a ran: a counts as ended in error.
+    assert worker.at(10 * MS).feed(DequeueEnded(0, failed=True)) == ()
+    assert worker.state.slots == (Free(), Free())
+    assert worker.state.running_jobs == ()
+    counters = worker.state.counters
+    assert (counters.jobs_processed, counters.jobs_failed) == (1, 1)
+    assert next_wakeup(worker.state) == T0 + 210 * MS
 
 
 def test_a_notification_while_a_slot_is_idle_brings_the_next_tick_forward() -> None:
@@ -130,8 +150,8 @@ def test_a_notification_while_a_slot_is_idle_brings_the_next_tick_forward() -> N
     starts a tick (at most one per ``notified_tick_gap``), not only a dequeue."""
     worker = started()
     worker.at(5 * MS).feed(TickDone())
-    worker.feed(NoJobFound(0))
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(0))
+    worker.feed(DequeueEnded(1))
     actions = worker.at(20 * MS).feed(JobsAvailable())
     assert actions == (DequeueJob(0), DequeueJob(1))  # the tick waits for the gap
     assert next_wakeup(worker.state) == T0 + 50 * MS
@@ -143,8 +163,8 @@ def test_a_notification_while_a_slot_is_idle_brings_the_next_tick_forward() -> N
 
 def test_a_notification_during_a_tick_asks_for_another_right_after_it() -> None:
     worker = started()
-    worker.feed(NoJobFound(0))
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(0))
+    worker.feed(DequeueEnded(1))
     worker.at(10 * MS).feed(JobsAvailable())  # the first tick may have claimed already
     assert worker.at(80 * MS).feed(TickDone()) == (RunTick(sweep=False),)
 
@@ -187,14 +207,14 @@ def test_the_safety_net_sweeps_on_the_first_tick_and_then_every_sweep_interval()
 
 def test_a_tick_that_found_work_wakes_idle_slots() -> None:
     worker = started()
-    worker.feed(NoJobFound(0))
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(0))
+    worker.feed(DequeueEnded(1))
     assert worker.at(10 * MS).feed(TickDone(found_work=True)) == (DequeueJob(0), DequeueJob(1))
 
 
 def test_the_lease_of_a_running_job_is_renewed_every_interval() -> None:
     worker = started()
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(1))
     worker.at(timedelta(seconds=2)).feed(JobLeased(0, "long"))
     assert next_wakeup(worker.state) == T0 + timedelta(seconds=17)
     renewals = [
@@ -210,35 +230,48 @@ def test_stop_stops_ticks_and_dequeues_and_waits_for_running_jobs() -> None:
     worker = started()
     worker.feed(TickDone())
     worker.feed(JobLeased(0, "a"))
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(1))
     assert worker.at(timedelta(seconds=1)).feed(StopRequested()) == ()
     assert worker.state.phase == "draining"
     assert worker.at(timedelta(seconds=5)).feed(JobsAvailable()) == ()
-    actions = worker.at(timedelta(seconds=6)).feed(JobFinished(0, "a", "completed"))
-    assert actions == (FlushOutbox(), Stop())
+    assert worker.at(timedelta(seconds=6)).feed(JobFinished(0, "a", "completed")) == ()
+    assert worker.feed(DequeueEnded(0)) == (FlushOutbox(), Stop())
     final = worker.state
     assert final.phase == "stopped"
+    assert final.counters.jobs_processed == 1
 
 
 def test_stop_of_an_idle_worker_waits_for_its_tick_and_stops() -> None:
     worker = started()
-    worker.feed(NoJobFound(0))
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(0))
+    worker.feed(DequeueEnded(1))
     assert worker.feed(StopRequested()) == ()  # the first tick still runs
     assert worker.feed(TickDone()) == (FlushOutbox(), Stop())
 
 
-def test_a_job_leased_after_a_stop_is_released_before_its_code_runs() -> None:
+def test_a_dequeue_asking_when_the_stop_comes_runs_the_job_it_gets_within_the_drain() -> None:
+    """The stop came after the slot asked: its job is leased and started already, so it
+    runs like any running job (nothing is started and then handed back unrun)."""
     worker = started()
     worker.feed(TickDone())
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(1))
     worker.feed(StopRequested())
-    assert worker.feed(JobLeased(0, "late")) == (
-        ReleaseLease("late", running=False),
-        FlushOutbox(),
-        Stop(),
-    )
+    assert worker.feed(JobLeased(0, "late")) == ()
+    assert worker.state.running_jobs == ("late",)
+    assert worker.feed(NextJobWanted(0)) == ()  # but nothing after it
+    worker.feed(JobFinished(0, "late", "completed"))
+    assert worker.feed(DequeueEnded(0)) == (FlushOutbox(), Stop())
+    assert worker.state.counters.leases_released == 0
+
+
+def test_a_job_leased_after_the_drain_deadline_goes_back_before_its_code_runs() -> None:
+    worker = started()
+    worker.feed(TickDone())
+    worker.feed(DequeueEnded(1))
+    assert worker.feed(StopRequested(force=True)) == (FlushOutbox(), Stop())
+    assert worker.feed(JobLeased(0, "late")) == (ReleaseLease("late"),)
     assert worker.state.counters.leases_released == 1
+    assert worker.feed(DequeueEnded(0)) == ()
 
 
 def test_jobs_still_running_at_the_drain_deadline_are_released() -> None:
@@ -256,7 +289,9 @@ def test_jobs_still_running_at_the_drain_deadline_are_released() -> None:
     assert wakeups == [timedelta(seconds=s) for s in (15, 30, 40)]  # renewals, then the deadline
     assert actions == (ReleaseLease("a"), ReleaseLease("b"), FlushOutbox(), Stop())
     # Their code may still finish later: the worker no longer counts it.
+    assert worker.feed(NextJobWanted(0)) == ()
     assert worker.feed(JobFinished(0, "a", "skipped")) == ()
+    assert worker.feed(DequeueEnded(0)) == ()
     assert worker.state.counters.jobs_processed == 0
 
 
@@ -264,7 +299,7 @@ def test_a_second_signal_skips_the_rest_of_the_drain() -> None:
     worker = started()
     worker.feed(TickDone())
     worker.feed(JobLeased(0, "a"))
-    worker.feed(NoJobFound(1))
+    worker.feed(DequeueEnded(1))
     worker.feed(StopRequested())
     assert worker.at(MS).feed(StopRequested(force=True)) == (
         ReleaseLease("a"),
@@ -299,10 +334,12 @@ def test_a_job_budget_ends_a_bounded_run_after_its_jobs_finish() -> None:
     worker = Worker(bounded)
     assert worker.feed(Started()) == (DequeueJob(0),)
     worker.feed(JobLeased(0, "a"))
-    assert worker.feed(JobFinished(0, "a", "completed")) == (DequeueJob(0),)
+    worker.feed(JobFinished(0, "a", "completed"))
+    assert worker.feed(DequeueEnded(0)) == (DequeueJob(0),)
     worker.feed(JobLeased(0, "b"))
     assert worker.state.phase == "draining"
-    assert worker.feed(JobFinished(0, "b", "failed")) == (FlushOutbox(), Stop())
+    assert worker.feed(JobFinished(0, "b", "failed")) == ()
+    assert worker.feed(DequeueEnded(0)) == (FlushOutbox(), Stop())
     assert worker.state.counters.jobs_failed == 1
 
 
@@ -310,7 +347,7 @@ def test_a_bounded_run_that_stops_when_idle_ends_at_the_first_empty_dequeue() ->
     bounded = Settings(concurrency=1, orchestration_interval=None, stop_when_idle=True)
     worker = Worker(bounded)
     worker.feed(Started())
-    assert worker.feed(NoJobFound(0)) == (FlushOutbox(), Stop())
+    assert worker.feed(DequeueEnded(0)) == (FlushOutbox(), Stop())
 
 
 def test_a_one_tick_run_ticks_once_and_stops() -> None:
@@ -319,66 +356,96 @@ def test_a_one_tick_run_ticks_once_and_stops() -> None:
     assert worker.feed(TickDone()) == (FlushOutbox(), Stop())
 
 
-# -- chains: each finish transaction leases the slot's next job ----------------------------
+# -- chains: each finish transaction may lease the slot's next job -------------------------
 
 CHAINING = evolve(SETTINGS, concurrency=1, max_chain=3)
 
 
-def test_a_slot_runs_the_job_its_finish_leased_and_reports_the_chain_at_its_end() -> None:
+def test_a_slot_chains_when_allowed_and_reports_each_job_as_it_finishes() -> None:
     worker = Worker(CHAINING)
     assert worker.feed(Started()) == (RunTick(sweep=True), DequeueJob(0, max_jobs=3))
     worker.feed(JobLeased(0, "a"))
-    assert worker.at(10 * MS).feed(JobChained(0, "a", "b")) == ()  # nothing to ask: busy
-    assert worker.state.slots == (Running("b", T0 + 10 * MS, chain_index=1),)
-    assert worker.at(20 * MS).feed(JobChained(0, "b", "c")) == ()
-    assert worker.state.jobs_taken == 3
-    assert worker.state.counters.jobs_processed == 0  # outcomes come with the chain's end
-    actions = worker.at(30 * MS).feed(JobFinished(0, "c", "completed", ("completed", "failed")))
-    assert actions == (DequeueJob(0, max_jobs=3),)
+    # a's finish transaction asks before it leases the slot's next job
+    assert worker.feed(NextJobWanted(0)) == (LeaseNext(0),)
+    assert worker.slots() == (Running("a", T0, taken=1, chains=True),)
+    assert worker.feed(JobFinished(0, "a", "completed")) == ()  # busy: nothing to ask
+    assert worker.slots() == (Dequeuing(taken=1),)
+    assert worker.state.counters.jobs_processed == 1  # counted as it finished
+    worker.at(10 * MS).feed(JobLeased(0, "b"))
+    assert worker.slots() == (Running("b", T0 + 10 * MS, taken=2),)
+    assert worker.feed(NextJobWanted(0)) == (LeaseNext(0),)
+    worker.feed(JobFinished(0, "b", "failed"))
+    worker.at(20 * MS).feed(JobLeased(0, "c"))
+    assert worker.feed(NextJobWanted(0)) == ()  # max_chain: c is the chain's last job
+    worker.feed(JobFinished(0, "c", "completed"))
+    assert worker.slots() == (Ending(taken=3),)
+    assert worker.at(30 * MS).feed(DequeueEnded(0)) == (DequeueJob(0, max_jobs=3),)
     assert (worker.state.counters.jobs_processed, worker.state.counters.jobs_failed) == (3, 1)
     assert worker.state.jobs_taken == 3
+
+
+def test_a_chain_whose_next_lease_finds_nothing_leaves_the_slot_idle() -> None:
+    worker = Worker(CHAINING)
+    worker.feed(Started())
+    worker.feed(JobLeased(0, "a"))
+    worker.feed(NextJobWanted(0))
+    worker.feed(JobFinished(0, "a", "completed"))
+    assert worker.at(10 * MS).feed(DequeueEnded(0)) == ()  # the queue is empty
+    assert next_wakeup(worker.state) == T0 + 210 * MS
 
 
 def test_the_lease_renewed_is_the_one_of_the_job_the_slot_now_runs() -> None:
     worker = Worker(CHAINING)
     worker.feed(Started())
     worker.feed(JobLeased(0, "a"))
-    worker.at(timedelta(seconds=10)).feed(JobChained(0, "a", "b"))
+    worker.at(timedelta(seconds=10)).feed(NextJobWanted(0))
+    worker.feed(JobFinished(0, "a", "completed"))
+    worker.feed(JobLeased(0, "b"))
     assert next_wakeup(worker.state) == T0 + timedelta(seconds=25)
     assert worker.at(timedelta(seconds=25)).feed(Wakeup()) == (RenewLease("b"),)
 
 
-def test_a_chain_ends_at_its_limit_and_the_extra_job_goes_back() -> None:
-    """Drivers pass ``DequeueJob.max_jobs`` on, so this is a safety net, kept all the same."""
-    worker = Worker(CHAINING)
-    worker.feed(Started())
-    worker.feed(JobLeased(0, "a"))
-    worker.feed(JobChained(0, "a", "b"))
-    worker.feed(JobChained(0, "b", "c"))
-    assert worker.feed(JobChained(0, "c", "d")) == (ReleaseLease("d", running=False),)
-    assert worker.state.slots == (Releasing("d", ran=3),)
-    assert worker.state.running_jobs == ()
-    actions = worker.feed(JobFinished(0, "d", "released", ("completed",) * 3))
-    assert actions == (DequeueJob(0, max_jobs=3),)
-    assert worker.state.counters.jobs_processed == 3
-    assert worker.state.counters.leases_released == 1
-
-
 def test_a_stop_ends_a_chain_after_the_job_that_is_running() -> None:
+    """The finish of the running job asks, and is told no: nothing is leased after a stop."""
     worker = Worker(CHAINING)
     worker.feed(Started())
     worker.feed(TickDone())
     worker.feed(JobLeased(0, "a"))
     worker.at(timedelta(seconds=1)).feed(StopRequested())
-    # a's finish leased b before it saw the stop: b goes back before its code runs,
-    # and the worker waits for the slot to report its chain.
-    assert worker.feed(JobChained(0, "a", "b")) == (ReleaseLease("b", running=False),)
-    assert worker.state.phase == "draining"
-    assert worker.state.busy_slots == 1
-    actions = worker.feed(JobFinished(0, "b", "released", ("failed",)))
-    assert actions == (FlushOutbox(), Stop())
+    assert worker.feed(NextJobWanted(0)) == ()
+    assert worker.feed(JobFinished(0, "a", "failed")) == ()
+    assert worker.state.busy_slots == 1  # until its dequeue has ended
+    assert worker.feed(DequeueEnded(0)) == (FlushOutbox(), Stop())
     counters = worker.state.counters
-    assert (counters.jobs_processed, counters.jobs_failed, counters.leases_released) == (1, 1, 1)
+    assert (counters.jobs_processed, counters.jobs_failed, counters.leases_released) == (1, 1, 0)
+
+
+def test_a_job_leased_by_a_finish_allowed_before_the_stop_runs_within_the_drain() -> None:
+    worker = Worker(CHAINING)
+    worker.feed(Started())
+    worker.feed(TickDone())
+    worker.feed(JobLeased(0, "a"))
+    assert worker.feed(NextJobWanted(0)) == (LeaseNext(0),)
+    worker.feed(StopRequested())
+    worker.feed(JobFinished(0, "a", "completed"))
+    assert worker.feed(JobLeased(0, "b")) == ()
+    assert worker.state.running_jobs == ("b",)
+    assert worker.feed(NextJobWanted(0)) == ()
+    worker.feed(JobFinished(0, "b", "completed"))
+    assert worker.feed(DequeueEnded(0)) == (FlushOutbox(), Stop())
+    assert worker.state.counters.jobs_processed == 2
+
+
+def test_asked_again_after_a_stop_the_answer_is_no() -> None:
+    """A finish transaction retried after a version conflict asks again; its first
+    attempt leased nothing (it was rolled back), so the stop decides."""
+    worker = Worker(CHAINING)
+    worker.feed(Started())
+    worker.feed(JobLeased(0, "a"))
+    assert worker.feed(NextJobWanted(0)) == (LeaseNext(0),)
+    worker.feed(StopRequested())
+    assert worker.feed(NextJobWanted(0)) == ()
+    assert worker.slots() == (Running("a", T0, taken=1, chains=False),)
 
 
 def test_the_drain_deadline_releases_the_job_a_chain_is_running_now() -> None:
@@ -386,35 +453,54 @@ def test_the_drain_deadline_releases_the_job_a_chain_is_running_now() -> None:
     worker.feed(Started())
     worker.feed(TickDone())
     worker.feed(JobLeased(0, "a"))
-    worker.feed(JobChained(0, "a", "b"))
-    worker.feed(StopRequested(force=True))
-    assert worker.state.phase == "stopped"
+    worker.feed(NextJobWanted(0))
+    worker.feed(JobFinished(0, "a", "completed"))
+    worker.feed(JobLeased(0, "b"))
+    assert worker.feed(StopRequested(force=True)) == (ReleaseLease("b"), FlushOutbox(), Stop())
     assert worker.state.counters.leases_released == 1
-    # The abandoned code of b finishes later and its finish leases c: c goes back too.
-    assert worker.feed(JobChained(0, "b", "c")) == (ReleaseLease("c", running=False),)
-    assert worker.feed(JobFinished(0, "c", "released", ("completed",))) == ()
-    assert worker.state.counters.jobs_processed == 0
+    # The abandoned code of b finishes later: its finish leases nothing more.
+    assert worker.feed(NextJobWanted(0)) == ()
+    assert worker.feed(JobFinished(0, "b", "completed")) == ()
+    assert worker.feed(DequeueEnded(0)) == ()
+    assert worker.state.counters.jobs_processed == 1
 
 
-def test_jobs_settled_without_code_in_a_chain_count_against_the_job_budget() -> None:
+def test_jobs_settled_without_running_count_against_the_chain_and_the_job_budget() -> None:
     bounded = Settings(concurrency=1, orchestration_interval=None, max_jobs=5, max_chain=3)
     worker = Worker(bounded)
     assert worker.feed(Started()) == (DequeueJob(0, max_jobs=3),)
     worker.feed(JobLeased(0, "a"))
-    # a's finish leased a job that was settled at once (its run had ended), then b ran.
-    worker.feed(JobChained(0, "a", "b"))
-    actions = worker.feed(JobFinished(0, "b", "completed", ("completed", "skipped")))
+    worker.feed(NextJobWanted(0))
+    worker.feed(JobFinished(0, "a", "completed"))
+    # a's finish leased a job the kernel settled at once (its run had ended) ...
+    worker.feed(JobFinished(0, "x", "skipped"))
+    assert worker.slots() == (Ending(taken=2),)
+    # ... then the kernel asks before it leases again.
+    assert worker.feed(NextJobWanted(0)) == (LeaseNext(0),)
+    worker.feed(JobLeased(0, "b"))
+    assert worker.feed(NextJobWanted(0)) == ()  # three jobs: the chain's limit
+    worker.feed(JobFinished(0, "b", "completed"))
+    assert worker.feed(DequeueEnded(0)) == (DequeueJob(0, max_jobs=3),)
     assert worker.state.jobs_taken == 3
-    assert actions == (DequeueJob(0, max_jobs=2),)
     worker.feed(JobLeased(0, "c"))
-    worker.feed(JobChained(0, "c", "d"))
+    assert worker.feed(NextJobWanted(0)) == (LeaseNext(0),)
+    worker.feed(JobFinished(0, "c", "completed"))
+    worker.feed(JobLeased(0, "d"))
     assert worker.state.phase == "draining"  # the budget is spent
-    assert worker.feed(JobChained(0, "d", "e")) == (ReleaseLease("e", running=False),)
-    assert worker.feed(JobFinished(0, "e", "released", ("completed", "completed"))) == (
-        FlushOutbox(),
-        Stop(),
-    )
+    assert worker.feed(NextJobWanted(0)) == ()
+    worker.feed(JobFinished(0, "d", "completed"))
+    assert worker.feed(DequeueEnded(0)) == (FlushOutbox(), Stop())
     assert worker.state.counters.jobs_processed == 5
+
+
+def test_the_job_budget_counts_the_next_jobs_other_slots_were_allowed() -> None:
+    bounded = Settings(concurrency=2, orchestration_interval=None, max_jobs=3, max_chain=5)
+    worker = Worker(bounded)
+    assert worker.feed(Started()) == (DequeueJob(0, max_jobs=5), DequeueJob(1, max_jobs=5))
+    worker.feed(JobLeased(0, "a"))
+    worker.feed(JobLeased(1, "b"))
+    assert worker.feed(NextJobWanted(0)) == (LeaseNext(0),)  # the third job
+    assert worker.feed(NextJobWanted(1)) == ()  # there is no fourth
 
 
 def test_settings_name_the_bad_value() -> None:
@@ -432,16 +518,19 @@ EVENT_KINDS = (
     # Weighted towards the events that move jobs, so that most histories lease, chain
     # and finish jobs before (and after) a stop.
     *("lease",) * 4,
-    *("chain",) * 3,
-    *("finish",) * 2,
+    *("ask",) * 3,
+    *("finish",) * 3,
+    *("end",) * 2,
     *("tick",) * 2,
+    "settle",
+    "fail",
     "wakeup",
-    "empty",
     "notify",
     "stop",
     "force",
     "stray",
-    "stray-chain",
+    "stray-ask",
+    "stray-lease",
 )
 OUTCOMES: tuple[JobEnd, ...] = ("completed", "failed", "skipped", "suspended", "error")
 
@@ -465,25 +554,29 @@ def histories(draw: st.DrawFn) -> list[tuple[int, str, int]]:
 
 
 def _happening(state: WorkerState, kind: str, pick: int, serial: int) -> Happened:
-    """A plausible event for ``state`` (a driver only reports on slots it started)."""
-    asking = [i for i, slot in enumerate(state.slots) if isinstance(slot, Dequeuing)]
-    running = [(i, s.job_id) for i, s in enumerate(state.slots) if isinstance(s, Running)]
-    releasing = [(i, s.job_id) for i, s in enumerate(state.slots) if isinstance(s, Releasing)]
-    earlier = OUTCOMES[: pick % 3]
+    """A plausible event for ``state``: what ``Kernel.execute_jobs`` and a driver report
+    about the slots they work for, plus late reports about slots the worker gave up."""
+    slots = list(enumerate(state.slots))
+    asking = [i for i, slot in slots if isinstance(slot, Dequeuing)]
+    running = [(i, s.job_id) for i, s in slots if isinstance(s, Running)]
+    may_ask = [i for i, slot in slots if isinstance(slot, Running | Ending)]
+    ending = [i for i, slot in slots if isinstance(slot, Ending)]
+    busy = [i for i, slot in slots if not isinstance(slot, Free)]
     match kind:
         case "lease" if asking:
             return JobLeased(asking[pick % len(asking)], f"job-{serial}")
-        case "chain" if running:
-            slot, job_id = running[pick % len(running)]
-            return JobChained(slot, job_id, f"job-{serial}")
-        case "finish" if releasing:  # a chain cut short reports itself
-            slot, job_id = releasing[pick % len(releasing)]
-            return JobFinished(slot, job_id, "released", earlier)
+        case "settle" if asking:  # a job the kernel settled without running it
+            return JobFinished(asking[pick % len(asking)], f"settled-{serial}", OUTCOMES[pick % 3])
+        case "ask" if may_ask:
+            return NextJobWanted(may_ask[pick % len(may_ask)])
         case "finish" if running:
             slot, job_id = running[pick % len(running)]
-            return JobFinished(slot, job_id, OUTCOMES[pick % len(OUTCOMES)], earlier)
-        case "empty" if asking:
-            return NoJobFound(asking[pick % len(asking)])
+            return JobFinished(slot, job_id, OUTCOMES[pick % len(OUTCOMES)])
+        case "end" if asking or ending:
+            ended = asking + ending
+            return DequeueEnded(ended[pick % len(ended)])
+        case "fail" if busy:
+            return DequeueEnded(busy[pick % len(busy)], failed=True)
         case "tick" if state.tick_running:
             return TickDone(found_work=pick % 2 == 0)
         case "notify":
@@ -492,94 +585,136 @@ def _happening(state: WorkerState, kind: str, pick: int, serial: int) -> Happene
             return StopRequested()
         case "force":
             return StopRequested(force=True)
-        case "stray":  # a late report about a slot the worker no longer tracks
+        case "stray":  # the late finish of a job the worker gave up
             return JobFinished(pick % 3, f"gone-{serial}", "skipped")
-        case "stray-chain":  # an abandoned job's late finish leased one more job
-            return JobChained(pick % 3, f"gone-{serial}", f"job-{serial}")
+        case "stray-ask":  # ... or its finish transaction asking
+            return NextJobWanted(pick % 3)
+        case "stray-lease" if pick % 3 not in asking:  # ... or a late lease
+            return JobLeased(pick % 3, f"job-{serial}")
     return Wakeup()
 
 
 @settings(max_examples=400, deadline=None)
-@given(histories(), st.integers(min_value=1, max_value=3), st.integers(min_value=1, max_value=4))
+@given(
+    histories(),
+    st.integers(min_value=1, max_value=3),
+    st.integers(min_value=1, max_value=4),
+    st.one_of(st.none(), st.integers(min_value=1, max_value=6)),
+    st.booleans(),
+)
 def test_every_history_keeps_the_worker_s_promises(
-    history: list[tuple[int, str, int]], concurrency: int, max_chain: int
+    history: list[tuple[int, str, int]],
+    concurrency: int,
+    max_chain: int,
+    max_jobs: int | None,
+    bounded: bool,
 ) -> None:
     state = initial_state(
         Settings(
             concurrency=concurrency,
-            orchestration_interval=timedelta(seconds=1),
+            orchestration_interval=None if bounded else timedelta(seconds=1),
             job_poll_interval=200 * MS,
             lease_renew_interval=timedelta(seconds=5),
             drain_timeout=timedelta(seconds=10),
             max_chain=max_chain,
+            max_jobs=max_jobs,
+            stop_when_idle=bounded,
         )
     )
     now = T0
     state, _ = step(state, now, Started())
     stops = 0
     held: set[str] = set()  # jobs leased to the worker that it has neither finished nor released
-    chained: dict[int, int] = {}  # jobs run by each slot's current chain
+    taken = dict.fromkeys(range(concurrency), 0)  # jobs each slot's current dequeue took
+    finished = 0  # jobs the worker saw end
     for serial, (delta_ms, kind, pick) in enumerate(history):
         before = state
         now += delta_ms * MS
         happened = _happening(state, kind, pick, serial)
         state, actions = step(state, now, happened)
-        released = {action.job_id for action in actions if isinstance(action, ReleaseLease)}
+        released = [action.job_id for action in actions if isinstance(action, ReleaseLease)]
+        index = getattr(happened, "slot", None)
+        slot_before = before.slots[index] if index is not None and index < concurrency else None
+        tracking = before.phase in ("running", "draining")
         match happened:
             case JobLeased(slot=slot, job_id=job_id):
-                held.add(job_id)
-                chained[slot] = 1
-            case JobChained(slot=slot, finished_job_id=finished, next_job_id=next_job_id):
-                held.discard(finished)
-                held.add(next_job_id)
-                # The next job runs in the same slot, or goes back before its code runs.
-                now_running = Running(next_job_id, now, _index(before, slot) + 1)
-                runs = slot < concurrency and state.slots[slot] == now_running
-                assert runs != (next_job_id in released)
-                if runs:  # never after a stop, and never past the chain limit
-                    assert not before.stop_requested
-                    chained[slot] += 1
-                    assert chained[slot] <= max_chain
-            case JobFinished(job_id=job_id):
-                held.discard(job_id)
-        assert released <= held  # only what it holds, each once
-        fresh = {getattr(happened, "job_id", None), getattr(happened, "next_job_id", None)}
+                if isinstance(slot_before, Dequeuing) and tracking:
+                    # A job the slot asked for runs, even if a stop came since it asked.
+                    held.add(job_id)
+                    taken[slot] += 1
+                    if state.phase != "stopped":
+                        assert state.slots[slot] == Running(job_id, now, taken[slot])
+                else:  # a lease the worker did not ask for goes straight back
+                    assert released == [job_id]
+            case JobFinished(slot=slot, job_id=job_id) if tracking:
+                if isinstance(slot_before, Running) and slot_before.job_id == job_id:
+                    held.discard(job_id)
+                    finished += 1
+                    if state.phase != "stopped":  # it asks on only if it was allowed to
+                        after = state.slots[slot]
+                        assert after == (Dequeuing if slot_before.chains else Ending)(taken[slot])
+                elif isinstance(slot_before, Dequeuing):
+                    taken[slot] += 1
+                    finished += 1
+            case DequeueEnded(slot=slot) if tracking and slot_before not in (None, Free()):
+                if isinstance(slot_before, Running):
+                    held.discard(slot_before.job_id)
+                    finished += 1
+                assert state.slots[slot] == Free() or DequeueJob(slot, max_chain) in actions
+        # Leases are released at the drain deadline, each once, and only if held (or
+        # leased just now, unasked); after that the worker holds nothing.
+        assert len(released) == len(set(released))
+        assert set(released) <= held | {getattr(happened, "job_id", None)}
+        if set(released) & held:
+            assert state.phase == "stopped"
+        held -= set(released)
         for action in actions:
-            if isinstance(action, ReleaseLease):  # unrun: the job the event just leased
-                new_lease = isinstance(happened, JobLeased | JobChained) and action.job_id in fresh
-                assert action.running != new_lease
-        held -= released
-        for action in actions:
+            if isinstance(action, LeaseNext):
+                # A next job only when the kernel asks, never after a stop, and never
+                # past the chain's limit.
+                assert happened == NextJobWanted(action.slot)
+                assert not before.stop_requested
+                assert taken[action.slot] < max_chain
             if isinstance(action, DequeueJob):
                 # Never prefetch: only a free slot asks, and never after a stop.
                 assert not before.stop_requested
-                freed_now = isinstance(happened, JobFinished | NoJobFound) and (
-                    happened.slot == action.slot
-                )
+                freed_now = isinstance(happened, DequeueEnded) and happened.slot == action.slot
                 assert isinstance(before.slots[action.slot], Free) or freed_now
-                assert isinstance(state.slots[action.slot], Dequeuing)
-                assert 1 <= action.max_jobs <= max_chain
+                assert state.slots[action.slot] == Dequeuing()
+                assert action.max_jobs == max_chain
+                taken[action.slot] = 0
             if isinstance(action, RunTick):
                 # One tick at a time, and none after a stop.
                 assert not before.stop_requested
                 assert not before.tick_running or isinstance(happened, TickDone)
+        if before.stop_requested:
+            # A stop never leads to a new lease: a slot waits for a job after a stop
+            # only if it did before, or if its running job's finish was allowed to
+            # lease the next one before the stop.
+            for was, now_is in zip(before.slots, state.slots, strict=True):
+                if isinstance(now_is, Dequeuing):
+                    assert isinstance(was, Dequeuing) or (isinstance(was, Running) and was.chains)
         stops += sum(1 for action in actions if isinstance(action, Stop))
         assert state.busy_slots <= concurrency
-        # The worker renews, and at a deadline releases, exactly the jobs it holds.
+        # The worker renews, and at a deadline releases, exactly the jobs it holds, and
+        # no lease is left overdue.
         assert set(state.running_jobs) == held
         assert len(set(state.running_jobs)) == len(state.running_jobs)
-        assert all(s.chain_index < max_chain for s in state.slots if isinstance(s, Running))
+        for running in state.slots:
+            if isinstance(running, Running):
+                assert now < running.renewed_at + state.settings.lease_renew_interval
+        assert all(n <= max_chain for n in taken.values())
+        for index, busy in enumerate(state.slots):
+            if not isinstance(busy, Free):
+                assert busy.taken == taken[index]
+        if max_jobs is not None:
+            assert state.jobs_taken <= max_jobs
         counters = state.counters
+        assert counters.jobs_processed == finished
         assert counters.jobs_failed <= counters.jobs_processed
-        assert counters.jobs_processed >= before.counters.jobs_processed
         if state.phase == "stopped":
             assert all(isinstance(slot, Free) for slot in state.slots)
             assert not held
         wake = next_wakeup(state)
         assert wake is None or wake > now, "a due deadline must be acted on in the same step"
     assert stops <= 1
-
-
-def _index(state: WorkerState, slot: int) -> int:
-    running = state.slots[slot] if slot < len(state.slots) else None
-    return running.chain_index if isinstance(running, Running) else -1

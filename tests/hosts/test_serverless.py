@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -15,7 +16,7 @@ from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
 from adapters.hosts import ServerlessHost
 from adapters.hosts.leases import decide_release, release_leases
 from adapters.memory import InMemoryStore
-from kernel import Job, JobStatus, Kernel, RunClaimPending, RunCreate, Status
+from kernel import Job, JobStatus, Kernel, RunClaimPending, RunCreate, Status, StoreError
 from kernel.commands import JobExecuteResult
 from tests.harness import T0
 from tests.hosts.apps import slow_workflow, start_markers
@@ -69,9 +70,12 @@ def test_process_available_jobs_runs_its_jobs_as_one_chain() -> None:
     execute_jobs = kernel.execute_jobs
 
     def spy(
-        worker_id: str, max_jobs: int = 100, on_start: Callable[[Job], None] | None = None
+        worker_id: str,
+        max_jobs: int = 100,
+        on_start: Callable[[Job], None] | None = None,
+        **callbacks: Any,
     ) -> list[tuple[Job, JobExecuteResult]]:
-        done = execute_jobs(worker_id, max_jobs, on_start)
+        done = execute_jobs(worker_id, max_jobs, on_start, **callbacks)
         calls.append((max_jobs, len(done)))
         return done
 
@@ -164,6 +168,29 @@ def test_handle_job_for_a_run_that_no_longer_exists_is_skipped_so_the_message_ca
         {"workflow_run_id": "gone", "workflow_id": document_pipeline.id, "stage_id": "extract"}
     )
     assert (report.outcome, report.reason) == ("skipped", "workflow run 'gone' does not exist")
+
+
+def test_handle_job_raises_a_store_failure_so_the_platform_retries_the_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kernel, store, host = pipeline()
+    run_id = create_run(kernel)
+    host.run_maintenance_tick()
+    (job,) = store.get_jobs(run_id)
+
+    def broken(*args: Any) -> Any:
+        raise StoreError("the database is away")
+
+    monkeypatch.setattr(kernel, "transact", broken)
+    message = {
+        "workflow_run_id": run_id,
+        "workflow_id": document_pipeline.id,
+        "stage_id": "extract",
+        "job_id": job.id,
+    }
+    with pytest.raises(StoreError, match="the database is away"):
+        host.handle_job(message)
+    assert store.get_jobs(run_id)[0].status == JobStatus.QUEUED
 
 
 def test_handle_job_refuses_a_malformed_message() -> None:
