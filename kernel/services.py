@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from kernel.convert import to_json
@@ -56,3 +57,6 @@ class StoreStageServices:
 
     def delete_blob(self, key: str) -> None:
         self._store.delete_blob(key)
+
+    def now(self) -> datetime:
+        return self._clock.now()

@@ -93,6 +93,8 @@ class StageServices(Protocol):
 
     def delete_blob(self, key: str) -> None: ...
 
+    def now(self) -> datetime: ...
+
 
 class StageStorage:
     """Blob storage scoped to one run (``ctx.storage``)."""
@@ -133,6 +135,8 @@ class ProgressReport:
     message: str
     details: dict[str, Any] | None
     at_index: int
+    at: datetime | None = None
+    """When ``ctx.progress`` was called (the event's timestamp)."""
 
 
 class StageContext(Generic[I, C]):
@@ -188,6 +192,7 @@ class StageContext(Generic[I, C]):
                 message=message,
                 details=stored,
                 at_index=len(self.progress_reports),
+                at=self._services.now(),
             )
         )
 

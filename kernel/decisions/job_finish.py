@@ -213,12 +213,13 @@ def park_if_waiting(
 def progress_events(
     run_id: str, stage_id: str, reports: Sequence[ProgressReport], env: Env
 ) -> list[StoreEffect]:
-    """One ``stage:progress`` outbox append per ``ctx.progress`` call, in call order."""
+    """One ``stage:progress`` outbox append per ``ctx.progress`` call, in call order,
+    stamped with the time of the call."""
     return [
         env.record(
             StageProgress(
                 workflow_run_id=run_id,
-                timestamp=env.now,
+                timestamp=report.at or env.now,
                 stage_id=stage_id,
                 progress=report.progress,
                 message=report.message,

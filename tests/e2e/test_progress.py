@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from kernel import StageContext, StageProgress
-from testing import CollectingEventSink
+from testing import CollectingEventSink, FakeClock
 from tests.harness import MakeKernel, create, event_types, events_of
 from tests.workflows import Calls, NoConfig, Num, add, custom, pipeline, progressing
 
@@ -82,3 +84,25 @@ def test_progress_outside_zero_to_one_fails_the_attempt(make_tk: MakeKernel) -> 
 
     [failed, *_] = events_of(tk.store, run_id, "stage:failed")
     assert failed.payload["error"] == "ValueError: progress: expected a number from 0 to 1, got 1.5"
+
+
+def test_progress_events_carry_the_time_of_each_call(make_tk: MakeKernel, clock: FakeClock) -> None:
+    """Each ``stage:progress`` is stamped when ``ctx.progress`` was called, not at the finish."""
+
+    def slow_steps(ctx: StageContext[Num, NoConfig]) -> Num:
+        ctx.progress(0.5, "first half")
+        clock.advance(timedelta(seconds=30))
+        ctx.progress(1.0, "second half")
+        clock.advance(timedelta(seconds=30))
+        return ctx.input
+
+    tk = make_tk(pipeline("timed", custom("steps", slow_steps)))
+    run_id = create(tk, "timed")
+    started_at = clock.now()
+
+    tk.run_until_idle()
+
+    stamps = [e.occurred_at for e in events_of(tk.store, run_id, "stage:progress")]
+    [completed] = events_of(tk.store, run_id, "stage:completed")
+    assert stamps == [started_at, started_at + timedelta(seconds=30)]
+    assert completed.occurred_at == started_at + timedelta(seconds=60)
