@@ -68,6 +68,10 @@ T = TypeVar("T")
 Finalize = Callable[[Any], Sequence[StoreEffect]]
 """Extra effects for a command's last transaction, given its result (idempotency)."""
 
+IDEMPOTENCY_TIMEOUT = timedelta(hours=1)
+"""After this long an IN_PROGRESS idempotency key is taken to belong to a crashed
+caller, and the same command with the same payload may take it over."""
+
 MAX_STALE_RETRIES = 8
 """How often the shell re-loads and re-decides after a ``StaleVersionError``."""
 
@@ -92,8 +96,10 @@ class Kernel:
         ids: IdGenerator,
         sink: EventSink,
         runner: StageRunner,
+        idempotency_timeout: timedelta = IDEMPOTENCY_TIMEOUT,
     ) -> None:
         self.registry = registry
+        self.idempotency_timeout = idempotency_timeout
         self.store = store
         self.clock = clock
         self.ids = ids
@@ -228,6 +234,18 @@ class Kernel:
         )
         with self.store.transaction() as tx:
             existing = tx.acquire_idempotency(claim)
+            if (
+                existing is not None
+                and existing.state == "IN_PROGRESS"
+                and existing.fingerprint == digest
+                and existing.created_at <= claim.created_at - self.idempotency_timeout
+            ):
+                # Its holder died mid-command (a finished or failed command
+                # completes or releases its key): take the key over. Stores lock
+                # the key's row while this transaction reads it, so only one
+                # caller can take it.
+                tx.apply((CompleteIdempotency(claim),))
+                existing = None
         if existing is not None:
             if existing.fingerprint != digest:
                 raise IdempotencyConflictError(key, cmd.type)

@@ -145,7 +145,9 @@ class StoreTransaction(Protocol):
     def acquire_idempotency(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Insert ``record`` unless (key, command type) exists; return the existing one.
 
-        ``None`` means this caller now holds the key.
+        ``None`` means this caller now holds the key. An existing row stays
+        locked by this transaction (another transaction reading it waits), so
+        a caller may safely take over an abandoned key in the same transaction.
         """
         ...
 

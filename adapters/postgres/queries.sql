@@ -308,7 +308,10 @@ ORDER BY sequence;
 -- name: get_idempotency
 SELECT key, command_type, state, fingerprint, result, created_at
 FROM idempotency_keys
-WHERE key = %(key)s AND command_type = %(command_type)s;
+WHERE key = %(key)s AND command_type = %(command_type)s
+-- Locked like runs and jobs: a caller taking over an abandoned key decides on
+-- the row it read, so a second taker must wait and see the first one's claim.
+FOR NO KEY UPDATE;
 
 -- name: acquire_idempotency
 -- Race-free: a concurrent insert of the same key makes this one wait for

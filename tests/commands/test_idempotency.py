@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -11,10 +12,14 @@ from kernel import (
     IdempotencyInProgressError,
     InvalidInputError,
     JobExecute,
+    RunCancel,
     RunCreate,
     RunNotFoundError,
     StageContext,
 )
+from kernel.dispatch import IDEMPOTENCY_TIMEOUT
+from kernel.effects import CompleteIdempotency
+from kernel.records import IdempotencyRecord
 from tests.harness import TK, MakeKernel, idempotency_record, outbox, run_of, start
 from tests.workflows import Calls, NoConfig, Num, custom, linear, pipeline
 
@@ -217,3 +222,52 @@ def test_failed_execute_releases_its_key(make_tk: MakeKernel) -> None:
         tk.dispatch(execute_cmd("missing", "first"))
 
     assert idempotency_record(tk.store, "exec-1", "job.execute") is None
+
+
+# -- keys of crashed callers -----------------------------------------------------------
+
+
+def abandon_key(tk: TK, key: str, age: timedelta) -> None:
+    """Leave ``key`` IN_PROGRESS for ``create_cmd()``'s payload, as a caller that died
+    ``age`` ago would (a live command always completes or releases its key)."""
+    probe = tk.dispatch(create_cmd(key="probe"))
+    fingerprint = idempotency_record(tk.store, "probe", "run.create").fingerprint
+    tk.dispatch(RunCancel(workflow_run_id=probe.workflow_run_id))
+    held = IdempotencyRecord(
+        key=key,
+        command_type="run.create",
+        state="IN_PROGRESS",
+        fingerprint=fingerprint,
+        created_at=tk.clock.now() - age,
+    )
+    with tk.store.transaction() as tx:
+        tx.apply([CompleteIdempotency(held)])
+
+
+def test_a_key_abandoned_longer_than_the_timeout_is_taken_over(make_tk: MakeKernel) -> None:
+    """A caller that crashed mid-command must not block its key for ever."""
+    tk = make_tk(linear(Calls()))
+    abandon_key(tk, "order-1", IDEMPOTENCY_TIMEOUT + timedelta(seconds=1))
+
+    created = tk.dispatch(create_cmd())
+
+    assert run_of(tk.store, created.workflow_run_id).status == "PENDING"
+    record = idempotency_record(tk.store, "order-1", "run.create")
+    assert record.state == "COMPLETED"
+    assert record.result["workflow_run_id"] == created.workflow_run_id
+
+
+def test_a_recently_taken_key_still_raises_in_progress(make_tk: MakeKernel) -> None:
+    tk = make_tk(linear(Calls()))
+    abandon_key(tk, "order-1", IDEMPOTENCY_TIMEOUT - timedelta(seconds=1))
+
+    with pytest.raises(IdempotencyInProgressError):
+        tk.dispatch(create_cmd())
+
+
+def test_an_abandoned_key_with_another_payload_still_conflicts(make_tk: MakeKernel) -> None:
+    tk = make_tk(linear(Calls()))
+    abandon_key(tk, "order-1", IDEMPOTENCY_TIMEOUT * 2)
+
+    with pytest.raises(IdempotencyConflictError):
+        tk.dispatch(create_cmd(value=2))
