@@ -45,8 +45,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from attrs import evolve, frozen
+from attrs import evolve
 
+from adapters.hosts.messages import (
+    Action,
+    DequeueEnded,
+    DequeueJob,
+    FlushOutbox,
+    Happened,
+    JobFinished,
+    JobLeased,
+    JobsAvailable,
+    LeaseNext,
+    NextJobWanted,
+    ReleaseLease,
+    RenewLease,
+    RunTick,
+    Started,
+    Stop,
+    StopRequested,
+    TickDone,
+    Wakeup,
+)
 from adapters.hosts.state import (
     Counters,
     Dequeuing,
@@ -94,153 +114,6 @@ __all__ = [
     "next_wakeup",
     "step",
 ]
-
-
-# -- what happened ---------------------------------------------------------------
-
-
-@frozen
-class Started:
-    """The driver started."""
-
-
-@frozen
-class Wakeup:
-    """Time passed (the driver woke up at or after :func:`next_wakeup`)."""
-
-
-@frozen(kw_only=True)
-class TickDone:
-    """The orchestration tick ended; ``found_work``: it claimed, resumed, moved or reaped."""
-
-    ok: bool = True
-    found_work: bool = False
-
-
-@frozen
-class JobLeased:
-    """A job of the slot's dequeue was leased and started; its user code is about to run.
-
-    The dequeue's first job, or one its last job's finish transaction leased.
-    """
-
-    slot: int
-    job_id: str
-
-
-@frozen
-class NextJobWanted:
-    """The kernel asks whether the slot's dequeue may lease one more job (``keep_going``):
-    from inside the finish transaction of the slot's running job, or after a job it
-    settled without running. The answer is :class:`LeaseNext`, or no such action."""
-
-    slot: int
-
-
-@frozen
-class JobFinished:
-    """A job of the slot's dequeue ended with ``outcome``, and that result committed.
-
-    ``job_id`` is the job the slot runs (:class:`JobLeased` named it), or, while
-    the slot waits for a job, one the kernel settled without running it (its run
-    had ended, for example).
-    """
-
-    slot: int
-    job_id: str
-    outcome: JobEnd
-
-
-@frozen
-class DequeueEnded:
-    """The slot's dequeue is over (``Kernel.execute_jobs`` returned); ``failed``: it raised.
-
-    A slot still waiting for a job found the queue empty. A slot still running a
-    job lost it to the failure: the job counts as ended in ``error``.
-    """
-
-    slot: int
-    failed: bool = False
-
-
-@frozen
-class JobsAvailable:
-    """The store says jobs were queued or a run was created (PostgreSQL ``NOTIFY``)."""
-
-
-@frozen
-class StopRequested:
-    """A signal or ``stop()``; ``force`` (a second signal) skips the rest of the drain."""
-
-    force: bool = False
-
-
-Happened = (
-    Started
-    | Wakeup
-    | TickDone
-    | JobLeased
-    | NextJobWanted
-    | JobFinished
-    | DequeueEnded
-    | JobsAvailable
-    | StopRequested
-)
-
-
-# -- what to do ------------------------------------------------------------------
-
-
-@frozen
-class RunTick:
-    """Run one orchestration tick; ``sweep``: include the safety net over RUNNING runs."""
-
-    sweep: bool
-
-
-@frozen
-class DequeueJob:
-    """Lease the next job for ``slot`` and execute it, and up to ``max_jobs - 1`` more,
-    each leased by the previous one's finish transaction (``Kernel.execute_jobs``)."""
-
-    slot: int
-    max_jobs: int = 1
-
-
-@frozen
-class LeaseNext:
-    """The answer to :class:`NextJobWanted`: the slot's dequeue may lease one more job."""
-
-    slot: int
-
-
-@frozen
-class RenewLease:
-    job_id: str
-
-
-@frozen
-class ReleaseLease:
-    """Give a job back to the queue (its stage back to PENDING): the drain deadline passed.
-
-    Its user code may still be running (its result will be discarded), or be
-    about to start (the driver does not start it then).
-    """
-
-    job_id: str
-
-
-@frozen
-class FlushOutbox:
-    """Publish what is left in the outbox before stopping."""
-
-
-@frozen
-class Stop:
-    """The worker is done; the driver returns."""
-
-
-Action = RunTick | DequeueJob | LeaseNext | RenewLease | ReleaseLease | FlushOutbox | Stop
 
 
 # -- the step function -------------------------------------------------------------

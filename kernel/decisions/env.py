@@ -13,7 +13,10 @@ from kernel.events import Event
 BACKOFF_BASE = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(minutes=5)
 DEFAULT_POLL_INTERVAL = timedelta(seconds=60)
-OUTBOX_CLAIM_LEASE = timedelta(minutes=5)
+OUTBOX_CLAIM_LEASE = timedelta(seconds=30)
+"""How long a flush holds the events it claimed. A flush takes milliseconds; if
+its process dies mid-flush, the events (and the later events of their runs)
+wait this long before another flush may publish them (at-least-once)."""
 
 
 @frozen

@@ -644,8 +644,10 @@ def test_every_history_keeps_the_worker_s_promises(
                     taken[slot] += 1
                     if state.phase != "stopped":
                         assert state.slots[slot] == Running(job_id, now, taken[slot])
-                else:  # a lease the worker did not ask for goes straight back
-                    assert released == [job_id]
+                else:  # a lease the worker did not ask for goes straight back (with,
+                    # if the drain deadline passes at this very step, the jobs still held)
+                    assert job_id in released
+                    assert set(released) - {job_id} <= held
             case JobFinished(slot=slot, job_id=job_id) if tracking:
                 if isinstance(slot_before, Running) and slot_before.job_id == job_id:
                     held.discard(job_id)
