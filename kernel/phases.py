@@ -76,14 +76,15 @@ class Phases:
         if not stages or any(stage.is_active for stage in stages):
             return {}
         latest = max(stage.execution_group for stage in stages)
-        return self._outputs(tx, run_id, [s for s in stages if s.execution_group == latest])
+        return self._outputs(tx, run_id, stages, latest)
 
     def _outputs(
-        self, tx: StoreTransaction, run_id: str, stages: Sequence[WorkflowStage]
+        self, tx: StoreTransaction, run_id: str, stages: Sequence[WorkflowStage], group: int
     ) -> dict[str, Json]:
+        """Stored outputs of the completed stages of execution group ``group``."""
         outputs: dict[str, Json] = {}
         for stage in stages:
-            if stage.status == Status.COMPLETED:
+            if stage.execution_group == group and stage.status == Status.COMPLETED:
                 found, value = tx.get_blob(output_key(run_id, stage.stage_id))
                 if found:
                     outputs[stage.stage_id] = value
@@ -110,8 +111,7 @@ class Phases:
         if run is not None and workflow is not None and workflow.stage(cmd.stage_id):
             group = workflow.group_of(cmd.stage_id)
             if group > 1:
-                earlier = [s for s in stages if s.execution_group == group - 1]
-                previous = self._outputs(tx, run.id, earlier)
+                previous = self._outputs(tx, run.id, stages, group - 1)
         return job_start.decide(cmd, run, record, job, workflow, previous, env)
 
     def job_execute(self, cmd: JobExecute, finalize: Finalize) -> JobExecuteResult:
@@ -226,10 +226,7 @@ class Phases:
             run = tx.get_run(cmd.workflow_run_id)
             stages = tx.get_stages(cmd.workflow_run_id)
             job = tx.get_job(started.job.id) if started.job else None
-            group = started.stage.execution_group
-            outputs = self._outputs(
-                tx, cmd.workflow_run_id, [s for s in stages if s.execution_group == group]
-            )
+            outputs = self._outputs(tx, cmd.workflow_run_id, stages, started.stage.execution_group)
             decided = job_finish.decide(
                 started, outcome, progress, run, stages, job, outputs, workflow, env
             )
@@ -331,11 +328,7 @@ class Phases:
                 for j in tx.get_jobs(record.workflow_run_id)
                 if j.stage_id == record.stage_id and j.is_open
             ]
-            outputs = self._outputs(
-                tx,
-                record.workflow_run_id,
-                [s for s in stages if s.execution_group == record.execution_group],
-            )
+            outputs = self._outputs(tx, record.workflow_run_id, stages, record.execution_group)
             if workflow is None:
                 return Success(Decision(poll.PollResult("skipped")))
             return poll.decide(
