@@ -1,4 +1,4 @@
-"""The ten commands (SPEC §5) and their results.
+"""The commands (SPEC §5) and their results.
 
 Each command class is generic in its result type, so
 ``kernel.dispatch(RunCancel(...))`` is typed ``RunCancelResult``. Fields are
@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from attrs import Attribute, field, frozen
 
-from kernel.records import Json
+from kernel.records import Job, Json
 from kernel.status import Status
 
 R_co = TypeVar("R_co", covariant=True)
@@ -134,6 +134,20 @@ class PluginReplayDLQResult:
     replayed: int
 
 
+@frozen(kw_only=True)
+class LeaseReleaseResult:
+    released: int
+    """How many of the named jobs this worker held and gave back."""
+
+
+@frozen(kw_only=True)
+class JobLeaseResult:
+    job: Job | None
+    """The leased job, or ``None`` when nothing was leased."""
+    reason: str | None = None
+    """Why nothing was leased (the job is missing, another worker's, or not queued)."""
+
+
 # -- commands ----------------------------------------------------------------
 
 
@@ -213,6 +227,8 @@ class LeaseReapStale(Command[LeaseReapStaleResult]):
     type: ClassVar[str] = "lease.reapStale"
     stale_threshold_ms: int = field(validator=_at_least(0))
     max_reaps: int = field(default=20, validator=_at_least(1))
+    max_jobs: int = field(default=100, validator=_at_least(1))
+    """At most this many stale jobs per command; the next tick takes the rest."""
 
 
 @frozen(kw_only=True)
@@ -231,16 +247,35 @@ class PluginReplayDLQ(Command[PluginReplayDLQResult]):
     max_events: int = field(default=100, validator=_at_least(1))
 
 
-COMMAND_RESULTS: dict[str, type[Any]] = {
-    RunCreate.type: RunCreateResult,
-    RunClaimPending.type: RunClaimPendingResult,
-    RunTransition.type: RunTransitionResult,
-    RunCancel.type: RunCancelResult,
-    RunRerunFrom.type: RunRerunFromResult,
-    JobExecute.type: JobExecuteResult,
-    StagePollSuspended.type: StagePollSuspendedResult,
-    LeaseReapStale.type: LeaseReapStaleResult,
-    OutboxFlush.type: OutboxFlushResult,
-    PluginReplayDLQ.type: PluginReplayDLQResult,
-}
-"""The result class of each command type (to restore cached idempotent results)."""
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _job_ids(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{attribute.name}: expected a tuple of non-empty strings, got {value!r}")
+
+
+@frozen(kw_only=True)
+class LeaseRelease(Command[LeaseReleaseResult]):
+    """Give back the named jobs a worker still holds (a host stopping on purpose).
+
+    Like a reaped job, a released one is available at once and gets its
+    attempt back, but it does not count as a reap.
+    """
+
+    type: ClassVar[str] = "lease.release"
+    job_ids: tuple[str, ...] = field(converter=_as_tuple, validator=_job_ids)
+    worker_id: str = field(validator=_text)
+
+
+@frozen(kw_only=True)
+class JobLease(Command[JobLeaseResult]):
+    """Lease one named job of ``(workflow_run_id, stage_id)`` if it is queued
+    (a serverless call handling a queue message)."""
+
+    type: ClassVar[str] = "job.lease"
+    job_id: str = field(validator=_text)
+    worker_id: str = field(validator=_text)
+    workflow_run_id: str = field(validator=_text)
+    stage_id: str = field(validator=_text)

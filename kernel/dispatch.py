@@ -1,82 +1,57 @@
-"""The ``Kernel``: load state, call one decision, apply its effects, retry on conflicts.
+"""The ``Kernel``: one loop that loads, decides, applies and retries, for every command.
 
-The shell decides nothing: every domain rule lives in :mod:`kernel.decisions`.
-It owns the transactions, idempotency bookkeeping, optimistic-concurrency
-retries, and the multi-phase commands (``job.execute``,
-``stage.pollSuspended``, ``outbox.flush``) whose user code or I/O runs
-outside any transaction.
+The shell decides nothing. A command's entry in :data:`~kernel.shell.table.TABLE`
+gives its first phase; :meth:`Kernel.dispatch` runs each phase in a transaction
+(load, pure decision, apply), carries out work between phases outside any
+transaction, and returns the result. Every domain rule lives in
+:mod:`kernel.decisions`. See ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Protocol, TypeVar, cast, runtime_checkable
 
 import attrs
-from returns.result import Failure, Result, Success
+from returns.result import Failure, Success
 
-from kernel.commands import (
-    COMMAND_RESULTS,
-    Command,
-    JobExecute,
-    JobExecuteResult,
-    LeaseReapStale,
-    OutboxFlush,
-    PluginReplayDLQ,
-    RunCancel,
-    RunClaimPending,
-    RunCreate,
-    RunRerunFrom,
-    RunTransition,
-    StagePollSuspended,
-)
+from kernel.commands import Command, JobExecuteResult
 from kernel.convert import converter, fingerprint, to_json
-from kernel.decisions import (
-    outbox,
-    reap,
-    run_cancel,
-    run_claim,
-    run_create,
-    run_rerun,
-    run_transition,
+from kernel.decisions import idempotency
+from kernel.decisions.context import (
+    IDEMPOTENCY_TIMEOUT,
+    MAX_DELIVERY_ATTEMPTS,
+    Env,
+    Settings,
 )
-from kernel.decisions.env import Env
-from kernel.effects import CompleteIdempotency, Decision, ReleaseIdempotency, StoreEffect
-from kernel.errors import (
-    IdempotencyConflictError,
-    IdempotencyInProgressError,
-    KernelError,
-    StaleVersionError,
-)
-from kernel.phases import Phases
-from kernel.ports import (
-    Clock,
-    EventSink,
-    IdGenerator,
-    StageRunner,
-    Store,
-    StoreTransaction,
-    WorkflowRegistry,
-)
+from kernel.effects import Decision, ReleaseIdempotency, StoreEffect
+from kernel.errors import StaleVersionError
+from kernel.ports import Clock, EventSink, IdGenerator, StageRunner, Store, WorkflowRegistry
 from kernel.records import IdempotencyRecord, Job
-from kernel.status import JobStatus
+from kernel.shell import job_execute
+from kernel.shell.outside import Outside
+from kernel.shell.reads import Reads
+from kernel.shell.steps import Done, Phase, Resumable, Step, Within, single
+from kernel.shell.table import TABLE
 
 R = TypeVar("R")
-T = TypeVar("T")
 
-Finalize = Callable[[Any], Sequence[StoreEffect]]
+Finalize = Callable[[R], Sequence[StoreEffect]]
 """Extra effects for a command's last transaction, given its result (idempotency)."""
-
-IDEMPOTENCY_TIMEOUT = timedelta(hours=1)
-"""After this long an IN_PROGRESS idempotency key is taken to belong to a crashed
-caller, and the same command with the same payload may take it over."""
 
 MAX_STALE_RETRIES = 8
 """How often the shell re-loads and re-decides after a ``StaleVersionError``."""
 
 
-def _no_extra(_: Any) -> Sequence[StoreEffect]:
+@runtime_checkable
+class RetryingSink(Protocol):
+    """A sink that says how many failed deliveries of an event it allows."""
+
+    max_retries: int
+
+
+def _nothing(_: object) -> Sequence[StoreEffect]:
     return ()
 
 
@@ -99,25 +74,19 @@ class Kernel:
         idempotency_timeout: timedelta = IDEMPOTENCY_TIMEOUT,
     ) -> None:
         self.registry = registry
-        self.idempotency_timeout = idempotency_timeout
         self.store = store
         self.clock = clock
         self.ids = ids
         self.sink = sink
         self.runner = runner
-        self._phases = Phases(self)
-        self._handlers: dict[str, Callable[[Any, Finalize], Any]] = {
-            RunCreate.type: self._run_create,
-            RunClaimPending.type: self._run_claim,
-            RunTransition.type: self._run_transition,
-            RunCancel.type: self._run_cancel,
-            RunRerunFrom.type: self._run_rerun,
-            JobExecute.type: self._phases.job_execute,
-            StagePollSuspended.type: self._phases.poll_suspended,
-            LeaseReapStale.type: self._lease_reap,
-            OutboxFlush.type: self._phases.outbox_flush,
-            PluginReplayDLQ.type: self._replay_dlq,
-        }
+        self.idempotency_timeout = idempotency_timeout
+        attempts = sink.max_retries if isinstance(sink, RetryingSink) else MAX_DELIVERY_ATTEMPTS
+        self._settings = Settings(
+            max_delivery_attempts=attempts, idempotency_timeout=idempotency_timeout
+        )
+        self._outside = Outside(
+            registry=registry, store=store, clock=clock, ids=ids, sink=sink, runner=runner
+        )
 
     # -- public ----------------------------------------------------------------
 
@@ -126,15 +95,15 @@ class Kernel:
 
         Raises:
             KernelError: a subclass naming what was wrong; nothing was written.
+            TypeError: ``cmd`` is not a command.
         """
-        handler = self._handlers.get(getattr(cmd, "type", ""))
-        if handler is None:
-            raise TypeError(f"dispatch: expected a command, got {cmd!r}")
+        found = TABLE.find(cmd)
         key = getattr(cmd, "idempotency_key", None)
         if key is None:
-            result: R = handler(cmd, _no_extra)
-            return result
-        return self._idempotent(cmd, key, handler)
+            return self._drive(found.begin(cmd), _nothing)
+        return self._idempotent(
+            cmd, key, found.result, lambda finalize: self._drive(found.begin(cmd), finalize)
+        )
 
     def execute_next_job(
         self, worker_id: str, on_start: Callable[[Job], None] | None = None
@@ -149,7 +118,7 @@ class Kernel:
 
         Returns ``None`` when no job is available.
         """
-        done = self._phases.execute_jobs(worker_id, 1, on_start)
+        done = self.execute_jobs(worker_id, 1, on_start)
         return done[0] if done else None
 
     def execute_jobs(
@@ -176,45 +145,94 @@ class Kernel:
                 A finish retried after a version conflict asks again. The first
                 lease of a call is not asked about: do not call when stopping.
         """
-        if max_jobs < 1:
+        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
-        return self._phases.execute_jobs(worker_id, max_jobs, on_start, on_finish, keep_going)
+        done: list[tuple[Job, JobExecuteResult]] = []
 
-    # -- plumbing --------------------------------------------------------------
+        def more() -> bool:
+            return len(done) + 1 < max_jobs and (keep_going is None or keep_going())
 
-    def env(self) -> Env:
-        """Time, ids and a causation id for one decision."""
-        return Env(now=self.clock.now(), new_id=self.ids.new_id, causation_id=self.ids.new_id())
+        leased = self._drive(job_execute.lease_next(worker_id, Done), _nothing)
+        while leased is not None:
+            job, started = leased.job, leased.plan.execute
+            if started is None:
+                assert leased.plan.skipped is not None
+                result, leased = leased.plan.skipped, None
+                if more():
+                    leased = self._drive(job_execute.lease_next(worker_id, Done), _nothing)
+            else:
+                job = started.job or job
+                if on_start is not None:
+                    on_start(job)
+                ran = started.carry_out(self._outside)
+                finish = job_execute.finish_and_lease(started, ran, worker_id, more)
+                result, leased = self._drive(finish, _nothing)
+            done.append((job, result))
+            if on_finish is not None:
+                on_finish(job, result)
+        return done
 
-    def transact(
-        self,
-        step: Callable[[StoreTransaction, Env], Result[Decision[T], KernelError]],
-        finalize: Finalize = _no_extra,
-    ) -> T:
+    # -- the loop ----------------------------------------------------------------
+
+    def _drive(self, phase: Phase[R], finalize: Finalize[R]) -> R:
+        """Run phases until one is done; work between them runs outside any transaction."""
+        while True:
+            step = self._transact(phase, finalize)
+            if isinstance(step, Done):
+                return step.result
+            phase = step.resume(self._outside)
+
+    def _transact(self, phase: Phase[R], finalize: Finalize[R]) -> Done[R] | Resumable[R]:
         """Load and decide inside one transaction and apply the effects there.
 
-        A ``StaleVersionError`` rolls the transaction back; the step is loaded and
-        decided again, up to ``MAX_STALE_RETRIES`` times.
+        A ``StaleVersionError`` rolls the transaction back; the phase is loaded and
+        decided again, up to ``MAX_STALE_RETRIES`` times. ``finalize``'s effects
+        join the transaction that finishes the command.
         """
         for attempt in range(MAX_STALE_RETRIES):
             try:
                 with self.store.transaction() as tx:
-                    # The time is read once the write lock is held, so events of
-                    # one run carry timestamps in their sequence order.
-                    env = self.env()
-                    match step(tx, env):
-                        case Failure(error):
-                            raise error
-                        case Success(decision):
-                            tx.apply((*decision.effects, *finalize(decision.result)))
-                            result: T = decision.result
-                            return result
+                    current = phase
+                    while True:
+                        # The time is read once the write lock is held, so events of
+                        # one run carry timestamps in their sequence order.
+                        env = self._env()
+                        match current.run(Reads(tx, self.registry, env.now), env):
+                            case Failure(error):
+                                raise error
+                            case Success(decided):
+                                decision: Decision[Step[R]] = decided
+                        step = decision.result
+                        if isinstance(step, Within):
+                            tx.apply(decision.effects)
+                            current = step.then
+                            continue
+                        extra = finalize(step.result) if isinstance(step, Done) else ()
+                        tx.apply((*decision.effects, *extra))
+                        return step
             except StaleVersionError:
                 if attempt == MAX_STALE_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _idempotent(self, cmd: Command[R], key: str, handler: Callable[[Any, Finalize], R]) -> R:
+    def _env(self) -> Env:
+        """Time, ids, a causation id and the settings, for one decision."""
+        return Env(
+            now=self.clock.now(),
+            new_id=self.ids.new_id,
+            causation_id=self.ids.new_id(),
+            settings=self._settings,
+        )
+
+    # -- idempotency keys ----------------------------------------------------------
+
+    def _idempotent(
+        self,
+        cmd: Command[R],
+        key: str,
+        result_type: type[R],
+        run: Callable[[Finalize[R]], R],
+    ) -> R:
         # The payload digest leaves the key out: the key names the request, the
         # rest of the payload is what must match on a replay. Fields are converted
         # by their runtime values, not their declared types, so a malformed field
@@ -224,115 +242,31 @@ class Kernel:
             for field in attrs.fields(cast("type[attrs.AttrsInstance]", type(cmd)))
             if field.name != "idempotency_key"
         }
-        digest = fingerprint(payload)
         claim = IdempotencyRecord(
             key=key,
             command_type=cmd.type,
             state="IN_PROGRESS",
-            fingerprint=digest,
+            fingerprint=fingerprint(payload),
             created_at=self.clock.now(),
         )
-        with self.store.transaction() as tx:
-            existing = tx.acquire_idempotency(claim)
-            if (
-                existing is not None
-                and existing.state == "IN_PROGRESS"
-                and existing.fingerprint == digest
-                and existing.created_at <= claim.created_at - self.idempotency_timeout
-            ):
-                # Its holder died mid-command (a finished or failed command
-                # completes or releases its key): take the key over. Stores lock
-                # the key's row while this transaction reads it, so only one
-                # caller can take it.
-                tx.apply((CompleteIdempotency(claim),))
-                existing = None
-        if existing is not None:
-            if existing.fingerprint != digest:
-                raise IdempotencyConflictError(key, cmd.type)
-            if existing.state == "IN_PROGRESS":
-                raise IdempotencyInProgressError(key, cmd.type)
-            cached: R = converter.structure(existing.result, COMMAND_RESULTS[cmd.type])
+        verdict = self._drive(_claim_key(claim), _nothing)
+        if isinstance(verdict, idempotency.Replay):
+            cached: R = converter.structure(verdict.result, result_type)
             return cached
-
-        def complete(result: Any) -> Sequence[StoreEffect]:
-            done = IdempotencyRecord(
-                key=key,
-                command_type=cmd.type,
-                state="COMPLETED",
-                fingerprint=digest,
-                result=to_json(result),
-                created_at=claim.created_at,
-            )
-            return (CompleteIdempotency(done),)
-
         try:
-            return handler(cmd, complete)
+            return run(lambda result: idempotency.complete(claim, to_json(result)))
         except BaseException:
             # A command that failed releases its key (SPEC §6.3).
             with self.store.transaction() as tx:
                 tx.apply((ReleaseIdempotency(key, cmd.type),))
             raise
 
-    # -- single-transaction commands ------------------------------------------
 
-    def _run_create(self, cmd: RunCreate, finalize: Finalize) -> Any:
-        workflow = self.registry.get_workflow(cmd.workflow_id)
-        return self.transact(lambda tx, env: run_create.decide(cmd, workflow, env), finalize)
-
-    def _run_claim(self, cmd: RunClaimPending, finalize: Finalize) -> Any:
-        def step(tx: StoreTransaction, env: Env) -> Any:
-            runs = tx.pending_runs(cmd.max_claims)
-            workflows = {
-                run.workflow_id: self.registry.get_workflow(run.workflow_id) for run in runs
-            }
-            return run_claim.decide(cmd, runs, workflows, env)
-
-        return self.transact(step, finalize)
-
-    def _run_transition(self, cmd: RunTransition, finalize: Finalize) -> Any:
-        def step(tx: StoreTransaction, env: Env) -> Any:
-            run = tx.get_run(cmd.workflow_run_id)
-            stages = tx.get_stages(cmd.workflow_run_id) if run else []
-            workflow = self.registry.get_workflow(run.workflow_id) if run else None
-            outputs = self._phases.latest_outputs(tx, cmd.workflow_run_id, stages)
-            return run_transition.decide(cmd, run, stages, outputs, workflow, env)
-
-        return self.transact(step, finalize)
-
-    def _run_cancel(self, cmd: RunCancel, finalize: Finalize) -> Any:
-        def step(tx: StoreTransaction, env: Env) -> Any:
-            run = tx.get_run(cmd.workflow_run_id)
-            stages = tx.get_stages(cmd.workflow_run_id) if run else []
-            jobs = tx.get_jobs(cmd.workflow_run_id) if run else []
-            return run_cancel.decide(cmd, run, stages, jobs, env)
-
-        return self.transact(step, finalize)
-
-    def _run_rerun(self, cmd: RunRerunFrom, finalize: Finalize) -> Any:
-        def step(tx: StoreTransaction, env: Env) -> Any:
-            run = tx.get_run(cmd.workflow_run_id)
-            stages = tx.get_stages(cmd.workflow_run_id) if run else []
-            workflow = self.registry.get_workflow(run.workflow_id) if run else None
-            return run_rerun.decide(cmd, run, stages, workflow, env)
-
-        return self.transact(step, finalize)
-
-    def _lease_reap(self, cmd: LeaseReapStale, finalize: Finalize) -> Any:
-        def step(tx: StoreTransaction, env: Env) -> Any:
-            cutoff = env.now - timedelta(milliseconds=cmd.stale_threshold_ms)
-            jobs = [j for j in tx.stale_jobs(cutoff, 100) if j.status == JobStatus.LEASED]
-            # Sorted, so concurrent reapers lock runs in one order and cannot deadlock.
-            run_ids = sorted({job.workflow_run_id for job in jobs})
-            runs = {rid: run for rid in run_ids if (run := tx.get_run(rid)) is not None}
-            stages = {rid: tx.get_stages(rid) for rid in run_ids}
-            workflows = {
-                job.workflow_id: self.registry.get_workflow(job.workflow_id) for job in jobs
-            }
-            return reap.decide(cmd, jobs, runs, stages, workflows, env)
-
-        return self.transact(step, finalize)
-
-    def _replay_dlq(self, cmd: PluginReplayDLQ, finalize: Finalize) -> Any:
-        return self.transact(
-            lambda tx, env: outbox.replay(tx.dead_letters(cmd.max_events)), finalize
-        )
+def _claim_key(claim: IdempotencyRecord) -> Phase[idempotency.KeyVerdict]:
+    """Take the key (the store inserts ``claim`` unless a row exists), then decide."""
+    return single(
+        lambda reads: reads.tx.acquire_idempotency(claim),
+        lambda existing, env: idempotency.decide_claim(
+            claim, existing, env.settings.idempotency_timeout
+        ),
+    )

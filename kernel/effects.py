@@ -4,18 +4,19 @@ Store effects are applied by a :class:`~kernel.ports.StoreTransaction` in the
 transaction that loaded the decision's state; an update carries the new
 record (whose ``version`` is one more than ``expected_version``) and the
 store refuses it with :class:`~kernel.errors.StaleVersionError` when the
-current version differs. Shell effects (:class:`ExecuteStage`,
-:class:`CheckCompletion`) are interpreted by the kernel shell outside any
-transaction.
+current version differs. Work items (:class:`ExecuteStage`,
+:class:`CheckCompletion`, :class:`Deliver`) are carried out by the kernel
+shell outside any transaction.
 """
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from attrs import Attribute, field, frozen
 
 from kernel.events import Event
+from kernel.outcomes import CheckOutcome, Deliveries, StageRun
 from kernel.records import (
     IdempotencyRecord,
     Job,
@@ -27,6 +28,7 @@ from kernel.records import (
 )
 
 R = TypeVar("R")
+O = TypeVar("O")
 
 
 def _next_version(instance: Any, _: Attribute[int], expected: int) -> None:
@@ -148,8 +150,30 @@ StoreEffect = (
 )
 
 
+class OutsideWorld(Protocol):
+    """What the shell does between transactions: run user code, publish events.
+
+    Each work item below asks for exactly one of these; the kernel shell
+    implements them with its stage runner and event sink.
+    """
+
+    def execute_stage(self, work: ExecuteStage) -> StageRun: ...
+
+    def check_completion(self, work: CheckCompletion) -> CheckOutcome: ...
+
+    def deliver(self, work: Deliver) -> Deliveries: ...
+
+
+class Work(Generic[O]):
+    """Work a decision asks the shell to do outside any transaction; its outcome is an ``O``."""
+
+    def carry_out(self, world: OutsideWorld) -> O:
+        """Do the work through ``world`` and return what came of it."""
+        raise NotImplementedError
+
+
 @frozen(kw_only=True)
-class ExecuteStage:
+class ExecuteStage(Work[StageRun]):
     """Run a stage's user code (phase 2 of ``job.execute``), outside any transaction."""
 
     run: WorkflowRun
@@ -158,13 +182,40 @@ class ExecuteStage:
     input: Json
     config: dict[str, Json]
 
+    def carry_out(self, world: OutsideWorld) -> StageRun:
+        return world.execute_stage(self)
+
 
 @frozen(kw_only=True)
-class CheckCompletion:
-    """Run an async-batch stage's ``check_completion``, outside any transaction."""
+class CheckCompletion(Work[CheckOutcome]):
+    """Run an async-batch stage's ``check_completion``, outside any transaction.
+
+    ``input`` and ``config`` are what ``execute`` saw, so the check gets the
+    same typed context.
+    """
 
     run: WorkflowRun
     stage: WorkflowStage
+    input: Json
+    config: dict[str, Json]
+
+    def carry_out(self, world: OutsideWorld) -> CheckOutcome:
+        return world.check_completion(self)
+
+
+@frozen(kw_only=True)
+class Deliver(Work[Deliveries]):
+    """Publish claimed outbox events through the sink, in order (``outbox.flush``).
+
+    Once a delivery of a run fails, that run's later events in ``events`` are
+    not attempted (they are missing from the outcome): a run's events are
+    never published out of sequence.
+    """
+
+    events: tuple[OutboxEvent, ...]
+
+    def carry_out(self, world: OutsideWorld) -> Deliveries:
+        return world.deliver(self)
 
 
 @frozen

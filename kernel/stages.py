@@ -11,8 +11,9 @@ from attrs import field, frozen
 from returns.result import Failure, Success
 
 from kernel.convert import json_problems, structure, to_json
-from kernel.errors import DefinitionError, StageOutputMissingError
+from kernel.errors import StageOutputMissingError
 from kernel.records import Json
+from kernel.stage_checks import check_definition, required_callable
 from kernel.status import LogLevel
 
 I = TypeVar("I")
@@ -261,24 +262,6 @@ class Stage(Generic[I, O, C]):
         return value
 
 
-def _check_definition(stage_id: str, name: str, output: type[Any], config: type[Any]) -> None:
-    if not isinstance(stage_id, str) or not stage_id:
-        raise DefinitionError(f"stage id: expected a non-empty string, got {stage_id!r}")
-    if not isinstance(name, str) or not name:
-        raise DefinitionError(f"stage {stage_id!r}: name must be a non-empty string")
-    for role, cls in (("output", output), ("config", config)):
-        if not isinstance(cls, type):
-            raise DefinitionError(f"stage {stage_id!r}: {role} must be a class, got {cls!r}")
-    if not attrs.has(config):
-        raise DefinitionError(f"stage {stage_id!r}: config must be an attrs class, got {config!r}")
-    try:
-        config()
-    except TypeError as exc:
-        raise DefinitionError(
-            f"stage {stage_id!r}: every config field needs a default ({exc})"
-        ) from None
-
-
 @overload
 def define_stage(
     *,
@@ -314,7 +297,7 @@ def define_stage(
     input: type[Any] | None,
     output: type[Any],
     config: type[Any],
-    execute: ExecuteFn[Any, Any, Any],
+    execute: ExecuteFn[Any, Any, Any] | None = None,  # required by the overloads
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
 ) -> Stage[Any, Any, Any]:
@@ -322,7 +305,8 @@ def define_stage(
 
     ``input=None`` declares a stage that reads earlier outputs only through
     ``ctx.require``. ``config`` is an attrs class whose fields all have
-    defaults.
+    defaults. A bad definition raises :class:`~kernel.errors.DefinitionError`
+    here, naming the stage (see :mod:`kernel.stage_checks`).
 
     >>> import attrs
     >>> @attrs.frozen
@@ -336,14 +320,14 @@ def define_stage(
     >>> count.id, count.is_async_batch
     ('count', False)
     """
-    _check_definition(id, name, output, config)
+    check_definition(id, name, input, output, config)
     return Stage(
         id=id,
         name=name,
         input_type=input,
         output_type=output,
         config_type=config,
-        execute=execute,
+        execute=required_callable(id, "execute", execute),
         description=description,
         dependencies=tuple(dependencies),
     )
@@ -386,22 +370,21 @@ def define_async_batch_stage(
     input: type[Any] | None,
     output: type[Any],
     config: type[Any],
-    execute: ExecuteFn[Any, Any, Any],
-    check_completion: CheckFn[Any, Any, Any],
+    execute: ExecuteFn[Any, Any, Any] | None = None,  # both required by the overloads
+    check_completion: CheckFn[Any, Any, Any] | None = None,
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
 ) -> Stage[Any, Any, Any]:
     """Define a stage that may return :class:`Suspend` and is polled later (SPEC §4.2)."""
-    stage = define_stage(
+    check_definition(id, name, input, output, config)
+    return Stage(
         id=id,
         name=name,
-        input=input,
-        output=output,
-        config=config,
-        execute=execute,
+        input_type=input,
+        output_type=output,
+        config_type=config,
+        execute=required_callable(id, "execute", execute),
         description=description,
-        dependencies=dependencies,
+        dependencies=tuple(dependencies),
+        check_completion=required_callable(id, "check_completion", check_completion),
     )
-    if not callable(check_completion):
-        raise DefinitionError(f"stage {id!r}: check_completion must be callable")
-    return attrs.evolve(stage, check_completion=check_completion)

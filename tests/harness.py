@@ -22,7 +22,7 @@ from kernel import (
     WorkflowRun,
     WorkflowStage,
 )
-from kernel.decisions.env import Env
+from kernel.decisions.context import Env
 from kernel.effects import StoreEffect
 from kernel.ports import EventSink, Store
 from testing import CollectingEventSink, SequentialIds, TestKernel

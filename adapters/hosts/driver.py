@@ -28,9 +28,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
 
-from adapters.hosts.leases import release_leases
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import (
     Action,
@@ -60,9 +58,9 @@ from adapters.hosts.schedule import (
 )
 from adapters.hosts.tick import Orchestrator, TickReport
 from adapters.runner import describe
-from kernel.commands import JobExecuteResult
+from kernel.commands import JobExecuteResult, LeaseRelease
 from kernel.dispatch import Kernel
-from kernel.ports import Store
+from kernel.ports import JobNotifier, Store
 from kernel.records import Job
 
 OnStart = Callable[[Job], None]
@@ -80,15 +78,6 @@ MAX_WAIT_S = 1.0
 
 WAIT_FOR_JOBS_S = 1.0
 """How long one ``store.wait_for_jobs`` call blocks before the listener re-checks for a stop."""
-
-
-@runtime_checkable
-class JobWaiter(Protocol):
-    """A store that can block until jobs are queued (``PostgresStore``: ``LISTEN``/``NOTIFY``)."""
-
-    def wait_for_jobs(self, timeout: float) -> bool:
-        """Return once a job was queued (``True``) or after ``timeout`` seconds (``False``)."""
-        ...
 
 
 class _Abandoned(Exception):
@@ -319,7 +308,10 @@ class Driver:
 
     def _release(self, job_id: str) -> None:
         try:
-            if release_leases(self.kernel, [job_id], self.worker_id):
+            released = self.kernel.dispatch(
+                LeaseRelease(job_ids=(job_id,), worker_id=self.worker_id)
+            )
+            if released.released:
                 self.log.warning(
                     "released job %s back to the queue: the drain deadline passed",
                     job_id,
@@ -342,7 +334,7 @@ class Driver:
         # A bounded run stops at its first empty dequeue: nothing to wait for.
         settings = self._state.settings
         return (
-            isinstance(self.store, JobWaiter)
+            isinstance(self.store, JobNotifier)
             and settings.concurrency > 0
             and not settings.stop_when_idle
         )
@@ -350,7 +342,7 @@ class Driver:
     def _listen(self) -> None:
         """Wake idle slots when the store announces queued jobs (PostgreSQL ``NOTIFY``)."""
         store = self.store
-        assert isinstance(store, JobWaiter)
+        assert isinstance(store, JobNotifier)
         while not self._stopped.is_set():
             try:
                 if store.wait_for_jobs(WAIT_FOR_JOBS_S):

@@ -16,11 +16,10 @@ from typing import Any
 from attrs import frozen
 
 from adapters.hosts.driver import Driver, KeepGoing, OnFinish, OnStart, TakeJobs
-from adapters.hosts.leases import lease_job
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import Settings
 from adapters.hosts.tick import Orchestrator, TickReport
-from kernel.commands import JobExecute, JobExecuteResult, JobOutcome
+from kernel.commands import JobExecute, JobExecuteResult, JobLease, JobOutcome
 from kernel.dispatch import Kernel
 from kernel.ports import Store
 from kernel.records import Job, Json
@@ -187,9 +186,13 @@ class ServerlessHost:
         why: list[str] = []
 
         def take(max_jobs: int, on_start: OnStart, on_finish: OnFinish, _: KeepGoing) -> None:
-            leased, found = lease_job(self.kernel, target, self.worker_id, run_id, stage_id)
+            lease = JobLease(
+                job_id=target, worker_id=self.worker_id, workflow_run_id=run_id, stage_id=stage_id
+            )
+            took = self.kernel.dispatch(lease)
+            leased = took.job
             if leased is None:
-                why.append(_why_not_leased(target, found, run_id, stage_id))
+                why.append(took.reason or "the job was not leased")
                 return
             on_start(leased)
             command = JobExecute(
@@ -268,16 +271,3 @@ class ServerlessHost:
 
 def _no_jobs(max_jobs: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing) -> None:
     pass
-
-
-def _why_not_leased(job_id: str, found: Job | None, run_id: str, stage_id: str) -> str:
-    if found is None:
-        return f"job {job_id!r} does not exist"
-    if found.workflow_run_id != run_id or found.stage_id != stage_id:
-        return (
-            f"job {job_id!r} belongs to run {found.workflow_run_id!r}, stage "
-            f"{found.stage_id!r}, not to run {run_id!r}, stage {stage_id!r}"
-        )
-    if found.status == JobStatus.LEASED:
-        return f"job {job_id!r} is leased by worker {found.worker_id!r}"
-    return f"job {job_id!r} is {found.status}"

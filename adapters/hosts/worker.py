@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from adapters.hosts.driver import Driver, JobWaiter, KeepGoing, OnFinish, OnStart
+from adapters.hosts.driver import Driver, KeepGoing, OnFinish, OnStart
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import Settings
 from adapters.hosts.tick import Orchestrator
 from kernel.dispatch import Kernel
-from kernel.ports import Store
+from kernel.ports import JobNotifier, Store
 
 MAX_CHAIN = 50
 """Jobs a slot runs back to back by default, each leased by the previous one's finish."""
@@ -111,7 +111,7 @@ class WorkerHost:
                 f"lease_renew_interval ({lease_renew_interval}) must be shorter than "
                 f"stale_lease_threshold ({stale_lease_threshold}), or live jobs get reaped"
             )
-        if isinstance(store, JobWaiter):
+        if isinstance(store, JobNotifier):
             # Notifications wake idle slots; the poll only catches jobs whose
             # retry backoff ends, which nobody announces.
             job_poll_interval = max(job_poll_interval, orchestration_interval)

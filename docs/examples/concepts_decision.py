@@ -8,7 +8,7 @@ from attrs import evolve
 from adapters.memory import InMemoryStore
 from kernel import RunCreate, StageContext, StaleVersionError, WorkflowBuilder, define_stage
 from kernel.decisions import run_create
-from kernel.decisions.env import Env
+from kernel.decisions.context import Env
 from kernel.effects import AppendOutbox, InsertRun, StoreEffect, UpdateRun
 from testing import SequentialIds
 

@@ -3,6 +3,10 @@
 Runs and stages change by copy with their version bumped, and the effect states
 the version read (optimistic concurrency, SPEC §6.4). Jobs carry no version:
 their writes are ordered by the run they belong to.
+
+A status change is checked against the tables in :mod:`kernel.status`: an
+illegal move raises :class:`~kernel.errors.InvalidStateError` instead of
+being written.
 """
 
 from __future__ import annotations
@@ -13,12 +17,25 @@ from typing import Any
 from attrs import evolve
 
 from kernel.effects import StoreEffect, UpdateJob, UpdateRun, UpdateStage
+from kernel.errors import InvalidStateError
 from kernel.records import Job, WorkflowRun, WorkflowStage
-from kernel.status import JobStatus, Status
+from kernel.status import JobStatus, Status, can_run_move, can_stage_move
+
+
+def _check_move(kind: str, record_id: str, src: Status, dst: Status, allowed: bool) -> None:
+    if not allowed:
+        raise InvalidStateError(f"{kind} {record_id!r} cannot move from {src} to {dst}")
 
 
 def bump_run(run: WorkflowRun, **changes: Any) -> tuple[WorkflowRun, UpdateRun]:
-    """The changed run and the effect that writes it, guarded by the version read."""
+    """The changed run and the effect that writes it, guarded by the version read.
+
+    Raises:
+        InvalidStateError: ``status`` is a move the run's status table forbids.
+    """
+    status = changes.get("status", run.status)
+    if status != run.status:
+        _check_move("run", run.id, run.status, status, can_run_move(run.status, status))
     new = evolve(run, version=run.version + 1, **changes)
     return new, UpdateRun(new, expected_version=run.version)
 
@@ -34,7 +51,16 @@ def bump_stage(stage: WorkflowStage, **changes: Any) -> tuple[WorkflowStage, Upd
     >>> new, update = bump_stage(stage, status=Status.RUNNING)
     >>> new.version, update.expected_version
     (2, 1)
+    >>> bump_stage(new, status=Status.PENDING)[0].status == Status.PENDING
+    True
+    >>> bump_stage(bump_stage(new, status=Status.COMPLETED)[0], status=Status.RUNNING)
+    Traceback (most recent call last):
+    ...
+    kernel.errors.InvalidStateError: stage 's1' cannot move from COMPLETED to RUNNING
     """
+    status = changes.get("status", stage.status)
+    if status != stage.status:
+        _check_move("stage", stage.id, stage.status, status, can_stage_move(stage.status, status))
     new = evolve(stage, version=stage.version + 1, **changes)
     return new, UpdateStage(new, expected_version=stage.version)
 

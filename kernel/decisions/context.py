@@ -1,4 +1,5 @@
-"""What every decision gets besides state: the time, fresh ids, and its cause."""
+"""What every decision gets besides state: the time, fresh ids, its cause and the
+kernel's settings; and the timing rules (backoff, poll times) decisions share."""
 
 from __future__ import annotations
 
@@ -17,6 +18,20 @@ OUTBOX_CLAIM_LEASE = timedelta(seconds=30)
 """How long a flush holds the events it claimed. A flush takes milliseconds; if
 its process dies mid-flush, the events (and the later events of their runs)
 wait this long before another flush may publish them (at-least-once)."""
+IDEMPOTENCY_TIMEOUT = timedelta(hours=1)
+"""After this long an IN_PROGRESS idempotency key is taken to belong to a crashed
+caller, and the same command with the same payload may take it over."""
+MAX_DELIVERY_ATTEMPTS = 3
+"""Failed deliveries of one event before it is dead-lettered, unless the sink says
+otherwise (``PluginRunner(max_retries=...)``)."""
+
+
+@frozen
+class Settings:
+    """The kernel's tunables that decisions read."""
+
+    max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS
+    idempotency_timeout: timedelta = IDEMPOTENCY_TIMEOUT
 
 
 @frozen
@@ -30,6 +45,7 @@ class Env:
     now: datetime
     new_id: Callable[[], str]
     causation_id: str
+    settings: Settings = Settings()
 
     def record(self, event: Event) -> AppendOutbox:
         """The effect that writes ``event`` to the outbox."""

@@ -1,4 +1,9 @@
-"""Opening an execution group and closing a run: shared by several decisions."""
+"""Lifecycle rules several commands share: open a group, complete or fail a stage,
+park, advance, complete or fail a run (SPEC §5.3, §5.6, §5.7).
+
+Every command that changes a stage's or a run's fate goes through these
+functions, so each rule has one home.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,33 @@ from typing import Any
 from attrs import frozen
 
 from kernel.commands import TransitionAction
-from kernel.decisions.changes import bump_run
-from kernel.decisions.env import Env, elapsed_ms
-from kernel.effects import EnqueueJob, InsertStage, StoreEffect
-from kernel.events import WorkflowCompleted, WorkflowFailed
+from kernel.decisions.changes import bump_run, bump_stage, requeue_job, settle_job
+from kernel.decisions.context import Env, elapsed_ms, next_attempt_at
+from kernel.effects import EnqueueJob, InsertStage, PutBlob, StoreEffect
+from kernel.events import (
+    StageCompleted,
+    StageFailed,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowSuspended,
+)
+from kernel.outcomes import Completed
 from kernel.records import Job, Json, WorkflowRun, WorkflowStage
 from kernel.stages import Stage
 from kernel.status import JobStatus, Status
 from kernel.workflows import Workflow
+
+
+@frozen
+class StageState:
+    """A stage's run as one transaction read it: the run, its stage records, the
+    stage's open job, the stored outputs of the stage's group, and the workflow."""
+
+    run: WorkflowRun | None
+    stages: list[WorkflowStage]
+    job: Job | None
+    group_outputs: dict[str, Json]
+    workflow: Workflow[Any, Any] | None
 
 
 def output_key(run_id: str, stage_id: str) -> str:
@@ -158,3 +182,125 @@ def latest_group_ids(stages: list[WorkflowStage]) -> list[str]:
         return []
     current = max(stage.execution_group for stage in stages)
     return [stage.stage_id for stage in stages if stage.execution_group == current]
+
+
+def replace_stage(stages: list[WorkflowStage], new: WorkflowStage) -> list[WorkflowStage]:
+    """``stages`` with ``new`` in place of the record with its id."""
+    return [new if stage.id == new.id else stage for stage in stages]
+
+
+def complete_stage(
+    run: WorkflowRun,
+    record: WorkflowStage,
+    job: Job | None,
+    outcome: Completed,
+    state: StageState,
+    env: Env,
+) -> list[StoreEffect]:
+    """Store the output, complete stage and job, and transition the run if the group is done."""
+    key = output_key(run.id, record.stage_id)
+    duration = elapsed_ms(record.started_at, env.now)
+    done, update = bump_stage(
+        record,
+        status=Status.COMPLETED,
+        output_ref=key,
+        metrics=outcome.metrics,
+        suspended_state=None,
+        next_poll_at=None,
+        error=None,
+        completed_at=env.now,
+        duration_ms=duration,
+    )
+    effects: list[StoreEffect] = [
+        PutBlob(key, outcome.output),
+        update,
+        *settle_job(job, JobStatus.COMPLETED, last_error=None),
+    ]
+    effects.append(
+        env.record(
+            StageCompleted(
+                workflow_run_id=run.id,
+                timestamp=env.now,
+                stage_id=record.stage_id,
+                stage_name=record.stage_name,
+                duration_ms=duration,
+            )
+        )
+    )
+    after = replace_stage(state.stages, done)
+    active = [stage for stage in after if stage.is_active]
+    if active and all(stage.status == Status.SUSPENDED for stage in active):
+        # Only suspended siblings remain: the run waits for their polls.
+        return effects + park_if_waiting(run, after, env)
+    if run.status == Status.SUSPENDED:
+        run, resumed = bump_run(run, status=Status.RUNNING)
+        effects.append(resumed)
+    outputs = {**state.group_outputs, record.stage_id: outcome.output}
+    step = transition(run, after, outputs, state.workflow, env)
+    return effects + list(step.effects)
+
+
+def fail_stage(
+    run: WorkflowRun,
+    record: WorkflowStage,
+    job: Job | None,
+    error: str,
+    state: StageState,
+    env: Env,
+    *,
+    retryable: bool = True,
+) -> tuple[bool, list[StoreEffect]]:
+    """Retry with backoff while attempts remain; otherwise fail stage and job for good.
+
+    Returns whether the stage will be retried, and the effects.
+    """
+    will_retry = retryable and job is not None and job.attempt < job.max_attempts
+    if job is not None and will_retry:
+        changed, update = bump_stage(record, status=Status.PENDING, error=error)
+        effects: list[StoreEffect] = [
+            update,
+            requeue_job(job, next_attempt_at(job.attempt, env.now), last_error=error),
+        ]
+    else:
+        changed, update = bump_stage(
+            record,
+            status=Status.FAILED,
+            error=error,
+            completed_at=env.now,
+            duration_ms=elapsed_ms(record.started_at, env.now),
+        )
+        effects = [update, *settle_job(job, JobStatus.FAILED, last_error=error)]
+    effects.append(
+        env.record(
+            StageFailed(
+                workflow_run_id=run.id,
+                timestamp=env.now,
+                stage_id=record.stage_id,
+                stage_name=record.stage_name,
+                error=error,
+                attempt=record.attempt,
+                will_retry=will_retry,
+            )
+        )
+    )
+    if not will_retry:
+        after = replace_stage(state.stages, changed)
+        step = transition(run, after, {}, state.workflow, env)
+        effects += step.effects if step.action != "noop" else park_if_waiting(run, after, env)
+    return will_retry, effects
+
+
+def park_if_waiting(
+    run: WorkflowRun | None, stages: list[WorkflowStage], env: Env
+) -> list[StoreEffect]:
+    """Park a RUNNING run whose every active stage is SUSPENDED (``workflow:suspended``)."""
+    active = [stage for stage in stages if stage.is_active]
+    if run is None or run.status != Status.RUNNING or not active:
+        return []
+    if any(stage.status != Status.SUSPENDED for stage in active):
+        return []
+    _, update = bump_run(run, status=Status.SUSPENDED)
+    event = WorkflowSuspended(
+        workflow_run_id=run.id, timestamp=env.now, stage_id=active[0].stage_id
+    )
+    return [update, env.record(event)]

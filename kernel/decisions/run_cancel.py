@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from attrs import frozen
 from returns.result import Result, Success
 
 from kernel.commands import RunCancel, RunCancelResult
 from kernel.decisions.changes import bump_run, cancel_stage, settle_job
-from kernel.decisions.env import Env, elapsed_ms
+from kernel.decisions.context import Env, elapsed_ms
 from kernel.effects import Decision, StoreEffect
 from kernel.errors import KernelError
 from kernel.events import WorkflowCancelled
@@ -14,18 +15,24 @@ from kernel.records import Job, WorkflowRun, WorkflowStage
 from kernel.status import JobStatus, Status
 
 
+@frozen
+class Cancellable:
+    """A run with its stage records and jobs (``None`` and empty: no such run)."""
+
+    run: WorkflowRun | None
+    stages: list[WorkflowStage]
+    jobs: list[Job]
+
+
 def decide(
-    cmd: RunCancel,
-    run: WorkflowRun | None,
-    stages: list[WorkflowStage],
-    jobs: list[Job],
-    env: Env,
+    cmd: RunCancel, state: Cancellable, env: Env
 ) -> Result[Decision[RunCancelResult], KernelError]:
     """Cancel the run, its pending and suspended stages, and its queued jobs.
 
     A running stage keeps its status until its worker finishes: the finish
     sees the cancelled run, discards the result and cancels the stage.
     """
+    run = state.run
     if run is None or run.is_terminal:
         return Success(Decision(RunCancelResult(cancelled=False)))
     _, update = bump_run(
@@ -35,10 +42,10 @@ def decide(
         duration_ms=elapsed_ms(run.started_at, env.now),
     )
     effects: list[StoreEffect] = [update]
-    for stage in stages:
+    for stage in state.stages:
         if stage.status in (Status.PENDING, Status.SUSPENDED):
             effects.append(cancel_stage(stage, env.now))
-    for job in jobs:
+    for job in state.jobs:
         if job.status in (JobStatus.QUEUED, JobStatus.SUSPENDED):
             effects += settle_job(job, JobStatus.CANCELLED)
     event = WorkflowCancelled(workflow_run_id=run.id, timestamp=env.now, reason=cmd.reason)

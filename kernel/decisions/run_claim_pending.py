@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from attrs import frozen
 from returns.result import Result, Success
 
 from kernel.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
 from kernel.decisions.changes import bump_run
-from kernel.decisions.env import Env
-from kernel.decisions.groups import fail_run, open_group
+from kernel.decisions.context import Env
+from kernel.decisions.lifecycle import fail_run, open_group
 from kernel.effects import Decision, StoreEffect
 from kernel.errors import KernelError
 from kernel.events import WorkflowStarted
@@ -19,11 +20,16 @@ from kernel.status import Status
 from kernel.workflows import Workflow
 
 
+@frozen
+class Claimable:
+    """Pending runs this caller locked, and the registered workflow of each (by id)."""
+
+    runs: Sequence[WorkflowRun]
+    workflows: Mapping[str, Workflow[Any, Any] | None]
+
+
 def decide(
-    cmd: RunClaimPending,
-    runs: Sequence[WorkflowRun],
-    workflows: Mapping[str, Workflow[Any, Any] | None],
-    env: Env,
+    cmd: RunClaimPending, state: Claimable, env: Env
 ) -> Result[Decision[RunClaimPendingResult], KernelError]:
     """Move each claimed run to RUNNING with its group-1 stages and jobs.
 
@@ -32,10 +38,10 @@ def decide(
     """
     effects: list[StoreEffect] = []
     claimed: list[ClaimedRun] = []
-    for run in runs:
+    for run in state.runs:
         if run.status != Status.PENDING:
             continue
-        workflow = workflows.get(run.workflow_id)
+        workflow = state.workflows.get(run.workflow_id)
         if workflow is None:
             _, failed = fail_run(
                 run, f"WORKFLOW_NOT_FOUND: workflow {run.workflow_id!r} is not registered", env

@@ -8,7 +8,7 @@ from returns.result import Failure, Result, Success
 
 from kernel.commands import RunCreate, RunCreateResult
 from kernel.convert import structure, to_json
-from kernel.decisions.env import Env
+from kernel.decisions.context import Env
 from kernel.effects import Decision, InsertRun
 from kernel.errors import InvalidConfigError, InvalidInputError, KernelError, WorkflowNotFoundError
 from kernel.events import WorkflowCreated

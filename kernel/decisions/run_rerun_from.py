@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from returns.result import Failure, Result, Success
 
 from kernel.commands import RunRerunFrom, RunRerunFromResult
 from kernel.decisions.changes import bump_run
-from kernel.decisions.env import Env
-from kernel.decisions.groups import open_group, output_key
+from kernel.decisions.context import Env
+from kernel.decisions.lifecycle import StageState, open_group, output_key
 from kernel.effects import Decision, DeleteBlob, DeleteStage, StoreEffect
 from kernel.errors import (
     InvalidStateError,
@@ -19,22 +17,17 @@ from kernel.errors import (
     WorkflowNotFoundError,
 )
 from kernel.events import WorkflowStarted
-from kernel.records import WorkflowRun, WorkflowStage
 from kernel.status import Status
-from kernel.workflows import Workflow
 
 RERUNNABLE = (Status.COMPLETED, Status.FAILED)
 
 
 def decide(
-    cmd: RunRerunFrom,
-    run: WorkflowRun | None,
-    stages: list[WorkflowStage],
-    workflow: Workflow[Any, Any] | None,
-    env: Env,
+    cmd: RunRerunFrom, state: StageState, env: Env
 ) -> Result[Decision[RunRerunFromResult], KernelError]:
     """Delete the target group and later groups (records and outputs), keep earlier
     outputs, and enqueue the target group again."""
+    run, stages, workflow = state.run, state.stages, state.workflow
     if run is None:
         return Failure(RunNotFoundError(cmd.workflow_run_id))
     if workflow is None:

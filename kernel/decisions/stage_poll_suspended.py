@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from attrs import evolve, frozen
 from returns.result import Result, Success
 
 from kernel.decisions.changes import bump_stage
-from kernel.decisions.env import DEFAULT_POLL_INTERVAL, Env, poll_due
-from kernel.decisions.job_finish import complete_stage, fail_stage
-from kernel.decisions.outcomes import CheckOutcome, Completed, Failed, NotReady
-from kernel.effects import Decision, StoreEffect, UpdateJob
+from kernel.decisions.context import DEFAULT_POLL_INTERVAL, Env, poll_due
+from kernel.decisions.job_execute.start import stage_input
+from kernel.decisions.lifecycle import StageState, complete_stage, fail_stage
+from kernel.effects import CheckCompletion, Decision, StoreEffect, UpdateJob
 from kernel.errors import KernelError
-from kernel.records import Job, Json, WorkflowRun, WorkflowStage
+from kernel.outcomes import CheckOutcome, Completed, Failed, NotReady
+from kernel.records import Json, WorkflowRun, WorkflowStage
 from kernel.workflows import Workflow
 
 CHECK_LEASE = timedelta(minutes=1)
@@ -23,63 +24,93 @@ CHECK_LEASE = timedelta(minutes=1)
 stages come due again after this."""
 
 
-def claim(
-    due: Sequence[WorkflowStage], env: Env
-) -> Result[Decision[list[WorkflowStage]], KernelError]:
-    """Push each due stage's ``next_poll_at`` past the check, so concurrent pollers
-    do not check it twice; the returned records carry the new versions."""
-    bumped = [bump_stage(stage, next_poll_at=env.now + CHECK_LEASE) for stage in due]
-    return Success(
-        Decision([claimed for claimed, _ in bumped], tuple(update for _, update in bumped))
-    )
+@frozen
+class DueStage:
+    """A suspended stage whose poll time has come, with what its check needs: the
+    run, its workflow, and the outputs of the group before the stage's."""
+
+    record: WorkflowStage
+    run: WorkflowRun | None
+    workflow: Workflow[Any, Any] | None
+    previous_outputs: dict[str, Json]
 
 
 @frozen
-class PollResult:
-    """What one check changed: ``resumed``, ``failed``, ``waiting`` or ``skipped``."""
+class ClaimedCheck:
+    """A claimed stage (its record as claimed) and either the check to run or, for a
+    stage that cannot be polled here, the failure to record instead."""
 
-    verdict: str
+    record: WorkflowStage
+    check: CheckCompletion | Failed
+
+
+def claim(due: Sequence[DueStage], env: Env) -> Result[Decision[list[ClaimedCheck]], KernelError]:
+    """Push each due stage's ``next_poll_at`` past the check, so concurrent pollers
+    do not check it twice; the claimed records carry the new versions.
+
+    Each check gets the same input and config as the stage's ``execute``.
+    """
+    claimed: list[ClaimedCheck] = []
+    effects: list[StoreEffect] = []
+    for item in due:
+        record, update = bump_stage(item.record, next_poll_at=env.now + CHECK_LEASE)
+        effects.append(update)
+        claimed.append(ClaimedCheck(record, _check_for(item, record)))
+    return Success(Decision(claimed, tuple(effects)))
+
+
+def _check_for(item: DueStage, record: WorkflowStage) -> CheckCompletion | Failed:
+    run, workflow = item.run, item.workflow
+    stage = workflow.stage(record.stage_id) if workflow else None
+    if run is None or workflow is None or stage is None or stage.check_completion is None:
+        return Failed(
+            f"stage {record.stage_id!r} cannot be polled: its workflow or "
+            "check_completion is not registered"
+        )
+    return CheckCompletion(
+        run=run,
+        stage=record,
+        input=stage_input(run, workflow, record.execution_group, item.previous_outputs),
+        config={**stage.default_config(), **run.config.get(stage.id, {})},
+    )
+
+
+Verdict = Literal["resumed", "failed", "waiting", "skipped"]
 
 
 def decide(
-    checked: WorkflowStage,
-    outcome: CheckOutcome,
-    run: WorkflowRun | None,
-    stages: list[WorkflowStage],
-    job: Job | None,
-    outputs: dict[str, Json],
-    workflow: Workflow[Any, Any],
-    env: Env,
-) -> Result[Decision[PollResult], KernelError]:
+    checked: WorkflowStage, outcome: CheckOutcome, state: StageState, env: Env
+) -> Result[Decision[Verdict], KernelError]:
     """Ready: complete the stage (and transition the run). Error or ``max_wait``
     passed: fail it. Otherwise: poll again after ``next_check_in``, the stage's
     poll interval, or 60 s, but no later than the end of its max wait."""
-    record = next((s for s in stages if s.id == checked.id), None)
+    run, job = state.run, state.job
+    record = next((s for s in state.stages if s.id == checked.id), None)
     if run is None or run.is_terminal or record is None or record.version != checked.version:
-        return Success(Decision(PollResult("skipped")))
+        return Success(Decision("skipped"))
+    if state.workflow is None:
+        return Success(Decision("skipped"))
     effects: list[StoreEffect]
     match outcome:
         case Completed():
-            effects = complete_stage(run, record, job, outcome, stages, outputs, workflow, env)
-            return Success(Decision(PollResult("resumed"), tuple(effects)))
+            effects = complete_stage(run, record, job, outcome, state, env)
+            return Success(Decision("resumed", tuple(effects)))
         case Failed(error):
             # A failed check is final: polling is the stage's retry.
-            _, effects = fail_stage(run, record, job, error, stages, workflow, env, retryable=False)
-            return Success(Decision(PollResult("failed"), tuple(effects)))
+            _, effects = fail_stage(run, record, job, error, state, env, retryable=False)
+            return Success(Decision("failed", tuple(effects)))
         case NotReady(next_check_in):
             if record.max_wait_until is not None and env.now >= record.max_wait_until:
                 error = (
                     f"TimeoutError: stage {record.stage_id!r} did not complete before "
                     f"its max wait ({record.max_wait_until.isoformat()})"
                 )
-                _, effects = fail_stage(
-                    run, record, job, error, stages, workflow, env, retryable=False
-                )
-                return Success(Decision(PollResult("failed"), tuple(effects)))
+                _, effects = fail_stage(run, record, job, error, state, env, retryable=False)
+                return Success(Decision("failed", tuple(effects)))
             wait = next_check_in or record.poll_interval or DEFAULT_POLL_INTERVAL
             due = poll_due(env.now + wait, record.max_wait_until)
             effects = [bump_stage(record, next_poll_at=due)[1]]
             if job is not None and job.is_open:
                 effects.append(UpdateJob(evolve(job, available_at=due)))
-            return Success(Decision(PollResult("waiting"), tuple(effects)))
-    return Success(Decision(PollResult("skipped")))  # pragma: no cover
+            return Success(Decision("waiting", tuple(effects)))
+    return Success(Decision("skipped"))  # pragma: no cover

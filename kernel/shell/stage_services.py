@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from kernel.convert import to_json
-from kernel.decisions.groups import output_key
+from kernel.decisions.lifecycle import output_key
 from kernel.ports import Clock, IdGenerator, Store
 from kernel.records import Json, LogEntry
 from kernel.status import LogLevel

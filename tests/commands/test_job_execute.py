@@ -24,7 +24,7 @@ from kernel import (
     define_async_batch_stage,
     define_stage,
 )
-from kernel.decisions.groups import output_key
+from kernel.decisions.lifecycle import output_key
 from kernel.effects import EnqueueJob, InsertRun
 from testing import FakeClock
 from tests.harness import (

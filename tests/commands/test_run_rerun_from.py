@@ -16,7 +16,7 @@ from kernel import (
     Status,
     WorkflowNotFoundError,
 )
-from kernel.decisions.groups import output_key
+from kernel.decisions.lifecycle import output_key
 from kernel.effects import InsertRun
 from testing import FakeClock
 from tests.harness import (

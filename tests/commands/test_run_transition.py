@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kernel import JobStatus, RunTransition, Status
-from kernel.decisions.groups import output_key
+from kernel.decisions.lifecycle import output_key
 from kernel.effects import InsertRun, InsertStage, PutBlob
 from testing import FakeClock
 from tests.harness import (

@@ -17,7 +17,7 @@ from kernel import (
     Suspend,
     define_async_batch_stage,
 )
-from kernel.decisions.groups import output_key
+from kernel.decisions.lifecycle import output_key
 from testing import FakeClock
 from tests.harness import (
     T0,

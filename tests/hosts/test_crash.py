@@ -21,7 +21,7 @@ import pytest
 
 from adapters import create_kernel
 from kernel import JobStatus, RunCreate, Status
-from kernel.decisions.env import OUTBOX_CLAIM_LEASE
+from kernel.decisions.context import OUTBOX_CLAIM_LEASE
 from kernel.ports import Store
 from tests.hosts.apps import finish_markers, slow_workflow, start_markers
 from tests.hosts.backends import Backend

@@ -14,11 +14,11 @@ import pytest
 from adapters import create_kernel
 from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
 from adapters.hosts import ServerlessHost
-from adapters.hosts.leases import decide_release, release_leases
 from adapters.memory import InMemoryStore
 from kernel import Job, JobStatus, Kernel, RunClaimPending, RunCreate, Status, StoreError
-from kernel.commands import JobExecuteResult
-from tests.harness import T0
+from kernel.commands import JobExecuteResult, LeaseRelease
+from kernel.decisions import lease_release
+from tests.harness import T0, env
 from tests.hosts.apps import slow_workflow, start_markers
 
 
@@ -181,7 +181,7 @@ def test_handle_job_raises_a_store_failure_so_the_platform_retries_the_message(
     def broken(*args: Any) -> Any:
         raise StoreError("the database is away")
 
-    monkeypatch.setattr(kernel, "transact", broken)
+    monkeypatch.setattr(store, "transaction", broken)
     message = {
         "workflow_run_id": run_id,
         "workflow_id": document_pipeline.id,
@@ -256,7 +256,7 @@ def test_releasing_gives_back_only_the_jobs_this_worker_holds() -> None:
     for worker in ("w", "other"):
         with pytest.raises(KeyboardInterrupt):
             kernel.execute_next_job(worker, on_start=stop_before_running)
-    assert release_leases(kernel, held, "w") == 1
+    assert kernel.dispatch(LeaseRelease(job_ids=held, worker_id="w")).released == 1
     mine = store.get_jobs(first)[0]
     theirs = store.get_jobs(second)[0]
     assert (mine.status, mine.attempt, mine.reap_count) == (JobStatus.QUEUED, 0, 0)
@@ -270,5 +270,7 @@ def test_the_release_decision_leaves_jobs_that_are_not_leased_alone() -> None:
     run_id = create_run(kernel)
     kernel.dispatch(RunClaimPending(worker_id="w"))
     queued = store.get_jobs(run_id)
-    decision = decide_release(queued, {run_id: store.get_stages(run_id)}, "w", T0).unwrap()
-    assert (decision.result, decision.effects) == (0, ())
+    held = lease_release.Held(queued, {run_id: store.get_stages(run_id)})
+    release = LeaseRelease(job_ids=[job.id for job in queued], worker_id="w")
+    decision = lease_release.decide(release, held, env(T0)).unwrap()
+    assert (decision.result.released, decision.effects) == (0, ())

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from returns.result import Failure, Success
 
 from kernel.convert import fingerprint
-from kernel.decisions.env import BACKOFF_CAP, next_attempt_at
+from kernel.decisions.context import BACKOFF_CAP, next_attempt_at
 from tests.harness import T0
 from tests.workflows import Calls, linear
 

@@ -1,56 +1,18 @@
-"""What user code gets and returns, as stage outcomes: typed input and config in, output,
-metrics, suspension or failure out, purely."""
+"""``job.execute`` phase 2, purely: typed input and config for user code, and what it
+returned read as an outcome (output and metrics, a suspension, or a failure)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import evolve
 from returns.result import Failure, Success
 
 from kernel.convert import json_problems, structure, to_json
+from kernel.outcomes import CheckOutcome, Completed, Failed, NotReady, StageOutcome, Suspended
 from kernel.records import Json
 from kernel.stages import CompletionCheck, Stage, StageResult, Suspend
-
-
-@frozen
-class Completed:
-    """The stage produced ``output`` (JSON form) and ``metrics``."""
-
-    output: Json
-    metrics: dict[str, Json]
-
-
-@frozen
-class Suspended:
-    """An async-batch stage parked itself."""
-
-    suspend: Suspend
-
-
-@frozen
-class Failed:
-    """The attempt failed with ``error``.
-
-    ``retryable`` is false for failures another attempt cannot change (input,
-    config or output that does not fit the stage's types): those fail at once.
-    """
-
-    error: str
-    retryable: bool = True
-
-
-@frozen
-class NotReady:
-    """``check_completion`` says: not yet; ask again after ``next_check_in``."""
-
-    next_check_in: timedelta | None
-
-
-StageOutcome = Completed | Suspended | Failed
-CheckOutcome = Completed | NotReady | Failed
 
 
 def _invalid_output(stage: Stage[Any, Any, Any], problems: list[str]) -> Failed:

@@ -1,0 +1,130 @@
+"""Carrying out work outside any transaction: user code through the stage runner,
+events through the sink (the :class:`~kernel.effects.OutsideWorld` of a kernel)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel.convert import to_json
+from kernel.decisions.job_execute.outcome import (
+    interpret_check,
+    interpret_return,
+    typed_input_and_config,
+)
+from kernel.effects import CheckCompletion, Deliver, ExecuteStage
+from kernel.events import event_from_payload
+from kernel.outcomes import CheckOutcome, Deliveries, Failed, StageRun
+from kernel.ports import (
+    Clock,
+    EventSink,
+    IdGenerator,
+    Raised,
+    Returned,
+    StageRunner,
+    Store,
+    WorkflowRegistry,
+)
+from kernel.records import Json, WorkflowStage
+from kernel.shell.stage_services import StoreStageServices
+from kernel.stages import Stage, StageContext
+
+
+class Outside:
+    """Runs stage code and publishes events for one kernel; holds no connection."""
+
+    def __init__(
+        self,
+        *,
+        registry: WorkflowRegistry,
+        store: Store,
+        clock: Clock,
+        ids: IdGenerator,
+        sink: EventSink,
+        runner: StageRunner,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._sink = sink
+        self._runner = runner
+
+    def _stage(self, workflow_id: str, stage_id: str) -> Stage[Any, Any, Any] | None:
+        workflow = self._registry.get_workflow(workflow_id)
+        return workflow.stage(stage_id) if workflow is not None else None
+
+    def _context(
+        self, record: WorkflowStage, workflow_id: str, typed_input: Any, config: Any
+    ) -> StageContext[Any, Any]:
+        workflow = self._registry.get_workflow(workflow_id)
+        services = StoreStageServices(
+            self._store, self._clock, self._ids, record.workflow_run_id, record.id
+        )
+        return StageContext(
+            workflow_run_id=record.workflow_run_id,
+            stage_id=record.stage_id,
+            stage_name=record.stage_name,
+            stage_number=record.stage_number,
+            attempt=record.attempt,
+            input=typed_input,
+            config=config,
+            # A copy: user code changing it in place must not reach a stored record
+            # (the in-memory store hands out the records it keeps).
+            resume_state=to_json(record.suspended_state),
+            services=services,
+            stage_types=workflow.output_types if workflow is not None else {},
+        )
+
+    def _typed(
+        self, stage: Stage[Any, Any, Any], work: ExecuteStage | CheckCompletion, input_json: Json
+    ) -> StageContext[Any, Any] | Failed:
+        typed = typed_input_and_config(stage, input_json, work.config)
+        if isinstance(typed, Failed):
+            return typed
+        typed_input, config = typed
+        return self._context(work.stage, work.run.workflow_id, typed_input, config)
+
+    def execute_stage(self, work: ExecuteStage) -> StageRun:
+        """Run the stage's ``execute``; no transaction is open and no connection is held."""
+        stage = self._stage(work.run.workflow_id, work.stage.stage_id)
+        if stage is None:
+            return StageRun(Failed(f"stage {work.stage.stage_id!r} is not registered here"))
+        ctx = self._typed(stage, work, work.input)
+        if isinstance(ctx, Failed):
+            return StageRun(ctx)
+        match self._runner.run(stage.execute, ctx):
+            case Returned(value):
+                return StageRun(interpret_return(stage, value), tuple(ctx.progress_reports))
+            case Raised(error):
+                return StageRun(Failed(error), tuple(ctx.progress_reports))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def check_completion(self, work: CheckCompletion) -> CheckOutcome:
+        """Run an async-batch stage's ``check_completion`` with ``execute``'s typed context."""
+        stage = self._stage(work.run.workflow_id, work.stage.stage_id)
+        if stage is None or stage.check_completion is None:
+            return Failed(f"stage {work.stage.stage_id!r} cannot be polled here")
+        ctx = self._typed(stage, work, work.input)
+        if isinstance(ctx, Failed):
+            return ctx
+        match self._runner.run(stage.check_completion, ctx.resume_state, ctx):
+            case Returned(value):
+                return interpret_check(stage, value)
+            case Raised(error):
+                return Failed(error)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def deliver(self, work: Deliver) -> Deliveries:
+        """Emit each event in order; after a failure, skip that run's later events."""
+        outcomes: dict[str, str | None] = {}
+        failed_runs: set[str] = set()
+        for event in work.events:
+            if event.workflow_run_id in failed_runs:
+                continue
+            try:
+                self._sink.emit(event_from_payload(event.payload))
+                outcomes[event.id] = None
+            except Exception as exc:  # any sink failure is a failed delivery
+                outcomes[event.id] = f"{type(exc).__name__}: {exc}"
+                failed_runs.add(event.workflow_run_id)
+        return outcomes

@@ -1,0 +1,153 @@
+"""The command table: every command's result type and first phase, in one place.
+
+To add a command: write its decision module under :mod:`kernel.decisions`,
+its loader here (what the decision reads, through :class:`~kernel.shell.reads.Reads`),
+and one :func:`~kernel.shell.steps.entry` in :data:`TABLE`. See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kernel.commands import (
+    JobExecute,
+    JobExecuteResult,
+    JobLease,
+    JobLeaseResult,
+    LeaseReapStale,
+    LeaseReapStaleResult,
+    LeaseRelease,
+    LeaseReleaseResult,
+    OutboxFlush,
+    OutboxFlushResult,
+    PluginReplayDLQ,
+    PluginReplayDLQResult,
+    RunCancel,
+    RunCancelResult,
+    RunClaimPending,
+    RunClaimPendingResult,
+    RunCreate,
+    RunCreateResult,
+    RunRerunFrom,
+    RunRerunFromResult,
+    RunTransition,
+    RunTransitionResult,
+    StagePollSuspended,
+    StagePollSuspendedResult,
+)
+from kernel.decisions import (
+    lease_reap_stale,
+    lease_release,
+    plugin_replay_dlq,
+    run_cancel,
+    run_claim_pending,
+    run_create,
+    run_rerun_from,
+    run_transition,
+)
+from kernel.decisions.job_execute import start
+from kernel.shell import job_execute, outbox_flush, stage_poll_suspended
+from kernel.shell.reads import Reads
+from kernel.shell.steps import Phase, Table, Transaction, entry, single
+
+
+def _run_create(cmd: RunCreate) -> Phase[RunCreateResult]:
+    return single(
+        lambda reads: reads.registry.get_workflow(cmd.workflow_id),
+        lambda workflow, env: run_create.decide(cmd, workflow, env),
+    )
+
+
+def _run_claim_pending(cmd: RunClaimPending) -> Phase[RunClaimPendingResult]:
+    def load(reads: Reads) -> run_claim_pending.Claimable:
+        runs = reads.tx.pending_runs(cmd.max_claims)
+        return run_claim_pending.Claimable(
+            runs, {run.workflow_id: reads.workflow_of(run) for run in runs}
+        )
+
+    return single(load, lambda state, env: run_claim_pending.decide(cmd, state, env))
+
+
+def _run_transition(cmd: RunTransition) -> Phase[RunTransitionResult]:
+    return single(
+        lambda reads: reads.stage_state(cmd.workflow_run_id),
+        lambda state, env: run_transition.decide(cmd, state, env),
+    )
+
+
+def _run_cancel(cmd: RunCancel) -> Phase[RunCancelResult]:
+    def load(reads: Reads) -> run_cancel.Cancellable:
+        run = reads.tx.get_run(cmd.workflow_run_id)
+        if run is None:
+            return run_cancel.Cancellable(None, [], [])
+        return run_cancel.Cancellable(run, reads.tx.get_stages(run.id), reads.tx.get_jobs(run.id))
+
+    return single(load, lambda state, env: run_cancel.decide(cmd, state, env))
+
+
+def _run_rerun_from(cmd: RunRerunFrom) -> Phase[RunRerunFromResult]:
+    return single(
+        lambda reads: reads.stage_state(cmd.workflow_run_id, group=0),
+        lambda state, env: run_rerun_from.decide(cmd, state, env),
+    )
+
+
+def _lease_reap_stale(cmd: LeaseReapStale) -> Phase[LeaseReapStaleResult]:
+    def load(reads: Reads) -> lease_reap_stale.Stale:
+        cutoff = reads.now - timedelta(milliseconds=cmd.stale_threshold_ms)
+        jobs = reads.tx.stale_jobs(cutoff, cmd.max_jobs)
+        # Sorted, so concurrent reapers lock runs in one order and cannot deadlock.
+        run_ids = sorted({job.workflow_run_id for job in jobs})
+        runs = {rid: run for rid in run_ids if (run := reads.tx.get_run(rid)) is not None}
+        return lease_reap_stale.Stale(
+            jobs,
+            runs,
+            {rid: reads.tx.get_stages(rid) for rid in runs},
+            {rid: reads.workflow_of(run) for rid, run in runs.items()},
+        )
+
+    return single(load, lambda state, env: lease_reap_stale.decide(cmd, state, env))
+
+
+def _lease_release(cmd: LeaseRelease) -> Phase[LeaseReleaseResult]:
+    def load(reads: Reads) -> lease_release.Held:
+        jobs = [job for job_id in cmd.job_ids if (job := reads.tx.get_job(job_id)) is not None]
+        run_ids = sorted({job.workflow_run_id for job in jobs})
+        return lease_release.Held(jobs, {rid: reads.tx.get_stages(rid) for rid in run_ids})
+
+    return single(load, lambda state, env: lease_release.decide(cmd, state, env))
+
+
+def _job_lease(cmd: JobLease) -> Phase[JobLeaseResult]:
+    return single(
+        lambda reads: reads.tx.get_job(cmd.job_id),
+        lambda job, env: start.lease_named(cmd, job, env),
+    )
+
+
+def _plugin_replay_dlq(cmd: PluginReplayDLQ) -> Phase[PluginReplayDLQResult]:
+    return single(
+        lambda reads: reads.tx.dead_letters(cmd.max_events),
+        lambda dead, env: plugin_replay_dlq.decide(dead),
+    )
+
+
+_ENTRIES = (
+    entry(RunCreate, RunCreateResult, _run_create),
+    entry(RunClaimPending, RunClaimPendingResult, _run_claim_pending),
+    entry(RunTransition, RunTransitionResult, _run_transition),
+    entry(RunCancel, RunCancelResult, _run_cancel),
+    entry(RunRerunFrom, RunRerunFromResult, _run_rerun_from),
+    entry(JobExecute, JobExecuteResult, job_execute.begin),
+    entry(StagePollSuspended, StagePollSuspendedResult, stage_poll_suspended.begin),
+    entry(LeaseReapStale, LeaseReapStaleResult, _lease_reap_stale),
+    entry(LeaseRelease, LeaseReleaseResult, _lease_release),
+    entry(JobLease, JobLeaseResult, _job_lease),
+    entry(OutboxFlush, OutboxFlushResult, outbox_flush.begin),
+    entry(PluginReplayDLQ, PluginReplayDLQResult, _plugin_replay_dlq),
+)
+
+TABLE = Table(*_ENTRIES)
+"""Every command the kernel dispatches."""
+
+__all__ = ["TABLE", "Transaction"]
