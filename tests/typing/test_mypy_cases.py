@@ -152,6 +152,21 @@ def test_dispatch_is_typed_per_command(mypy_run: MypyRun) -> None:
     )
 
 
+def test_the_command_table_is_checked_per_command(mypy_run: MypyRun) -> None:
+    """A table entry whose handler ends in another command's result, or filed with a
+    result class that is not the command's, is an error on its line; the commands the
+    shell added dispatch to their own result type."""
+    check(
+        mypy_run,
+        "case_table.py",
+        must_expect=[
+            'Argument 3 to "entry" has incompatible type',
+            'Revealed type is "kernel.commands.LeaseReleaseResult"',
+        ],
+    )
+    assert len([e for e in expectations("case_table.py") if e.kind == "E"]) == 2
+
+
 def test_require_is_typed_as_the_stage_output(mypy_run: MypyRun) -> None:
     """``ctx.require(extract)`` is ``extract``'s output type; ``ctx.optional`` adds
     ``None``; an id string gives ``Any`` (SPEC §4.1)."""
