@@ -36,6 +36,7 @@ from kernel.effects import (
     UpdateStage,
 )
 from kernel.errors import StaleVersionError, StoreError
+from kernel.events import event_payload
 from kernel.records import (
     IdempotencyRecord,
     Job,
@@ -252,13 +253,12 @@ class MemoryTransaction:
                 run_id = event.workflow_run_id
                 sequence = t.sequences.get(run_id, 0) + 1
                 self._set(t.sequences, run_id, sequence)
-                payload: dict[str, Any] = {"type": event.type, **to_json(event)}
                 outboxed = OutboxEvent(
                     id=event_id,
                     workflow_run_id=run_id,
                     sequence=sequence,
                     event_type=event.type,
-                    payload=payload,
+                    payload=event_payload(event),
                     causation_id=causation_id,
                     occurred_at=event.timestamp,
                 )

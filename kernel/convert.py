@@ -41,6 +41,16 @@ def _strict(kind: type[Any], accepted: tuple[type[Any], ...]) -> Any:
 
 
 def _structure_enum(value: Any, cls: type[enum.Enum]) -> enum.Enum:
+    """The member of ``cls`` whose value is ``value``, for inputs and stored rows alike.
+
+    >>> from kernel.status import Status
+    >>> converter.structure("RUNNING", Status) is Status.RUNNING
+    True
+    >>> converter.structure("running", Status)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: expected one of 'PENDING', ..., got 'running'
+    """
     try:
         return cls(value)
     except ValueError:
@@ -53,7 +63,8 @@ converter.register_structure_hook(float, _strict(float, (int, float)))
 converter.register_structure_hook(str, _strict(str, (str,)))
 converter.register_structure_hook(bool, _strict(bool, (bool,)))
 # Hooks above dispatch along the MRO, where StrEnum and IntEnum come before
-# str and int: give enums their own hooks so they come back as members.
+# str and int: give enums their own hooks so they come back as members (the
+# PostgreSQL store structures its rows' enum columns with these too).
 for _enum_base in (enum.Enum, enum.StrEnum, enum.IntEnum):
     converter.register_structure_hook(_enum_base, _structure_enum)
 

@@ -13,6 +13,9 @@ from typing import Any, ClassVar, Optional, get_type_hints
 import attrs
 from attrs import Attribute, field, frozen
 
+from kernel.convert import to_json
+from kernel.records import Json
+
 
 def _aware(_: object, attribute: Attribute[datetime], value: datetime) -> None:
     if value.tzinfo is None:
@@ -151,6 +154,25 @@ def _time_fields(cls: type[Event]) -> tuple[str, ...]:
 _TIME_FIELDS: dict[str, tuple[str, ...]] = {
     event_type: _time_fields(cls) for event_type, cls in EVENT_TYPES.items()
 }
+
+
+def event_payload(event: Event) -> dict[str, Json]:
+    """The outbox payload of ``event``: its ``type`` first, then its fields in JSON form.
+
+    Every store writes this payload, and :func:`event_from_payload` reads it
+    back. Datetimes become ISO 8601 text (``datetime.isoformat``), and
+    ``output`` and ``details`` are detached from the caller's objects.
+
+    >>> from datetime import UTC
+    >>> event = StageStarted(workflow_run_id="r1", timestamp=datetime(2025, 1, 1, tzinfo=UTC),
+    ...                      stage_id="s1", stage_name="fetch", stage_number=1)
+    >>> event_payload(event)  # doctest: +NORMALIZE_WHITESPACE
+    {'type': 'stage:started', 'workflow_run_id': 'r1', 'timestamp': '2025-01-01T00:00:00+00:00',
+     'stage_id': 's1', 'stage_name': 'fetch', 'stage_number': 1}
+    >>> event_from_payload(event_payload(event)) == event
+    True
+    """
+    return {"type": event.type, **to_json(event)}
 
 
 def event_from_payload(payload: dict[str, Any]) -> Event:

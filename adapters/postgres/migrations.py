@@ -63,10 +63,9 @@ def migrate(conn: Connection[DictRow], schema: str) -> int:
                 f"schema {schema!r} has version {current}, but this code knows versions up "
                 f"to {LATEST_VERSION}: upgrade workflow-kernel before opening it"
             )
-        for version, script in MIGRATIONS:
-            if version > current:
-                conn.execute(script)
-                conn.execute(QUERIES["record_version"], {"version": version})
+        for migration in MIGRATIONS[current:]:
+            conn.execute(migration.sql.encode())
+            conn.execute(QUERIES["record_version"], {"version": migration.version})
     return max(current, LATEST_VERSION)
 
 

@@ -1,25 +1,25 @@
 """Rows to records and back, for the SQLite store.
 
 Columns are named after record fields. A field's type decides its column
-form: datetimes become canonical UTC text (:func:`timestamp`), durations
-integer microseconds, JSON fields ``json.dumps`` text; everything else
-(strings, numbers, enum values) is stored as it is. Rows come back as records
-built field by field, so a record read equals the record written (datetimes
-aware UTC, durations, enum members).
+form (read by :class:`adapters.columns.Columns`): datetimes become canonical
+UTC text (:func:`timestamp`), durations integer microseconds, JSON fields
+``json.dumps`` text; everything else (strings, numbers, enum values) is
+stored as it is. Rows come back as records built field by field, so a
+record read equals the record written (datetimes aware UTC, durations, enum
+members).
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from types import UnionType
-from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar
 
-from attrs import AttrsInstance, fields, frozen
+from attrs import AttrsInstance, frozen
 
+from adapters.columns import Columns
 from kernel.convert import to_json
 from kernel.errors import StoreError
 
@@ -76,55 +76,12 @@ def load_json(text: str) -> Any:
     return _decode(text)
 
 
-def _without_none(annotation: Any) -> Any:
-    """``X`` for ``X | None``; anything else unchanged."""
-    if get_origin(annotation) in (Union, UnionType):
-        present = [arg for arg in get_args(annotation) if arg is not type(None)]
-        if len(present) == 1:
-            return present[0]
-    return annotation
-
-
-def _column_kind(annotation: Any) -> str:
-    if annotation is datetime:
-        return "time"
-    if annotation is timedelta:
-        return "duration"
-    if annotation is Any or annotation in (dict, list) or get_origin(annotation) in (dict, list):
-        return "json"
-    return "plain"
-
-
 @frozen
-class RecordCodec(Generic[R]):
-    """Converts one record class to named-parameter rows and back."""
+class RecordCodec(Columns[R]):
+    """Converts one record class to named-parameter rows and back.
 
-    record_class: type[R]
-    plain: tuple[str, ...]
-    times: tuple[str, ...]
-    durations: tuple[str, ...]
-    jsons: tuple[str, ...]
-    enums: tuple[tuple[str, type[enum.Enum]], ...] = ()
-
-    @classmethod
-    def of(cls, record_class: type[R]) -> RecordCodec[R]:
-        """Read the column kinds off ``record_class``'s attrs fields and annotations."""
-        hints = get_type_hints(record_class)
-        kinds: dict[str, list[str]] = {"plain": [], "time": [], "duration": [], "json": []}
-        enums: list[tuple[str, type[enum.Enum]]] = []
-        for field in fields(record_class):
-            annotation = _without_none(hints[field.name])
-            kinds[_column_kind(annotation)].append(field.name)
-            if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-                enums.append((field.name, annotation))
-        return cls(
-            record_class,
-            plain=tuple(kinds["plain"]),
-            times=tuple(kinds["time"]),
-            durations=tuple(kinds["duration"]),
-            jsons=tuple(kinds["json"]),
-            enums=tuple(enums),
-        )
+    Built with ``RecordCodec.of(record_class)``, which reads the columns.
+    """
 
     def encode(self, record: R) -> dict[str, Any]:
         """The record as ``{column: value}``, ready to bind as named parameters."""

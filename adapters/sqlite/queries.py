@@ -9,12 +9,9 @@ parameters, and because every call passes the very same string, the
 
 from __future__ import annotations
 
-import re
-from importlib.resources import files
-
 from attrs import fields, frozen
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+from adapters.sqlfiles import read_queries
 
 
 @frozen
@@ -57,36 +54,6 @@ class Queries:
     check_writable: str
 
 
-def parse_queries(text: str) -> dict[str, str]:
-    """Split SQL text into ``{name: statement}`` at each ``-- name: xyz`` line.
-
-    Comment lines trailing a block (section headings) are dropped.
-
-    >>> parse_queries("-- name: one\\nSELECT 1;\\n-- heading\\n-- name: two\\nSELECT 2;\\n")
-    {'one': 'SELECT 1;', 'two': 'SELECT 2;'}
-    """
-    parts = _NAME.split(text)
-    blocks: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in blocks:
-            raise ValueError(f"queries.sql: block {name!r} appears twice")
-        lines = body.strip().splitlines()
-        while lines and lines[-1].lstrip().startswith("--"):
-            lines.pop()
-        blocks[name] = "\n".join(lines).strip()
-    return blocks
-
-
-def load_queries() -> Queries:
-    """Read ``queries.sql`` next to this module into a :class:`Queries`."""
-    text = files("adapters.sqlite").joinpath("queries.sql").read_text(encoding="utf-8")
-    blocks = parse_queries(text)
-    expected = {field.name for field in fields(Queries)}
-    if blocks.keys() != expected:
-        missing = sorted(expected - blocks.keys())
-        extra = sorted(blocks.keys() - expected)
-        raise ValueError(f"queries.sql: missing blocks {missing}, unknown blocks {extra}")
-    return Queries(**blocks)
-
-
-QUERIES = load_queries()
+QUERIES = Queries(
+    **read_queries("adapters.sqlite", expected=[field.name for field in fields(Queries)])
+)

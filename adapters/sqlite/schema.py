@@ -12,45 +12,15 @@ rather than at the first command.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from importlib.resources import files
 
-from attrs import frozen
 from sqlite_utils import Database
 
+from adapters.sqlfiles import read_migrations
 from adapters.sqlite.queries import QUERIES
 from kernel.errors import StoreError
 
-_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
-
-
-@frozen
-class Migration:
-    """One schema step: ``version`` N turns a version N-1 database into version N."""
-
-    version: int
-    name: str
-    sql: str
-
-
-def load_migrations() -> tuple[Migration, ...]:
-    """The migrations shipped with this package, in version order."""
-    folder = files("adapters.sqlite.migrations")
-    found = []
-    for entry in folder.iterdir():
-        match = _FILE.match(entry.name)
-        if match:
-            version, name = int(match[1]), match[2]
-            found.append(Migration(version, name, entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda migration: migration.version)
-    versions = [migration.version for migration in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise ValueError(f"SQLite migrations must be numbered 1, 2, 3... without gaps: {versions}")
-    return tuple(found)
-
-
-MIGRATIONS = load_migrations()
+MIGRATIONS = read_migrations("adapters.sqlite")
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -23,7 +23,6 @@ from typing import Any
 from adapters.sqlite.codec import RecordCodec, dump_json, fetch_dicts, load_json, timestamp
 from adapters.sqlite.errors import ErrorMap
 from adapters.sqlite.queries import QUERIES as Q
-from kernel.convert import to_json
 from kernel.effects import (
     AppendLog,
     AppendOutbox,
@@ -42,6 +41,7 @@ from kernel.effects import (
     UpdateStage,
 )
 from kernel.errors import StaleVersionError, StoreError
+from kernel.events import event_payload
 from kernel.records import (
     IdempotencyRecord,
     Job,
@@ -80,12 +80,11 @@ def _outbox_row(effect: AppendOutbox) -> dict[str, Any]:
     # No sequence here: append_outbox numbers the event inside this BEGIN
     # IMMEDIATE transaction, which serialises every writer of the file.
     event = effect.event
-    payload: dict[str, Any] = {"type": event.type, **to_json(event)}
     return {
         "id": effect.event_id,
         "workflow_run_id": event.workflow_run_id,
         "event_type": event.type,
-        "payload": dump_json(payload),
+        "payload": dump_json(event_payload(event)),
         "causation_id": effect.causation_id,
         "occurred_at": timestamp(event.timestamp),
     }

@@ -41,11 +41,12 @@ def decide(
         if job.status != JobStatus.LEASED or job.worker_id != cmd.worker_id:
             continue
         released += 1
-        effects.append(requeue_job(job, env.now, attempt=max(job.attempt - 1, 0)))
-        record = next(
-            (s for s in state.stages.get(job.workflow_run_id, ()) if s.stage_id == job.stage_id),
-            None,
-        )
+        stages = state.stages.get(job.workflow_run_id, ())
+        record = next((s for s in stages if s.stage_id == job.stage_id), None)
         if record is not None and record.status == Status.RUNNING:
+            effects.append(requeue_job(job, env.now, attempt=max(job.attempt - 1, 0)))
             effects.append(bump_stage(record, status=Status.PENDING)[1])
+        else:
+            # Leased but never started (``job.lease``): no attempt began, none is given back.
+            effects.append(requeue_job(job, env.now))
     return Success(Decision(LeaseReleaseResult(released=released), tuple(effects)))

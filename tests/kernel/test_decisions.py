@@ -16,9 +16,20 @@ from kernel import (
     RunCreate,
     Status,
 )
-from kernel.decisions import job_finish, job_start, outbox, reap, run_cancel, run_claim, run_create
-from kernel.decisions.env import Env, elapsed_ms, next_attempt_at
-from kernel.decisions.outcomes import Completed, Failed
+from kernel.decisions import (
+    lease_reap_stale,
+    outbox_flush,
+    run_cancel,
+    run_claim_pending,
+    run_create,
+)
+from kernel.decisions.context import Env, elapsed_ms, next_attempt_at
+from kernel.decisions.job_execute import finish, start
+from kernel.decisions.job_execute.start import StartState
+from kernel.decisions.lease_reap_stale import Stale
+from kernel.decisions.lifecycle import StageState
+from kernel.decisions.run_cancel import Cancellable
+from kernel.decisions.run_claim_pending import Claimable
 from kernel.effects import (
     AppendOutbox,
     Decision,
@@ -32,6 +43,7 @@ from kernel.effects import (
     UpdateStage,
 )
 from kernel.events import WorkflowStarted
+from kernel.outcomes import Completed, Failed, StageRun
 from kernel.records import OutboxEvent
 from tests.harness import T0, env, make_job, make_run, make_stage
 from tests.workflows import Calls, fan_out, linear
@@ -69,10 +81,9 @@ def test_create_decides_one_run_and_one_event() -> None:
 def test_claim_numbers_parallel_stages_by_position() -> None:
     """SPEC §3.2: stage_number is the 1-based position, execution_group the group."""
     made = decision(
-        run_claim.decide(
+        run_claim_pending.decide(
             RunClaimPending(worker_id="w"),
-            [make_run("fan-out", status=Status.PENDING)],
-            {"fan-out": FAN_OUT},
+            Claimable([make_run("fan-out", status=Status.PENDING)], {"fan-out": FAN_OUT}),
             env(),
         )
     )
@@ -86,7 +97,9 @@ def test_claim_numbers_parallel_stages_by_position() -> None:
 def test_claim_skips_runs_that_are_no_longer_pending() -> None:
     """SPEC §5.2: a run claimed meanwhile is not claimed twice."""
     made = decision(
-        run_claim.decide(RunClaimPending(worker_id="w"), [make_run()], {"linear": LINEAR}, env())
+        run_claim_pending.decide(
+            RunClaimPending(worker_id="w"), Claimable([make_run()], {"linear": LINEAR}), env()
+        )
     )
 
     assert (made.result.claimed, made.effects) == ([], ())
@@ -106,7 +119,9 @@ def test_cancel_leaves_a_running_stage_and_its_lease_to_their_worker() -> None:
     ]
 
     made = decision(
-        run_cancel.decide(RunCancel(workflow_run_id="run-1"), make_run(), stages, jobs, env())
+        run_cancel.decide(
+            RunCancel(workflow_run_id="run-1"), Cancellable(make_run(), stages, jobs), env()
+        )
     )
 
     cancelled = {effect.stage.stage_id for effect in of_type(made.effects, UpdateStage)}
@@ -118,7 +133,9 @@ def test_cancel_of_a_finished_run_decides_nothing() -> None:
     """SPEC §5.4: ``cancelled`` is false and there are no effects."""
     made = decision(
         run_cancel.decide(
-            RunCancel(workflow_run_id="run-1"), make_run(status=Status.FAILED), [], [], env()
+            RunCancel(workflow_run_id="run-1"),
+            Cancellable(make_run(status=Status.FAILED), [], []),
+            env(),
         )
     )
 
@@ -130,7 +147,7 @@ def test_updates_state_the_version_they_read() -> None:
     stages = [make_stage("first", status=Status.PENDING, version=4)]
     made = decision(
         run_cancel.decide(
-            RunCancel(workflow_run_id="run-1"), make_run(version=7), stages, [], env()
+            RunCancel(workflow_run_id="run-1"), Cancellable(make_run(version=7), stages, []), env()
         )
     )
 
@@ -143,13 +160,15 @@ def test_updates_state_the_version_they_read() -> None:
 def test_start_takes_the_next_attempt_and_the_previous_output() -> None:
     """SPEC §5.6: attempt is the job's attempt plus one; input is the previous output."""
     made = decision(
-        job_start.decide(
+        start.decide(
             JobExecute(workflow_run_id="run-1", workflow_id="linear", stage_id="second"),
-            make_run(),
-            make_stage("second", number=2, status=Status.PENDING),
-            make_job("second", attempt=1),
-            LINEAR,
-            {"first": {"value": 5}},
+            StartState(
+                make_run(),
+                make_stage("second", number=2, status=Status.PENDING),
+                make_job("second", attempt=1),
+                LINEAR,
+                {"first": {"value": 5}},
+            ),
             env(),
         )
     )
@@ -167,13 +186,9 @@ def test_start_takes_the_next_attempt_and_the_previous_output() -> None:
 def test_start_of_an_unclaimed_run_starts_the_run_too() -> None:
     """SPEC §5.6: executing a stage of a PENDING run makes it RUNNING (``workflow:started``)."""
     made = decision(
-        job_start.decide(
+        start.decide(
             JobExecute(workflow_run_id="run-1", workflow_id="linear", stage_id="first"),
-            make_run(status=Status.PENDING),
-            None,
-            None,
-            LINEAR,
-            {},
+            StartState(make_run(status=Status.PENDING), None, None, LINEAR, {}),
             env(),
         )
     )
@@ -187,13 +202,15 @@ def test_start_of_an_unclaimed_run_starts_the_run_too() -> None:
 def test_start_for_a_terminal_run_settles_the_job_and_skips() -> None:
     """SPEC §5.6: no user code for a finished run; its open job is cancelled."""
     made = decision(
-        job_start.decide(
+        start.decide(
             JobExecute(workflow_run_id="run-1", workflow_id="linear", stage_id="first"),
-            make_run(status=Status.CANCELLED),
-            make_stage("first", status=Status.CANCELLED),
-            make_job("first"),
-            LINEAR,
-            {},
+            StartState(
+                make_run(status=Status.CANCELLED),
+                make_stage("first", status=Status.CANCELLED),
+                make_job("first"),
+                LINEAR,
+                {},
+            ),
             env(),
         )
     )
@@ -214,7 +231,12 @@ def finished(
     )
     now = make_stage("first", status=Status.RUNNING, version=stage_version)
     return decision(
-        job_finish.decide(started, outcome, [], run or make_run(), [now], job, {}, LINEAR, env())
+        finish.decide(
+            started,
+            StageRun(outcome, ()),
+            StageState(run or make_run(), [now], job, {}, LINEAR),
+            env(),
+        )
     )
 
 
@@ -261,12 +283,14 @@ def test_finish_of_the_last_attempt_fails_stage_and_run() -> None:
 def test_reap_gives_the_attempt_back() -> None:
     """SPEC §10.1: a reaped job's attempt is not used up."""
     made = decision(
-        reap.decide(
+        lease_reap_stale.decide(
             LeaseReapStale(stale_threshold_ms=0),
-            [make_job("first", status=JobStatus.LEASED, attempt=2, worker_id="w")],
-            {"run-1": make_run()},
-            {"run-1": [make_stage("first", status=Status.RUNNING, attempt=2)]},
-            {"linear": LINEAR},
+            Stale(
+                [make_job("first", status=JobStatus.LEASED, attempt=2, worker_id="w")],
+                {"run-1": make_run()},
+                {"run-1": [make_stage("first", status=Status.RUNNING, attempt=2)]},
+                {"run-1": LINEAR},
+            ),
             env(),
         )
     )
@@ -298,7 +322,7 @@ def test_settle_records_each_delivery_outcome() -> None:
     events = [event("a", 1), event("a", 2), event("b", 1, retry_count=2), event("c", 1)]
     outcomes = {"a-1": "ConnectionError: x", "b-1": "ConnectionError: x", "c-1": None}
 
-    made = decision(outbox.settle(events, outcomes, 3, env()))
+    made = decision(outbox_flush.settle(events, outcomes, 3, env()))
 
     settled = {effect.event.id: effect.event for effect in of_type(made.effects, UpdateOutbox)}
     assert made.result.published == 1

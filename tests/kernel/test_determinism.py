@@ -28,20 +28,26 @@ from kernel import (
     Suspend,
 )
 from kernel.decisions import (
-    job_finish,
-    job_start,
-    outbox,
-    poll,
-    reap,
+    lease_reap_stale,
+    outbox_flush,
+    plugin_replay_dlq,
     run_cancel,
-    run_claim,
+    run_claim_pending,
     run_create,
-    run_rerun,
+    run_rerun_from,
     run_transition,
 )
-from kernel.decisions.env import Env
-from kernel.decisions.outcomes import Completed, Failed, NotReady, Suspended
+from kernel.decisions import stage_poll_suspended as poll
+from kernel.decisions.context import Env
+from kernel.decisions.job_execute import finish, start
+from kernel.decisions.job_execute.start import StartState
+from kernel.decisions.lease_reap_stale import Stale
+from kernel.decisions.lifecycle import StageState
+from kernel.decisions.run_cancel import Cancellable
+from kernel.decisions.run_claim_pending import Claimable
+from kernel.decisions.stage_poll_suspended import DueStage
 from kernel.effects import ExecuteStage
+from kernel.outcomes import Completed, Failed, NotReady, StageRun, Suspended
 from kernel.records import OutboxEvent
 from kernel.stages import ProgressReport
 from tests.harness import T0, env, make_job, make_run, make_stage
@@ -66,18 +72,22 @@ def started(stage_id: str = "first", job: bool = True) -> ExecuteStage:
     )
 
 
-def finish(outcome: Any, job_attempt: int = 1) -> Callable[[Env], Result[Any, Any]]:
+def finished(outcome: Any, job_attempt: int = 1) -> Callable[[Env], Result[Any, Any]]:
     def decide(e: Env) -> Result[Any, Any]:
-        start = started()
-        return job_finish.decide(
-            start,
-            outcome,
-            [ProgressReport(progress=0.5, message="half", details=None, at_index=0)],
-            make_run(),
-            [start.stage],
-            make_job("first", status=JobStatus.LEASED, attempt=job_attempt),
-            {},
-            LINEAR,
+        begun = started()
+        return finish.decide(
+            begun,
+            StageRun(
+                outcome,
+                (ProgressReport(progress=0.5, message="half", details=None, at_index=0),),
+            ),
+            StageState(
+                make_run(),
+                [begun.stage],
+                make_job("first", status=JobStatus.LEASED, attempt=job_attempt),
+                {},
+                LINEAR,
+            ),
             e,
         )
 
@@ -96,11 +106,13 @@ def polled(outcome: Any, now_offset: timedelta = timedelta(0)) -> Callable[[Env]
         return poll.decide(
             record,
             outcome,
-            make_run("batchy", status=Status.SUSPENDED),
-            [record],
-            make_job("batch", workflow_id="batchy", status=JobStatus.SUSPENDED),
-            {},
-            BATCHY,
+            StageState(
+                make_run("batchy", status=Status.SUSPENDED),
+                [record],
+                make_job("batch", workflow_id="batchy", status=JobStatus.SUSPENDED),
+                {},
+                BATCHY,
+            ),
             Env(e.now + now_offset, e.new_id, e.causation_id),
         )
 
@@ -126,98 +138,103 @@ SCENARIOS: dict[str, Callable[[Env], Result[Any, Any]]] = {
         LINEAR,
         e,
     ),
-    "run.claimPending": lambda e: run_claim.decide(
+    "run.claimPending": lambda e: run_claim_pending.decide(
         RunClaimPending(worker_id="w"),
-        [
-            make_run(id="a", status=Status.PENDING),
-            make_run("gone", id="b", status=Status.PENDING),
-        ],
-        {"linear": LINEAR, "gone": None},
+        Claimable(
+            [
+                make_run(id="a", status=Status.PENDING),
+                make_run("gone", id="b", status=Status.PENDING),
+            ],
+            {"linear": LINEAR, "gone": None},
+        ),
         e,
     ),
     "run.transition advances": lambda e: run_transition.decide(
-        RunTransition(workflow_run_id="run-1"), make_run(), done_stages(1), {}, LINEAR, e
+        RunTransition(workflow_run_id="run-1"),
+        StageState(make_run(), done_stages(1), None, {}, LINEAR),
+        e,
     ),
     "run.transition completes": lambda e: run_transition.decide(
         RunTransition(workflow_run_id="run-1"),
-        make_run(),
-        done_stages(3),
-        {"third": {"value": 4}},
-        LINEAR,
+        StageState(make_run(), done_stages(3), None, {"third": {"value": 4}}, LINEAR),
         e,
     ),
     "run.transition fails": lambda e: run_transition.decide(
         RunTransition(workflow_run_id="run-1"),
-        make_run(),
-        [make_stage("first", status=Status.FAILED, error="boom")],
-        {},
-        LINEAR,
+        StageState(
+            make_run(), [make_stage("first", status=Status.FAILED, error="boom")], None, {}, LINEAR
+        ),
         e,
     ),
     "run.cancel": lambda e: run_cancel.decide(
         RunCancel(workflow_run_id="run-1", reason="why"),
-        make_run(),
-        [make_stage("first", status=Status.PENDING)],
-        [make_job("first")],
+        Cancellable(make_run(), [make_stage("first", status=Status.PENDING)], [make_job("first")]),
         e,
     ),
-    "run.rerunFrom": lambda e: run_rerun.decide(
+    "run.rerunFrom": lambda e: run_rerun_from.decide(
         RunRerunFrom(workflow_run_id="run-1", from_stage_id="second"),
-        make_run(status=Status.COMPLETED),
-        done_stages(3),
-        LINEAR,
+        StageState(make_run(status=Status.COMPLETED), done_stages(3), None, {}, LINEAR),
         e,
     ),
-    "job.execute start": lambda e: job_start.decide(
+    "job.execute start": lambda e: start.decide(
         JobExecute(workflow_run_id="run-1", workflow_id="linear", stage_id="second"),
-        make_run(),
-        make_stage("second", number=2, status=Status.PENDING),
-        make_job("second"),
-        LINEAR,
-        {"first": {"value": 2}},
+        StartState(
+            make_run(),
+            make_stage("second", number=2, status=Status.PENDING),
+            make_job("second"),
+            LINEAR,
+            {"first": {"value": 2}},
+        ),
         e,
     ),
-    "job.execute finish completed": finish(Completed({"value": 2}, {"total_tokens": 3})),
-    "job.execute finish failed, will retry": finish(Failed("RuntimeError: boom")),
-    "job.execute finish failed for good": finish(Failed("RuntimeError: boom"), job_attempt=3),
-    "job.execute finish suspended": lambda e: job_finish.decide(
+    "job.execute finish completed": finished(Completed({"value": 2}, {"total_tokens": 3})),
+    "job.execute finish failed, will retry": finished(Failed("RuntimeError: boom")),
+    "job.execute finish failed for good": finished(Failed("RuntimeError: boom"), job_attempt=3),
+    "job.execute finish suspended": lambda e: finish.decide(
         started("batch"),
-        Suspended(Suspend({"n": 1}, poll_interval=timedelta(seconds=5))),
-        [],
-        make_run("batchy"),
-        [started("batch").stage],
-        started("batch").job,
-        {},
-        BATCHY,
+        StageRun(Suspended(Suspend({"n": 1}, poll_interval=timedelta(seconds=5))), ()),
+        StageState(make_run("batchy"), [started("batch").stage], started("batch").job, {}, BATCHY),
         e,
     ),
     "stage.pollSuspended claim": lambda e: poll.claim(
-        [make_stage("batch", status=Status.SUSPENDED, next_poll_at=T0)], e
+        [
+            DueStage(
+                make_stage("batch", status=Status.SUSPENDED, next_poll_at=T0),
+                make_run("batchy", status=Status.SUSPENDED),
+                BATCHY,
+                {},
+            )
+        ],
+        e,
     ),
     "stage.pollSuspended ready": polled(Completed({"value": 10}, {})),
     "stage.pollSuspended not ready": polled(NotReady(None)),
     "stage.pollSuspended timed out": polled(NotReady(None), timedelta(minutes=2)),
-    "lease.reapStale": lambda e: reap.decide(
+    "lease.reapStale": lambda e: lease_reap_stale.decide(
         LeaseReapStale(stale_threshold_ms=1000, max_reaps=2),
-        [
-            make_job("first", status=JobStatus.LEASED, attempt=1, locked_at=T0),
-            make_job("first", run_id="run-2", status=JobStatus.LEASED, reap_count=1, attempt=1),
-        ],
-        {"run-1": make_run(), "run-2": make_run(id="run-2")},
-        {
-            "run-1": [make_stage("first", status=Status.RUNNING)],
-            "run-2": [make_stage("first", run_id="run-2", status=Status.RUNNING)],
-        },
-        {"linear": LINEAR},
+        Stale(
+            [
+                make_job("first", status=JobStatus.LEASED, attempt=1, locked_at=T0),
+                make_job("first", run_id="run-2", status=JobStatus.LEASED, reap_count=1, attempt=1),
+            ],
+            {"run-1": make_run(), "run-2": make_run(id="run-2")},
+            {
+                "run-1": [make_stage("first", status=Status.RUNNING)],
+                "run-2": [make_stage("first", run_id="run-2", status=Status.RUNNING)],
+            },
+            {"run-1": LINEAR, "run-2": LINEAR},
+        ),
         e,
     ),
-    "outbox.flush settle": lambda e: outbox.settle(
+    "outbox.flush settle": lambda e: outbox_flush.settle(
         [outbox_event("a", 1), outbox_event("a", 2), outbox_event("b", 1, retry_count=2)],
         {"a-1": "ConnectionError: down", "b-1": "ConnectionError: down"},
         3,
         e,
     ),
-    "plugin.replayDLQ": lambda e: outbox.replay([evolve_dead(outbox_event("a", 1, retry_count=3))]),
+    "plugin.replayDLQ": lambda e: plugin_replay_dlq.decide(
+        [evolve_dead(outbox_event("a", 1, retry_count=3))]
+    ),
 }
 
 

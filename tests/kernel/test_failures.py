@@ -25,8 +25,11 @@ from kernel import (
     WorkflowRun,
     WorkflowStage,
 )
-from kernel.decisions import job_start, run_create, run_rerun
-from kernel.decisions.env import Env
+from kernel.decisions import run_create, run_rerun_from
+from kernel.decisions.context import Env
+from kernel.decisions.job_execute import start as job_start
+from kernel.decisions.job_execute.start import StartState
+from kernel.decisions.lifecycle import StageState
 from tests.harness import env, make_job, make_run, make_stage
 from tests.workflows import Calls, linear
 
@@ -48,7 +51,7 @@ def rerun(
     stage: str = "second",
 ) -> Callable[[Env], Result[Any, KernelError]]:
     cmd = RunRerunFrom(workflow_run_id="run-1", from_stage_id=stage)
-    return lambda e: run_rerun.decide(cmd, run, stages, workflow, e)
+    return lambda e: run_rerun_from.decide(cmd, StageState(run, stages, None, {}, workflow), e)
 
 
 def start(
@@ -57,7 +60,7 @@ def start(
     stage: str = "first",
 ) -> Callable[[Env], Result[Any, KernelError]]:
     cmd = JobExecute(workflow_run_id="run-1", workflow_id="linear", stage_id=stage)
-    return lambda e: job_start.decide(cmd, run, None, make_job(stage), workflow, {}, e)
+    return lambda e: job_start.decide(cmd, StartState(run, None, make_job(stage), workflow, {}), e)
 
 
 CASES: list[Any] = [

@@ -1,0 +1,83 @@
+"""How each field of a record is stored as a column, read off the record class.
+
+Both SQL stores write a record as one row whose columns are named after its
+fields, and a field's annotation says what its column needs: datetimes and
+durations have their own column forms, JSON fields (``Any``, dicts, lists)
+are written as JSON, enums as their values and read back as members. The
+SQLite codec converts every kind itself; PostgreSQL's driver handles times
+and durations, so its store only wraps JSON fields and unwraps enums.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from types import UnionType
+from typing import Any, Generic, Self, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from attrs import AttrsInstance, fields, frozen
+
+R = TypeVar("R", bound=AttrsInstance)
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X`` for ``X | None``; anything else unchanged."""
+    if get_origin(annotation) in (Union, UnionType):
+        present = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(present) == 1:
+            return present[0]
+    return annotation
+
+
+def _column_kind(annotation: Any) -> str:
+    if annotation is datetime:
+        return "time"
+    if annotation is timedelta:
+        return "duration"
+    if annotation is Any or annotation in (dict, list) or get_origin(annotation) in (dict, list):
+        return "json"
+    return "plain"
+
+
+@frozen
+class Columns(Generic[R]):
+    """The field names of ``record_class`` grouped by how their columns are stored.
+
+    >>> from kernel.records import Job
+    >>> columns = Columns.of(Job)
+    >>> columns.jsons, columns.enums
+    (('payload',), (('status', <enum 'JobStatus'>),))
+    """
+
+    record_class: type[R]
+    plain: tuple[str, ...]
+    """Stored as they are: strings, numbers, booleans, enum values."""
+    times: tuple[str, ...]
+    durations: tuple[str, ...]
+    jsons: tuple[str, ...]
+    enums: tuple[tuple[str, type[enum.Enum]], ...] = ()
+    """The enum fields (also in ``plain``) and their classes."""
+
+    @classmethod
+    def of(cls, record_class: type[R]) -> Self:
+        """Read the column kinds off ``record_class``'s attrs fields and annotations.
+
+        A subclass gets an instance of itself, so codecs built on these columns
+        share this reading.
+        """
+        hints = get_type_hints(record_class)
+        kinds: dict[str, list[str]] = {"plain": [], "time": [], "duration": [], "json": []}
+        enums: list[tuple[str, type[enum.Enum]]] = []
+        for field in fields(record_class):
+            annotation = _without_none(hints[field.name])
+            kinds[_column_kind(annotation)].append(field.name)
+            if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+                enums.append((field.name, annotation))
+        return cls(
+            record_class,
+            plain=tuple(kinds["plain"]),
+            times=tuple(kinds["time"]),
+            durations=tuple(kinds["duration"]),
+            jsons=tuple(kinds["json"]),
+            enums=tuple(enums),
+        )
