@@ -19,12 +19,8 @@ from returns.result import Failure, Success
 from kernel.commands import Command, JobExecuteResult
 from kernel.convert import converter, fingerprint, to_json
 from kernel.decisions import idempotency
-from kernel.decisions.context import (
-    IDEMPOTENCY_TIMEOUT,
-    MAX_DELIVERY_ATTEMPTS,
-    Env,
-    Settings,
-)
+from kernel.decisions.context import IDEMPOTENCY_TIMEOUT as IDEMPOTENCY_TIMEOUT
+from kernel.decisions.context import MAX_DELIVERY_ATTEMPTS, Env, Settings
 from kernel.effects import Decision, ReleaseIdempotency, StoreEffect
 from kernel.errors import StaleVersionError
 from kernel.ports import Clock, EventSink, IdGenerator, StageRunner, Store, WorkflowRegistry

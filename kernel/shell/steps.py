@@ -117,19 +117,16 @@ def entry(
     return Entry(cast("type[C]", command), result, begin)
 
 
-class Keyed(Protocol):
-    """What the table needs to file an entry: its command class."""
-
-    @property
-    def command(self) -> type[object]: ...
-
-
 class Table:
     """The handlers of every command, keyed by command class."""
 
-    def __init__(self, *entries: Keyed) -> None:
-        self._entries: dict[type[object], Keyed] = {}
+    def __init__(self, *entries: object) -> None:
+        # Entries are taken as ``object``: each was type-checked where ``entry()``
+        # built it, and a narrower parameter type would bend that inference.
+        self._entries: dict[type[object], Entry[object, object]] = {}
         for item in entries:
+            if not isinstance(item, Entry):
+                raise TypeError(f"Table: expected entries made by entry(), got {item!r}")
             if item.command in self._entries:
                 raise ValueError(f"two handlers for {item.command.__name__}")
             self._entries[item.command] = item
@@ -143,5 +140,5 @@ class Table:
         # ends in the class's own result type.
         return cast("Entry[Command[R], R]", found)
 
-    def __iter__(self) -> Iterator[Keyed]:
+    def __iter__(self) -> Iterator[Entry[object, object]]:
         return iter(self._entries.values())

@@ -132,7 +132,7 @@ def _plugin_replay_dlq(cmd: PluginReplayDLQ) -> Phase[PluginReplayDLQResult]:
     )
 
 
-_ENTRIES = (
+TABLE = Table(
     entry(RunCreate, RunCreateResult, _run_create),
     entry(RunClaimPending, RunClaimPendingResult, _run_claim_pending),
     entry(RunTransition, RunTransitionResult, _run_transition),
@@ -146,8 +146,6 @@ _ENTRIES = (
     entry(OutboxFlush, OutboxFlushResult, outbox_flush.begin),
     entry(PluginReplayDLQ, PluginReplayDLQResult, _plugin_replay_dlq),
 )
-
-TABLE = Table(*_ENTRIES)
 """Every command the kernel dispatches."""
 
 __all__ = ["TABLE", "Transaction"]
