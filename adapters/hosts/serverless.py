@@ -22,7 +22,7 @@ from adapters.hosts.tick import Orchestrator, TickReport
 from kernel.commands import JobExecute, JobExecuteResult, JobLease, JobOutcome
 from kernel.dispatch import Kernel
 from kernel.ports import Store
-from kernel.records import Job, Json
+from kernel.records import Job, Json, WorkflowRun
 from kernel.status import JobStatus
 
 
@@ -140,54 +140,41 @@ class ServerlessHost:
         job_id = _text(message, "job_id", required=False)
         assert run_id is not None and workflow_id is not None and stage_id is not None
 
-        def skipped(reason: str, job: str | None = job_id) -> JobReport:
-            self.log.info(
-                "job skipped: %s",
-                reason,
-                extra={"workflow_run_id": run_id, "stage_id": stage_id, "job_id": job},
-            )
-            return JobReport(
-                workflow_run_id=run_id,
-                stage_id=stage_id,
-                job_id=job,
-                outcome="skipped",
-                reason=reason,
-            )
-
         run = self.store.get_run(run_id)
         if run is None:
-            return skipped(f"workflow run {run_id!r} does not exist")
-        if job_id is None:
-            jobs = [job for job in self.store.get_jobs(run_id) if job.stage_id == stage_id]
-            queued = [job for job in jobs if job.status == JobStatus.QUEUED]
-            if queued:
-                job_id = queued[-1].id
-            elif jobs:
-                return skipped(f"the stage's job is {jobs[-1].status}", jobs[-1].id)
-            else:
-                # No job record to lease: execute the stage directly.
-                command = JobExecute(
-                    workflow_run_id=run_id,
-                    workflow_id=workflow_id,
-                    stage_id=stage_id,
-                    config=run.config,
-                )
-                result = self.kernel.dispatch(command)
-                return JobReport(
-                    workflow_run_id=run_id,
-                    stage_id=stage_id,
-                    job_id=None,
-                    outcome=result.outcome,
-                    output=result.output,
-                    error=result.error,
-                )
+            return self._skipped(
+                run_id, stage_id, job_id, f"workflow run {run_id!r} does not exist"
+            )
+        if job_id is not None:
+            return self._run_job(run, workflow_id, stage_id, job_id)
+        jobs = [job for job in self.store.get_jobs(run_id) if job.stage_id == stage_id]
+        queued = [job for job in jobs if job.status == JobStatus.QUEUED]
+        if queued:
+            return self._run_job(run, workflow_id, stage_id, queued[-1].id)
+        if jobs:
+            reason = f"the stage's job is {jobs[-1].status}"
+            return self._skipped(run_id, stage_id, jobs[-1].id, reason)
+        # No job record to lease: execute the stage directly.
+        command = JobExecute(
+            workflow_run_id=run_id, workflow_id=workflow_id, stage_id=stage_id, config=run.config
+        )
+        result = self.kernel.dispatch(command)
+        return JobReport(
+            workflow_run_id=run_id,
+            stage_id=stage_id,
+            job_id=None,
+            outcome=result.outcome,
+            output=result.output,
+            error=result.error,
+        )
 
-        target = job_id
+    def _run_job(self, run: WorkflowRun, workflow_id: str, stage_id: str, job_id: str) -> JobReport:
+        """Lease the named job (``job.lease``) and execute it under the step function."""
         why: list[str] = []
 
         def take(max_jobs: int, on_start: OnStart, on_finish: OnFinish, _: KeepGoing) -> None:
             lease = JobLease(
-                job_id=target, worker_id=self.worker_id, workflow_run_id=run_id, stage_id=stage_id
+                job_id=job_id, worker_id=self.worker_id, workflow_run_id=run.id, stage_id=stage_id
             )
             took = self.kernel.dispatch(lease)
             leased = took.job
@@ -196,7 +183,7 @@ class ServerlessHost:
                 return
             on_start(leased)
             command = JobExecute(
-                workflow_run_id=run_id,
+                workflow_run_id=run.id,
                 workflow_id=workflow_id,
                 stage_id=stage_id,
                 config=run.config,
@@ -209,7 +196,23 @@ class ServerlessHost:
         driver.run()
         if driver.failure is not None:
             raise driver.failure  # logged already; the platform retries the message
-        return reports[0] if reports else skipped(why[0] if why else "the job did not run", target)
+        if reports:
+            return reports[0]
+        return self._skipped(run.id, stage_id, job_id, why[0] if why else "the job did not run")
+
+    def _skipped(self, run_id: str, stage_id: str, job_id: str | None, reason: str) -> JobReport:
+        self.log.info(
+            "job skipped: %s",
+            reason,
+            extra={"workflow_run_id": run_id, "stage_id": stage_id, "job_id": job_id},
+        )
+        return JobReport(
+            workflow_run_id=run_id,
+            stage_id=stage_id,
+            job_id=job_id,
+            outcome="skipped",
+            reason=reason,
+        )
 
     def process_available_jobs(self, max_jobs: int = 1) -> ProcessJobsResult:
         """Lease and execute up to ``max_jobs`` available jobs, one after another.

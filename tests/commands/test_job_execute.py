@@ -10,6 +10,7 @@ import pytest
 
 from kernel import (
     CompletionCheck,
+    InvalidInputError,
     JobExecute,
     JobStatus,
     RunCancel,
@@ -714,6 +715,24 @@ def test_execute_for_an_unknown_workflow_raises_workflow_not_found(make_tk: Make
         tk.dispatch(JobExecute(workflow_run_id=run_id, workflow_id="other", stage_id="first"))
 
     assert event_types(tk.store, run_id) == before
+
+
+def test_execute_naming_another_workflow_never_runs_its_code_on_the_run(
+    make_tk: MakeKernel,
+) -> None:
+    """A ``workflow_id`` that is registered but is not the run's own is refused, naming
+    both workflows; no code runs and nothing is written (issue: kernel shell redesign)."""
+    theirs = Calls()
+    tk = make_tk(linear(Calls()), pipeline("other", add(theirs, "first")))
+    run_id = start(tk, "linear")
+    before = (event_types(tk.store, run_id), tk.store.get_stages(run_id))
+
+    expected = "workflow_id: run .* belongs to workflow 'linear', not 'other'"
+    with pytest.raises(InvalidInputError, match=expected):
+        tk.dispatch(JobExecute(workflow_run_id=run_id, workflow_id="other", stage_id="first"))
+
+    assert theirs.attempts == []
+    assert (event_types(tk.store, run_id), tk.store.get_stages(run_id)) == before
 
 
 def test_execute_for_an_unknown_stage_raises_stage_not_found(make_tk: MakeKernel) -> None:
