@@ -41,10 +41,14 @@ class Reads:
         return outputs
 
     def previous_outputs(
-        self, run: WorkflowRun | None, stages: Sequence[WorkflowStage], stage_id: str
+        self,
+        run: WorkflowRun | None,
+        stages: Sequence[WorkflowStage],
+        stage_id: str,
+        workflow: Workflow[Any, Any] | None = None,
     ) -> dict[str, Json]:
         """Outputs of the group before ``stage_id``'s (the stage's input comes from them)."""
-        workflow = self.workflow_of(run)
+        workflow = workflow or self.workflow_of(run)
         if run is None or workflow is None or workflow.stage(stage_id) is None:
             return {}
         group = workflow.group_of(stage_id)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Generic, Protocol, TypeVar, cast
 
 from attrs import frozen
-from returns.result import Result
+from returns.result import Result, Success
 
 from kernel.commands import Command
 from kernel.decisions.context import Env
@@ -86,8 +86,12 @@ class Transaction(Generic[S, T, R]):
     then: Callable[[T], Step[R]]
 
     def run(self, reads: Reads, env: Env) -> Result[Decision[Step[R]], KernelError]:
-        decided = self.decide(self.load(reads), env)
-        return decided.map(lambda d: Decision(self.then(d.result), d.effects))
+        match self.decide(self.load(reads), env):
+            case Success(decided):
+                made: Decision[T] = decided
+                return Success(Decision(self.then(made.result), made.effects))
+            case failed:
+                return cast("Result[Decision[Step[R]], KernelError]", failed)
 
 
 def single(
