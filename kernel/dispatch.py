@@ -75,7 +75,6 @@ class Kernel:
         self.ids = ids
         self.sink = sink
         self.runner = runner
-        self.idempotency_timeout = idempotency_timeout
         attempts = sink.max_retries if isinstance(sink, RetryingSink) else MAX_DELIVERY_ATTEMPTS
         self._settings = Settings(
             max_delivery_attempts=attempts, idempotency_timeout=idempotency_timeout
@@ -83,6 +82,11 @@ class Kernel:
         self._outside = Outside(
             registry=registry, store=store, clock=clock, ids=ids, sink=sink, runner=runner
         )
+
+    @property
+    def idempotency_timeout(self) -> timedelta:
+        """How old an IN_PROGRESS idempotency key must be before a caller may take it over."""
+        return self._settings.idempotency_timeout
 
     # -- public ----------------------------------------------------------------
 

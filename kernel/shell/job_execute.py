@@ -32,13 +32,7 @@ def _start_state(
     stages = reads.tx.get_stages(cmd.workflow_run_id) if run is not None else []
     record = next((s for s in stages if s.stage_id == cmd.stage_id), None)
     workflow = reads.registry.get_workflow(cmd.workflow_id)
-    # The run's own workflow feeds the input (a mismatch is refused by the decision).
-    same = (
-        workflow
-        if run is not None and workflow is not None and workflow.id == run.workflow_id
-        else None
-    )
-    previous = reads.previous_outputs(run, stages, cmd.stage_id, same)
+    previous = reads.previous_outputs(run, stages, cmd.stage_id)
     return start.StartState(run, record, job, workflow, previous)
 
 

@@ -41,14 +41,11 @@ class Reads:
         return outputs
 
     def previous_outputs(
-        self,
-        run: WorkflowRun | None,
-        stages: Sequence[WorkflowStage],
-        stage_id: str,
-        workflow: Workflow[Any, Any] | None = None,
+        self, run: WorkflowRun | None, stages: Sequence[WorkflowStage], stage_id: str
     ) -> dict[str, Json]:
-        """Outputs of the group before ``stage_id``'s (the stage's input comes from them)."""
-        workflow = workflow or self.workflow_of(run)
+        """Outputs of the group before ``stage_id``'s in the run's own workflow (the
+        stage's input comes from them)."""
+        workflow = self.workflow_of(run)
         if run is None or workflow is None or workflow.stage(stage_id) is None:
             return {}
         group = workflow.group_of(stage_id)

@@ -48,7 +48,7 @@ from kernel.decisions import (
 from kernel.decisions.job_execute import start
 from kernel.shell import job_execute, outbox_flush, stage_poll_suspended
 from kernel.shell.reads import Reads
-from kernel.shell.steps import Phase, Table, Transaction, entry, single
+from kernel.shell.steps import Phase, Table, entry, single
 
 
 def _run_create(cmd: RunCreate) -> Phase[RunCreateResult]:
@@ -148,4 +148,4 @@ TABLE = Table(
 )
 """Every command the kernel dispatches."""
 
-__all__ = ["TABLE", "Transaction"]
+__all__ = ["TABLE"]
