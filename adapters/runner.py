@@ -3,18 +3,38 @@ shared background event loop.
 
 Async stages from several worker threads share one loop, so a stage that
 awaits I/O never blocks another; a sync stage blocks only its own thread.
+
+With a timeout (``define_stage(..., timeout=...)``), a coroutine is
+cancelled when its time is up. A sync function cannot be stopped from
+outside its thread, so it runs in a thread of its own: when its time is up
+the caller gets :class:`~kernel.ports.TimedOut` at once, and whatever the
+function returns or raises later is dropped and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
+import logging
+import os
 import threading
 import traceback
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
-from kernel.ports import Raised, Returned, RunnerOutcome
+from kernel.ports import TRACEBACK_LIMIT, Raised, Returned, RunnerOutcome, TimedOut
+
+log = logging.getLogger("workflow_kernel.runner")
+
+_RUNNER_FILES = (
+    os.path.abspath(__file__),
+    os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(concurrent.futures.__file__)) + os.sep,
+    os.path.abspath(threading.__file__),
+)
+"""Frames of these files before the first user frame are the runner's, not the user's."""
 
 
 def describe(exc: BaseException) -> str:
@@ -23,8 +43,42 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def user_traceback(exc: BaseException, limit: int = TRACEBACK_LIMIT) -> str:
+    """The traceback of ``exc`` from the first frame of user code on, at most ``limit``
+    characters: a long one keeps its start and its end (where the error is).
+
+    >>> def stage():
+    ...     raise ValueError("cannot process item 1")
+    >>> try:
+    ...     stage()
+    ... except ValueError as exc:
+    ...     text = user_traceback(exc)
+    >>> text.splitlines()[-1]
+    'ValueError: cannot process item 1'
+    >>> "in stage" in text
+    True
+    """
+    summary = traceback.TracebackException.from_exception(exc)
+    frames = list(summary.stack)
+    while frames and frames[0].filename.startswith(_RUNNER_FILES):
+        frames.pop(0)
+    summary.stack = traceback.StackSummary.from_list(frames)
+    text = "".join(summary.format())
+    if len(text) <= limit:
+        return text
+    head = limit // 5
+    marker = f"\n... ({len(text) - limit} characters left out) ...\n"
+    tail = limit - head - len(marker)
+    return text[:head] + marker + text[-tail:]
+
+
+def _raised(exc: BaseException) -> Raised:
+    return Raised(describe(exc), exc, user_traceback(exc))
+
+
 class DefaultStageRunner:
-    """Runs user code and reports ``Returned`` or ``Raised``; never lets it escape."""
+    """Runs user code and reports ``Returned``, ``Raised`` or ``TimedOut``; never lets
+    it escape."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -43,22 +97,76 @@ class DefaultStageRunner:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> RunnerOutcome:
+    def run(
+        self, fn: Callable[..., Any], *args: Any, timeout: timedelta | None = None
+    ) -> RunnerOutcome:
+        if timeout is not None and not inspect.iscoroutinefunction(fn):
+            return self._run_sync_bounded(fn, args, timeout)
         try:
             value = fn(*args)
             if inspect.isawaitable(value):
-                value = self._await(value)
+                return self._await(value, timeout)
             return Returned(value)
         except Exception as exc:  # user code may raise anything; it becomes data
-            return Raised(describe(exc), exc)
+            return _raised(exc)
 
-    def _await(self, awaitable: Any) -> Any:
+    def _await(self, awaitable: Any, timeout: timedelta | None) -> RunnerOutcome:
+        seconds = timeout.total_seconds() if timeout is not None else None
+        expired = False
+
         async def wrapper() -> Any:
-            return await awaitable
+            nonlocal expired
+            async with asyncio.timeout(seconds) as scope:
+                try:
+                    return await awaitable
+                finally:
+                    expired = scope.expired()
 
         coroutine: Coroutine[Any, Any, Any] = wrapper()
         future = asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
-        return future.result()
+        try:
+            return Returned(future.result())
+        except TimeoutError as exc:
+            if expired and timeout is not None:
+                return TimedOut(timeout)
+            return _raised(exc)
+        except Exception as exc:
+            return _raised(exc)
+
+    def _run_sync_bounded(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], timeout: timedelta
+    ) -> RunnerOutcome:
+        """Run a sync function in its own thread; stop waiting for it after ``timeout``."""
+        done = threading.Event()
+        guard = threading.Lock()
+        outcome: list[RunnerOutcome] = []
+        abandoned: list[bool] = []
+        name = getattr(fn, "__qualname__", repr(fn))
+
+        def target() -> None:
+            result = self.run(fn, *args)
+            with guard:
+                outcome.append(result)
+                late = bool(abandoned)
+            done.set()
+            if late:
+                what = "raised" if isinstance(result, Raised) else "returned"
+                log.warning(
+                    "%s %s after its %s timeout; the late result is dropped "
+                    "(the attempt already failed with STAGE_TIMEOUT)",
+                    name,
+                    what,
+                    timeout,
+                )
+
+        worker = threading.Thread(target=target, name=f"wfk-stage-{name}", daemon=True)
+        worker.start()
+        done.wait(timeout.total_seconds())
+        with guard:
+            if outcome:  # finished in time, or just as the wait ended: keep the result
+                return outcome[0]
+            abandoned.append(True)
+        return TimedOut(timeout)
 
     def close(self) -> None:
         """Stop the background loop, if one was started."""

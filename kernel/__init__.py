@@ -27,6 +27,8 @@ from kernel.commands import (
     RunTransitionResult,
     StagePollSuspended,
     StagePollSuspendedResult,
+    StageReportProgress,
+    StageReportProgressResult,
 )
 from kernel.dispatch import Kernel
 from kernel.errors import (
@@ -60,6 +62,7 @@ from kernel.events import (
 )
 from kernel.plugins import Plugin, PluginRunner, define_plugin
 from kernel.records import IdempotencyRecord, Job, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
+from kernel.retry import Retry
 from kernel.stages import (
     CompletionCheck,
     Stage,
@@ -116,6 +119,7 @@ __all__ = [
     "RunRerunFromResult",
     "RunTransition",
     "RunTransitionResult",
+    "Retry",
     "Stage",
     "StageCompleted",
     "StageContext",
@@ -125,6 +129,8 @@ __all__ = [
     "StagePollSuspended",
     "StagePollSuspendedResult",
     "StageProgress",
+    "StageReportProgress",
+    "StageReportProgressResult",
     "StageResult",
     "StageStarted",
     "StageSuspended",

@@ -148,6 +148,14 @@ class JobLeaseResult:
     """Why nothing was leased (the job is missing, another worker's, or not queued)."""
 
 
+@frozen(kw_only=True)
+class StageReportProgressResult:
+    recorded: bool
+    """Whether a ``stage:progress`` event was written: ``False`` when the attempt that
+    reported is no longer the stage's running one (it finished, timed out or was
+    cancelled or reaped)."""
+
+
 # -- commands ----------------------------------------------------------------
 
 
@@ -279,3 +287,28 @@ class JobLease(Command[JobLeaseResult]):
     worker_id: str = field(validator=_text)
     workflow_run_id: str = field(validator=_text)
     stage_id: str = field(validator=_text)
+
+
+def _unit_number(_: object, attribute: Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"{attribute.name}: expected a number from 0 to 1, got {value!r}")
+
+
+@frozen(kw_only=True)
+class StageReportProgress(Command[StageReportProgressResult]):
+    """Publish ``stage:progress`` for a running attempt (SPEC §19): what
+    ``ctx.progress`` sends while the stage runs, in a small transaction of its own.
+
+    Nothing else changes: the stage record keeps its version, so the attempt's
+    finish is never refused because it reported progress.
+    """
+
+    type: ClassVar[str] = "stage.progress"
+    workflow_run_id: str = field(validator=_text)
+    stage_id: str = field(validator=_text)
+    attempt: int = field(validator=_at_least(1))
+    progress: float = field(validator=_unit_number)
+    message: str
+    details: dict[str, Json] | None = field(default=None, validator=_optional_mapping)
+    reported_at: datetime | None = None
+    """When ``ctx.progress`` was called (the event's time); ``None``: now."""

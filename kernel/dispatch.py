@@ -80,7 +80,13 @@ class Kernel:
             max_delivery_attempts=attempts, idempotency_timeout=idempotency_timeout
         )
         self._outside = Outside(
-            registry=registry, store=store, clock=clock, ids=ids, sink=sink, runner=runner
+            registry=registry,
+            store=store,
+            clock=clock,
+            ids=ids,
+            sink=sink,
+            runner=runner,
+            report_progress=self.dispatch,
         )
 
     @property

@@ -107,6 +107,8 @@ class StageFailed(Event):
     error: str
     attempt: int
     will_retry: bool
+    traceback: str | None = None
+    """The formatted traceback of what the attempt raised, if it raised."""
 
 
 def _unit_interval(_: object, attribute: Attribute[float], value: float) -> None:

@@ -41,6 +41,8 @@ class Failed:
 
     error: str
     retryable: bool = True
+    traceback: str | None = None
+    """The formatted traceback, when the attempt raised."""
 
 
 @frozen

@@ -7,7 +7,7 @@ passes ``testing.conformance.StoreConformance``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -71,13 +71,30 @@ class Returned:
 
 @frozen
 class Raised:
-    """User code raised; ``error`` is ``"TypeName: message"``."""
+    """User code raised; ``error`` is ``"TypeName: message"``.
+
+    ``traceback`` is the formatted traceback from the first frame of user code
+    on (the runner's own frames left out), at most :data:`TRACEBACK_LIMIT`
+    characters.
+    """
 
     error: str
     exception: BaseException | None = None
+    traceback: str | None = None
 
 
-RunnerOutcome = Returned | Raised
+@frozen
+class TimedOut:
+    """User code was still running after ``after``: an async call was cancelled; a
+    sync call's thread cannot be stopped, so whatever it returns later is dropped."""
+
+    after: timedelta
+
+
+RunnerOutcome = Returned | Raised | TimedOut
+
+TRACEBACK_LIMIT = 20_000
+"""The most characters of a traceback a failed attempt keeps (SPEC §19)."""
 
 
 class StageRunner(Protocol):
@@ -87,8 +104,11 @@ class StageRunner(Protocol):
     :class:`Raised` instead.
     """
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> RunnerOutcome:
-        """Call ``fn(*args)``; await the result if it is awaitable."""
+    def run(
+        self, fn: Callable[..., Any], *args: Any, timeout: timedelta | None = None
+    ) -> RunnerOutcome:
+        """Call ``fn(*args)``; await the result if it is awaitable. With ``timeout``,
+        give up after that long and return :class:`TimedOut`."""
         ...
 
 
@@ -97,6 +117,12 @@ class WorkflowRegistry(Protocol):
 
     def get_workflow(self, workflow_id: str) -> Workflow[Any, Any] | None:
         """The workflow registered under ``workflow_id``, or ``None``."""
+        ...
+
+    def workflow_ids(self) -> Collection[str]:
+        """The ids of every registered workflow (the runs and jobs this worker can serve).
+
+        Called for every claim and lease: keep it cheap (no copy per call)."""
         ...
 
 
@@ -151,14 +177,25 @@ class StoreTransaction(Protocol):
         """
         ...
 
-    def pending_runs(self, limit: int) -> list[WorkflowRun]:
+    def pending_runs(
+        self, limit: int, workflow_ids: Collection[str] | None = None
+    ) -> list[WorkflowRun]:
         """Up to ``limit`` PENDING runs, highest priority then oldest first, locked for
-        this transaction (concurrent callers get different runs)."""
+        this transaction (concurrent callers get different runs).
+
+        With ``workflow_ids``, only runs of those workflows (SPEC §19: a worker
+        leaves the runs of workflows it does not know to a worker that has
+        them); ``None`` means every workflow."""
         ...
 
-    def lease_next_job(self, worker_id: str, now: datetime) -> Job | None:
+    def lease_next_job(
+        self, worker_id: str, now: datetime, workflow_ids: Collection[str] | None = None
+    ) -> Job | None:
         """Lease the next QUEUED job available at ``now`` (priority, then age) to
-        ``worker_id``: it becomes LEASED with ``locked_at=now``. Returns the leased job."""
+        ``worker_id``: it becomes LEASED with ``locked_at=now``. Returns the leased job.
+
+        With ``workflow_ids``, only jobs of those workflows (``Job.workflow_id``)
+        are candidates; ``None`` means every workflow."""
         ...
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:

@@ -65,6 +65,8 @@ class WorkflowStage:
     max_wait_until: datetime | None = None
     metrics: dict[str, Json] = field(factory=dict)
     error: str | None = None
+    error_traceback: str | None = None
+    """The formatted traceback of the last failed attempt (user frames, at most 20 kB)."""
     attempt: int = 0
     created_at: datetime
     started_at: datetime | None = None

@@ -13,6 +13,7 @@ from returns.result import Failure, Success
 from kernel.convert import json_problems, structure, to_json
 from kernel.errors import StageOutputMissingError
 from kernel.records import Json
+from kernel.retry import Retry, check_retry, check_timeout
 from kernel.stage_checks import check_definition, required_callable
 from kernel.status import LogLevel
 
@@ -96,6 +97,10 @@ class StageServices(Protocol):
 
     def now(self) -> datetime: ...
 
+    def report_progress(self, report: ProgressReport) -> None:
+        """Publish a ``ctx.progress`` call while the stage runs (throttled)."""
+        ...
+
 
 class StageStorage:
     """Blob storage scoped to one run (``ctx.storage``)."""
@@ -130,7 +135,7 @@ class StageStorage:
 
 @frozen(kw_only=True)
 class ProgressReport:
-    """One ``ctx.progress`` call, kept in memory until the stage finishes."""
+    """One ``ctx.progress`` call."""
 
     progress: float
     message: str
@@ -179,23 +184,36 @@ class StageContext(Generic[I, C]):
     def progress(
         self, progress: float, message: str, details: Mapping[str, Any] | None = None
     ) -> None:
-        """Report progress from 0 to 1; published as ``stage:progress`` events."""
-        if isinstance(progress, bool) or not 0.0 <= float(progress) <= 1.0:
-            raise ValueError(f"progress: expected a number from 0 to 1, got {progress!r}")
+        """Report progress from 0 to 1, published as ``stage:progress`` while the stage
+        runs: at most one write per stage every 0.5 s, and the last call is always
+        written by the finish (SPEC §19). A number outside 0..1 is clamped.
+
+        Raises:
+            TypeError: ``progress`` is not a number (or is NaN), or ``message`` not a str.
+            ValueError: ``details`` holds something that is not JSON.
+        """
+        if (
+            isinstance(progress, bool)
+            or not isinstance(progress, int | float)
+            or progress != progress
+        ):
+            raise TypeError(f"progress: expected a number from 0 to 1, got {progress!r}")
+        if not isinstance(message, str):
+            raise TypeError(f"message: expected a str, got {message!r}")
         # Details become an event payload: refuse here what no store can write.
         stored = to_json(dict(details)) if details is not None else None
         problems = json_problems(stored, "details")
         if problems:
             raise ValueError("; ".join(problems))
-        self.progress_reports.append(
-            ProgressReport(
-                progress=float(progress),
-                message=message,
-                details=stored,
-                at_index=len(self.progress_reports),
-                at=self._services.now(),
-            )
+        report = ProgressReport(
+            progress=min(max(float(progress), 0.0), 1.0),
+            message=message,
+            details=stored,
+            at_index=len(self.progress_reports),
+            at=self._services.now(),
         )
+        self.progress_reports.append(report)
+        self._services.report_progress(report)
 
     @overload
     def require(self, stage: Stage[Any, O2, Any]) -> O2: ...
@@ -250,6 +268,10 @@ class Stage(Generic[I, O, C]):
     description: str | None = None
     dependencies: tuple[str, ...] = ()
     check_completion: CheckFn[I, C, O] | None = None
+    retry: Retry | None = None
+    """This stage's retry policy; ``None``: the workflow's default (SPEC §19)."""
+    timeout: timedelta | None = None
+    """How long one attempt may run before it fails with ``STAGE_TIMEOUT``."""
 
     @property
     def is_async_batch(self) -> bool:
@@ -273,6 +295,8 @@ def define_stage(
     execute: PlainExecuteFn[None, C, O],
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    retry: Retry | None = None,
+    timeout: timedelta | None = None,
 ) -> Stage[None, O, C]: ...
 
 
@@ -287,6 +311,8 @@ def define_stage(
     execute: PlainExecuteFn[I, C, O],
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    retry: Retry | None = None,
+    timeout: timedelta | None = None,
 ) -> Stage[I, O, C]: ...
 
 
@@ -300,12 +326,16 @@ def define_stage(
     execute: ExecuteFn[Any, Any, Any] | None = None,  # required by the overloads
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    retry: Retry | None = None,
+    timeout: timedelta | None = None,
 ) -> Stage[Any, Any, Any]:
     """Define a stage.
 
     ``input=None`` declares a stage that reads earlier outputs only through
     ``ctx.require``. ``config`` is an attrs class whose fields all have
-    defaults. A bad definition raises :class:`~kernel.errors.DefinitionError`
+    defaults. ``retry`` (a :class:`~kernel.retry.Retry`) overrides the
+    workflow's retry policy; ``timeout`` fails an attempt that runs longer
+    with ``STAGE_TIMEOUT``. A bad definition raises :class:`~kernel.errors.DefinitionError`
     here, naming the stage (see :mod:`kernel.stage_checks`).
 
     >>> import attrs
@@ -330,6 +360,8 @@ def define_stage(
         execute=required_callable(id, "execute", execute),
         description=description,
         dependencies=tuple(dependencies),
+        retry=check_retry(f"stage {id!r}", retry),
+        timeout=check_timeout(f"stage {id!r}", timeout),
     )
 
 
@@ -345,6 +377,8 @@ def define_async_batch_stage(
     check_completion: CheckFn[None, C, O],
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    retry: Retry | None = None,
+    timeout: timedelta | None = None,
 ) -> Stage[None, O, C]: ...
 
 
@@ -360,6 +394,8 @@ def define_async_batch_stage(
     check_completion: CheckFn[I, C, O],
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    retry: Retry | None = None,
+    timeout: timedelta | None = None,
 ) -> Stage[I, O, C]: ...
 
 
@@ -374,6 +410,8 @@ def define_async_batch_stage(
     check_completion: CheckFn[Any, Any, Any] | None = None,
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    retry: Retry | None = None,
+    timeout: timedelta | None = None,
 ) -> Stage[Any, Any, Any]:
     """Define a stage that may return :class:`Suspend` and is polled later (SPEC §4.2)."""
     check_definition(id, name, input, output, config)
@@ -386,5 +424,7 @@ def define_async_batch_stage(
         execute=required_callable(id, "execute", execute),
         description=description,
         dependencies=tuple(dependencies),
+        retry=check_retry(f"stage {id!r}", retry),
+        timeout=check_timeout(f"stage {id!r}", timeout),
         check_completion=required_callable(id, "check_completion", check_completion),
     )

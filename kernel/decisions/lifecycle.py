@@ -13,7 +13,7 @@ from attrs import frozen
 
 from kernel.commands import TransitionAction
 from kernel.decisions.changes import bump_run, bump_stage, requeue_job, settle_job
-from kernel.decisions.context import Env, elapsed_ms, next_attempt_at
+from kernel.decisions.context import Env, elapsed_ms
 from kernel.effects import EnqueueJob, InsertStage, PutBlob, StoreEffect
 from kernel.events import (
     StageCompleted,
@@ -24,6 +24,7 @@ from kernel.events import (
 )
 from kernel.outcomes import Completed
 from kernel.records import Job, Json, WorkflowRun, WorkflowStage
+from kernel.retry import DEFAULT_RETRY
 from kernel.stages import Stage
 from kernel.status import JobStatus, Status
 from kernel.workflows import Workflow
@@ -82,6 +83,7 @@ def open_group(
             stage_id=stage.id,
             status=JobStatus.QUEUED,
             priority=run.priority,
+            max_attempts=workflow.retry_for(stage.id).max_attempts,
             available_at=env.now,
             created_at=env.now,
         )
@@ -208,6 +210,7 @@ def complete_stage(
         suspended_state=None,
         next_poll_at=None,
         error=None,
+        error_traceback=None,
         completed_at=env.now,
         duration_ms=duration,
     )
@@ -249,23 +252,30 @@ def fail_stage(
     env: Env,
     *,
     retryable: bool = True,
+    traceback: str | None = None,
 ) -> tuple[bool, list[StoreEffect]]:
-    """Retry with backoff while attempts remain; otherwise fail stage and job for good.
+    """Retry after the stage's backoff while attempts remain; otherwise fail stage and
+    job for good. ``traceback`` (of what the attempt raised) is kept on the stage and
+    in ``stage:failed``.
 
     Returns whether the stage will be retried, and the effects.
     """
     will_retry = retryable and job is not None and job.attempt < job.max_attempts
     if job is not None and will_retry:
-        changed, update = bump_stage(record, status=Status.PENDING, error=error)
+        policy = state.workflow.retry_for(record.stage_id) if state.workflow else DEFAULT_RETRY
+        changed, update = bump_stage(
+            record, status=Status.PENDING, error=error, error_traceback=traceback
+        )
         effects: list[StoreEffect] = [
             update,
-            requeue_job(job, next_attempt_at(job.attempt, env.now), last_error=error),
+            requeue_job(job, policy.next_attempt_at(job.attempt, env.now), last_error=error),
         ]
     else:
         changed, update = bump_stage(
             record,
             status=Status.FAILED,
             error=error,
+            error_traceback=traceback,
             completed_at=env.now,
             duration_ms=elapsed_ms(record.started_at, env.now),
         )
@@ -280,6 +290,7 @@ def fail_stage(
                 error=error,
                 attempt=record.attempt,
                 will_retry=will_retry,
+                traceback=traceback,
             )
         )
     )

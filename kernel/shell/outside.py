@@ -9,6 +9,7 @@ from kernel.convert import to_json
 from kernel.decisions.job_execute.outcome import (
     interpret_check,
     interpret_return,
+    timed_out,
     typed_input_and_config,
 )
 from kernel.effects import CheckCompletion, Deliver, ExecuteStage
@@ -22,10 +23,12 @@ from kernel.ports import (
     Returned,
     StageRunner,
     Store,
+    TimedOut,
     WorkflowRegistry,
 )
 from kernel.records import Json, WorkflowStage
-from kernel.shell.stage_services import StoreStageServices
+from kernel.retry import DEFAULT_RETRY
+from kernel.shell.stage_services import ProgressWriter, ReportProgress, StoreStageServices
 from kernel.stages import Stage, StageContext
 
 
@@ -41,6 +44,7 @@ class Outside:
         ids: IdGenerator,
         sink: EventSink,
         runner: StageRunner,
+        report_progress: ReportProgress,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -48,17 +52,23 @@ class Outside:
         self._ids = ids
         self._sink = sink
         self._runner = runner
+        self._report_progress = report_progress
 
     def _stage(self, workflow_id: str, stage_id: str) -> Stage[Any, Any, Any] | None:
         workflow = self._registry.get_workflow(workflow_id)
         return workflow.stage(stage_id) if workflow is not None else None
 
     def _context(
-        self, record: WorkflowStage, workflow_id: str, typed_input: Any, config: Any
+        self,
+        record: WorkflowStage,
+        workflow_id: str,
+        typed_input: Any,
+        config: Any,
+        progress: ProgressWriter | None,
     ) -> StageContext[Any, Any]:
         workflow = self._registry.get_workflow(workflow_id)
         services = StoreStageServices(
-            self._store, self._clock, self._ids, record.workflow_run_id, record.id
+            self._store, self._clock, self._ids, record.workflow_run_id, record.id, progress
         )
         return StageContext(
             workflow_run_id=record.workflow_run_id,
@@ -76,27 +86,50 @@ class Outside:
         )
 
     def _typed(
-        self, stage: Stage[Any, Any, Any], work: ExecuteStage | CheckCompletion, input_json: Json
+        self,
+        stage: Stage[Any, Any, Any],
+        work: ExecuteStage | CheckCompletion,
+        input_json: Json,
+        progress: ProgressWriter | None = None,
     ) -> StageContext[Any, Any] | Failed:
         typed = typed_input_and_config(stage, input_json, work.config)
         if isinstance(typed, Failed):
             return typed
         typed_input, config = typed
-        return self._context(work.stage, work.run.workflow_id, typed_input, config)
+        return self._context(work.stage, work.run.workflow_id, typed_input, config, progress)
+
+    def _failed(self, workflow_id: str, stage: Stage[Any, Any, Any], raised: Raised) -> Failed:
+        """What the stage's code raised, as a failure: not retried if its retry policy
+        names the exception's class in ``non_retryable``."""
+        workflow = self._registry.get_workflow(workflow_id)
+        policy = workflow.retry_for(stage.id) if workflow is not None else DEFAULT_RETRY
+        retryable = not policy.gives_up_on(raised.exception)
+        return Failed(raised.error, retryable=retryable, traceback=raised.traceback)
 
     def execute_stage(self, work: ExecuteStage) -> StageRun:
         """Run the stage's ``execute``; no transaction is open and no connection is held."""
         stage = self._stage(work.run.workflow_id, work.stage.stage_id)
         if stage is None:
             return StageRun(Failed(f"stage {work.stage.stage_id!r} is not registered here"))
-        ctx = self._typed(stage, work, work.input)
+        record = work.stage
+        progress = ProgressWriter(
+            self._report_progress,
+            self._clock,
+            record.workflow_run_id,
+            record.stage_id,
+            record.attempt,
+        )
+        ctx = self._typed(stage, work, work.input, progress)
         if isinstance(ctx, Failed):
             return StageRun(ctx)
-        match self._runner.run(stage.execute, ctx):
+        match self._runner.run(stage.execute, ctx, timeout=stage.timeout):
             case Returned(value):
-                return StageRun(interpret_return(stage, value), tuple(ctx.progress_reports))
-            case Raised(error):
-                return StageRun(Failed(error), tuple(ctx.progress_reports))
+                return StageRun(interpret_return(stage, value), progress.unwritten())
+            case Raised() as raised:
+                failed = self._failed(work.run.workflow_id, stage, raised)
+                return StageRun(failed, progress.unwritten())
+            case TimedOut(after):
+                return StageRun(timed_out(stage, record.attempt, after), progress.unwritten())
         raise AssertionError("unreachable")  # pragma: no cover
 
     def check_completion(self, work: CheckCompletion) -> CheckOutcome:
@@ -107,11 +140,15 @@ class Outside:
         ctx = self._typed(stage, work, work.input)
         if isinstance(ctx, Failed):
             return ctx
-        match self._runner.run(stage.check_completion, ctx.resume_state, ctx):
+        match self._runner.run(
+            stage.check_completion, ctx.resume_state, ctx, timeout=stage.timeout
+        ):
             case Returned(value):
                 return interpret_check(stage, value)
-            case Raised(error):
-                return Failed(error)
+            case Raised() as raised:
+                return self._failed(work.run.workflow_id, stage, raised)
+            case TimedOut(after):
+                return timed_out(stage, work.stage.attempt, after)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def deliver(self, work: Deliver) -> Deliveries:

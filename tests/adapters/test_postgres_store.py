@@ -21,6 +21,7 @@ from psycopg import sql
 
 from adapters.memory import InMemoryStore
 from adapters.postgres import PostgresStore
+from adapters.postgres.queries import LATEST_VERSION
 from kernel.effects import (
     AppendLog,
     EnqueueJob,
@@ -307,14 +308,14 @@ def test_commit_after_a_swallowed_database_error_raises(store: PostgresStore) ->
 def test_concurrent_first_use_of_a_new_schema_migrates_it_once(
     open_store: Callable[..., PostgresStore], schema: str
 ) -> None:
-    """Processes opening one new schema at once all succeed; version 1 is recorded once."""
+    """Processes opening one new schema at once all succeed; each version is recorded once."""
     stores = [open_store(pool_size=1) for _ in range(4)]
-    assert race(4, lambda i: stores[i].migrate()) == [1, 1, 1, 1]
-    assert stores[0].migrate() == 1
+    assert race(4, lambda i: stores[i].migrate()) == [LATEST_VERSION] * 4
+    assert stores[0].migrate() == LATEST_VERSION
     versions = server_execute(
         sql.SQL("SELECT version FROM {}.schema_version").format(sql.Identifier(schema))
     )
-    assert versions == [(1,)]
+    assert versions == [(v,) for v in range(1, LATEST_VERSION + 1)]
     apply(stores[1], InsertRun(make_run()))
     assert stores[2].get_run("run-1") == make_run()
 

@@ -360,7 +360,9 @@ def test_execute_failure_with_attempts_left_writes_will_retry(make_tk: MakeKerne
 
     assert event_types(tk.store, run_id)[-2:] == ["stage:started", "stage:failed"]
     [failed] = events_of(tk.store, run_id, "stage:failed")
-    assert payload_without_time(failed) == {
+    payload = payload_without_time(failed)
+    traceback = payload.pop("traceback")
+    assert payload == {
         "type": "stage:failed",
         "workflow_run_id": run_id,
         "stage_id": "bad",
@@ -369,6 +371,7 @@ def test_execute_failure_with_attempts_left_writes_will_retry(make_tk: MakeKerne
         "attempt": 1,
         "will_retry": True,
     }
+    assert traceback.endswith("RuntimeError: boom\n")
 
 
 def test_execute_failure_without_a_job_fails_the_stage_and_run(make_tk: MakeKernel) -> None:

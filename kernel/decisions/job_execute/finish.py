@@ -121,8 +121,10 @@ def decide(
         case Suspended():
             result, suspended = suspend_stage(run, record, job, outcome, stages, env)
             effects += suspended
-        case Failed(error, retryable):
-            _, failed = fail_stage(run, record, job, error, state, env, retryable=retryable)
+        case Failed(error, retryable, traceback):
+            _, failed = fail_stage(
+                run, record, job, error, state, env, retryable=retryable, traceback=traceback
+            )
             effects += failed
             result = JobExecuteResult(outcome="failed", error=error)
     return Success(Decision(result, tuple(effects)))

@@ -4,6 +4,7 @@ returned read as an outcome (output and metrics, a suspension, or a failure)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from attrs import evolve
@@ -120,3 +121,24 @@ def typed_input_and_config(
         case Success(config):
             return typed_input, config
     return Failed("unreachable")  # pragma: no cover
+
+
+def timed_out(stage: Stage[Any, Any, Any], attempt: int, after: timedelta) -> Failed:
+    """An attempt still running after the stage's ``timeout``: retried under its policy.
+
+    >>> import attrs
+    >>> from kernel.stages import define_stage
+    >>> @attrs.frozen
+    ... class Out:
+    ...     n: int
+    >>> @attrs.frozen
+    ... class NoConfig:
+    ...     pass
+    >>> s = define_stage(id="s", name="S", input=None, output=Out, config=NoConfig,
+    ...                  execute=lambda ctx: Out(1))
+    >>> timed_out(s, 2, timedelta(seconds=1.5)).error
+    "STAGE_TIMEOUT: stage 's' attempt 2 was still running after 0:00:01.500000"
+    """
+    return Failed(
+        f"STAGE_TIMEOUT: stage {stage.id!r} attempt {attempt} was still running after {after}"
+    )
