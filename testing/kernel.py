@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, overload
 
@@ -17,6 +18,7 @@ from kernel.commands import (
     StagePollSuspended,
 )
 from kernel.dispatch import Kernel
+from kernel.plugins import Plugin, PluginRunner
 from kernel.ports import Clock, EventSink, Store
 from kernel.status import JobStatus, Status
 from kernel.workflows import Registry, Workflow
@@ -108,21 +110,26 @@ class TestKernel(Generic[ClockT, SinkT]):
         return min(times) if times else None
 
 
+# Without plugins (``plugins`` left at ``()``) the sink is a CollectingEventSink or the
+# given one; with plugins it is a PluginRunner. ``plugins=()`` also fits the later
+# ``Sequence[Plugin]`` overloads, but the first overload that fits wins, as at run time.
 @overload
-def create_test_kernel(
+def create_test_kernel(  # type: ignore[overload-overlap]
     *workflows: Workflow[Any, Any],
     store: Store | None = None,
     clock: None = None,
     sink: None = None,
+    plugins: tuple[()] = (),
 ) -> TestKernel[FakeClock, CollectingEventSink]: ...
 
 
 @overload
-def create_test_kernel(
+def create_test_kernel(  # type: ignore[overload-overlap]
     *workflows: Workflow[Any, Any],
     store: Store | None = None,
     clock: ClockT,
     sink: None = None,
+    plugins: tuple[()] = (),
 ) -> TestKernel[ClockT, CollectingEventSink]: ...
 
 
@@ -132,6 +139,7 @@ def create_test_kernel(
     store: Store | None = None,
     clock: None = None,
     sink: SinkT,
+    plugins: tuple[()] = (),
 ) -> TestKernel[FakeClock, SinkT]: ...
 
 
@@ -141,7 +149,28 @@ def create_test_kernel(
     store: Store | None = None,
     clock: ClockT,
     sink: SinkT,
+    plugins: tuple[()] = (),
 ) -> TestKernel[ClockT, SinkT]: ...
+
+
+@overload
+def create_test_kernel(
+    *workflows: Workflow[Any, Any],
+    store: Store | None = None,
+    clock: None = None,
+    sink: None = None,
+    plugins: Sequence[Plugin],
+) -> TestKernel[FakeClock, PluginRunner]: ...
+
+
+@overload
+def create_test_kernel(
+    *workflows: Workflow[Any, Any],
+    store: Store | None = None,
+    clock: ClockT,
+    sink: None = None,
+    plugins: Sequence[Plugin],
+) -> TestKernel[ClockT, PluginRunner]: ...
 
 
 def create_test_kernel(
@@ -149,12 +178,30 @@ def create_test_kernel(
     store: Store | None = None,
     clock: Clock | None = None,
     sink: EventSink | None = None,
+    plugins: Sequence[Plugin] = (),
 ) -> TestKernel[Any, Any]:
     """A kernel on an ``InMemoryStore``, a ``FakeClock``, ``SequentialIds`` and a
-    ``CollectingEventSink`` (each replaceable)."""
+    ``CollectingEventSink`` (each replaceable).
+
+    With ``plugins``, events go to a ``PluginRunner`` over them instead, as
+    with ``adapters.create_kernel(..., plugins=...)``, and ``tk.sink`` is that
+    runner (typed so). Any ``plugins`` but the default ``()`` makes the runner,
+    even an empty list, so the type mypy infers always holds. Pass ``plugins``
+    or ``sink``, not both.
+
+    Raises:
+        TypeError: both ``sink`` and ``plugins`` were given.
+    """
+    with_plugins = plugins != ()
+    if sink is not None and with_plugins:
+        raise TypeError(
+            "create_test_kernel: pass sink= or plugins=, not both "
+            "(with plugins, the sink is a PluginRunner over them)"
+        )
     store = store if store is not None else InMemoryStore()
     clock = clock if clock is not None else FakeClock()
-    sink = sink if sink is not None else CollectingEventSink()
+    if sink is None:
+        sink = PluginRunner(list(plugins)) if with_plugins else CollectingEventSink()
     kernel = Kernel(
         registry=Registry(workflows),
         store=store,

@@ -5,26 +5,21 @@ run, ``GET /runs/<id>`` shows it. A ``WorkerHost`` started with the app runs
 the jobs in background threads and is stopped (drained) at shutdown.
 """
 
-import io
+# --8<-- [start:app]
 import json
-import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
-from wsgiref.util import setup_testing_defaults
-
-import attrs
 
 from adapters import create_kernel
-from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
+from adapters.demo import document_pipeline
 from adapters.hosts import WorkerHost
 from adapters.memory import InMemoryStore
 from kernel import KernelError, RunCreate
-from kernel.convert import to_json
+from kernel.convert import to_json  # results and records in their JSON form
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
-# --8<-- [start:app]
 store = InMemoryStore()  # SqliteStore(path) or PostgresStore(dsn) in production
 kernel = create_kernel(document_pipeline, store=store)
 worker = WorkerHost(kernel, store, worker_id="web-1", orchestration_interval=timedelta(seconds=0.1))
@@ -64,6 +59,9 @@ def respond(start_response: StartResponse, status: str, body: Any) -> list[bytes
 
 def call(method: str, path: str, body: Any = None) -> tuple[str, Any]:
     """Call the WSGI app in-process, as a server would."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
     payload = json.dumps(body).encode() if body is not None else b""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -78,6 +76,12 @@ def call(method: str, path: str, body: Any = None) -> tuple[str, Any]:
 
 
 def main() -> None:
+    import time
+
+    import attrs
+
+    from adapters.demo import SAMPLE_DOCUMENTS
+
     worker.start()
     try:
         status, created = call(

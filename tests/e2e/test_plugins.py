@@ -4,6 +4,7 @@ brings it back (SPEC §5.9, §5.10, §7)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import assert_type
 
 import pytest
 
@@ -18,7 +19,8 @@ from kernel import (
     WorkflowCompleted,
     define_plugin,
 )
-from testing import FakeClock
+from kernel.ports import Store
+from testing import CollectingEventSink, FakeClock, TestKernel, create_test_kernel
 from tests.harness import MakeKernel, create, outbox, run_of
 from tests.workflows import Calls, linear
 
@@ -109,3 +111,36 @@ def test_define_plugin_refuses_an_unknown_event_type() -> None:
     """SPEC §7: handler keys are event types; a typo is caught at definition."""
     with pytest.raises(DefinitionError, match="unknown event type 'workflow:done'"):
         define_plugin("typo", {"workflow:done": print})
+
+
+def test_create_test_kernel_publishes_to_the_plugins_it_is_given(
+    store: Store, clock: FakeClock
+) -> None:
+    """``create_test_kernel(..., plugins=[...])`` wires a ``PluginRunner`` over them, as
+    ``adapters.create_kernel`` does, and types ``tk.sink`` as that runner."""
+    completed: list[Event] = []
+    audit = define_plugin("audit", {"workflow:completed": completed.append})
+    tk = create_test_kernel(linear(Calls()), store=store, clock=clock, plugins=[audit])
+    assert_type(tk, TestKernel[FakeClock, PluginRunner])
+    assert isinstance(tk.sink, PluginRunner)
+    assert tk.sink.plugins == (audit,)
+    run_id = create(tk, "linear", 1)
+
+    tk.run_until_idle()
+
+    assert [(e.type, e.workflow_run_id) for e in completed] == [("workflow:completed", run_id)]
+    assert all(e.published_at is not None for e in outbox(tk.store, run_id))
+
+
+def test_create_test_kernel_takes_plugins_or_a_sink_not_both() -> None:
+    """Plugins replace the collecting sink; both at once is refused (and mistyped)."""
+    audit = define_plugin("audit", {"workflow:completed": print})
+    with pytest.raises(TypeError, match=r"pass sink= or plugins=, not both"):
+        create_test_kernel(sink=CollectingEventSink(), plugins=[audit])  # type: ignore[call-overload]
+    without = create_test_kernel(plugins=())
+    assert_type(without, TestKernel[FakeClock, CollectingEventSink])
+    assert isinstance(without.sink, CollectingEventSink)
+    # Any plugins= but the default () makes the runner, so the inferred type holds.
+    empty = create_test_kernel(plugins=[])
+    assert_type(empty, TestKernel[FakeClock, PluginRunner])
+    assert isinstance(empty.sink, PluginRunner) and empty.sink.plugins == ()
