@@ -4,26 +4,36 @@
 :class:`~adapters.hosts.WorkerHost` in the background and watch the store
 until their runs end. On a terminal with ``rich`` installed the display is a
 live table; otherwise (a pipe, a test, no ``rich``) it prints one line per
-status change.
+event of the run's outbox, in the order the changes committed (each run's
+lines as one block when several runs are watched).
+
+Ctrl-C drains the worker (running stages finish, no new one starts); a
+second Ctrl-C gives the running jobs back to the queue
+(:mod:`adapters.cli.interrupts`). Either way the command exits 130 unless
+its runs ended meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Protocol, TextIO
 
 from attrs import frozen
 
 from adapters.cli.errors import CliError
-from adapters.cli.render import duration
+from adapters.cli.interrupts import DRAINING, Interrupts, Stopping, abandon
+from adapters.cli.timeline import LineWriter, Progress, in_order, latest_progress
 from adapters.hosts import WorkerHost
 from kernel.dispatch import Kernel
 from kernel.ports import Store
-from kernel.records import WorkflowRun, WorkflowStage
+from kernel.records import OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.status import Status
 from kernel.workflows import Workflow
 
@@ -49,12 +59,22 @@ def short(run_id: str) -> str:
     return run_id[:8]
 
 
+INTERRUPTED = 130
+"""The exit code after Ctrl-C, as for any command killed by SIGINT."""
+
+
 @frozen
 class RunView:
-    """A run and its stage records, read together."""
+    """A run, its stage records and its outbox events, read together."""
 
     run: WorkflowRun
     stages: tuple[WorkflowStage, ...]
+    events: tuple[OutboxEvent, ...] = ()
+
+    @property
+    def progress(self) -> dict[str, Progress]:
+        """The latest progress report of each running stage, by stage id."""
+        return latest_progress(self.events)
 
 
 class Display(Protocol):
@@ -64,41 +84,51 @@ class Display(Protocol):
 
 
 class LineDisplay:
-    """Prints a line whenever a run's or a stage's status changes."""
+    """Prints a line per event of each run's outbox, in sequence (causal) order.
 
-    def __init__(self, out: TextIO) -> None:
+    ``after``: by run id, the last sequence already shown (a rerun starts
+    after the events of the runs before it). ``blocks``: hold each run's
+    lines until it ends and print them together, so that several runs
+    watched at once do not interleave.
+    """
+
+    def __init__(
+        self, out: TextIO, after: Mapping[str, int] | None = None, blocks: bool = False
+    ) -> None:
         self.out = out
-        self.seen: dict[tuple[str, str], tuple[Status, int]] = {}
+        self.blocks = blocks
+        self.shown: dict[str, int] = dict(after or {})
+        self.writers: dict[str, LineWriter] = {}
+        self.held: dict[str, list[str]] = {}
 
     def show(self, views: Sequence[RunView]) -> None:
         for view in views:
-            # A run's new status comes before its stages' while it goes on, after them at the end.
-            run_line = self._run_line(view.run)
-            if run_line and not view.run.is_terminal:
-                print(run_line, file=self.out)
-            for stage in view.stages:
-                now = (stage.status, stage.attempt)
-                if self.seen.get((view.run.id, stage.stage_id)) == now:
-                    continue
-                self.seen[(view.run.id, stage.stage_id)] = now
-                line = f"{short(view.run.id)}  {stage.stage_id:<12} {stage.status}"
-                if stage.attempt > 1:
-                    line += f" (attempt {stage.attempt})"
-                if stage.completed_at is not None:
-                    line += f"  {duration(stage.duration_ms)}"
-                print(line, file=self.out)
-            if run_line and view.run.is_terminal:
-                print(run_line, file=self.out)
-            self.out.flush()
+            run_id = view.run.id
+            writer = self.writers.setdefault(run_id, LineWriter(run_id))
+            last = self.shown.get(run_id, 0)
+            lines = []
+            for event in in_order(view.events):
+                if event.sequence > last:
+                    last = event.sequence
+                    line = writer.line(event)
+                    if line is not None:
+                        lines.append(line)
+            self.shown[run_id] = last
+            if not self.blocks:
+                self._print(lines)
+                continue
+            self.held.setdefault(run_id, []).extend(lines)
+            if view.run.is_terminal:
+                self._print(self.held.pop(run_id))
+        self.out.flush()
 
-    def _run_line(self, run: WorkflowRun) -> str | None:
-        now = (run.status, 0)
-        if self.seen.get((run.id, "")) == now:
-            return None
-        self.seen[(run.id, "")] = now
-        return f"{short(run.id)}  run          {run.status}"
+    def _print(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            print(line, file=self.out)
 
     def close(self) -> None:
+        for run_id in list(self.held):
+            self._print(self.held.pop(run_id))
         self.out.flush()
 
 
@@ -123,18 +153,28 @@ class RichDisplay:
         for view in views:
             workflow = self.workflows.get(view.run.workflow_id)
             records = {stage.stage_id: stage for stage in view.stages}
-            order = [s.id for s in workflow.stages] if workflow else list(records)
+            groups = (
+                [[stage.id for stage in group] for group in workflow.groups]
+                if workflow
+                else [[stage_id] for stage_id in records]
+            )
+            progress = view.progress
             cells = []
-            for stage_id in order:
-                record = records.get(stage_id)
-                if record is None:
-                    cells.append(f"[dim]· {stage_id}[/dim]")
-                    continue
-                glyph = GLYPHS.get(record.status, "?")
-                style = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow"}.get(
-                    record.status, "white"
-                )
-                cells.append(f"[{style}]{glyph} {stage_id}[/{style}]")
+            for group in groups:  # parallel stages share a cell: a ∥ b
+                parts = []
+                for stage_id in group:
+                    record = records.get(stage_id)
+                    if record is None:
+                        parts.append(f"[dim]· {stage_id}[/dim]")
+                        continue
+                    glyph = GLYPHS.get(record.status, "?")
+                    style = {"COMPLETED": "green", "FAILED": "red", "RUNNING": "yellow"}.get(
+                        record.status, "white"
+                    )
+                    report = progress.get(stage_id) if record.status == Status.RUNNING else None
+                    label = f"{stage_id} {report.percent}" if report is not None else stage_id
+                    parts.append(f"[{style}]{glyph} {label}[/{style}]")
+                cells.append(" ∥ ".join(parts))
             grid.add_row(short(view.run.id), str(view.run.status), "  ".join(cells))
         self.live.update(grid)
 
@@ -142,14 +182,20 @@ class RichDisplay:
         self.live.stop()
 
 
-def make_display(out: TextIO, workflows: Mapping[str, Workflow[Any, Any]]) -> Display:
-    """The rich live table on a terminal, if ``rich`` is installed; else status lines."""
+def make_display(
+    out: TextIO,
+    workflows: Mapping[str, Workflow[Any, Any]],
+    *,
+    after: Mapping[str, int] | None = None,
+    blocks: bool = False,
+) -> Display:
+    """The rich live table on a terminal, if ``rich`` is installed; else event lines."""
     if out.isatty():
         try:
             return RichDisplay(out, workflows)
         except ImportError:
             pass
-    return LineDisplay(out)
+    return LineDisplay(out, after=after, blocks=blocks)
 
 
 def read(store: Store, run_ids: Sequence[str]) -> list[RunView]:
@@ -158,8 +204,14 @@ def read(store: Store, run_ids: Sequence[str]) -> list[RunView]:
         run = store.get_run(run_id)
         if run is None:
             raise CliError(f"workflow run {run_id!r} does not exist")
-        views.append(RunView(run, tuple(store.get_stages(run_id))))
+        stages = tuple(store.get_stages(run_id))
+        views.append(RunView(run, stages, tuple(store.get_outbox(run_id))))
     return views
+
+
+def last_sequence(store: Store, run_id: str) -> int:
+    """The sequence of the run's latest outbox event (0: none)."""
+    return max((event.sequence for event in store.get_outbox(run_id)), default=0)
 
 
 def drive(
@@ -170,13 +222,19 @@ def drive(
     out: TextIO,
     workflows: Sequence[Workflow[Any, Any]],
     timeout: float | None = None,
+    after: Mapping[str, int] | None = None,
 ) -> list[RunView]:
     """Run a worker in the background until every run in ``run_ids`` has ended.
 
     The worker takes any queued job, not only these runs' (it is a worker).
+    ``after``: by run id, the last outbox sequence not to show again.
+
+    On the main thread, Ctrl-C drains the worker (prints :data:`DRAINING`);
+    a second one releases the jobs it still runs.
 
     Raises:
-        CliError: ``timeout`` seconds passed first.
+        CliError: ``timeout`` seconds passed first, or Ctrl-C stopped the
+            worker before the runs ended (exit code 130).
     """
     host = WorkerHost(
         kernel,
@@ -186,19 +244,74 @@ def drive(
         job_poll_interval=timedelta(milliseconds=50),
         drain_timeout=timedelta(seconds=10),
     )
-    display = make_display(out, {workflow.id: workflow for workflow in workflows})
+    display = make_display(
+        out,
+        {workflow.id: workflow for workflow in workflows},
+        after=after,
+        blocks=len(run_ids) > 1,
+    )
     deadline = None if timeout is None else time.monotonic() + timeout
-    host.start()
-    try:
-        while True:
-            views = read(store, run_ids)
-            display.show(views)
-            if all(view.run.is_terminal for view in views):
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                raise CliError(f"timed out after {timeout:g} s; the runs go on with any worker")
-            time.sleep(WATCH_INTERVAL_S)
-    finally:
-        host.stop()
-        display.close()
+    interrupts = Interrupts()
+    stopping = Stopping(host)
+    with interrupts.catching(), only_errors_logged():
+        host.start()
+        try:
+            while True:
+                drained = stopping.drained  # before reading: the read sees what it left
+                views = read(store, run_ids)
+                display.show(views)
+                if all(view.run.is_terminal for view in views):
+                    break
+                if interrupts.count >= 2:
+                    released = abandon(kernel, store, host, run_ids)
+                    raise CliError(
+                        f"abandoned: {released} running job(s) went back to the queue; "
+                        f"{_unfinished(views)}",
+                        exit_code=INTERRUPTED,
+                    )
+                if drained:
+                    raise CliError(
+                        f"interrupted: the running stages finished; {_unfinished(views)}",
+                        exit_code=INTERRUPTED,
+                    )
+                if interrupts.count == 1 and not stopping.draining:
+                    print(DRAINING, file=sys.stderr, flush=True)
+                    stopping.drain()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise CliError(f"timed out after {timeout:g} s; the runs go on with any worker")
+                interrupts.wait(WATCH_INTERVAL_S)
+        finally:
+            stopping.stop(interrupts)
+            display.close()
     return read(store, run_ids)
+
+
+@contextmanager
+def only_errors_logged() -> Iterator[None]:
+    """While logging is not configured, let only errors of the worker's loggers through.
+
+    Without a handler, a warning (a stage failed, a job was released)
+    reaches stderr through logging's last resort, repeating what the display
+    shows; errors (a tick or the worker failing) still get through.
+    """
+    logger = logging.getLogger("workflow_kernel")
+    if logging.getLogger().handlers or logger.handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR)
+    handler.setFormatter(logging.Formatter("wfk: %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _unfinished(views: Sequence[RunView]) -> str:
+    """``run 1be61171 (RUNNING) goes on with any worker (`wfk worker`)``."""
+    left = [
+        f"{short(view.run.id)} ({view.run.status})" for view in views if not view.run.is_terminal
+    ]
+    runs = f"run {left[0]} goes" if len(left) == 1 else f"runs {', '.join(left)} go"
+    return f"{runs} on with any worker (`wfk worker`)"

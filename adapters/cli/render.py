@@ -8,12 +8,15 @@ uses ``rich``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from kernel.convert import to_json
 from kernel.records import OutboxEvent, WorkflowRun, WorkflowStage
+from kernel.status import Status
+
+TRACEBACK_HINT = "(--traceback to see where)"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> str:
@@ -80,7 +83,16 @@ def runs_table(runs: Sequence[WorkflowRun]) -> str:
     return table(["RUN", "WORKFLOW", "STATUS", "CREATED", "DURATION"], rows)
 
 
-def stages_table(stages: Sequence[WorkflowStage], indent: str = "") -> str:
+def stages_table(
+    stages: Sequence[WorkflowStage],
+    indent: str = "",
+    progress: Mapping[str, object] | None = None,
+) -> str:
+    """One row per stage; a failed stage with a stored traceback hints ``--traceback``.
+
+    ``progress``: by stage id, what to show under a RUNNING stage's row (its
+    latest ``ctx.progress`` report, as text).
+    """
     rows = [
         [
             str(stage.stage_number),
@@ -88,11 +100,25 @@ def stages_table(stages: Sequence[WorkflowStage], indent: str = "") -> str:
             str(stage.status),
             str(stage.attempt),
             duration(stage.duration_ms),
-            stage.error or "",
+            (stage.error or "")
+            + (f"  {TRACEBACK_HINT}" if stage.error and stage.error_traceback else ""),
         ]
         for stage in stages
     ]
-    return table(["#", "STAGE", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows, indent)
+    lines = table(["#", "STAGE", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows, indent).split(
+        "\n"
+    )
+    if progress:
+        # A running stage's progress goes on a line of its own, under its name.
+        under = indent + " " * (max(len(row[0]) for row in rows) + 2)
+        shown = [lines[0]]
+        for stage, line in zip(stages, lines[1:], strict=True):
+            shown.append(line)
+            report = progress.get(stage.stage_id)
+            if stage.status == Status.RUNNING and report is not None:
+                shown.append(f"{under}{report}".rstrip())
+        lines = shown
+    return "\n".join(lines)
 
 
 def events_table(events: Sequence[OutboxEvent], indent: str = "") -> str:
@@ -111,12 +137,17 @@ def events_table(events: Sequence[OutboxEvent], indent: str = "") -> str:
     return table(["SEQ", "EVENT", "STAGE", "AT", "DELIVERY"], rows, indent)
 
 
-def run_header(run: WorkflowRun) -> str:
+def run_header(run: WorkflowRun, took: str | None = None) -> str:
+    """The run's id, workflow, status, times, usage, error and output.
+
+    ``took``: the duration to show instead of :func:`run_duration`'s (after a
+    rerun, the time in all and the rerun's).
+    """
     lines = [
         f"run       {run.id}",
         f"workflow  {run.workflow_id} ({run.workflow_name})",
         f"status    {run.status}",
-        f"created   {when(run.created_at)}    duration {run_duration(run)}",
+        f"created   {when(run.created_at)}    duration {took or run_duration(run)}",
     ]
     if run.total_cost or run.total_tokens:
         lines.append(f"usage     cost {cost(run.total_cost)}    tokens {run.total_tokens}")
@@ -127,19 +158,57 @@ def run_header(run: WorkflowRun) -> str:
     return "\n".join(lines)
 
 
-def run_summary(run: WorkflowRun, stages: Sequence[WorkflowStage]) -> str:
-    """A finished run in a few lines: status, each stage, output or error."""
-    lines = [f"run {run.id}  {run.status} in {run_duration(run)}"]
-    for stage in stages:
-        line = (
-            f"  {stage.stage_number}. {stage.stage_id:<12} {stage.status!s:<10} "
-            f"{duration(stage.duration_ms)}"
-        )
-        if stage.error:
-            line += f"  {stage.error}"
-        lines.append(line.rstrip())
+def run_summary(run: WorkflowRun, stages: Sequence[WorkflowStage], took: str | None = None) -> str:
+    """A finished run in a few lines: status, each step, output or error.
+
+    Parallel stages (one execution group) share a line, ``classify ∥ summarize``,
+    with the group's wall time, when they ended alike; otherwise each gets a
+    line of its own under the group. ``took`` as for :func:`run_header`.
+    """
+    lines = [f"run {run.id}  {run.status} in {took or run_duration(run)}"]
+    groups = stage_groups(stages)
+    names = [" ∥ ".join(stage.stage_id for stage in group) for group in groups]
+    width = max([12, *(len(name) for name in names)])
+    for number, (group, name) in enumerate(zip(groups, names, strict=True), start=1):
+        statuses = {stage.status for stage in group}
+        if len(statuses) == 1:
+            line = f"  {number}. {name:<{width}}  {group[0].status!s:<10} {group_duration(group)}"
+            errors = "; ".join(stage.error for stage in group if stage.error)
+            lines.append((line + (f"  {errors}" if errors else "")).rstrip())
+            continue
+        lines.append(f"  {number}. {name}")
+        inner = max(len(stage.stage_id) for stage in group)
+        for stage in group:
+            line = (
+                f"       {stage.stage_id:<{inner}}  {stage.status!s:<10} "
+                f"{duration(stage.duration_ms)}"
+            )
+            lines.append((line + (f"  {stage.error}" if stage.error else "")).rstrip())
     if run.error:
         lines.append(f"  error: {run.error}")
+    if any(stage.error_traceback for stage in stages):
+        lines.append(f"  see where it failed: wfk run show {run.id[:8]} --traceback")
     if run.output is not None:
         lines.append(f"  output: {compact_json(run.output, limit=None)}")
     return "\n".join(lines)
+
+
+def stage_groups(stages: Sequence[WorkflowStage]) -> list[list[WorkflowStage]]:
+    """The stages by execution group (parallel stages together), in stage-number order."""
+    groups: dict[int, list[WorkflowStage]] = {}
+    for stage in sorted(stages, key=lambda s: (s.execution_group, s.stage_number)):
+        groups.setdefault(stage.execution_group, []).append(stage)
+    return list(groups.values())
+
+
+def group_duration(group: Sequence[WorkflowStage]) -> str:
+    """A group's wall time: first start to last end (a lone stage: its duration)."""
+    if len(group) == 1:
+        return duration(group[0].duration_ms)
+    starts = [stage.started_at for stage in group]
+    ends = [stage.completed_at for stage in group]
+    if any(moment is None for moment in (*starts, *ends)):
+        return "-"
+    first = min(start for start in starts if start is not None)
+    last = max(end for end in ends if end is not None)
+    return duration(max(int((last - first).total_seconds() * 1000), 0))

@@ -37,9 +37,10 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 def create(capsys: pytest.CaptureFixture[str], url: str, *extra: str) -> str:
+    """Create a run (and, with ``--create``, the database if it is new); return its id."""
     code, out, _ = run_cli(
         capsys, "run", "create", "document-pipeline", "--app", DEMO_APP, "--input", INPUT,
-        "--store", url, "--json", *extra,
+        "--store", url, "--json", "--create", *extra,
     )  # fmt: skip
     assert code == 0
     shown = json.loads(out)
@@ -60,7 +61,7 @@ def test_run_create_prints_the_new_run_and_runs_lists_it(
 ) -> None:
     code, out, _ = run_cli(
         capsys, "run", "create", "document-pipeline", "--app", DEMO_APP, "--input", INPUT,
-        "--priority", "7", "--store", url,
+        "--priority", "7", "--store", url, "--create",
     )  # fmt: skip
     assert code == 0
     assert out.startswith("created run ") and out.endswith(" (PENDING)\n")
@@ -86,7 +87,7 @@ def test_run_create_wait_runs_it_here_and_exits_zero_when_it_completes(
 ) -> None:
     code, out, err = run_cli(
         capsys, "run", "create", "document-pipeline", "--app", DEMO_APP, "--input", INPUT,
-        "--wait", "--store", url,
+        "--wait", "--store", url, "--create",
     )  # fmt: skip
     assert (code, err) == (0, "")
     run_id = out.split()[2].rstrip(";")
@@ -94,13 +95,13 @@ def test_run_create_wait_runs_it_here_and_exits_zero_when_it_completes(
     assert f"{short}  extract      RUNNING" in out or f"{short}  extract      COMPLETED" in out
     assert f"{short}  run          COMPLETED" in out
     summary = out[out.index(f"run {run_id}  COMPLETED") :].splitlines()
-    assert [line.split()[1:3] for line in summary[1:5]] == [
+    # Parallel stages share a line: classify ∥ summarize.
+    assert [line.split()[1:-3] + line.split()[-3:-2] for line in summary[1:4]] == [
         ["extract", "COMPLETED"],
-        ["classify", "COMPLETED"],
-        ["summarize", "COMPLETED"],
+        ["classify", "∥", "summarize", "COMPLETED"],
         ["merge", "COMPLETED"],
     ]
-    assert summary[5].startswith('  output: {"title": "Quarterly report"')
+    assert summary[4].startswith('  output: {"title": "Quarterly report"')
 
 
 def test_run_create_wait_exits_non_zero_when_the_run_does_not_complete(
@@ -112,7 +113,7 @@ def test_run_create_wait_exits_non_zero_when_the_run_does_not_complete(
     waiting = threading.Thread(
         target=lambda: result.append(
             main(["run", "create", "slow", "--app", "tests.hosts.apps:slow_app",
-                  "--input", spec, "--wait", "--store", url])
+                  "--input", spec, "--wait", "--store", url, "--create"])
         )
     )  # fmt: skip
     waiting.start()
