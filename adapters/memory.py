@@ -10,7 +10,7 @@ exception rolls back every effect it applied.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, assert_never
@@ -142,17 +142,26 @@ class MemoryTransaction:
             self._set(self.t.idempotency, (record.key, record.command_type), record)
         return existing
 
-    def pending_runs(self, limit: int) -> list[WorkflowRun]:
+    def pending_runs(
+        self, limit: int, workflow_ids: Collection[str] | None = None
+    ) -> list[WorkflowRun]:
         # Dict order is insertion order, so a stable sort keeps the oldest first.
-        pending = [run for run in self.t.runs.values() if run.status == Status.PENDING]
+        pending = [
+            run
+            for run in self.t.runs.values()
+            if run.status == Status.PENDING
+            and (workflow_ids is None or run.workflow_id in workflow_ids)
+        ]
         pending.sort(key=lambda run: (-run.priority, run.created_at))
         return pending[:limit]
 
-    def lease_next_job(self, worker_id: str, now: datetime) -> Job | None:
+    def lease_next_job(
+        self, worker_id: str, now: datetime, workflow_ids: Collection[str] | None = None
+    ) -> Job | None:
         ready = [
             job
             for job in (self.t.jobs[job_id] for job_id in self.t.queued)
-            if job.available_at <= now
+            if job.available_at <= now and (workflow_ids is None or job.workflow_id in workflow_ids)
         ]
         if not ready:
             return None

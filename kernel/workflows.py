@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar, overload
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Generic, TypeVar, get_origin, is_typeddict, overload
 
 from attrs import field, frozen
 from returns.result import Failure, Result, Success
@@ -11,15 +12,114 @@ from returns.result import Failure, Result, Success
 from kernel.convert import structure, to_json
 from kernel.errors import DefinitionError
 from kernel.records import Json
+from kernel.retry import DEFAULT_RETRY, Retry, check_retry
 from kernel.stages import Stage
 
 In = TypeVar("In")
 Out = TypeVar("Out")
-Last = TypeVar("Last")
+Last = TypeVar("Last", covariant=True)  # so output= may be a base class (see _Build)
 O2 = TypeVar("O2")
 
 ParallelOutputs = dict[str, Any]
 """What a stage after a parallel group receives: ``{stage_id: output}``."""
+
+
+# -- the type checks of build() (SPEC §19) ----------------------------------------
+
+
+def _as_class(annotation: object) -> type | None:
+    """The class an annotation stands for (``dict[str, Any]``: ``dict``), or ``None``
+    when run time cannot check it (``Any``, unions, ``Annotated``, ...).
+
+    >>> _as_class(dict[str, Any]), _as_class(Any), _as_class(int | None)
+    (<class 'dict'>, None, None)
+    """
+    if annotation is Any:
+        return None
+    origin = get_origin(annotation)
+    if origin is not None:
+        if origin is types.UnionType or origin is Annotated:
+            return None
+        annotation = origin
+    return annotation if isinstance(annotation, type) else None
+
+
+def _accepts(expected: object, given: object) -> bool:
+    """Whether ``given`` is ``expected`` or a subclass of it (the rule mypy applies to
+    ``pipe``). What run time cannot check (``Any``, unions, protocols) is accepted and
+    left to mypy; a ``TypedDict`` is structural, so any mapping may fit it.
+
+    >>> _accepts(Mapping[str, Any], dict), _accepts(dict, object), _accepts(Any, int)
+    (True, False, True)
+    """
+    wanted, have = _as_class(expected), _as_class(given)
+    if wanted is None or have is None or wanted is have:
+        return True
+    if is_typeddict(wanted):  # structural: any mapping may fit, as far as run time can tell
+        return issubclass(have, Mapping)
+    try:
+        return issubclass(have, wanted)
+    except TypeError:  # protocols refuse class checks
+        return True
+
+
+def _name(annotation: object, beside: object) -> str:
+    """A short name for a type; with its module when ``beside`` has the same short name."""
+    if not isinstance(annotation, type) or get_origin(annotation) is not None:
+        return repr(annotation)
+    short: str = annotation.__qualname__
+    if isinstance(beside, type) and beside is not annotation and beside.__qualname__ == short:
+        return f"{annotation.__module__}.{short}"
+    return short
+
+
+def _fits(expected: object, group: tuple[Stage[Any, Any, Any], ...]) -> bool:
+    """Whether what ``group`` gives (one stage's output, or ``{stage_id: output}``) fits
+    ``expected``. A one-stage group may come from ``parallel([...])``, which mypy
+    types as the mapping: either fits."""
+    if len(group) == 1 and _accepts(expected, group[0].output_type):
+        return True
+    return _accepts(expected, dict)
+
+
+def _source(
+    group: tuple[Stage[Any, Any, Any], ...], where: str, expected: object
+) -> tuple[object, str]:
+    """What ``group`` gives, and how a message says it."""
+    if len(group) > 1:
+        ids = ", ".join(repr(stage.id) for stage in group)
+        return dict, f"the {where} parallel group ({ids}) gives {{stage_id: output}}"
+    given = group[0].output_type
+    return given, f"the {where} stage {group[0].id!r} outputs {_name(given, expected)}"
+
+
+def _check_types(
+    workflow_id: str,
+    input: object,
+    output: object,
+    groups: tuple[tuple[Stage[Any, Any, Any], ...], ...],
+) -> None:
+    """Refuse, naming both classes, a stage that cannot take what the group before it
+    (or the run's input) gives, and an ``output=`` the last group does not give."""
+
+    def refuse(what: str, expected: object, given: object, source: str) -> DefinitionError:
+        return DefinitionError(
+            f"workflow {workflow_id!r}: {what} {_name(expected, given)}, but {source} "
+            f"({_name(given, expected)} is not {_name(expected, given)} or a subclass of it)"
+        )
+
+    for number, group in enumerate(groups):
+        for stage in group:
+            takes, expected = f"stage {stage.id!r} takes", stage.input_type
+            if expected is None:
+                continue
+            if number == 0 and not _accepts(expected, input):
+                source = f"the workflow's input is {_name(input, expected)}"
+                raise refuse(takes, expected, input, source)
+            if number > 0 and not _fits(expected, groups[number - 1]):
+                raise refuse(takes, expected, *_source(groups[number - 1], "previous", expected))
+    if not _fits(output, groups[-1]):
+        raise refuse("output= is", output, *_source(groups[-1], "last", output))
 
 
 @frozen(kw_only=True)
@@ -32,6 +132,8 @@ class Workflow(Generic[In, Out]):
     input_type: type[In]
     output_type: type[Out]
     groups: tuple[tuple[Stage[Any, Any, Any], ...], ...]
+    retry: Retry | None = None
+    """The retry policy of stages that set none (SPEC §19)."""
     _by_id: dict[str, Stage[Any, Any, Any]] = field(init=False, eq=False, repr=False)
     _group_of: dict[str, int] = field(init=False, eq=False, repr=False)
     _number_of: dict[str, int] = field(init=False, eq=False, repr=False)
@@ -56,6 +158,12 @@ class Workflow(Generic[In, Out]):
     def stage(self, stage_id: str) -> Stage[Any, Any, Any] | None:
         """The stage with this id, or ``None``."""
         return self._by_id.get(stage_id)
+
+    def retry_for(self, stage_id: str) -> Retry:
+        """The retry policy of a stage: its own, else the workflow's, else the default."""
+        stage = self._by_id.get(stage_id)
+        own = stage.retry if stage is not None else None
+        return own or self.retry or DEFAULT_RETRY
 
     def group_of(self, stage_id: str) -> int:
         """The 1-based execution group of a stage."""
@@ -107,6 +215,28 @@ class Workflow(Generic[In, Out]):
         return Success(merged)
 
 
+class _Build:
+    """``WorkflowBuilder.build``: a plain method at run time, which mypy lets a builder
+    call only if its ``output=`` is the last group's output or a base class of it (a
+    descriptor's argument is type-checked where ``self`` is not); else ``.build()`` is
+    an error: ``Cannot infer value of type parameter "Out" of "__get__" of "_Build"``."""
+
+    def __init__(self, build: Callable[[Any], Workflow[Any, Any]]) -> None:
+        self._build = build
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, builder: None, owner: type[Any] | None = None) -> _Build: ...
+
+    @overload
+    def __get__(
+        self, builder: WorkflowBuilder[In, Out, Out], owner: type[Any] | None = None
+    ) -> Callable[[], Workflow[In, Out]]: ...
+
+    def __get__(self, builder: object, owner: type[Any] | None = None) -> Any:
+        return self if builder is None else types.MethodType(self._build, builder)
+
+
 class WorkflowBuilder(Generic[In, Out, Last]):
     """Compose stages into a :class:`Workflow`.
 
@@ -138,6 +268,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
         *,
         input: type[In],
         output: type[Out],
+        retry: Retry | None = None,
         _groups: tuple[tuple[Stage[Any, Any, Any], ...], ...] = (),
     ) -> None:
         self._id = id
@@ -146,6 +277,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
         self._input = input
         self._output = output
         self._groups = _groups
+        self._retry = check_retry(f"workflow {id!r}", retry)
 
     def _with(self, group: tuple[Stage[Any, Any, Any], ...]) -> Any:
         builder: WorkflowBuilder[Any, Any, Any] = WorkflowBuilder(
@@ -154,6 +286,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             self._description,
             input=self._input,
             output=self._output,
+            retry=self._retry,
             _groups=(*self._groups, group),
         )
         return builder
@@ -184,12 +317,15 @@ class WorkflowBuilder(Generic[In, Out, Last]):
         built: WorkflowBuilder[In, Out, ParallelOutputs] = self._with(group)
         return built
 
+    @_Build
     def build(self) -> Workflow[In, Out]:
         """Validate and freeze the workflow.
 
         Raises:
-            DefinitionError: empty workflow, duplicate stage ids, or a declared
-                dependency that is not an earlier stage (the message names it).
+            DefinitionError: empty workflow, duplicate stage ids, a declared
+                dependency that is not an earlier stage, a stage whose input class
+                is not what the group before it outputs (or a base class of it), or
+                an ``output=`` the last group does not give (the message names them).
         """
         if not self._groups:
             raise DefinitionError(f"workflow {self._id!r} has no stages")
@@ -217,6 +353,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
                     f"workflow {self._id!r}: duplicate stage id {sorted(duplicates)[0]!r}"
                 )
             seen |= group_ids
+        _check_types(self._id, self._input, self._output, self._groups)
         return Workflow(
             id=self._id,
             name=self._name,
@@ -224,6 +361,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             input_type=self._input,
             output_type=self._output,
             groups=self._groups,
+            retry=self._retry,
         )
 
 
@@ -236,6 +374,7 @@ class Registry:
 
     def __init__(self, workflows: Sequence[Workflow[Any, Any]] = ()) -> None:
         self._workflows: dict[str, Workflow[Any, Any]] = {}
+        self._ids: frozenset[str] = frozenset()
         for workflow in workflows:
             self.register(workflow)
 
@@ -246,10 +385,19 @@ class Registry:
         if workflow.id in self._workflows and self._workflows[workflow.id] is not workflow:
             raise DefinitionError(f"registry: workflow id {workflow.id!r} is registered twice")
         self._workflows[workflow.id] = workflow
+        self._ids = frozenset(self._workflows)
 
     def get_workflow(self, workflow_id: str) -> Workflow[Any, Any] | None:
         """The workflow registered under ``workflow_id``, or ``None``."""
         return self._workflows.get(workflow_id)
+
+    def workflow_ids(self) -> frozenset[str]:
+        """The ids of every registered workflow (one set, rebuilt only by :meth:`register`).
+
+        >>> sorted(Registry([]).workflow_ids())
+        []
+        """
+        return self._ids
 
     @property
     def workflows(self) -> tuple[Workflow[Any, Any], ...]:

@@ -36,11 +36,13 @@ LIMIT %(limit)s;
 -- name: pending_runs
 -- SKIP LOCKED: concurrent claimers each get different runs; the row locks
 -- last until the claim commits the runs as RUNNING. Served by runs_pending_idx.
+-- %(workflow_ids)s is NULL (every workflow) or the ids the caller can serve.
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
        version
 FROM runs
 WHERE status = 'PENDING'
+  AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
 ORDER BY priority DESC, created_at, seq
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
@@ -67,7 +69,8 @@ WHERE id = %(id)s AND version = %(expected_version)s;
 -- name: get_stages
 SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
        config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
-       metrics, error, attempt, created_at, started_at, completed_at, duration_ms, version
+       metrics, error, error_traceback, attempt, created_at, started_at, completed_at,
+       duration_ms, version
 FROM stages
 WHERE workflow_run_id = %(workflow_run_id)s
 ORDER BY stage_number, seq;
@@ -77,7 +80,8 @@ ORDER BY stage_number, seq;
 -- one failing on a stale version. Served by stages_suspended_idx.
 SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
        config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
-       metrics, error, attempt, created_at, started_at, completed_at, duration_ms, version
+       metrics, error, error_traceback, attempt, created_at, started_at, completed_at,
+       duration_ms, version
 FROM stages
 WHERE status = 'SUSPENDED' AND next_poll_at <= %(now)s
 ORDER BY next_poll_at, created_at, seq
@@ -87,12 +91,12 @@ FOR UPDATE SKIP LOCKED;
 -- name: insert_stage
 INSERT INTO stages (id, workflow_run_id, stage_id, stage_name, stage_number, execution_group,
                     status, config, output_ref, suspended_state, next_poll_at, poll_interval,
-                    max_wait_until, metrics, error, attempt, created_at, started_at,
-                    completed_at, duration_ms, version)
+                    max_wait_until, metrics, error, error_traceback, attempt, created_at,
+                    started_at, completed_at, duration_ms, version)
 VALUES (%(id)s, %(workflow_run_id)s, %(stage_id)s, %(stage_name)s, %(stage_number)s,
         %(execution_group)s, %(status)s, %(config)s, %(output_ref)s, %(suspended_state)s,
         %(next_poll_at)s, %(poll_interval)s, %(max_wait_until)s, %(metrics)s, %(error)s,
-        %(attempt)s, %(created_at)s, %(started_at)s, %(completed_at)s, %(duration_ms)s,
+        %(error_traceback)s, %(attempt)s, %(created_at)s, %(started_at)s, %(completed_at)s, %(duration_ms)s,
         %(version)s)
 ON CONFLICT DO NOTHING;
 
@@ -103,7 +107,7 @@ SET stage_name = %(stage_name)s, stage_number = %(stage_number)s,
     output_ref = %(output_ref)s, suspended_state = %(suspended_state)s,
     next_poll_at = %(next_poll_at)s, poll_interval = %(poll_interval)s,
     max_wait_until = %(max_wait_until)s, metrics = %(metrics)s, error = %(error)s,
-    attempt = %(attempt)s, created_at = %(created_at)s, started_at = %(started_at)s,
+    error_traceback = %(error_traceback)s, attempt = %(attempt)s, created_at = %(created_at)s, started_at = %(started_at)s,
     completed_at = %(completed_at)s, duration_ms = %(duration_ms)s, version = %(version)s
 WHERE id = %(id)s AND workflow_run_id = %(workflow_run_id)s AND stage_id = %(stage_id)s
   AND version = %(expected_version)s;
@@ -133,12 +137,14 @@ ORDER BY seq;
 -- name: lease_next_job
 -- One statement: pick the best available QUEUED job (SKIP LOCKED, so
 -- concurrent workers never pick the same one) and lease it. Served by
--- jobs_queued_idx.
+-- jobs_queued_idx. %(workflow_ids)s is NULL (every workflow) or the ids the
+-- worker can run: a filter on the index scan, which keeps its order.
 UPDATE jobs
 SET status = 'LEASED', worker_id = %(worker_id)s, locked_at = %(now)s
 WHERE id = (
     SELECT id FROM jobs
     WHERE status = 'QUEUED' AND available_at <= %(now)s
+      AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
     ORDER BY priority DESC, created_at, seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED

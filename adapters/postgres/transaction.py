@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
 
@@ -130,6 +130,11 @@ def _wakes_workers(effect: StoreEffect) -> bool:
     return False
 
 
+def _id_list(ids: Collection[str] | None) -> list[str] | None:
+    """``ids`` as a list, which psycopg sends as a ``text[]`` (``None``: every workflow)."""
+    return None if ids is None else list(ids)
+
+
 class PostgresTransaction:
     """One transaction on one pooled (autocommit) connection.
 
@@ -200,11 +205,17 @@ class PostgresTransaction:
             if existing is not None:
                 return existing
 
-    def pending_runs(self, limit: int) -> list[WorkflowRun]:
-        return records(self._rows("pending_runs", {"limit": max(limit, 0)}), WorkflowRun)
+    def pending_runs(
+        self, limit: int, workflow_ids: Collection[str] | None = None
+    ) -> list[WorkflowRun]:
+        values = {"limit": max(limit, 0), "workflow_ids": _id_list(workflow_ids)}
+        return records(self._rows("pending_runs", values), WorkflowRun)
 
-    def lease_next_job(self, worker_id: str, now: datetime) -> Job | None:
-        rows = self._rows("lease_next_job", {"worker_id": worker_id, "now": now})
+    def lease_next_job(
+        self, worker_id: str, now: datetime, workflow_ids: Collection[str] | None = None
+    ) -> Job | None:
+        values = {"worker_id": worker_id, "now": now, "workflow_ids": _id_list(workflow_ids)}
+        rows = self._rows("lease_next_job", values)
         return record(rows[0], Job) if rows else None
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:

@@ -32,8 +32,12 @@ WHERE id = :id AND version = :expected_version;
 SELECT * FROM runs WHERE id = :id;
 
 -- name: pending_runs
+-- :workflow_ids is NULL (every workflow) or a JSON array of the workflow ids
+-- the caller can serve; the list is built once per statement and the scan
+-- still walks runs_pending in order.
 SELECT * FROM runs
 WHERE status = 'PENDING'
+  AND (:workflow_ids IS NULL OR workflow_id IN (SELECT value FROM json_each(:workflow_ids)))
 ORDER BY priority DESC, created_at, position
 LIMIT :limit;
 
@@ -50,11 +54,13 @@ LIMIT :limit;
 INSERT INTO stages (
     id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
     config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
-    metrics, error, attempt, created_at, started_at, completed_at, duration_ms, version
+    metrics, error, error_traceback, attempt, created_at, started_at, completed_at,
+    duration_ms, version
 ) VALUES (
     :id, :workflow_run_id, :stage_id, :stage_name, :stage_number, :execution_group, :status,
     :config, :output_ref, :suspended_state, :next_poll_at, :poll_interval, :max_wait_until,
-    :metrics, :error, :attempt, :created_at, :started_at, :completed_at, :duration_ms, :version
+    :metrics, :error, :error_traceback, :attempt, :created_at, :started_at, :completed_at,
+    :duration_ms, :version
 );
 
 -- name: update_stage
@@ -64,7 +70,7 @@ UPDATE stages SET
     output_ref = :output_ref, suspended_state = :suspended_state,
     next_poll_at = :next_poll_at, poll_interval = :poll_interval,
     max_wait_until = :max_wait_until, metrics = :metrics, error = :error,
-    attempt = :attempt, started_at = :started_at,
+    error_traceback = :error_traceback, attempt = :attempt, started_at = :started_at,
     completed_at = :completed_at, duration_ms = :duration_ms, version = :version
 WHERE workflow_run_id = :workflow_run_id AND stage_id = :stage_id
   AND id = :id AND version = :expected_version;
@@ -109,11 +115,14 @@ SELECT * FROM jobs WHERE workflow_run_id = :workflow_run_id ORDER BY created_at,
 
 -- name: lease_next_job
 -- The caller holds the write lock (BEGIN IMMEDIATE), so choosing and leasing
--- the job in one statement cannot race with another dequeuer.
+-- the job in one statement cannot race with another dequeuer. :workflow_ids
+-- is NULL (every workflow) or a JSON array of the workflow ids the worker
+-- can run (built once per statement); the scan still walks jobs_queued.
 UPDATE jobs SET status = 'LEASED', worker_id = :worker_id, locked_at = :now
 WHERE position = (
     SELECT position FROM jobs
     WHERE status = 'QUEUED' AND available_at <= :now
+      AND (:workflow_ids IS NULL OR workflow_id IN (SELECT value FROM json_each(:workflow_ids)))
     ORDER BY priority DESC, created_at, position
     LIMIT 1
 )

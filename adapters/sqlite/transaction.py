@@ -14,8 +14,9 @@ effects of one kind are written with a single ``executemany``.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
@@ -148,6 +149,21 @@ _HANDLERS: dict[type[Any], Handler] = {
 }
 
 
+def _id_list(ids: Collection[str] | None) -> str | None:
+    """``ids`` as the JSON array text the queries read with ``json_each`` (``None``: all)."""
+    if ids is None:
+        return None
+    if isinstance(ids, frozenset):
+        return _frozen_id_list(ids)
+    return dump_json(list(ids))
+
+
+@functools.lru_cache(maxsize=64)
+def _frozen_id_list(ids: frozenset[str]) -> str:
+    # A registry hands the same frozenset to every lease: encode it once.
+    return dump_json(sorted(ids))
+
+
 class SqliteTransaction:
     """One open ``BEGIN IMMEDIATE`` transaction (a :class:`~kernel.ports.StoreTransaction`)."""
 
@@ -195,13 +211,23 @@ class SqliteTransaction:
             return None
         return self.get_idempotency(record.key, record.command_type)
 
-    def pending_runs(self, limit: int) -> list[WorkflowRun]:
+    def pending_runs(
+        self, limit: int, workflow_ids: Collection[str] | None = None
+    ) -> list[WorkflowRun]:
         # BEGIN IMMEDIATE holds the write lock until this transaction ends, so
         # no other transaction can read these runs as PENDING meanwhile.
-        return RUNS.decode_all(self._select(Q.pending_runs, {"limit": limit}))
+        params = {"limit": limit, "workflow_ids": _id_list(workflow_ids)}
+        return RUNS.decode_all(self._select(Q.pending_runs, params))
 
-    def lease_next_job(self, worker_id: str, now: datetime) -> Job | None:
-        rows = self._select(Q.lease_next_job, {"worker_id": worker_id, "now": timestamp(now)})
+    def lease_next_job(
+        self, worker_id: str, now: datetime, workflow_ids: Collection[str] | None = None
+    ) -> Job | None:
+        params = {
+            "worker_id": worker_id,
+            "now": timestamp(now),
+            "workflow_ids": _id_list(workflow_ids),
+        }
+        rows = self._select(Q.lease_next_job, params)
         return JOBS.decode(rows[0]) if rows else None
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:

@@ -38,6 +38,11 @@ def builder() -> WorkflowBuilder[Text, Text, Text]:
     return WorkflowBuilder("docs", "Docs", input=Text, output=Text)
 
 
+def fan_out() -> WorkflowBuilder[Text, dict[str, Any], Text]:
+    # Ends with a parallel group, so the output is {stage_id: output}.
+    return WorkflowBuilder("docs", "Docs", input=Text, output=dict[str, Any])
+
+
 def define(stage_id: str, config: type[Any]) -> object:
     return define_stage(id=stage_id, name="X", input=Text, output=Text, config=config, execute=echo)
 
@@ -58,13 +63,13 @@ def main() -> None:
     assert error_of(lambda: builder().pipe(needs_a).pipe(a).build()) == (
         "workflow 'docs': stage 'c' depends on 'a', which is not an earlier stage"
     )
-    assert error_of(lambda: builder().parallel([a, needs_a]).build()) == (
+    assert error_of(lambda: fan_out().parallel([a, needs_a]).build()) == (
         "workflow 'docs': stage 'c' depends on 'a', which is in the same parallel group"
     )
     assert error_of(lambda: builder().pipe(a).parallel([])) == (
         "workflow 'docs': parallel() needs at least one stage"
     )
-    assert builder().pipe(a).pipe(needs_a).parallel([b]).build().id == "docs"  # all fine
+    assert fan_out().pipe(a).pipe(needs_a).parallel([b]).build().id == "docs"  # all fine
 
     # define_stage checks the definition itself.
     assert error_of(lambda: define("", NoConfig)) == "stage id: expected a non-empty string, got ''"

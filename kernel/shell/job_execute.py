@@ -84,7 +84,8 @@ def lease_next(worker_id: str, then: Callable[[Leased | None], Step[R]]) -> Phas
     when no job is available."""
 
     def load(reads: Reads) -> tuple[Job, start.StartState] | None:
-        job = reads.tx.lease_next_job(worker_id, reads.now)
+        # Jobs of workflows this worker does not know stay QUEUED for one that does.
+        job = reads.tx.lease_next_job(worker_id, reads.now, reads.known_workflow_ids())
         if job is None:
             return None
         run = reads.tx.get_run(job.workflow_run_id)

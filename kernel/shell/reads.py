@@ -3,7 +3,7 @@ loads several commands share (a run with its stages, a group's stored outputs)."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,11 @@ class Reads:
         self.registry = registry
         self.now = now
         """The decision's time, for reads that choose rows by it (due, stale)."""
+
+    def known_workflow_ids(self) -> Collection[str]:
+        """The ids of the workflows this kernel has registered: claims and leases only
+        choose runs and jobs of these (SPEC §19, rolling deploys)."""
+        return self.registry.workflow_ids()
 
     def workflow_of(self, run: WorkflowRun | None) -> Workflow[Any, Any] | None:
         """The registered workflow of ``run`` (``None`` without a run or a registration)."""

@@ -34,6 +34,8 @@ from kernel.commands import (
     RunTransitionResult,
     StagePollSuspended,
     StagePollSuspendedResult,
+    StageReportProgress,
+    StageReportProgressResult,
 )
 from kernel.decisions import (
     lease_reap_stale,
@@ -44,6 +46,7 @@ from kernel.decisions import (
     run_create,
     run_rerun_from,
     run_transition,
+    stage_report_progress,
 )
 from kernel.decisions.job_execute import start
 from kernel.shell import job_execute, outbox_flush, stage_poll_suspended
@@ -60,7 +63,8 @@ def _run_create(cmd: RunCreate) -> Phase[RunCreateResult]:
 
 def _run_claim_pending(cmd: RunClaimPending) -> Phase[RunClaimPendingResult]:
     def load(reads: Reads) -> run_claim_pending.Claimable:
-        runs = reads.tx.pending_runs(cmd.max_claims)
+        # Runs of workflows this worker does not know stay PENDING for one that does.
+        runs = reads.tx.pending_runs(cmd.max_claims, reads.known_workflow_ids())
         return run_claim_pending.Claimable(
             runs, {run.workflow_id: reads.workflow_of(run) for run in runs}
         )
@@ -118,6 +122,15 @@ def _lease_release(cmd: LeaseRelease) -> Phase[LeaseReleaseResult]:
     return single(load, lambda state, env: lease_release.decide(cmd, state, env))
 
 
+def _stage_report_progress(cmd: StageReportProgress) -> Phase[StageReportProgressResult]:
+    def load(reads: Reads) -> stage_report_progress.Reporting:
+        run = reads.tx.get_run(cmd.workflow_run_id)
+        stages = reads.tx.get_stages(cmd.workflow_run_id) if run is not None else []
+        return stage_report_progress.Reporting(run, stages)
+
+    return single(load, lambda state, env: stage_report_progress.decide(cmd, state, env))
+
+
 def _job_lease(cmd: JobLease) -> Phase[JobLeaseResult]:
     return single(
         lambda reads: reads.tx.get_job(cmd.job_id),
@@ -140,6 +153,7 @@ TABLE = Table(
     entry(RunRerunFrom, RunRerunFromResult, _run_rerun_from),
     entry(JobExecute, JobExecuteResult, job_execute.begin),
     entry(StagePollSuspended, StagePollSuspendedResult, stage_poll_suspended.begin),
+    entry(StageReportProgress, StageReportProgressResult, _stage_report_progress),
     entry(LeaseReapStale, LeaseReapStaleResult, _lease_reap_stale),
     entry(LeaseRelease, LeaseReleaseResult, _lease_release),
     entry(JobLease, JobLeaseResult, _job_lease),

@@ -82,6 +82,23 @@ class QueueCases(StoreCase):
         with self.store.transaction() as tx:
             assert [run.id for run in tx.pending_runs(limit=1)] == ["a"]
 
+    def test_pending_runs_of_other_workflows_are_left_alone(self) -> None:
+        """With ``workflow_ids``, only runs of those workflows come, in the usual order;
+        ``None`` is every workflow and an empty collection none (SPEC §19)."""
+        self.apply(
+            InsertRun(make_run("a-old", created=0, workflow_id="a")),
+            InsertRun(make_run("b-high", created=1, workflow_id="b", priority=9)),
+            InsertRun(make_run("c-new", created=2, workflow_id="c")),
+            InsertRun(make_run("a-new", created=3, workflow_id="a")),
+        )
+        with self.store.transaction() as tx:
+            assert [r.id for r in tx.pending_runs(10, ["a", "c"])] == ["a-old", "c-new", "a-new"]
+            assert [r.id for r in tx.pending_runs(1, frozenset({"a", "c"}))] == ["a-old"]
+            assert [r.id for r in tx.pending_runs(10, {"b", "unknown"})] == ["b-high"]
+            assert tx.pending_runs(10, ()) == []
+            every = [r.id for r in tx.pending_runs(10, None)]
+        assert every == ["b-high", "a-old", "c-new", "a-new"]
+
     def test_pending_runs_are_claimed_once_across_threads(self) -> None:
         """Threads claiming pending runs concurrently never claim the same run."""
         self.add_runs(*(f"run-{i:02}" for i in range(30)))
@@ -115,6 +132,70 @@ class QueueCases(StoreCase):
             while (job := tx.lease_next_job("w", at(10))) is not None:
                 leased.append(job.id)
         assert leased == ["new-high", "old-mid", "new-mid", "old-low"]
+
+    def test_lease_next_job_only_takes_jobs_of_the_given_workflows(self) -> None:
+        """With ``workflow_ids``, a job of another workflow is skipped even when it comes
+        first, and stays QUEUED for a worker that knows it (SPEC §19)."""
+        self.add_runs("run-1")
+        self.apply(
+            EnqueueJob(make_job("b-high", created=0, priority=9, workflow_id="b")),
+            EnqueueJob(make_job("a-old", created=1, workflow_id="a")),
+            EnqueueJob(make_job("c-new", created=2, workflow_id="c")),
+        )
+        with self.store.transaction() as tx:
+            assert tx.lease_next_job("w", at(10), ()) is None
+            leased = []
+            while (job := tx.lease_next_job("w", at(10), frozenset({"a", "c"}))) is not None:
+                leased.append(job.id)
+        assert leased == ["a-old", "c-new"]
+        statuses = {job.id: job.status for job in self.store.get_jobs("run-1")}
+        assert statuses == {
+            "b-high": JobStatus.QUEUED,
+            "a-old": JobStatus.LEASED,
+            "c-new": JobStatus.LEASED,
+        }
+        with self.store.transaction() as tx:
+            job = tx.lease_next_job("w2", at(10), ["b"])
+            assert job is not None and (job.id, job.worker_id) == ("b-high", "w2")
+
+    def test_lease_next_job_without_workflow_ids_takes_any_workflow(self) -> None:
+        """``workflow_ids=None`` (the default) leases jobs of every workflow."""
+        self.add_runs("run-1")
+        self.apply(
+            EnqueueJob(make_job("x", created=0, workflow_id="x")),
+            EnqueueJob(make_job("y", created=1, workflow_id="y")),
+        )
+        with self.store.transaction() as tx:
+            first = tx.lease_next_job("w", at(10), None)
+            second = tx.lease_next_job("w", at(10))
+        assert first is not None and second is not None
+        assert (first.id, second.id) == ("x", "y")
+
+    def test_lease_next_job_with_workflow_ids_is_exclusive_across_threads(self) -> None:
+        """Filtered leases by concurrent workers never get the same job; jobs of a
+        workflow no worker names stay QUEUED."""
+        self.add_runs("run-1")
+        workflows = ["a", "b", "other"]
+        self.apply(
+            *(
+                EnqueueJob(make_job(f"job-{i:02}", created=i, workflow_id=workflows[i % 3]))
+                for i in range(30)
+            )
+        )
+
+        def lease_all(worker: int) -> list[str]:
+            leased: list[str] = []
+            while True:
+                with self.store.transaction() as tx:
+                    job = tx.lease_next_job(f"worker-{worker}", at(100), ("a", "b"))
+                if job is None:
+                    return leased
+                leased.append(job.id)
+
+        leased = [job_id for ids in self.race(lease_all) for job_id in ids]
+        assert sorted(leased) == [f"job-{i:02}" for i in range(30) if i % 3 != 2]
+        queued = [job.id for job in self.store.get_jobs("run-1") if job.status == JobStatus.QUEUED]
+        assert queued == [f"job-{i:02}" for i in range(30) if i % 3 == 2]
 
     def test_lease_next_job_leases_it_to_the_worker(self) -> None:
         """The leased job is LEASED to the worker, ``locked_at`` now, and stays so."""

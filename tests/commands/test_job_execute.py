@@ -778,9 +778,12 @@ def test_execute_command_refuses_a_config_that_is_not_a_config_map(
         JobExecute(workflow_run_id="r", workflow_id="w", stage_id="s", config=config)
 
 
-def test_a_job_nobody_can_start_fails_its_run_instead_of_spinning(make_tk: MakeKernel) -> None:
-    """SPEC §5.6: a queued job whose workflow is gone fails, with its run, rather than
-    being leased and released for ever."""
+def test_a_job_of_a_workflow_the_worker_does_not_know_is_not_leased(
+    make_tk: MakeKernel,
+) -> None:
+    """SPEC §19: the queued job stays QUEUED, unleased, for a worker that registers its
+    workflow; its run is left as it is (tests/commands/test_rolling_deploys.py). A job
+    leased anyway (``job.lease``) is still failed with its run: tests/kernel/test_shell_rules.py."""
     tk = make_tk(linear(Calls()))
     insert(
         tk.store,
@@ -788,15 +791,9 @@ def test_a_job_nobody_can_start_fails_its_run_instead_of_spinning(make_tk: MakeK
         EnqueueJob(make_job("first", workflow_id="retired")),
     )
 
-    executed = tk.kernel.execute_next_job("w1")
-
-    assert executed is not None
-    job, result = executed
-    assert job.workflow_id == "retired"
-    message = "WORKFLOW_NOT_FOUND: workflow 'retired' is not registered"
-    assert (result.outcome, result.error) == ("failed", message)
-    assert [j.status for j in tk.store.get_jobs("run-1")] == [JobStatus.FAILED]
-    run = run_of(tk.store, "run-1")
-    assert (run.status, run.error) == (Status.FAILED, message)
-    assert event_types(tk.store, "run-1") == ["workflow:failed"]
     assert tk.kernel.execute_next_job("w1") is None
+
+    [job] = tk.store.get_jobs("run-1")
+    assert (job.status, job.worker_id) == (JobStatus.QUEUED, None)
+    assert run_of(tk.store, "run-1").status == Status.RUNNING
+    assert event_types(tk.store, "run-1") == []

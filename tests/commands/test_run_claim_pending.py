@@ -22,7 +22,7 @@ from tests.harness import (
     run_of,
     stage_of,
 )
-from tests.workflows import Calls, add, fan_out, linear, pipeline
+from tests.workflows import Calls, add, fan_out, joining, linear, pipeline
 
 
 def test_claim_moves_a_pending_run_to_running(make_tk: MakeKernel, clock: FakeClock) -> None:
@@ -67,7 +67,8 @@ def test_claim_creates_the_first_group_with_its_jobs(make_tk: MakeKernel) -> Non
 def test_claim_queues_one_job_per_stage_of_a_parallel_first_group(make_tk: MakeKernel) -> None:
     """SPEC §4.3, §5.2: a parallel group is one execution group of several stages."""
     calls = Calls()
-    workflow = pipeline("wide", [add(calls, "a"), add(calls, "b")], add(calls, "c"))
+    a, b = add(calls, "a"), add(calls, "b")
+    workflow = pipeline("wide", [a, b], joining(calls, a, b))
     tk = make_tk(workflow)
     run_id = create(tk, "wide")
 
@@ -198,8 +199,11 @@ def test_claim_with_nothing_pending_claims_nothing(make_tk: MakeKernel) -> None:
     assert tk.store.get_outbox() == []
 
 
-def test_claim_fails_a_run_whose_workflow_is_not_registered(make_tk: MakeKernel) -> None:
-    """SPEC §5.2: such a run fails with WORKFLOW_NOT_FOUND instead of being claimed."""
+def test_claim_leaves_a_run_whose_workflow_is_not_registered_pending(
+    make_tk: MakeKernel,
+) -> None:
+    """SPEC §19: a worker does not claim runs of workflows it does not know; they stay
+    PENDING for a worker that has them (tests/commands/test_rolling_deploys.py)."""
     tk = make_tk(linear(Calls()))
     insert(tk.store, InsertRun(make_run("retired", id="orphan", status=Status.PENDING)))
 
@@ -207,10 +211,8 @@ def test_claim_fails_a_run_whose_workflow_is_not_registered(make_tk: MakeKernel)
 
     assert result.claimed == []
     run = run_of(tk.store, "orphan")
-    assert run.status == Status.FAILED
-    assert run.error == "WORKFLOW_NOT_FOUND: workflow 'retired' is not registered"
-    [event] = outbox(tk.store, "orphan")
-    assert (event.event_type, event.payload["error"]) == ("workflow:failed", run.error)
+    assert (run.status, run.error, run.version) == (Status.PENDING, None, 1)
+    assert outbox(tk.store, "orphan") == []
 
 
 def test_claim_fails_a_run_whose_workflow_has_no_stages(make_tk: MakeKernel) -> None:
@@ -233,15 +235,15 @@ def test_claim_fails_a_run_whose_workflow_has_no_stages(make_tk: MakeKernel) -> 
 
 
 def test_claim_still_claims_good_runs_next_to_a_broken_one(make_tk: MakeKernel) -> None:
-    """SPEC §5.2: one unclaimable run does not block the others in the batch."""
+    """SPEC §5.2, §19: a run this worker cannot serve does not block the others."""
     tk = make_tk(linear(Calls()))
     insert(tk.store, InsertRun(make_run("retired", id="orphan", status=Status.PENDING)))
     good = create(tk, "linear")
 
-    result = tk.dispatch(RunClaimPending(worker_id="w1"))
+    result = tk.dispatch(RunClaimPending(worker_id="w1", max_claims=1))
 
     assert [c.workflow_run_id for c in result.claimed] == [good]
-    assert run_of(tk.store, "orphan").status == Status.FAILED
+    assert run_of(tk.store, "orphan").status == Status.PENDING
 
 
 def test_claim_leaves_runs_of_other_statuses_alone(make_tk: MakeKernel) -> None:

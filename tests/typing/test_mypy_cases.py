@@ -195,6 +195,17 @@ def test_well_typed_pipelines_check_cleanly(mypy_run: MypyRun) -> None:
     assert [e.kind for e in expectations("case_pipe_valid.py")] == ["N"]
 
 
+def test_build_refuses_an_output_the_last_group_does_not_give(mypy_run: MypyRun) -> None:
+    """``output=`` must be the last stage's output type or a base class of it (the
+    mapping after a parallel group), else ``.build()`` is an error (SPEC §19)."""
+    check(
+        mypy_run,
+        "case_build_output.py",
+        must_expect=['Cannot infer value of type parameter "Out" of "__get__" of "_Build"'],
+    )
+    assert len([e for e in expectations("case_build_output.py") if e.kind == "E"]) == 4
+
+
 def test_only_async_batch_stages_may_suspend(mypy_run: MypyRun) -> None:
     """An ``execute`` that may return ``Suspend`` type-checks for
     ``define_async_batch_stage`` and is an error for ``define_stage`` (SPEC §4.1)."""
