@@ -21,6 +21,8 @@ I = TypeVar("I")
 O = TypeVar("O")
 C = TypeVar("C")
 O2 = TypeVar("O2")
+I_contra = TypeVar("I_contra", contravariant=True)
+"""A stage's input: a stage taking a base class may follow one that outputs a subclass."""
 
 
 @frozen
@@ -256,18 +258,22 @@ class StageContext(Generic[I, C]):
 
 
 @frozen(kw_only=True)
-class Stage(Generic[I, O, C]):
-    """A typed unit of work. Build one with :func:`define_stage`."""
+class Stage(Generic[I_contra, O, C]):
+    """A typed unit of work. Build one with :func:`define_stage`.
+
+    ``Stage[Base, O, C]`` is a ``Stage[Derived, O, C]`` too (contravariant input):
+    a stage that takes a base class may follow one that outputs a subclass.
+    """
 
     id: str
     name: str
-    input_type: type[I] | None
+    input_type: type[I_contra] | None
     output_type: type[O]
     config_type: type[C]
-    execute: ExecuteFn[I, C, O]
+    execute: ExecuteFn[I_contra, C, O]
     description: str | None = None
     dependencies: tuple[str, ...] = ()
-    check_completion: CheckFn[I, C, O] | None = None
+    check_completion: CheckFn[I_contra, C, O] | None = None
     retry: Retry | None = None
     """This stage's retry policy; ``None``: the workflow's default (SPEC §19)."""
     timeout: timedelta | None = None

@@ -185,7 +185,7 @@ def test_mispiped_stage_is_an_error_on_its_line(mypy_run: MypyRun) -> None:
     reported on the ``.pipe(...)`` line: after the run input, after a single
     stage, and after a parallel group (SPEC §4.3)."""
     check(mypy_run, "case_pipe_mismatch.py", must_expect=['"pipe" of "WorkflowBuilder"'])
-    assert len([e for e in expectations("case_pipe_mismatch.py") if e.kind == "E"]) == 3
+    assert len([e for e in expectations("case_pipe_mismatch.py") if e.kind == "E"]) == 4
 
 
 def test_well_typed_pipelines_check_cleanly(mypy_run: MypyRun) -> None:

@@ -81,3 +81,22 @@ WorkflowBuilder("w1", "W1", input=Document, output=Labels).pipe(classify)  # E: 
     .pipe(classify)  # E: "pipe" of "WorkflowBuilder"
     .build()
 )
+
+
+# A stage taking a subclass may not follow one that outputs its base class.
+@attrs.frozen
+class Keywords(Extraction):
+    scores: list[float]
+
+
+def _rank(ctx: StageContext[Keywords, NoConfig]) -> Labels:
+    return Labels(labels=ctx.input.words[:1])
+
+
+rank = define_stage(id="rank", name="Rank", input=Keywords, output=Labels, config=NoConfig, execute=_rank)
+(
+    WorkflowBuilder("w4", "W4", input=Document, output=Labels)
+    .pipe(extract)
+    .pipe(rank)  # E: "pipe" of "WorkflowBuilder"
+    .build()
+)

@@ -111,3 +111,22 @@ fan_in_outputs: Workflow[Document, Report] = (
     .pipe(merge_outputs)
     .build()
 )
+
+
+# A stage taking a base class may follow one that outputs a subclass of it.
+@attrs.frozen
+class Keywords(Extraction):
+    scores: list[float]
+
+
+def _keywords(ctx: StageContext[Document, NoConfig]) -> Keywords:
+    return Keywords(words=ctx.input.text.split(), scores=[])
+
+
+keywords = define_stage(id="keywords", name="Keywords", input=Document, output=Keywords, config=NoConfig, execute=_keywords)
+narrower_output: Workflow[Document, Labels] = (
+    WorkflowBuilder("narrower", "Narrower", input=Document, output=Labels)
+    .pipe(keywords)
+    .pipe(classify)
+    .build()
+)
