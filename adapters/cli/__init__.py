@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import suppress
+from importlib import metadata
 
 from adapters.cli import ops, runs
 from adapters.cli.errors import CliError
-from adapters.cli.stores import Stores
+from adapters.cli.stores import Stores, command_name, hide_password, store_url
 from adapters.runner import describe
-from kernel.errors import KernelError
+from kernel.errors import KernelError, StoreError
 
 __all__ = ["main"]
+
+CLOSED_PIPE = 141
+"""The exit code when stdout's reader went away: 128 + SIGPIPE, as for other Unix tools."""
 
 EPILOG = """\
 examples:
@@ -47,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sqlite:///PATH or postgresql://... ($WFK_STORE, else sqlite:///wfk.db)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"wfk {version()}")
     # The same options after the command name; SUPPRESS keeps a value given
     # before the command from being reset by the subparser's default.
     common = argparse.ArgumentParser(add_help=False)
@@ -60,34 +67,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    """The installed ``workflow-kernel`` version (``unknown`` when it is not installed)."""
+    try:
+        return metadata.version("workflow-kernel")
+    except metadata.PackageNotFoundError:
+        return "unknown (workflow-kernel is not installed; running from a source tree)"
+
+
+def _closed_stdout() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, as ``cat`` would.
+
+    What is still buffered goes to ``/dev/null``, so flushing at exit raises
+    nothing either. Returns 141 (128 + SIGPIPE), the status a shell shows
+    for a pipe's writer whose reader quit.
+    """
+    with suppress(OSError, ValueError):  # no file descriptor behind stdout (a test's capture)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return CLOSED_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``wfk`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help, or a usage error argparse already printed
-        return exit_.code if isinstance(exit_.code, int) else 2
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help, or a usage error argparse already printed
+            sys.stdout.flush()
+            return exit_.code if isinstance(exit_.code, int) else 2
+    except BrokenPipeError:  # wfk --help | head -1
+        return _closed_stdout()
     handler: Callable[[argparse.Namespace, Stores], int] = args.handler
     if not args.debug:
         # An unreachable PostgreSQL server makes the pool log every retry; the
         # command reports the failure itself, in one line.
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
     stores = Stores()
     try:
-        return handler(args, stores)
+        code = handler(args, stores)
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
+    except BrokenPipeError:  # wfk run show RUN | head -1
+        return _closed_stdout()
     except KeyboardInterrupt:
         print("wfk: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.debug:
             raise
-        print(f"wfk: {_message(exc)}", file=sys.stderr)
+        print(f"wfk: {_message(exc, args)}", file=sys.stderr)
         return exc.exit_code if isinstance(exc, CliError) else 1
     finally:
         stores.close_all()
 
 
-def _message(exc: Exception) -> str:
+def _message(exc: Exception, args: argparse.Namespace) -> str:
+    if isinstance(exc, StoreError):
+        # The database failed while the command worked: say which command.
+        text = " ".join(str(exc).split())
+        return hide_password(f"{command_name(args)}: {text}", store_url(args.store))
     if isinstance(exc, CliError | KernelError | ValueError):
         return " ".join(str(exc).split())  # one line, whatever the message held
     if isinstance(exc, OSError):

@@ -16,7 +16,7 @@ from adapters.cli.apps import app_spec, load_app
 from adapters.cli.errors import CliError
 from adapters.cli.live import default_worker_id, drive
 from adapters.cli.render import dump, events_table, run_summary
-from adapters.cli.stores import Stores, redact, store_url
+from adapters.cli.stores import Stores, create_flag, redact, store_url, verify
 from adapters.hosts import WorkerHost
 from adapters.hosts.logs import CONTEXT_FIELDS
 from adapters.hosts.worker import MAX_CHAIN
@@ -105,8 +105,9 @@ def _seconds(value: str) -> timedelta:
 def cmd_worker(args: argparse.Namespace, stores: Stores) -> int:
     app = load_app(app_spec(args.app))
     url = store_url(args.store)
-    store = stores.open(url, create=True, pool_size=args.concurrency + 2)
-    configure_logging(args.log_level, args.log_json)
+    store = stores.open(url, create=args.create, offers_create=True, pool_size=args.concurrency + 2)
+    verify(store)  # an unusable database fails here, before the worker says it started
+    configure_logging("DEBUG" if args.debug else args.log_level, args.log_json)
     kernel = create_kernel(*app.workflows, store=store, plugins=app.plugins)
     host = WorkerHost(
         kernel,
@@ -136,7 +137,7 @@ def cmd_worker(args: argparse.Namespace, stores: Stores) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace, stores: Stores) -> int:
-    store = stores.open(store_url(args.store), create=False)
+    store = stores.open(store_url(args.store), create=False, reads_only=True)
     events = store.get_outbox()
     dead = [event for event in events if event.dlq_at is not None]
     published = sum(1 for event in events if event.published_at is not None)
@@ -270,6 +271,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         "--log-level", type=str.upper, default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     worker.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    create_flag(worker)
     worker.set_defaults(handler=cmd_worker)
 
     outbox = commands.add_parser(

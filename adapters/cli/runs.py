@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from adapters import create_kernel
 from adapters.cli.apps import App, app_spec, load_app
 from adapters.cli.errors import CliError
-from adapters.cli.live import drive
+from adapters.cli.live import drive, last_sequence
 from adapters.cli.render import (
     dump,
     events_table,
@@ -22,11 +23,13 @@ from adapters.cli.render import (
     table,
     when,
 )
-from adapters.cli.stores import Stores, store_url
+from adapters.cli.show import no_stages, tracebacks
+from adapters.cli.stores import Stores, create_flag, store_url
+from adapters.cli.timeline import latest_progress, run_duration_text
 from kernel.commands import RunCancel, RunCreate, RunRerunFrom
 from kernel.dispatch import Kernel
 from kernel.ports import Store
-from kernel.records import WorkflowRun
+from kernel.records import WorkflowRun, WorkflowStage
 from kernel.status import Status
 
 PREFIX_MIN = 4
@@ -68,25 +71,58 @@ def _app_kernel(args: argparse.Namespace, store: Store) -> tuple[App, Kernel]:
     return app, create_kernel(*app.workflows, store=store, plugins=app.plugins)
 
 
-def _wait(args: argparse.Namespace, kernel: Kernel, store: Store, app: App, run_id: str) -> int:
+def _wait(
+    args: argparse.Namespace,
+    kernel: Kernel,
+    store: Store,
+    app: App,
+    run_id: str,
+    after: int = 0,
+) -> int:
     """Drive the run here with a live display; print how it ended; 0 only if it COMPLETED.
 
-    With ``--json`` the live display goes to stderr and stdout holds one JSON object.
+    The display shows the run's outbox events after sequence ``after``. With
+    ``--json`` it goes to stderr and stdout holds one JSON object.
     """
     display = sys.stderr if args.json else sys.stdout
     (view,) = drive(
-        kernel, store, [run_id], out=display, workflows=app.workflows, timeout=args.timeout
+        kernel,
+        store,
+        [run_id],
+        out=display,
+        workflows=app.workflows,
+        timeout=args.timeout,
+        after={run_id: after},
     )
+    return _ended(args, view.run, view.stages, store)
+
+
+def _ended(
+    args: argparse.Namespace, run: WorkflowRun, stages: Sequence[WorkflowStage], store: Store
+) -> int:
+    """Print how a run ended (its summary, or JSON); 0 only if it COMPLETED."""
     if args.json:
-        print(dump({"run": view.run, "stages": view.stages}))
+        print(dump({"run": run, "stages": stages}))
     else:
         print()
-        print(run_summary(view.run, view.stages))
-    return 0 if view.run.status == Status.COMPLETED else 1
+        print(run_summary(run, stages, took=run_duration_text(run, store.get_outbox(run.id))))
+    return 0 if run.status == Status.COMPLETED else 1
+
+
+def _existing_run(store: Store, key: str | None) -> str | None:
+    """The run an idempotency key already made (``run.create`` replays it), if any."""
+    if key is None:
+        return None
+    with store.transaction() as tx:
+        record = tx.get_idempotency(key, RunCreate.type)
+    if record is None or record.state != "COMPLETED" or not isinstance(record.result, dict):
+        return None
+    run_id = record.result.get("workflow_run_id")
+    return run_id if isinstance(run_id, str) else None
 
 
 def cmd_run_create(args: argparse.Namespace, stores: Stores) -> int:
-    store = stores.open(store_url(args.store), create=True)
+    store = stores.open(store_url(args.store), create=args.create, offers_create=True)
     app, kernel = _app_kernel(args, store)
     if args.workflow not in app.workflow_ids():
         known = ", ".join(app.workflow_ids())
@@ -96,28 +132,43 @@ def cmd_run_create(args: argparse.Namespace, stores: Stores) -> int:
     config = parse_json(args.config, "--config") if args.config is not None else None
     if config is not None and not isinstance(config, dict):
         raise CliError(f"--config: expected a JSON object {{stage_id: {{...}}}}, got {args.config}")
+    run_input = parse_json(args.input, "--input")
+    before = _existing_run(store, args.key)
     created = kernel.dispatch(
         RunCreate(
             workflow_id=args.workflow,
-            input=parse_json(args.input, "--input"),
+            input=run_input,
             config=config,
             priority=args.priority,
             idempotency_key=args.key,
         )
     )
+    run_id = created.workflow_run_id
+    existing = before == run_id  # the key's replay: the run it made before, as it is now
+    current = store.get_run(run_id) if existing else None
+    status = current.status if current is not None else created.status
+    said = (
+        f"run {run_id} already exists ({status})"
+        if existing
+        else f"created run {run_id} ({status})"
+    )
     if not args.wait:
         if args.json:
-            print(dump(created))
+            print(dump({"workflow_run_id": run_id, "status": status, "created": not existing}))
         else:
-            print(f"created run {created.workflow_run_id} ({created.status})")
+            print(said)
         return 0
+    if current is not None and current.is_terminal:
+        if not args.json:
+            print(said)
+        return _ended(args, current, store.get_stages(run_id), store)
     if not args.json:
-        print(f"created run {created.workflow_run_id}; running it here until it ends")
-    return _wait(args, kernel, store, app, created.workflow_run_id)
+        print(f"{said if existing else f'created run {run_id}'}; running it here until it ends")
+    return _wait(args, kernel, store, app, run_id)
 
 
 def cmd_runs(args: argparse.Namespace, stores: Stores) -> int:
-    store = stores.open(store_url(args.store), create=False)
+    store = stores.open(store_url(args.store), create=False, reads_only=True)
     runs = store.list_runs(status=args.status, workflow_id=args.workflow, limit=args.limit)
     if args.json:
         print(dump(runs))
@@ -129,10 +180,11 @@ def cmd_runs(args: argparse.Namespace, stores: Stores) -> int:
 
 
 def cmd_run_show(args: argparse.Namespace, stores: Stores) -> int:
-    store = stores.open(store_url(args.store), create=False)
+    store = stores.open(store_url(args.store), create=False, reads_only=True)
     run = find_run(store, args.run_id)
     stages = store.get_stages(run.id)
-    events = store.get_outbox(run.id)[-args.events :] if args.events else []
+    history = store.get_outbox(run.id)
+    events = history[-args.events :] if args.events else []
     logs = store.get_logs(run.id) if args.logs else []
     if args.json:
         shown: dict[str, Any] = {"run": run, "stages": stages, "events": events}
@@ -140,9 +192,10 @@ def cmd_run_show(args: argparse.Namespace, stores: Stores) -> int:
             shown["logs"] = logs
         print(dump(shown))
         return 0
-    print(run_header(run))
+    print(run_header(run, took=run_duration_text(run, history)))
     print()
-    print(stages_table(stages) if stages else "no stages yet (the run waits for a worker)")
+    progress = latest_progress(history)
+    print(stages_table(stages, progress=progress) if stages else no_stages(run))
     if events:
         print()
         print(f"last {len(events)} event(s)")
@@ -161,6 +214,9 @@ def cmd_run_show(args: argparse.Namespace, stores: Stores) -> int:
             for entry in logs
         ]
         print(table(["AT", "LEVEL", "STAGE", "MESSAGE", "META"], rows) if rows else "no logs")
+    if args.traceback:
+        print()
+        print(tracebacks(run, stages, history))
     return 0
 
 
@@ -178,6 +234,7 @@ def cmd_run_rerun(args: argparse.Namespace, stores: Stores) -> int:
     store = stores.open(store_url(args.store), create=False)
     run = find_run(store, args.run_id)
     app, kernel = _app_kernel(args, store)
+    after = last_sequence(store, run.id)  # --wait shows the rerun's events only
     deleted = kernel.dispatch(
         RunRerunFrom(workflow_run_id=run.id, from_stage_id=args.from_stage)
     ).deleted_stages
@@ -188,7 +245,7 @@ def cmd_run_rerun(args: argparse.Namespace, stores: Stores) -> int:
         print(dump({"workflow_run_id": run.id, "deleted_stages": deleted}))
     elif not args.json:
         print(message)
-    return _wait(args, kernel, store, app, run.id) if args.wait else 0
+    return _wait(args, kernel, store, app, run.id, after) if args.wait else 0
 
 
 def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -220,6 +277,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--config", metavar="JSON", help="config by stage id (or @file)")
     create.add_argument("--priority", type=int, default=5, help="higher runs first (5)")
     create.add_argument("--key", metavar="KEY", help="idempotency key: a replay creates nothing")
+    create_flag(create)
     _wait_flags(create)
     create.set_defaults(handler=cmd_run_create)
 
@@ -232,6 +290,11 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument("run_id", metavar="RUN_ID", help="a run id, or a unique prefix of one")
     show.add_argument("--logs", action="store_true", help="also print the stages' logs")
     show.add_argument("--events", type=int, default=10, metavar="N", help="last N events (10)")
+    show.add_argument(
+        "--traceback",
+        action="store_true",
+        help="also print where the last failure happened (the failed stages' tracebacks)",
+    )
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=cmd_run_show)
 

@@ -4,14 +4,21 @@
   slashes, then the path), or ``sqlite:///:memory:``;
 * ``postgresql://user:password@host:port/database`` (or ``postgres://``),
   with an optional ``?schema=name`` (default ``workflow_kernel``).
+
+A SQLite file (and its directory) is created only by ``wfk migrate``, ``wfk
+demo`` and commands given ``--create``; any other command refuses a missing
+or empty file, or one without the schema, with a one-line error that says
+how to create it. Commands that only read open a file that cannot be
+written read-only.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from contextlib import suppress
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from adapters.cli.errors import CliError
 from kernel.ports import Store
@@ -37,19 +44,51 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def open_store(url: str, *, create: bool, pool_size: int = 2) -> Store:
+def hide_password(text: str, url: str) -> str:
+    """``text`` with the URL's password replaced by ``***`` wherever a DSN shows it."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    if not password:
+        return text
+    for secret in {password, unquote(password)}:
+        text = text.replace(f":{secret}@", ":***@").replace(f"password={secret}", "password=***")
+    return text
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """The command that ran, as typed: ``wfk runs``, ``wfk run show``, ``wfk dlq replay``."""
+    words = ["wfk", str(args.command)]
+    action = getattr(args, "action", None)
+    if action:
+        words.append(str(action))
+    return " ".join(words)
+
+
+def open_store(
+    url: str,
+    *,
+    create: bool,
+    reads_only: bool = False,
+    offers_create: bool = False,
+    pool_size: int = 2,
+) -> Store:
     """Open the store a URL names.
 
-    ``create=False`` refuses a SQLite file that does not exist (a read-only
-    command on a typo should not create an empty database); ``create=True``
-    also creates the file's directory.
+    ``create=False`` refuses a SQLite file that does not exist, is empty or
+    has no schema (a command on a typo must not create a database);
+    ``create=True`` also creates the file's directory. ``reads_only``: the
+    command only reads, so a file that cannot be written is opened
+    read-only. ``offers_create``: the command has ``--create``, which the
+    error for a missing database then mentions.
 
     Raises:
-        CliError: an unsupported URL, a missing file, or a missing extra.
+        CliError: an unsupported URL, no database at the path, or a missing extra.
         StoreError: the database cannot be opened.
     """
     if url.startswith("sqlite:"):
-        return _sqlite(url, create)
+        return _sqlite(url, create, reads_only, offers_create)
     if url.startswith(("postgresql://", "postgres://")):
         return _postgres(url, pool_size)
     raise CliError(
@@ -64,9 +103,23 @@ class Stores:
     def __init__(self) -> None:
         self._opened: list[Store] = []
 
-    def open(self, url: str, *, create: bool, pool_size: int = 2) -> Store:
+    def open(
+        self,
+        url: str,
+        *,
+        create: bool,
+        reads_only: bool = False,
+        offers_create: bool = False,
+        pool_size: int = 2,
+    ) -> Store:
         """:func:`open_store`, remembered for :meth:`close_all`."""
-        store = open_store(url, create=create, pool_size=pool_size)
+        store = open_store(
+            url,
+            create=create,
+            reads_only=reads_only,
+            offers_create=offers_create,
+            pool_size=pool_size,
+        )
         self._opened.append(store)
         return store
 
@@ -77,7 +130,28 @@ class Stores:
                 self._opened.pop().close()
 
 
-def _sqlite(url: str, create: bool) -> Store:
+def create_flag(parser: argparse.ArgumentParser) -> None:
+    """``--create``: the flag of commands that write, for a SQLite database that does not exist."""
+    parser.add_argument(
+        "--create",
+        action="store_true",
+        help="create the SQLite database (and its directory) if it does not exist; without "
+        "it, a missing database is an error (`wfk migrate` creates one too)",
+    )
+
+
+def verify(store: Store) -> None:
+    """Connect and migrate now (PostgreSQL otherwise does both at first use).
+
+    A worker calls it before it says it started, so a database it cannot
+    use fails the command at once, in one line.
+    """
+    migrate = getattr(store, "migrate", None)
+    if callable(migrate):
+        migrate()
+
+
+def _sqlite(url: str, create: bool, reads_only: bool, offers_create: bool) -> Store:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise CliError(
@@ -85,18 +159,58 @@ def _sqlite(url: str, create: bool) -> Store:
             "sqlite:////absolute/path.db or sqlite:///:memory:"
         )
     path = url[len(prefix) :]
-    if path != ":memory:":
-        file = Path(path)
-        if create:
-            file.parent.mkdir(parents=True, exist_ok=True)
-        elif not file.exists():
-            raise CliError(
-                f"no database at {path!r}: check --store (or $WFK_STORE), or create it with "
-                f"`wfk migrate --store {url}`"
-            )
     from adapters.sqlite import SqliteStore
+    from adapters.sqlite.errors import NoDatabaseError, SchemaVersionError
 
-    return SqliteStore(path)
+    if path == ":memory:":
+        return SqliteStore(path)
+    file = Path(path)
+    if create:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStore(path)
+    fix = f"check --store (or $WFK_STORE), or {{}} with `wfk migrate --store {url}`"
+    if offers_create:
+        fix += " or by adding --create"
+    if file.is_dir():
+        raise CliError(f"{path!r} is a directory, not a SQLite database file: check --store")
+    read_only = reads_only and file.exists() and _unwritable(file)
+    try:
+        return SqliteStore(path, create=False, read_only=read_only)
+    except NoDatabaseError as exc:
+        if exc.problem == "missing":
+            where = f"no database at {path!r}"
+            if not file.parent.is_dir():
+                where += f" (its directory {str(file.parent)!r} does not exist either)"
+            raise CliError(f"{where}: {fix.format('create it')}") from exc
+        if exc.problem == "empty":
+            raise CliError(
+                f"{path!r} is empty, not a workflow-kernel database: "
+                f"{fix.format('create the schema in it')}"
+            ) from exc
+        raise CliError(
+            f"{path!r} is a SQLite database without the workflow-kernel schema: "
+            f"{fix.format('add the schema to it')}"
+        ) from exc
+    except SchemaVersionError as exc:
+        if exc.found > exc.latest:
+            raise CliError(f"{exc} (--store {url})") from exc
+        raise CliError(
+            f"{path!r} has schema version {exc.found}, older than version {exc.latest} of this "
+            f"wfk, and cannot be written here: make it writable and run "
+            f"`wfk migrate --store {url}` to upgrade it"
+        ) from exc
+
+
+def _unwritable(file: Path) -> bool:
+    """Whether a read command should open ``file`` read-only.
+
+    When this process cannot write the file or its directory, or the file
+    has no write permission bit at all (``chmod 444``: read-only on purpose,
+    even for root, who could write it).
+    """
+    if not file.stat().st_mode & 0o222:
+        return True
+    return not (os.access(file, os.W_OK) and os.access(file.parent, os.W_OK))
 
 
 def _postgres(url: str, pool_size: int) -> Store:

@@ -20,6 +20,11 @@ transaction has ended, so no store call waits for a lock that thread holds.
 
 Threads are daemons so that an abandoned stage (released at the drain
 deadline) never keeps the process alive.
+
+While the store is unavailable (``log.outage``), ticks, dequeues and the
+listener call it only once per back-off step: the others end at once, as a
+failed tick or an empty dequeue, so a stop never waits for a store that
+does not answer longer than one call.
 """
 
 from __future__ import annotations
@@ -207,10 +212,12 @@ class Driver:
     def _tick(self, sweep: bool) -> None:
         ok, found_work = False, False
         try:
-            if self._orchestrator is not None:
+            if self._orchestrator is not None and self.log.outage.may_try():
                 report = self._orchestrator.tick(sweep)
                 self.last_tick = report
                 ok, found_work = report.ok, report.found_work
+                if ok:
+                    self.log.outage.recovered()
         except Exception:  # the tick reports its own failures; this is a last resort
             self.log.exception("orchestration tick failed")
         finally:
@@ -253,9 +260,13 @@ class Driver:
                 self._on_result(job, result)
             self.feed(JobFinished(slot, job.id, result.outcome))
 
+        if not self.log.outage.may_try():  # the store is unavailable: wait for the next step
+            self.feed(DequeueEnded(slot, failed=True))
+            return
         failed = False
         try:
             self._take_jobs(max_jobs, on_start, on_finish, keep_going)
+            self.log.outage.recovered()
         except _Abandoned as abandoned:
             self.log.info(
                 "job went back to the queue before it ran: the drain deadline had passed",
@@ -344,8 +355,13 @@ class Driver:
         store = self.store
         assert isinstance(store, JobNotifier)
         while not self._stopped.is_set():
+            if not self.log.outage.may_try():
+                self._stopped.wait(WAIT_FOR_JOBS_S)
+                continue
             try:
-                if store.wait_for_jobs(WAIT_FOR_JOBS_S):
+                woke = store.wait_for_jobs(WAIT_FOR_JOBS_S)
+                self.log.outage.recovered()
+                if woke:
                     self.feed(JobsAvailable())
             except Exception:
                 self.log.exception("waiting for job notifications failed; polling instead")

@@ -5,13 +5,17 @@ An orchestration tick every ``orchestration_interval`` and up to
 :mod:`adapters.hosts.schedule` and driven by threads. SIGTERM or SIGINT (or
 :meth:`WorkerHost.stop`) stop dequeuing, let running jobs finish within
 ``drain_timeout``, give the leases of the rest back to the queue, flush the
-outbox, and return.
+outbox, and return. A stop returns within ``drain_timeout`` plus
+:data:`STOP_GRACE` whatever the store does: when the last store calls do not
+answer by then, the host returns without them (another worker reaps the
+leases once they are stale, and flushes the outbox).
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from datetime import timedelta
 from types import FrameType
 from typing import Any, Literal
@@ -31,8 +35,12 @@ MAX_CHAIN = 50
 MAX_CLAIMS_PER_TICK = 50
 """Pending runs one tick claims; their jobs go to the shared queue, so claiming is cheap."""
 
-STOP_GRACE = timedelta(seconds=5)
-"""How much longer than ``drain_timeout`` :meth:`WorkerHost.stop` waits for the driver."""
+STOP_GRACE = timedelta(seconds=2)
+"""How much longer than ``drain_timeout`` a stop waits for the driver's last store calls
+(leases given back, outbox flushed) before the host returns without them."""
+
+_JOIN_SLICE_S = 0.2
+"""How often :meth:`WorkerHost.run_forever` checks whether to stop waiting for the driver."""
 
 
 @frozen(kw_only=True)
@@ -146,6 +154,8 @@ class WorkerHost:
         self._thread: threading.Thread | None = None
         self._started = False
         self._signals = 0
+        self._give_up_at: float | None = None
+        """``time.monotonic()`` after which a stop no longer waits for the driver."""
 
     def _take_jobs(
         self, max_jobs: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing
@@ -178,10 +188,16 @@ class WorkerHost:
             self._started = True  # a host stopped before it started never starts
             self._driver.request_stop(force=force)
             return self.stats()
-        self._driver.request_stop(force=force)
-        self._driver.stopped.wait((self.drain_timeout + STOP_GRACE).total_seconds())
+        give_up_at = self._note_stop(force)
+        # Fed from another thread: a store call the stop makes (the final
+        # flush, when nothing runs) must not hold this wait past its bound.
+        threading.Thread(
+            target=self._driver.request_stop, args=(force,), name="wfk-stop", daemon=True
+        ).start()
+        self._driver.stopped.wait(max(give_up_at - time.monotonic(), 0.0))
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(STOP_GRACE.total_seconds())
+            self._thread.join(max(give_up_at - time.monotonic(), 0.0))
+        self.log.outage.mute()
         return self.stats()
 
     def run_forever(self) -> WorkerStats:
@@ -194,11 +210,28 @@ class WorkerHost:
         self._claim_start()
         on_main = threading.current_thread() is threading.main_thread()
         previous = self._install_signal_handlers() if on_main else {}
+        crashed: list[BaseException] = []
+
+        def drive() -> None:
+            try:
+                self._run()
+            except BaseException as exc:
+                crashed.append(exc)
+
+        # The driver runs in a thread of its own, so that this one can stop
+        # waiting for it once a stop has taken drain_timeout + STOP_GRACE.
+        self._thread = threading.Thread(
+            target=drive, name=f"wfk-{self.worker_id}-driver", daemon=True
+        )
         try:
-            self._run()
+            self._thread.start()
+            self._wait_for_driver(self._thread)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            self.log.outage.mute()
+        if crashed:
+            raise crashed[0]
         return self.stats()
 
     def stats(self) -> WorkerStats:
@@ -222,6 +255,27 @@ class WorkerHost:
         )
 
     # -- internals -----------------------------------------------------------------
+
+    def _note_stop(self, force: bool) -> float:
+        """Record a stop request; returns when a stop stops waiting for the driver."""
+        drain = 0.0 if force else self.drain_timeout.total_seconds()
+        limit = time.monotonic() + drain + STOP_GRACE.total_seconds()
+        if self._give_up_at is None or limit < self._give_up_at:
+            self._give_up_at = limit
+        return self._give_up_at
+
+    def _wait_for_driver(self, thread: threading.Thread) -> None:
+        while thread.is_alive():
+            thread.join(_JOIN_SLICE_S)  # short waits: signal handlers run in between
+            give_up_at = self._give_up_at
+            if give_up_at is not None and time.monotonic() >= give_up_at and thread.is_alive():
+                self.log.warning(
+                    "stopping without the last store calls: the store did not answer within "
+                    "the drain timeout plus %s (running jobs' leases go back once stale, and "
+                    "another worker flushes the outbox)",
+                    STOP_GRACE,
+                )
+                return
 
     def _claim_start(self) -> None:
         if self._started:
@@ -258,6 +312,7 @@ class WorkerHost:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         force = self._signals > 1
+        self._note_stop(force)
         self.log.warning(
             "%s received: %s",
             signal.Signals(signum).name,

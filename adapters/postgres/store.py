@@ -6,11 +6,20 @@ with ``search_path`` set to the store's schema, so the named queries in
 store transaction sends ``BEGIN`` itself (with its first statement) and
 commits or rolls back at the end, and one-statement operations (reads,
 ``renew_lease``, ``append_log``, blob writes) are a single round trip.
+
+The first use connects once directly, outside the pool, and migrates on that
+connection: an unreachable server, an unknown host or a wrong database fails
+at once with libpq's reason (:class:`StoreUnavailableError`) instead of after
+the pool's timeout. Every connect is bounded by ``connect_timeout``. When the
+pool's last connect failed, callers wait for a pooled connection at most
+:data:`FAIL_FAST_S` and get that failure's reason.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -20,16 +29,31 @@ import psycopg
 from psycopg import Connection, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from adapters.postgres import migrations
-from adapters.postgres.errors import is_connection_loss, translated
+from adapters.postgres.errors import (
+    ConnectHealth,
+    StoreUnavailableError,
+    connect_failure,
+    describe,
+    is_connection_loss,
+    recording_connection,
+    server,
+    translated,
+)
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import Row, jsonb, params, record, records
 from adapters.postgres.transaction import PostgresTransaction
 from kernel.errors import StoreError
 from kernel.records import Job, Json, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.status import Status
+
+FAIL_FAST_S = 1.0
+"""How long a caller waits for a pooled connection once the pool's last connect failed."""
+
+CLOSE_WAIT_S = 0.5
+"""How long :meth:`PostgresStore.close` waits for threads busy with the server (a hung connect)."""
 
 
 class PostgresStore:
@@ -44,6 +68,12 @@ class PostgresStore:
         schema: the schema holding the tables (a plain identifier).
         pool_size: connections kept open.
         timeout: seconds to wait for a free connection before ``StoreError``.
+        connect_timeout: seconds one connection attempt may take (libpq's
+            ``connect_timeout``, at least 2); default: the DSN's
+            ``connect_timeout``, else ``timeout``.
+
+    Raises:
+        ValueError: a bad setting or DSN (the message names it).
     """
 
     def __init__(
@@ -53,19 +83,40 @@ class PostgresStore:
         schema: str = "workflow_kernel",
         pool_size: int = 4,
         timeout: float = 30.0,
+        connect_timeout: float | None = None,
     ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size: expected >= 1, got {pool_size}")
+        if timeout <= 0 or (connect_timeout is not None and connect_timeout <= 0):
+            raise ValueError(
+                f"timeout and connect_timeout: expected seconds > 0, got {timeout} and "
+                f"{connect_timeout}"
+            )
         self.dsn = dsn
         self.schema = migrations.validate_schema(schema)
         self.channel = f"{self.schema}_jobs"
+        self.timeout = timeout
+        try:
+            info = conninfo_to_dict(dsn)
+        except psycopg.Error as exc:
+            raise ValueError(f"dsn: {' '.join(str(exc).split())}") from None
         self._connect_args: dict[str, Any] = {}
-        if "application_name" not in conninfo_to_dict(dsn):
+        if "application_name" not in info:
             # Names the store's sessions in pg_stat_activity.
             self._connect_args["application_name"] = f"workflow-kernel:{self.schema}"
+        if connect_timeout is None and info.get("connect_timeout") is not None:
+            given = float(str(info["connect_timeout"]))
+            # As libpq and psycopg read it: 0 or less waits psycopg's default, 130 s.
+            self.connect_timeout = max(given, 2.0) if given > 0 else 130.0
+        else:
+            # Without one, a black-holed address would hold each connect for minutes.
+            self.connect_timeout = max(float(math.ceil(connect_timeout or timeout)), 2.0)
+            self._connect_args["connect_timeout"] = int(self.connect_timeout)
+        self._health = ConnectHealth()
+        self._closed = False
         self._pool = ConnectionPool(
             dsn,
-            connection_class=Connection[DictRow],
+            connection_class=recording_connection(self._health),
             kwargs={"autocommit": True, "row_factory": dict_row, **self._connect_args},
             min_size=pool_size,
             max_size=pool_size,
@@ -92,8 +143,7 @@ class PostgresStore:
     def _connection(self) -> Iterator[Connection[DictRow]]:
         """A pooled connection; after a lost connection, the pool is checked."""
         self._ensure_ready()
-        with translated("get a connection"):
-            conn = self._pool.getconn()
+        conn = self._getconn()
         try:
             yield conn
         except StoreError as exc:
@@ -110,18 +160,63 @@ class PostgresStore:
             raise
         self._pool.putconn(conn)
 
+    def _getconn(self) -> Connection[DictRow]:
+        """A connection from the pool; when the pool's last connect failed, fail fast with it.
+
+        Waits up to ``timeout``, in slices of :data:`FAIL_FAST_S`: after a
+        slice, a failed connect of the pool ends the wait with its reason.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            wait = max(min(FAIL_FAST_S, deadline - time.monotonic()), 0.001)
+            try:
+                return self._pool.getconn(timeout=wait)
+            except PoolTimeout as exc:
+                failure = self._health.failure
+                if failure is not None:
+                    raise connect_failure(self.dsn, failure, self.connect_timeout) from exc
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailableError(
+                        f"PostgresStore could not get a connection: no PostgreSQL connection to "
+                        f"{server(self.dsn)} became available within {self.timeout:g} s (all "
+                        f"{self._pool.max_size} pooled connections are in use, or still "
+                        "connecting)"
+                    ) from exc
+            except PoolClosed as exc:
+                raise StoreUnavailableError(
+                    f"PostgresStore could not get a connection: {describe(exc)}"
+                ) from exc
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"PostgresStore could not get a connection: {describe(exc)}"
+                ) from exc
+
+    def _connect_direct(self) -> Connection[DictRow]:
+        """One connection outside the pool: a connect failure gives libpq's reason at once."""
+        if self._closed:
+            raise StoreUnavailableError("PostgresStore could not connect: the store is closed")
+        try:
+            return Connection.connect(
+                self.dsn, autocommit=True, row_factory=dict_row, **self._connect_args
+            )
+        except psycopg.Error as exc:
+            raise connect_failure(self.dsn, exc, self.connect_timeout) from exc
+
     def _ensure_ready(self) -> None:
         if self._ready:
             return
         with self._ready_lock:
             if not self._ready:
-                with translated("open the connection pool"):
-                    self._pool.open(wait=False)
-                self._migrate()
+                self._open()
 
-    def _migrate(self) -> int:
-        with translated(f"migrate schema {self.schema!r}"), self._pool.connection() as conn:
-            version = migrations.migrate(conn, self.schema)
+    def _open(self) -> int:
+        """Connect directly and migrate (so a bad server fails fast), then open the pool."""
+        with self._connect_direct() as conn:
+            self._configure(conn)
+            with translated(f"migrate schema {self.schema!r}"):
+                version = migrations.migrate(conn, self.schema)
+        with translated("open the connection pool"):
+            self._pool.open(wait=False)
         self._ready = True
         return version
 
@@ -134,16 +229,15 @@ class PostgresStore:
             StoreError: the database is unreachable or its schema is newer than this code.
         """
         with self._ready_lock:
-            with translated("open the connection pool"):
-                self._pool.open(wait=False)
-            return self._migrate()
+            if not self._ready:
+                return self._open()
+        with self._connection() as conn, translated(f"migrate schema {self.schema!r}"):
+            return migrations.migrate(conn, self.schema)
 
     def drop_schema(self) -> None:
         """Drop the schema and all its data (tests); the next use creates it again."""
         with self._ready_lock:
-            with translated("open the connection pool"):
-                self._pool.open(wait=False)
-            with translated(f"drop schema {self.schema!r}"), self._pool.connection() as conn:
+            with self._connect_direct() as conn, translated(f"drop schema {self.schema!r}"):
                 migrations.drop(conn, self.schema)
             self._ready = False
 
@@ -258,10 +352,16 @@ class PostgresStore:
             except psycopg.Error:
                 self._close_listener()
                 raise
+            finally:
+                if self._closed:  # closed meanwhile: close() could not take the lock
+                    self._close_listener()
 
     def _listen(self) -> Connection[Any]:
         if self._listener is None or self._listener.closed:
-            conn = psycopg.connect(self.dsn, autocommit=True, **self._connect_args)
+            try:
+                conn = psycopg.connect(self.dsn, autocommit=True, **self._connect_args)
+            except psycopg.Error as exc:
+                raise connect_failure(self.dsn, exc, self.connect_timeout) from exc
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
             self._listener = conn
         return self._listener
@@ -272,8 +372,24 @@ class PostgresStore:
             self._listener = None
 
     def close(self) -> None:
-        """Close the pool and the listening connection."""
-        with self._listener_lock:
-            self._close_listener()
-        self._pool.close()
+        """Close the pool and the listening connection.
+
+        Bounded even when the server hangs: a thread stuck in a connect or a
+        wait is not waited for beyond :data:`CLOSE_WAIT_S` (its connection is
+        closed when it lets go).
+        """
+        self._closed = True
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        if self._listener_lock.acquire(timeout=CLOSE_WAIT_S / 2):
+            try:
+                self._close_listener()
+            finally:
+                self._listener_lock.release()
+        # The pool waits for each of its worker threads in turn (one may be in
+        # a connect): close it in a thread, and wait for that thread only so long.
+        closing = threading.Thread(
+            target=self._pool.close, kwargs={"timeout": CLOSE_WAIT_S}, daemon=True
+        )
+        closing.start()
+        closing.join(max(deadline - time.monotonic(), 0.05))
         self._ready = False

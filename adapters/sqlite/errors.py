@@ -3,15 +3,69 @@
 Callers never see a bare ``sqlite3`` traceback: every error is re-raised as
 a ``StoreError`` whose message names the database file and the cause in
 words (corrupt, read-only, locked too long, constraint), with the driver's
-error chained as ``__cause__``.
+error chained as ``__cause__``. A store opened without ``create`` on a file
+that is no workflow-kernel database raises :class:`NoDatabaseError`, and one
+opened read-only on a schema it cannot use raises :class:`SchemaVersionError`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from types import TracebackType
+from typing import Literal
 
 from kernel.errors import StoreError
+
+Missing = Literal["missing", "empty", "no schema"]
+"""Why a file is no workflow-kernel database: it does not exist, has 0 bytes, or has no schema."""
+
+_MISSING_WORDS: dict[Missing, str] = {
+    "missing": "does not exist",
+    "empty": "is empty (0 bytes), not a workflow-kernel database",
+    "no schema": "holds no workflow-kernel schema",
+}
+
+
+class NoDatabaseError(StoreError):
+    """``SqliteStore(path, create=False)`` found no workflow-kernel database at ``path``.
+
+    ``problem`` says why: the file is ``"missing"``, ``"empty"`` (0 bytes), or
+    a SQLite database with ``"no schema"`` of this project. Nothing was written.
+    """
+
+    def __init__(self, path: str, problem: Missing) -> None:
+        super().__init__(
+            f"SQLite database {path!r} {_MISSING_WORDS[problem]} (opened with create=False, "
+            "so nothing was written: create=True creates it)"
+        )
+        self.path = path
+        self.problem: Missing = problem
+
+
+class SchemaVersionError(StoreError):
+    """A database opened read-only has a schema version other than this code's.
+
+    A writable store would migrate an older schema; a read-only one cannot,
+    and does not guess how to read it.
+    """
+
+    def __init__(self, path: str, found: int, latest: int) -> None:
+        if found > latest:
+            problem = (
+                f"has schema version {found}, newer than version {latest}, the newest this "
+                "workflow-kernel knows: upgrade workflow-kernel to open it"
+            )
+        else:
+            problem = (
+                f"has schema version {found}, older than version {latest} of this "
+                "workflow-kernel, and is opened read-only: migrate it once with write access "
+                "(`wfk migrate`, or SqliteStore(path)) to read it"
+            )
+        super().__init__(f"SQLite database {path!r} {problem}")
+        self.path = path
+        self.found = found
+        self.latest = latest
+
 
 # Friendlier words for the unique constraints the kernel can trip over.
 _UNIQUE = {

@@ -7,7 +7,9 @@ processes opening one new file cannot both migrate it; applies every
 migration newer than the recorded version in one transaction, so a failed
 migration leaves the file as it was; refuses a file whose version is newer
 than this code knows; and makes one write, so a read-only file fails here
-rather than at the first command.
+rather than at the first command. A store opened read-only migrates
+nothing: :func:`check_read_only` only checks that the file's version is
+this code's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from sqlite_utils import Database
 
 from adapters.sqlfiles import read_migrations
+from adapters.sqlite.errors import NoDatabaseError, SchemaVersionError
 from adapters.sqlite.queries import QUERIES
 from kernel.errors import StoreError
 
@@ -30,6 +33,32 @@ def current_version(db: Database) -> int:
         return 0
     row = db.execute(QUERIES.schema_version).fetchone()
     return int(row[0])
+
+
+def require_schema(db: Database, path: str) -> int:
+    """The version of ``db``'s schema; a database without one is refused, untouched.
+
+    Raises:
+        NoDatabaseError: the file is empty (0 pages) or has no ``schema_version``.
+    """
+    found = current_version(db)
+    if found == 0:
+        pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+        raise NoDatabaseError(path, "empty" if pages == 0 else "no schema")
+    return found
+
+
+def check_read_only(db: Database, path: str) -> int:
+    """Check that a database opened read-only has this code's schema; returns its version.
+
+    Raises:
+        NoDatabaseError: the file is empty or has no schema.
+        SchemaVersionError: its schema is older or newer than this code's.
+    """
+    found = require_schema(db, path)
+    if found != LATEST_VERSION:
+        raise SchemaVersionError(path, found, LATEST_VERSION)
+    return found
 
 
 def migrate(db: Database, path: str, target: int = LATEST_VERSION) -> int:

@@ -29,6 +29,7 @@ implicit-commit bookkeeping and, for every read, a savepoint.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -40,9 +41,9 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from adapters.sqlite.codec import dump_json, fetch_dicts, load_json, timestamp
-from adapters.sqlite.errors import ErrorMap
+from adapters.sqlite.errors import ErrorMap, NoDatabaseError
 from adapters.sqlite.queries import QUERIES as Q
-from adapters.sqlite.schema import migrate
+from adapters.sqlite.schema import check_read_only, migrate, require_schema
 from adapters.sqlite.transaction import JOBS, LOGS, OUTBOX, RUNS, STAGES, SqliteTransaction
 from kernel.errors import StoreError
 from kernel.records import Job, Json, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
@@ -58,7 +59,10 @@ _STATEMENT_CACHE = 256
 class SqliteStore:
     """A store in one SQLite file, safe for several threads and processes.
 
-    The schema is created or migrated when the store opens.
+    The schema is created or migrated when the store opens. ``create=False``
+    opens only an existing workflow-kernel database (it may still migrate an
+    older schema); ``read_only=True`` also never writes: it opens the file
+    read-only and requires this code's schema version.
 
     >>> store = SqliteStore(":memory:")
     >>> store.list_runs()
@@ -74,10 +78,20 @@ class SqliteStore:
             drop the last commits; ``"FULL"`` flushes the WAL to disk at every
             commit, so a committed transaction survives a power loss too, at
             the price measured in docs/performance.md.
+        create: create the file (not its directory) and the schema if they
+            do not exist. ``False`` refuses a missing or empty file, or one
+            without the schema, and writes nothing to it.
+        read_only: open the file read-only (``mode=ro``; for a WAL file in a
+            directory that cannot be written, ``immutable=1``), migrate
+            nothing, and refuse a schema version other than this code's.
+            Writes then fail with ``StoreError``. Implies ``create=False``.
 
     Raises:
         StoreError: the file cannot be opened, is corrupt or read-only, or has
             a schema newer than this code knows.
+        NoDatabaseError: ``create=False`` (or ``read_only``) and the file is
+            missing, empty, or has no schema.
+        SchemaVersionError: ``read_only`` and the schema is older or newer.
     """
 
     def __init__(
@@ -86,11 +100,19 @@ class SqliteStore:
         *,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        create: bool = True,
+        read_only: bool = False,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous: expected 'NORMAL' or 'FULL', got {synchronous!r}")
         self.path = str(path)
+        if read_only and self.path == ":memory:":
+            raise ValueError("read_only: a ':memory:' database is always new and empty")
         self.synchronous = synchronous
+        self.read_only = read_only
+        create = (create and not read_only) or self.path == ":memory:"
+        if not create and not os.path.exists(self.path):
+            raise NoDatabaseError(self.path, "missing")
         self._errors = ErrorMap(self.path, busy_timeout_s)
         # Re-entrant, so a thread inside a transaction may still call the
         # store's own reads; nesting a second transaction is refused below.
@@ -101,26 +123,63 @@ class SqliteStore:
             # itself; transaction() issues BEGIN IMMEDIATE / COMMIT explicitly.
             # check_same_thread=False: the lock above serialises all use.
             # timeout: SQLite's busy timeout, for locks held by other processes.
-            conn = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-                cached_statements=_STATEMENT_CACHE,
-            )
+            conn = self._connect(busy_timeout_s, create)
             try:
                 self._db = Database(conn, recursive_triggers=False, execute_plugins=False)
+                # Checked before anything is written (WAL mode writes the header).
+                if read_only:
+                    check_read_only(self._db, self.path)
+                elif not create:
+                    require_schema(self._db, self.path)
                 self._configure()
-                migrate(self._db, self.path)
+                if not read_only:
+                    migrate(self._db, self.path)
             except BaseException:
                 conn.close()
                 raise
         self._conn = conn
         self._tx = SqliteTransaction(conn, self._errors)
 
+    def _connect(self, busy_timeout_s: float, create: bool) -> sqlite3.Connection:
+        """The connection: ``mode=rw`` (never creates) without ``create``, ``mode=ro`` read-only."""
+
+        def connect(target: str, uri: bool = True) -> sqlite3.Connection:
+            return sqlite3.connect(
+                target,
+                timeout=busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=_STATEMENT_CACHE,
+                uri=uri,
+            )
+
+        if create:
+            return connect(self.path, uri=False)
+        uri = Path(self.path).absolute().as_uri()
+        if not self.read_only:
+            return connect(f"{uri}?mode=rw")
+        conn = connect(f"{uri}?mode=ro")
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if not name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+                conn.close()
+                raise
+            # A WAL file whose directory cannot be written (no -shm can be
+            # made): read it as immutable, which needs no -shm.
+            conn.close()
+            conn = connect(f"{uri}?mode=ro&immutable=1")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     def _configure(self) -> None:
         db = self._db
         db.execute("PRAGMA foreign_keys = ON")
+        if self.read_only:
+            return  # journal mode and syncing are the writers' business
         if self.path != ":memory:":
             db.enable_wal()
         # In WAL mode NORMAL syncs at checkpoints, not at every commit: a power

@@ -31,7 +31,8 @@ def define(**options: Any) -> Any:
         (Retry(max_attempts=0), "stage 'extract': retry.max_attempts must be an int >= 1, got 0"),
         (
             Retry(backoff=timedelta(0)),
-            "stage 'extract': retry.backoff must be a positive timedelta, got datetime.timedelta(0)",
+            "stage 'extract': retry.backoff must be a positive timedelta, "
+            "got datetime.timedelta(0)",
         ),
         (
             Retry(max_backoff=timedelta(seconds=-1)),
