@@ -63,6 +63,7 @@ from kernel.events import (
 from kernel.plugins import Plugin, PluginRunner, define_plugin
 from kernel.records import IdempotencyRecord, Job, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.retry import Retry
+from kernel.schedules import Schedule
 from kernel.stages import (
     CompletionCheck,
     Stage,
@@ -120,6 +121,7 @@ __all__ = [
     "RunTransition",
     "RunTransitionResult",
     "Retry",
+    "Schedule",
     "Stage",
     "StageCompleted",
     "StageContext",

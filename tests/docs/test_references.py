@@ -328,6 +328,7 @@ TYPED_BY = {
     "returns": ("returns", "py.typed"),
     "sqlite_utils": ("sqlite-utils", "py.typed"),
     "typing_extensions": ("typing-extensions", "typeshed"),
+    "cronsim": ("cronsim", "py.typed"),
     "psycopg": ("psycopg", "py.typed"),
     "psycopg_pool": ("psycopg-pool", "py.typed"),
     "rich": ("rich", "py.typed"),
