@@ -32,6 +32,7 @@ test: lint typecheck imports pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/store_ops.py
+	$(BIN)/python bench/end_to_end.py --runs 2000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo

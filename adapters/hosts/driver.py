@@ -210,18 +210,18 @@ class Driver:
         threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
     def _tick(self, sweep: bool) -> None:
-        ok, found_work = False, False
+        ok, found_work, backlog = False, False, False
         try:
             if self._orchestrator is not None and self.log.outage.may_try():
                 report = self._orchestrator.tick(sweep)
                 self.last_tick = report
-                ok, found_work = report.ok, report.found_work
+                ok, found_work, backlog = report.ok, report.found_work, report.backlog
                 if ok:
                     self.log.outage.recovered()
         except Exception:  # the tick reports its own failures; this is a last resort
             self.log.exception("orchestration tick failed")
         finally:
-            self.feed(TickDone(ok=ok, found_work=found_work))
+            self.feed(TickDone(ok=ok, found_work=found_work, backlog=backlog))
 
     def _work(self, slot: int, max_jobs: int) -> None:
         """One dequeue: every job is reported as it starts and as its result commits."""

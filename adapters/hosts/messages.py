@@ -25,10 +25,12 @@ class Wakeup:
 
 @frozen(kw_only=True)
 class TickDone:
-    """The orchestration tick ended; ``found_work``: it claimed, resumed, moved or reaped."""
+    """The orchestration tick ended; ``found_work``: it claimed, resumed, moved or reaped.
+    ``backlog``: its claim was full, so more PENDING runs may be waiting."""
 
     ok: bool = True
     found_work: bool = False
+    backlog: bool = False
 
 
 @frozen

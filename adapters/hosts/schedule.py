@@ -217,11 +217,15 @@ def _absorb(
                 state = evolve(state, phase="running", started_at=now)
         case Wakeup():
             pass
-        case TickDone(ok=ok, found_work=found_work):
+        case TickDone(ok=ok, found_work=found_work, backlog=backlog):
             state = evolve(state, tick_running=False)
             state = _count(state, ticks=1, tick_errors=0 if ok else 1)
             if found_work:
                 state = evolve(state, idle_until=None)
+            if backlog:
+                # Runs are created faster than one claim per interval takes them:
+                # claim again as soon as notified_tick_gap allows.
+                state = evolve(state, tick_requested=True)
         case JobLeased(slot=index, job_id=job_id):
             slot = _slot(state, index)
             if not tracking or not isinstance(slot, Dequeuing):

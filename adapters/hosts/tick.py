@@ -46,6 +46,8 @@ class TickReport:
     transitioned: int = 0
     reaped: int = 0
     published: int = 0
+    backlog: bool = False
+    """The claim took as many runs as it may: more PENDING runs may be waiting."""
     errors: tuple[str, ...] = ()
     """``"part: Error: message"`` for each part of the tick that raised."""
 
@@ -137,7 +139,12 @@ class Orchestrator:
             part("safety net", safety_net)
         published: list[int] = []
         part("flush", lambda: published.append(self.flush()))
-        return TickReport(**counts, published=sum(published), errors=tuple(errors))
+        return TickReport(
+            **counts,
+            published=sum(published),
+            backlog=counts["claimed"] >= self.max_claims,
+            errors=tuple(errors),
+        )
 
     def flush(self) -> int:
         """Publish outbox events in batches until a batch comes back short; returns how many."""

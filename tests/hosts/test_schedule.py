@@ -161,6 +161,17 @@ def test_a_notification_while_a_slot_is_idle_brings_the_next_tick_forward() -> N
     assert next_wakeup(worker.state) == T0 + timedelta(seconds=1, milliseconds=50)
 
 
+def test_a_tick_whose_claim_was_full_is_followed_by_another_after_the_gap() -> None:
+    """Runs created faster than one claim a second takes them are not left waiting
+    for the interval: a full claim asks for the next tick ``notified_tick_gap`` later."""
+    worker = started()
+    worker.at(5 * MS).feed(TickDone(found_work=True, backlog=True))
+    assert next_wakeup(worker.state) == T0 + 50 * MS
+    assert worker.at(50 * MS).feed(Wakeup()) == (RunTick(sweep=False),)
+    worker.at(60 * MS).feed(TickDone(found_work=True))  # this claim was not full
+    assert next_wakeup(worker.state) == T0 + timedelta(seconds=1, milliseconds=50)
+
+
 def test_a_notification_during_a_tick_asks_for_another_right_after_it() -> None:
     worker = started()
     worker.feed(DequeueEnded(0))
