@@ -238,6 +238,23 @@ class JobNotifier(Protocol):
         ...
 
 
+@runtime_checkable
+class WorkAnnouncer(Protocol):
+    """Optional store capability: call back, in this process, after each commit that
+    created a run or queued a job.
+
+    ``SqliteStore`` implements it, so a run created through the store a
+    ``WorkerHost`` of the same process uses wakes that host at once instead of
+    at its next tick. Other processes are not told (they poll, or use
+    :class:`JobNotifier`).
+    """
+
+    def subscribe_work(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after each such commit, outside any transaction; returns a
+        function that unsubscribes. A callback that raises is not called again."""
+        ...
+
+
 class Store(BlobStore, Protocol):
     """Persistence for runs, stages, jobs, outbox, idempotency keys, logs and blobs."""
 

@@ -65,7 +65,7 @@ from adapters.hosts.tick import Orchestrator, TickReport
 from adapters.runner import describe
 from kernel.commands import JobExecuteResult, LeaseRelease
 from kernel.dispatch import Kernel
-from kernel.ports import JobNotifier, Store
+from kernel.ports import JobNotifier, Store, WorkAnnouncer
 from kernel.records import Job
 
 OnStart = Callable[[Job], None]
@@ -166,6 +166,13 @@ class Driver:
             threading.Thread(
                 target=self._listen, name=f"wfk-{self.worker_id}-listen", daemon=True
             ).start()
+        unsubscribe = self._subscribe_work()
+        try:
+            self._loop()
+        finally:
+            unsubscribe()
+
+    def _loop(self) -> None:
         while not self._stopped.is_set():
             with self._lock:
                 if self._stopped.is_set():
@@ -349,6 +356,23 @@ class Driver:
             and settings.concurrency > 0
             and not settings.stop_when_idle
         )
+
+    def _subscribe_work(self) -> Callable[[], None]:
+        """Wake idle slots, and bring the tick forward, when a run is created or a job
+        queued through this very store object (``WorkAnnouncer``): a run created in the
+        worker's own process starts without waiting for the next tick."""
+        settings = self._state.settings
+        if (
+            not isinstance(self.store, WorkAnnouncer)
+            or settings.concurrency == 0
+            or settings.stop_when_idle
+        ):
+            return lambda: None
+        return self.store.subscribe_work(self._work_announced)
+
+    def _work_announced(self) -> None:
+        if not self._stopped.is_set():
+            self.feed(JobsAvailable())
 
     def _listen(self) -> None:
         """Wake idle slots when the store announces queued jobs (PostgreSQL ``NOTIFY``)."""

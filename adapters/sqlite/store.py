@@ -29,10 +29,11 @@ implicit-commit bookkeeping and, for every read, a savepoint.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +49,8 @@ from adapters.sqlite.transaction import JOBS, LOGS, OUTBOX, RUNS, STAGES, Sqlite
 from kernel.errors import StoreError
 from kernel.records import Job, Json, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.status import Status
+
+_log = logging.getLogger("workflow_kernel.sqlite")
 
 BUSY_TIMEOUT_S = 5.0
 """By default, how long a write waits for another connection's transaction before failing."""
@@ -117,6 +120,7 @@ class SqliteStore:
         # Re-entrant, so a thread inside a transaction may still call the
         # store's own reads; nesting a second transaction is refused below.
         self._lock = threading.RLock()
+        self._work_subscribers: tuple[Callable[[], None], ...] = ()
         self._in_transaction = False
         with self._errors:
             # isolation_level=None: the driver never opens transactions by
@@ -196,12 +200,14 @@ class SqliteStore:
         ``BEGIN IMMEDIATE`` takes SQLite's write lock up front, so transactions
         of every thread and process run one after another.
         """
+        announce = False
         with self._lock:
             if self._in_transaction:
                 raise StoreError("SqliteStore transactions do not nest")
             with self._errors:
                 self._conn.execute("BEGIN IMMEDIATE")
             self._in_transaction = True
+            self._tx.announces_work = False
             try:
                 yield self._tx
             except BaseException:
@@ -209,8 +215,38 @@ class SqliteStore:
                 raise
             else:
                 self._commit()
+                announce = self._tx.announces_work and bool(self._work_subscribers)
             finally:
                 self._in_transaction = False
+        if announce:
+            self._announce_work()
+
+    def subscribe_work(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` after each commit of this store object that created a run or
+        queued a job, outside the transaction (``kernel.ports.WorkAnnouncer``): a
+        ``WorkerHost`` on this store wakes at once for a run created in its process.
+        Returns the function that unsubscribes."""
+        with self._lock:
+            self._work_subscribers = (*self._work_subscribers, callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._work_subscribers = tuple(
+                    known for known in self._work_subscribers if known is not callback
+                )
+
+        return unsubscribe
+
+    def _announce_work(self) -> None:
+        for callback in self._work_subscribers:
+            try:
+                callback()
+            except Exception:
+                _log.exception("a work subscriber raised; it is unsubscribed")
+                with self._lock:
+                    self._work_subscribers = tuple(
+                        known for known in self._work_subscribers if known is not callback
+                    )
 
     def _commit(self) -> None:
         try:

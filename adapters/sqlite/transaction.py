@@ -149,6 +149,10 @@ _HANDLERS: dict[type[Any], Handler] = {
 }
 
 
+_ANNOUNCED = (InsertRun, EnqueueJob)
+"""Effects after whose commit the store calls its work subscribers (a new run, a queued job)."""
+
+
 def _id_list(ids: Collection[str] | None) -> str | None:
     """``ids`` as the JSON array text the queries read with ``json_each`` (``None``: all)."""
     if ids is None:
@@ -167,11 +171,13 @@ def _frozen_id_list(ids: frozenset[str]) -> str:
 class SqliteTransaction:
     """One open ``BEGIN IMMEDIATE`` transaction (a :class:`~kernel.ports.StoreTransaction`)."""
 
-    __slots__ = ("conn", "errors")
+    __slots__ = ("announces_work", "conn", "errors")
 
     def __init__(self, conn: sqlite3.Connection, errors: ErrorMap) -> None:
         self.conn = conn
         self.errors = errors
+        self.announces_work = False
+        """Whether this transaction created a run or queued a job (reset at each BEGIN)."""
 
     def _select(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with self.errors:
@@ -258,6 +264,8 @@ class SqliteTransaction:
         """Apply ``effects`` in order, each run of one kind as one batch."""
         with self.errors:
             for kind, group in groupby(effects, type):
+                if kind in _ANNOUNCED:
+                    self.announces_work = True
                 handler = _HANDLERS.get(kind)
                 if handler is None:
                     raise StoreError(f"SqliteStore cannot apply effect {kind.__name__}")

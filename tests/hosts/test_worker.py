@@ -22,6 +22,7 @@ from adapters import create_kernel
 from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
 from adapters.hosts import WorkerHost
 from adapters.memory import InMemoryStore, MemoryTransaction
+from adapters.sqlite import SqliteStore
 from kernel import (
     JobStatus,
     Kernel,
@@ -34,6 +35,7 @@ from kernel import (
     define_stage,
 )
 from kernel.commands import Command
+from kernel.ports import Store
 from testing import FakeClock
 from tests.hosts.apps import NoConfig, finish_markers, slow_workflow, start_markers
 from tests.hosts.waiting import wait_for
@@ -41,7 +43,7 @@ from tests.hosts.waiting import wait_for
 MS = timedelta(milliseconds=1)
 
 
-def make_host(kernel: Kernel, store: InMemoryStore, **overrides: Any) -> WorkerHost:
+def make_host(kernel: Kernel, store: Store, **overrides: Any) -> WorkerHost:
     settings: dict[str, Any] = {
         "worker_id": "w1",
         "concurrency": 4,
@@ -74,7 +76,7 @@ def create_slow_run(kernel: Kernel, marker_dir: Path, seconds: float) -> str:
     ).workflow_run_id
 
 
-def status_of(store: InMemoryStore, run_id: str) -> Status:
+def status_of(store: Store, run_id: str) -> Status:
     run = store.get_run(run_id)
     assert run is not None
     return run.status
@@ -555,3 +557,28 @@ def test_bad_settings_are_refused_with_their_name() -> None:
         WorkerHost(kernel, store, worker_id="w", concurrency=0)
     with pytest.raises(ValueError, match="worker_id"):
         WorkerHost(kernel, store, worker_id="")
+
+
+def test_a_run_created_through_the_workers_own_sqlite_store_starts_without_a_tick(
+    hosts: list[WorkerHost], tmp_path: Path
+) -> None:
+    """``SqliteStore`` announces new runs to subscribers in its process: the host
+    claims a run created beside it at once, not at its next tick (30 s away here)."""
+    store = SqliteStore(tmp_path / "app.db")
+    kernel = create_kernel(document_pipeline, store=store)
+    host = make_host(
+        kernel,
+        store,
+        job_poll_interval=timedelta(seconds=30),
+        orchestration_interval=timedelta(seconds=30),
+    )
+    hosts.append(host)
+    host.start()
+    wait_for("the first tick", lambda: host.stats().ticks == 1)
+    run_id = kernel.dispatch(
+        RunCreate(workflow_id=document_pipeline.id, input=attrs.asdict(SAMPLE_DOCUMENTS[0]))
+    ).workflow_run_id
+    wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED, 5)
+    host.stop()
+    assert host.stats().ticks <= 3  # claimed by a tick the announcement brought forward
+    store.close()
