@@ -215,7 +215,10 @@ def test_a_server_that_never_answers_fails_after_the_connect_timeout(silent: int
         error, took = failure(store)
     finally:
         store.close()
-    assert 1.5 < took < 4.5
+    # It waited for the timeout instead of failing at once (libpq versions that count
+    # it in whole seconds may end it up to 1 s early), and then it gave up: the bound
+    # is far above 2 s so a busy machine cannot fail it, and far below a hang.
+    assert 1.0 <= took < 20
     assert f"to 127.0.0.1:{silent} (no answer within the 2 s connect timeout)" in str(error)
 
 
@@ -225,7 +228,7 @@ def test_the_dsns_connect_timeout_wins_over_the_store_timeout(silent: int) -> No
         error, took = failure(store)
     finally:
         store.close()
-    assert took < 4.5  # not the 30 s default timeout
+    assert took < 20  # the DSN's 2 s, not the store's 30 s default
     assert "no answer within the 2 s connect timeout" in str(error)
 
 

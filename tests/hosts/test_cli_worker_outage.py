@@ -11,6 +11,7 @@ subprocess tests run ``wfk`` against PostgreSQL through a
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import subprocess
 import threading
@@ -26,7 +27,7 @@ import pytest
 from adapters import create_kernel
 from adapters.demo import document_pipeline
 from adapters.hosts import WorkerHost
-from adapters.hosts.logs import HostLog, Outage
+from adapters.hosts.logs import BACKOFF_S, HostLog, Outage
 from adapters.hosts.worker import STOP_GRACE
 from adapters.memory import InMemoryStore
 from kernel.errors import StoreError
@@ -116,8 +117,12 @@ def test_a_lost_database_is_one_line_per_backoff_step_until_it_is_back(
     output = worker.output()
     assert "Traceback" not in output
     assert output.count("store unavailable: ") == 1
-    # Steps of 1 s, then 2 s, then 5 s: a few lines, not one per failed call.
-    assert 1 <= output.count("store still unavailable after ") <= 3, output
+    # One line per back-off step, not one per failed call: however long the outage
+    # lasted, the lines announce the steps of BACKOFF_S in order, each once.
+    delays = re.findall(r"retrying in (\d+(?:\.\d)? s)", output)
+    steps = [BACKOFF_S[min(k, len(BACKOFF_S) - 1)] for k in range(len(delays))]
+    assert len(delays) >= 2, output
+    assert delays == [f"{s:.1f} s" if s < 10 else f"{s:.0f} s" for s in steps], output
     assert "(connection refused)" in output
     assert output.count("store available again after ") == 1
     assert took < STOP_BOUND_S, output
