@@ -166,18 +166,13 @@ def due_fires(
         at = next_fire_at
         while at <= now and len(fires) < max_fires:
             fires.append(at)
-            at = _step(schedule, zone, at)
+            at = next_fire(schedule, zone, at)
         return DueFires(tuple(fires), at)
     latest = _latest_due(schedule, zone, next_fire_at, now)
-    following = _step(schedule, zone, latest)
+    following = next_fire(schedule, zone, latest)
     if schedule.catchup == "none" and now - latest > NONE_GRACE:
         return DueFires((), following)
     return DueFires((latest,), following)
-
-
-def _step(schedule: Schedule, zone: tzinfo, fire: datetime) -> datetime:
-    """The fire time after ``fire`` (``every`` keeps its phase)."""
-    return next_fire(schedule, zone, fire)
 
 
 def _latest_due(schedule: Schedule, zone: tzinfo, first: datetime, now: datetime) -> datetime:

@@ -66,37 +66,6 @@ def command_name(args: argparse.Namespace) -> str:
     return " ".join(words)
 
 
-def open_store(
-    url: str,
-    *,
-    create: bool,
-    reads_only: bool = False,
-    offers_create: bool = False,
-    pool_size: int = 2,
-) -> Store:
-    """Open the store a URL names.
-
-    ``create=False`` refuses a SQLite file that does not exist, is empty or
-    has no schema (a command on a typo must not create a database);
-    ``create=True`` also creates the file's directory. ``reads_only``: the
-    command only reads, so a file that cannot be written is opened
-    read-only. ``offers_create``: the command has ``--create``, which the
-    error for a missing database then mentions.
-
-    Raises:
-        CliError: an unsupported URL, no database at the path, or a missing extra.
-        StoreError: the database cannot be opened.
-    """
-    if url.startswith("sqlite:"):
-        return _sqlite(url, create, reads_only, offers_create)
-    if url.startswith(("postgresql://", "postgres://")):
-        return _postgres(url, pool_size)
-    raise CliError(
-        f"unsupported store URL {redact(url)!r}: expected sqlite:///PATH or "
-        "postgresql://USER:PASSWORD@HOST/DATABASE"
-    )
-
-
 class Stores:
     """The stores one command opened, closed together when it ends (by ``main``)."""
 
@@ -112,14 +81,29 @@ class Stores:
         offers_create: bool = False,
         pool_size: int = 2,
     ) -> Store:
-        """:func:`open_store`, remembered for :meth:`close_all`."""
-        store = open_store(
-            url,
-            create=create,
-            reads_only=reads_only,
-            offers_create=offers_create,
-            pool_size=pool_size,
-        )
+        """Open the store a URL names; :meth:`close_all` closes it.
+
+        ``create=False`` refuses a SQLite file that does not exist, is empty or
+        has no schema (a command on a typo must not create a database);
+        ``create=True`` also creates the file's directory. ``reads_only``: the
+        command only reads, so a file that cannot be written is opened
+        read-only. ``offers_create``: the command has ``--create``, which the
+        error for a missing database then mentions.
+
+        Raises:
+            CliError: an unsupported URL, no database at the path, or a missing extra.
+            StoreError: the database cannot be opened.
+        """
+        store: Store
+        if url.startswith("sqlite:"):
+            store = _sqlite(url, create, reads_only, offers_create)
+        elif url.startswith(("postgresql://", "postgres://")):
+            store = _postgres(url, pool_size)
+        else:
+            raise CliError(
+                f"unsupported store URL {redact(url)!r}: expected sqlite:///PATH or "
+                "postgresql://USER:PASSWORD@HOST/DATABASE"
+            )
         self._opened.append(store)
         return store
 

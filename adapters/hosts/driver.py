@@ -348,27 +348,21 @@ class Driver:
 
     # -- LISTEN/NOTIFY ---------------------------------------------------------------
 
-    def _waits_for_jobs(self) -> bool:
-        # A bounded run stops at its first empty dequeue: nothing to wait for.
+    def _wants_wakeups(self) -> bool:
+        # A bounded run stops at its first empty dequeue: nothing to be woken for.
         settings = self._state.settings
-        return (
-            isinstance(self.store, JobNotifier)
-            and settings.concurrency > 0
-            and not settings.stop_when_idle
-        )
+        return settings.concurrency > 0 and not settings.stop_when_idle
+
+    def _waits_for_jobs(self) -> bool:
+        return isinstance(self.store, JobNotifier) and self._wants_wakeups()
 
     def _subscribe_work(self) -> Callable[[], None]:
         """Wake idle slots, and bring the tick forward, when a run is created or a job
         queued through this very store object (``WorkAnnouncer``): a run created in the
         worker's own process starts without waiting for the next tick."""
-        settings = self._state.settings
-        if (
-            not isinstance(self.store, WorkAnnouncer)
-            or settings.concurrency == 0
-            or settings.stop_when_idle
-        ):
-            return lambda: None
-        return self.store.subscribe_work(self._work_announced)
+        if isinstance(self.store, WorkAnnouncer) and self._wants_wakeups():
+            return self.store.subscribe_work(self._work_announced)
+        return lambda: None
 
     def _work_announced(self) -> None:
         if not self._stopped.is_set():

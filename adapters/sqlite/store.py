@@ -228,14 +228,13 @@ class SqliteStore:
         Returns the function that unsubscribes."""
         with self._lock:
             self._work_subscribers = (*self._work_subscribers, callback)
+        return lambda: self._unsubscribe(callback)
 
-        def unsubscribe() -> None:
-            with self._lock:
-                self._work_subscribers = tuple(
-                    known for known in self._work_subscribers if known is not callback
-                )
-
-        return unsubscribe
+    def _unsubscribe(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._work_subscribers = tuple(
+                known for known in self._work_subscribers if known is not callback
+            )
 
     def _announce_work(self) -> None:
         for callback in self._work_subscribers:
@@ -243,10 +242,7 @@ class SqliteStore:
                 callback()
             except Exception:
                 _log.exception("a work subscriber raised; it is unsubscribed")
-                with self._lock:
-                    self._work_subscribers = tuple(
-                        known for known in self._work_subscribers if known is not callback
-                    )
+                self._unsubscribe(callback)
 
     def _commit(self) -> None:
         try:

@@ -57,6 +57,14 @@ def make_host(kernel: Kernel, store: Store, **overrides: Any) -> WorkerHost:
     return WorkerHost(kernel, store, **settings)
 
 
+NOTHING_FOR_30_S: dict[str, Any] = {
+    "job_poll_interval": timedelta(seconds=30),
+    "orchestration_interval": timedelta(seconds=30),
+}
+"""Host settings under which neither a tick nor a poll comes during a test: only a
+wake-up can start new work."""
+
+
 @pytest.fixture
 def hosts() -> Iterator[list[WorkerHost]]:
     """Hosts a test started; stopped (fast) at the end even if the test failed."""
@@ -526,12 +534,7 @@ def test_a_store_notification_wakes_idle_slots_without_waiting_for_the_poll(
     run_id = kernel.dispatch(
         RunCreate(workflow_id=document_pipeline.id, input=attrs.asdict(SAMPLE_DOCUMENTS[0]))
     ).workflow_run_id
-    host = make_host(
-        kernel,
-        store,
-        job_poll_interval=timedelta(seconds=30),
-        orchestration_interval=timedelta(seconds=30),
-    )
+    host = make_host(kernel, store, **NOTHING_FOR_30_S)
     hosts.append(host)
     host.start()
     wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED)
@@ -566,12 +569,7 @@ def test_a_run_created_through_the_workers_own_sqlite_store_starts_without_a_tic
     claims a run created beside it at once, not at its next tick (30 s away here)."""
     store = SqliteStore(tmp_path / "app.db")
     kernel = create_kernel(document_pipeline, store=store)
-    host = make_host(
-        kernel,
-        store,
-        job_poll_interval=timedelta(seconds=30),
-        orchestration_interval=timedelta(seconds=30),
-    )
+    host = make_host(kernel, store, **NOTHING_FOR_30_S)
     hosts.append(host)
     host.start()
     wait_for("the first tick", lambda: host.stats().ticks == 1)
