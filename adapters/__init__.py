@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.clocks import SystemClock
+from adapters.clocks import SystemClock, system_zone
 from adapters.ids import UuidIds
 from adapters.runner import DefaultStageRunner
 from adapters.sinks import LoggingEventSink
@@ -39,4 +39,5 @@ def create_kernel(
         ids=ids or UuidIds(),
         sink=sink,
         runner=DefaultStageRunner(),
+        zone_of=system_zone,
     )

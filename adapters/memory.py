@@ -1,6 +1,6 @@
 """``InMemoryStore``: a faithful, thread-safe store that keeps everything in memory.
 
-It enforces what the databases enforce: versions on runs and stages, one
+It enforces what the databases enforce: versions on runs, stages and schedules, one
 stage record per (run, stage_id), (key, command type) idempotency, and
 exclusive claims. One lock serialises transactions (as SQLite's write lock
 does); a transaction writes the live tables and keeps an undo log, so an
@@ -13,10 +13,11 @@ import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, assert_never
+from typing import Any
 
 from attrs import define, evolve, field
 
+from adapters.memory_signals import SignalScheduleLoads, SignalScheduleQueries
 from kernel.convert import to_json
 from kernel.effects import (
     AppendLog,
@@ -43,9 +44,11 @@ from kernel.records import (
     Json,
     LogEntry,
     OutboxEvent,
+    SignalRecord,
     WorkflowRun,
     WorkflowStage,
 )
+from kernel.schedules import ScheduleRecord
 from kernel.status import JobStatus, Status
 
 _MISSING: Any = object()
@@ -66,6 +69,8 @@ class _Tables:
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(factory=dict)
     blobs: dict[str, Json] = field(factory=dict)
     logs: list[LogEntry] = field(factory=list)
+    signals: dict[str, SignalRecord] = field(factory=dict)  # in arrival order
+    schedules: dict[str, ScheduleRecord] = field(factory=dict)
 
 
 def _json_copy(value: Json) -> Json:
@@ -73,8 +78,10 @@ def _json_copy(value: Json) -> Json:
     return to_json(value)
 
 
-class MemoryTransaction:
+class MemoryTransaction(SignalScheduleLoads):
     """A transaction over the live tables that remembers how to undo each write."""
+
+    t: _Tables
 
     def __init__(self, tables: _Tables) -> None:
         self.t = tables
@@ -287,11 +294,11 @@ class MemoryTransaction:
                 self._set(t.idempotency, (record.key, record.command_type), record)
             case ReleaseIdempotency(key, command_type):
                 self._pop(t.idempotency, (key, command_type))
-            case _:
-                assert_never(effect)
+            case _:  # the rest: signals and schedules (checked exhaustive there)
+                self.apply_signal_schedule(effect)
 
 
-class InMemoryStore:
+class InMemoryStore(SignalScheduleQueries):
     """A store for tests and single-process use: fast, exact, and forgotten on exit.
 
     >>> store = InMemoryStore()
@@ -302,7 +309,7 @@ class InMemoryStore:
     def __init__(self) -> None:
         # One lock serialises transactions, as SQLite's write lock does.
         self._lock = threading.RLock()
-        self._tables = _Tables()
+        self._tables: _Tables = _Tables()
         # The open transaction; only the thread holding the lock can see it set.
         self._current: MemoryTransaction | None = None
 

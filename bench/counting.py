@@ -7,7 +7,16 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from kernel.ports import Store, StoreTransaction
-from kernel.records import Job, Json, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
+from kernel.records import (
+    Job,
+    Json,
+    LogEntry,
+    OutboxEvent,
+    SignalRecord,
+    WorkflowRun,
+    WorkflowStage,
+)
+from kernel.schedules import ScheduleRecord
 from kernel.status import Status
 
 
@@ -63,6 +72,12 @@ class CountingStore:
 
     def get_jobs(self, run_id: str) -> list[Job]:
         return self.inner.get_jobs(run_id)
+
+    def get_signals(self, run_id: str) -> list[SignalRecord]:
+        return self.inner.get_signals(run_id)
+
+    def get_schedules(self) -> list[ScheduleRecord]:
+        return self.inner.get_schedules()
 
     def close(self) -> None:
         self.inner.close()

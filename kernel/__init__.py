@@ -23,8 +23,16 @@ from kernel.commands import (
     RunCreateResult,
     RunRerunFrom,
     RunRerunFromResult,
+    RunSignal,
+    RunSignalResult,
     RunTransition,
     RunTransitionResult,
+    ScheduleDelete,
+    ScheduleDeleteResult,
+    ScheduleTick,
+    ScheduleTickResult,
+    ScheduleUpsert,
+    ScheduleUpsertResult,
     StagePollSuspended,
     StagePollSuspendedResult,
     StageReportProgress,
@@ -51,6 +59,7 @@ from kernel.events import (
     StageCompleted,
     StageFailed,
     StageProgress,
+    StageSignalled,
     StageStarted,
     StageSuspended,
     WorkflowCancelled,
@@ -61,9 +70,18 @@ from kernel.events import (
     WorkflowSuspended,
 )
 from kernel.plugins import Plugin, PluginRunner, define_plugin
-from kernel.records import IdempotencyRecord, Job, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
+from kernel.records import (
+    IdempotencyRecord,
+    Job,
+    LogEntry,
+    OutboxEvent,
+    SignalRecord,
+    WorkflowRun,
+    WorkflowStage,
+)
 from kernel.retry import Retry
-from kernel.schedules import Schedule
+from kernel.schedules import Catchup, Overlap, Schedule, ScheduleRecord
+from kernel.signal_stages import define_signal_stage
 from kernel.stages import (
     CompletionCheck,
     Stage,
@@ -77,6 +95,7 @@ from kernel.status import JobStatus, LogLevel, Status
 from kernel.workflows import Workflow, WorkflowBuilder
 
 __all__ = [
+    "Catchup",
     "ClaimedRun",
     "Command",
     "CompletionCheck",
@@ -109,6 +128,7 @@ __all__ = [
     "PluginReplayDLQ",
     "PluginReplayDLQResult",
     "PluginRunner",
+    "Retry",
     "RunCancel",
     "RunCancelResult",
     "RunClaimPending",
@@ -118,10 +138,20 @@ __all__ = [
     "RunNotFoundError",
     "RunRerunFrom",
     "RunRerunFromResult",
+    "RunSignal",
+    "RunSignalResult",
     "RunTransition",
     "RunTransitionResult",
-    "Retry",
+    "Overlap",
     "Schedule",
+    "ScheduleDelete",
+    "ScheduleDeleteResult",
+    "ScheduleRecord",
+    "ScheduleTick",
+    "ScheduleTickResult",
+    "ScheduleUpsert",
+    "ScheduleUpsertResult",
+    "SignalRecord",
     "Stage",
     "StageCompleted",
     "StageContext",
@@ -134,6 +164,7 @@ __all__ = [
     "StageReportProgress",
     "StageReportProgressResult",
     "StageResult",
+    "StageSignalled",
     "StageStarted",
     "StageSuspended",
     "StaleVersionError",
@@ -153,5 +184,6 @@ __all__ = [
     "WorkflowSuspended",
     "define_async_batch_stage",
     "define_plugin",
+    "define_signal_stage",
     "define_stage",
 ]

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from attrs import Attribute, field, frozen
 
 from kernel.records import Job, Json
+from kernel.schedules import Schedule
 from kernel.status import Status
 
 R_co = TypeVar("R_co", covariant=True)
@@ -154,6 +155,40 @@ class StageReportProgressResult:
     """Whether a ``stage:progress`` event was written: ``False`` when the attempt that
     reported is no longer the stage's running one (it finished, timed out or was
     cancelled or reaped)."""
+
+
+@frozen(kw_only=True)
+class RunSignalResult:
+    delivered: bool
+    """A stage waited for the signal: it completed with the payload."""
+    buffered: bool
+    """No stage waited yet: the signal is kept for the first one that will."""
+
+
+@frozen(kw_only=True)
+class ScheduleUpsertResult:
+    created: bool
+    """``False``: a schedule with this id existed and was replaced."""
+    next_fire_at: datetime | None
+    """``None`` for a paused schedule."""
+
+
+@frozen(kw_only=True)
+class ScheduleDeleteResult:
+    deleted: bool
+    """``False``: no schedule had this id."""
+
+
+@frozen(kw_only=True)
+class ScheduleTickResult:
+    created: list[str]
+    """The ids of the runs this tick created, oldest fire time first."""
+    skipped: int
+    """Fire times skipped because the schedule's previous run was still going."""
+    problems: list[str] = field(factory=list)
+    """One line per fire that created nothing because the workflow no longer takes
+    the schedule's input or config (the schedule moves on past it), and per
+    schedule whose time zone is gone (it stays due)."""
 
 
 # -- commands ----------------------------------------------------------------
@@ -312,3 +347,45 @@ class StageReportProgress(Command[StageReportProgressResult]):
     details: dict[str, Json] | None = field(default=None, validator=_optional_mapping)
     reported_at: datetime | None = None
     """When ``ctx.progress`` was called (the event's time); ``None``: now."""
+
+
+def _schedule(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Schedule):
+        raise ValueError(f"{attribute.name}: expected a kernel.Schedule, got {value!r}")
+
+
+@frozen
+class RunSignal(Command[RunSignalResult]):
+    """Send the signal ``signal`` with ``payload`` to a run (SPEC §13): the signal
+    stage waiting for it completes with the payload, or the signal is buffered
+    until one waits."""
+
+    type: ClassVar[str] = "run.signal"
+    workflow_run_id: str = field(validator=_text)
+    signal: str = field(validator=_text)
+    payload: Json = None
+    idempotency_key: str | None = field(default=None, validator=_optional_text, kw_only=True)
+
+
+@frozen
+class ScheduleUpsert(Command[ScheduleUpsertResult]):
+    """Create or replace a schedule (SPEC §14)."""
+
+    type: ClassVar[str] = "schedule.upsert"
+    schedule: Schedule = field(validator=_schedule)
+
+
+@frozen
+class ScheduleDelete(Command[ScheduleDeleteResult]):
+    """Remove a schedule; runs it created are left as they are."""
+
+    type: ClassVar[str] = "schedule.delete"
+    schedule_id: str = field(validator=_text)
+
+
+@frozen
+class ScheduleTick(Command[ScheduleTickResult]):
+    """Create a run for every due fire time of every schedule (SPEC §14)."""
+
+    type: ClassVar[str] = "schedule.tick"
+    max_fires: int = field(default=100, validator=_at_least(1))

@@ -269,6 +269,18 @@ def json_problems(value: Any, path: str) -> list[str]:
     return [f"{path}: expected a JSON value, got {value!r}"]
 
 
+def command_fingerprint(cmd: Any) -> str:
+    """The digest an idempotency key of ``cmd`` is checked against: every field but
+    the key, each converted by its runtime value (a malformed field reaches the
+    decision and its validation error instead of crashing here)."""
+    payload = {
+        field.name: to_json(getattr(cmd, field.name))
+        for field in attrs.fields(type(cmd))
+        if field.name != "idempotency_key"
+    }
+    return fingerprint(payload)
+
+
 def fingerprint(value: Any) -> str:
     """A stable digest of a JSON-form value, for idempotency checks."""
     text = json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), default=str)

@@ -10,17 +10,16 @@ transaction, and returns the result. Every domain rule lives in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Protocol, TypeVar, cast, runtime_checkable
+from datetime import timedelta, tzinfo
+from typing import Protocol, TypeVar, runtime_checkable
 
-import attrs
 from returns.result import Failure, Success
 
 from kernel.commands import Command, JobExecuteResult
-from kernel.convert import converter, fingerprint, to_json
+from kernel.convert import command_fingerprint, converter, to_json
 from kernel.decisions import idempotency
 from kernel.decisions.context import IDEMPOTENCY_TIMEOUT as IDEMPOTENCY_TIMEOUT
-from kernel.decisions.context import MAX_DELIVERY_ATTEMPTS, Env, Settings
+from kernel.decisions.context import MAX_DELIVERY_ATTEMPTS, Env, Settings, utc_only
 from kernel.effects import Decision, ReleaseIdempotency, StoreEffect
 from kernel.errors import StaleVersionError
 from kernel.ports import Clock, EventSink, IdGenerator, StageRunner, Store, WorkflowRegistry
@@ -68,7 +67,11 @@ class Kernel:
         sink: EventSink,
         runner: StageRunner,
         idempotency_timeout: timedelta = IDEMPOTENCY_TIMEOUT,
+        zone_of: Callable[[str], tzinfo | None] = utc_only,
     ) -> None:
+        """``zone_of`` resolves schedules' time-zone names (``None``: unknown); the
+        default knows only ``"UTC"``, ``adapters.create_kernel`` passes the system's
+        time-zone database."""
         self.registry = registry
         self.store = store
         self.clock = clock
@@ -77,7 +80,9 @@ class Kernel:
         self.runner = runner
         attempts = sink.max_retries if isinstance(sink, RetryingSink) else MAX_DELIVERY_ATTEMPTS
         self._settings = Settings(
-            max_delivery_attempts=attempts, idempotency_timeout=idempotency_timeout
+            max_delivery_attempts=attempts,
+            idempotency_timeout=idempotency_timeout,
+            zone_of=zone_of,
         )
         self._outside = Outside(
             registry=registry,
@@ -240,19 +245,12 @@ class Kernel:
         run: Callable[[Finalize[R]], R],
     ) -> R:
         # The payload digest leaves the key out: the key names the request, the
-        # rest of the payload is what must match on a replay. Fields are converted
-        # by their runtime values, not their declared types, so a malformed field
-        # reaches the decision and its validation error instead of crashing here.
-        payload = {
-            field.name: to_json(getattr(cmd, field.name))
-            for field in attrs.fields(cast("type[attrs.AttrsInstance]", type(cmd)))
-            if field.name != "idempotency_key"
-        }
+        # rest of the payload is what must match on a replay.
         claim = IdempotencyRecord(
             key=key,
             command_type=cmd.type,
             state="IN_PROGRESS",
-            fingerprint=fingerprint(payload),
+            fingerprint=command_fingerprint(cmd),
             created_at=self.clock.now(),
         )
         verdict = self._drive(_claim_key(claim), _nothing)

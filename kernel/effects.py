@@ -23,16 +23,20 @@ from kernel.records import (
     Json,
     LogEntry,
     OutboxEvent,
+    SignalRecord,
     WorkflowRun,
     WorkflowStage,
 )
+from kernel.schedules import ScheduleRecord
 
 R = TypeVar("R")
 O = TypeVar("O")
 
 
 def _next_version(instance: Any, _: Attribute[int], expected: int) -> None:
-    record = instance.run if hasattr(instance, "run") else instance.stage
+    record = next(
+        getattr(instance, name) for name in ("run", "stage", "schedule") if hasattr(instance, name)
+    )
     if record.version != expected + 1:
         raise ValueError(
             f"expected_version: the new record must carry version {expected + 1}, "
@@ -132,6 +136,43 @@ class ReleaseIdempotency:
     command_type: str
 
 
+@frozen
+class InsertSignal:
+    """Keep a signal sent to a run: buffered, or already consumed by the stage it
+    was delivered to (``run.signal``)."""
+
+    signal: SignalRecord
+
+
+@frozen
+class ConsumeSignal:
+    """Mark a buffered signal consumed (``signal.consumed_at`` and ``stage_id`` set).
+
+    The store refuses it with :class:`~kernel.errors.StaleVersionError` when the
+    signal is no longer buffered, so a signal is consumed once.
+    """
+
+    signal: SignalRecord
+
+
+@frozen
+class InsertSchedule:
+    schedule: ScheduleRecord
+
+
+@frozen
+class UpdateSchedule:
+    """Write a schedule's new state, version-checked like runs and stages."""
+
+    schedule: ScheduleRecord
+    expected_version: int = field(validator=_next_version)
+
+
+@frozen
+class DeleteSchedule:
+    schedule_id: str
+
+
 StoreEffect = (
     InsertRun
     | UpdateRun
@@ -147,6 +188,11 @@ StoreEffect = (
     | AppendLog
     | CompleteIdempotency
     | ReleaseIdempotency
+    | InsertSignal
+    | ConsumeSignal
+    | InsertSchedule
+    | UpdateSchedule
+    | DeleteSchedule
 )
 
 

@@ -96,7 +96,21 @@ class StageSuspended(Event):
     type: ClassVar[str] = "stage:suspended"
     stage_id: str
     stage_name: str
-    next_poll_at: datetime
+    next_poll_at: datetime | None = None
+    """When the stage is looked at next; ``None`` for a signal stage waiting without
+    a timeout."""
+    signal: str | None = None
+    """The signal a signal stage waits for (SPEC §13)."""
+
+
+@frozen(kw_only=True)
+class StageSignalled(Event):
+    """A signal stage consumed the signal ``signal`` (written before its
+    ``stage:completed``)."""
+
+    type: ClassVar[str] = "stage:signalled"
+    stage_id: str
+    signal: str
 
 
 @frozen(kw_only=True)
@@ -137,6 +151,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StageStarted,
         StageCompleted,
         StageSuspended,
+        StageSignalled,
         StageFailed,
         StageProgress,
     )

@@ -32,6 +32,15 @@ class Suspended:
 
 
 @frozen
+class AwaitSignal:
+    """A signal stage is ready to wait for ``signal`` (it runs no code): the finish
+    takes a buffered signal of that name or parks the stage (SPEC §13)."""
+
+    signal: str
+    timeout: timedelta | None = None
+
+
+@frozen
 class Failed:
     """The attempt failed with ``error``.
 
@@ -52,7 +61,7 @@ class NotReady:
     next_check_in: timedelta | None
 
 
-StageOutcome = Completed | Suspended | Failed
+StageOutcome = Completed | Suspended | AwaitSignal | Failed
 CheckOutcome = Completed | NotReady | Failed
 
 

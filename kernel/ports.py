@@ -23,9 +23,11 @@ from kernel.records import (
     Json,
     LogEntry,
     OutboxEvent,
+    SignalRecord,
     WorkflowRun,
     WorkflowStage,
 )
+from kernel.schedules import ScheduleRecord
 from kernel.status import Status
 from kernel.workflows import Workflow
 
@@ -219,6 +221,25 @@ class StoreTransaction(Protocol):
         """Dead-lettered events in insertion order."""
         ...
 
+    def buffered_signals(self, run_id: str) -> list[SignalRecord]:
+        """The run's signals that no stage has consumed yet, in arrival order."""
+        ...
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, locked until the transaction ends (a concurrent writer waits)."""
+        ...
+
+    def due_schedules(
+        self, now: datetime, limit: int, workflow_ids: Collection[str] | None = None
+    ) -> list[ScheduleRecord]:
+        """Up to ``limit`` enabled schedules whose ``next_fire_at`` is at or before
+        ``now``, earliest first, locked for this transaction: a concurrent caller
+        skips them (and finds them no longer due once this one commits).
+
+        With ``workflow_ids``, only schedules of those workflows; ``None`` means
+        every workflow."""
+        ...
+
     def apply(self, effects: Sequence[StoreEffect]) -> None:
         """Apply effects in order; raise ``StaleVersionError`` on a version mismatch."""
         ...
@@ -289,6 +310,14 @@ class Store(BlobStore, Protocol):
         ...
 
     def get_jobs(self, run_id: str) -> list[Job]: ...
+
+    def get_signals(self, run_id: str) -> list[SignalRecord]:
+        """Every signal sent to the run (buffered and consumed), in arrival order."""
+        ...
+
+    def get_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by id."""
+        ...
 
     def close(self) -> None:
         """Release connections and files."""

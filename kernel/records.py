@@ -148,3 +148,27 @@ class LogEntry:
     message: str
     metadata: dict[str, Json] = field(factory=dict)
     created_at: datetime
+
+
+@frozen(kw_only=True)
+class SignalRecord:
+    """A signal sent to a run (``run.signal``, SPEC §13): kept once it is consumed,
+    as the record of what the waiting stage received.
+
+    ``consumed_at`` is ``None`` while the signal is buffered (no stage of the run
+    waited for it yet); ``stage_id`` names the stage that consumed it.
+    """
+
+    id: str
+    workflow_run_id: str
+    name: str
+    payload: Json
+    """The payload structured into the waiting stage's output type, in JSON form."""
+    created_at: datetime
+    consumed_at: datetime | None = None
+    stage_id: str | None = None
+
+    @property
+    def is_buffered(self) -> bool:
+        """Whether the signal still waits for a stage to consume it."""
+        return self.consumed_at is None

@@ -57,6 +57,48 @@ class Schedule:
     enabled: bool = field(default=True, kw_only=True)
 
 
+@frozen(kw_only=True)
+class ScheduleRecord:
+    """A stored schedule: the :class:`Schedule` fields plus where it stands
+    (``get_schedules()``, SPEC §16.1).
+
+    ``next_fire_at`` is ``None`` while the schedule is paused.
+    """
+
+    id: str
+    workflow_id: str
+    cron: str | None = None
+    every: timedelta | None = None
+    input: Json = None
+    config: dict[str, dict[str, Json]] | None = None
+    timezone: str = "UTC"
+    overlap: Overlap = "skip"
+    catchup: Catchup = "latest"
+    enabled: bool = True
+    next_fire_at: datetime | None = None
+    last_fire_at: datetime | None = None
+    last_run_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+    @property
+    def schedule(self) -> Schedule:
+        """The schedule as its owner declared it."""
+        return Schedule(
+            self.id,
+            self.workflow_id,
+            cron=self.cron,
+            every=self.every,
+            input=self.input,
+            config=self.config,
+            timezone=self.timezone,
+            overlap=self.overlap,
+            catchup=self.catchup,
+            enabled=self.enabled,
+        )
+
+
 def schedule_problems(schedule: Schedule, zone_of: Callable[[str], tzinfo | None]) -> list[str]:
     """What is wrong with ``schedule``, each problem naming its field; empty if nothing.
 
@@ -191,6 +233,7 @@ __all__ = [
     "DueFires",
     "Overlap",
     "Schedule",
+    "ScheduleRecord",
     "due_fires",
     "next_fire",
     "schedule_problems",

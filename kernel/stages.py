@@ -278,6 +278,15 @@ class Stage(Generic[I_contra, O, C]):
     """This stage's retry policy; ``None``: the workflow's default (SPEC §19)."""
     timeout: timedelta | None = None
     """How long one attempt may run before it fails with ``STAGE_TIMEOUT``."""
+    signal: str | None = None
+    """The signal a signal stage waits for (``define_signal_stage``); it runs no code."""
+    signal_timeout: timedelta | None = None
+    """How long a signal stage waits before it fails with ``SIGNAL_TIMEOUT``."""
+
+    @property
+    def is_signal(self) -> bool:
+        """Whether the stage waits for a signal instead of running code."""
+        return self.signal is not None
 
     @property
     def is_async_batch(self) -> bool:

@@ -122,6 +122,24 @@ def _check_types(
         raise refuse("output= is", output, *_source(groups[-1], "last", output))
 
 
+def _check_signals(workflow_id: str, groups: tuple[tuple[Stage[Any, Any, Any], ...], ...]) -> None:
+    """Refuse stages that wait for one signal name with different output types: a
+    signal's payload is checked against one type when it is sent (SPEC §16.1)."""
+    first: dict[str, Stage[Any, Any, Any]] = {}
+    for stage in (stage for group in groups for stage in group):
+        if stage.signal is None:
+            continue
+        earlier = first.setdefault(stage.signal, stage)
+        if earlier.output_type is not stage.output_type:
+            raise DefinitionError(
+                f"workflow {workflow_id!r}: stages {earlier.id!r} and {stage.id!r} both wait "
+                f"for signal {stage.signal!r} but output "
+                f"{_name(earlier.output_type, stage.output_type)} and "
+                f"{_name(stage.output_type, earlier.output_type)}; stages sharing a signal "
+                "must share its output type"
+            )
+
+
 @frozen(kw_only=True)
 class Workflow(Generic[In, Out]):
     """An immutable, validated workflow. Build one with :class:`WorkflowBuilder`."""
@@ -176,6 +194,15 @@ class Workflow(Generic[In, Out]):
     def group(self, number: int) -> tuple[Stage[Any, Any, Any], ...]:
         """The stages of execution group ``number`` (1-based)."""
         return self.groups[number - 1]
+
+    def signal_stages(self, signal: str) -> tuple[Stage[Any, Any, Any], ...]:
+        """The signal stages waiting for ``signal``, in stage-number order."""
+        return tuple(stage for stage in self.stages if stage.signal == signal)
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        """The names of the signals its signal stages wait for, in stage order."""
+        return tuple(dict.fromkeys(s.signal for s in self.stages if s.signal is not None))
 
     @property
     def output_types(self) -> dict[str, type[Any]]:
@@ -354,6 +381,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
                 )
             seen |= group_ids
         _check_types(self._id, self._input, self._output, self._groups)
+        _check_signals(self._id, self._groups)
         return Workflow(
             id=self._id,
             name=self._name,

@@ -20,10 +20,11 @@ from testing.store_cases.base import StoreCase
 from testing.store_cases.data import DataCases
 from testing.store_cases.outbox import OutboxCases
 from testing.store_cases.queue import QueueCases
+from testing.store_cases.signals_schedules import SignalScheduleCases
 from testing.store_cases.transactions import TransactionCases
 
 __all__ = ["StoreCase", "StoreConformance"]
 
 
-class StoreConformance(TransactionCases, QueueCases, OutboxCases, DataCases):
+class StoreConformance(TransactionCases, QueueCases, OutboxCases, DataCases, SignalScheduleCases):
     """All conformance cases. Subclasses implement ``make_store(self) -> Store``."""

@@ -8,6 +8,7 @@ from typing import Any, Generic, overload
 
 from typing_extensions import TypeVar
 
+from adapters.clocks import system_zone
 from adapters.memory import InMemoryStore
 from adapters.runner import DefaultStageRunner
 from kernel.commands import (
@@ -17,9 +18,10 @@ from kernel.commands import (
     RunTransition,
     StagePollSuspended,
 )
+from kernel.decisions.run_signal import waiting_for
 from kernel.dispatch import Kernel
 from kernel.plugins import Plugin, PluginRunner
-from kernel.ports import Clock, EventSink, Store
+from kernel.ports import Clock, EventSink, IdGenerator, Store
 from kernel.status import JobStatus, Status
 from kernel.workflows import Registry, Workflow
 from testing.clock import FakeClock
@@ -58,7 +60,9 @@ class TestKernel(Generic[ClockT, SinkT]):
         """Claim, execute, poll, transition and flush until nothing is left to do.
 
         When only waiting work remains (a retry backoff or a suspended stage)
-        and the clock is a :class:`FakeClock`, it jumps to the next due time.
+        and the clock is a :class:`FakeClock`, it jumps to the next due time;
+        it does not jump to a signal stage's timeout, and it does not tick
+        schedules (dispatch ``ScheduleTick()`` for that).
         Returns the number of jobs executed.
 
         Raises:
@@ -102,10 +106,14 @@ class TestKernel(Generic[ClockT, SinkT]):
                     for job in self.store.get_jobs(run.id)
                     if job.status == JobStatus.QUEUED
                 ]
+                # A signal's timeout is not work left: waiting for the outside world
+                # is idle (SPEC §16.1); the test moves the clock itself.
                 times += [
                     stage.next_poll_at
                     for stage in self.store.get_stages(run.id)
-                    if stage.status == Status.SUSPENDED and stage.next_poll_at is not None
+                    if stage.status == Status.SUSPENDED
+                    and stage.next_poll_at is not None
+                    and waiting_for(stage) is None
                 ]
         return min(times) if times else None
 
@@ -120,6 +128,7 @@ def create_test_kernel(  # type: ignore[overload-overlap]
     clock: None = None,
     sink: None = None,
     plugins: tuple[()] = (),
+    ids: IdGenerator | None = None,
 ) -> TestKernel[FakeClock, CollectingEventSink]: ...
 
 
@@ -130,6 +139,7 @@ def create_test_kernel(  # type: ignore[overload-overlap]
     clock: ClockT,
     sink: None = None,
     plugins: tuple[()] = (),
+    ids: IdGenerator | None = None,
 ) -> TestKernel[ClockT, CollectingEventSink]: ...
 
 
@@ -140,6 +150,7 @@ def create_test_kernel(
     clock: None = None,
     sink: SinkT,
     plugins: tuple[()] = (),
+    ids: IdGenerator | None = None,
 ) -> TestKernel[FakeClock, SinkT]: ...
 
 
@@ -150,6 +161,7 @@ def create_test_kernel(
     clock: ClockT,
     sink: SinkT,
     plugins: tuple[()] = (),
+    ids: IdGenerator | None = None,
 ) -> TestKernel[ClockT, SinkT]: ...
 
 
@@ -160,6 +172,7 @@ def create_test_kernel(
     clock: None = None,
     sink: None = None,
     plugins: Sequence[Plugin],
+    ids: IdGenerator | None = None,
 ) -> TestKernel[FakeClock, PluginRunner]: ...
 
 
@@ -170,6 +183,7 @@ def create_test_kernel(
     clock: ClockT,
     sink: None = None,
     plugins: Sequence[Plugin],
+    ids: IdGenerator | None = None,
 ) -> TestKernel[ClockT, PluginRunner]: ...
 
 
@@ -179,9 +193,12 @@ def create_test_kernel(
     clock: Clock | None = None,
     sink: EventSink | None = None,
     plugins: Sequence[Plugin] = (),
+    ids: IdGenerator | None = None,
 ) -> TestKernel[Any, Any]:
     """A kernel on an ``InMemoryStore``, a ``FakeClock``, ``SequentialIds`` and a
-    ``CollectingEventSink`` (each replaceable).
+    ``CollectingEventSink`` (each replaceable). Two test kernels sharing one
+    ``store`` need ``ids`` that do not collide (``SequentialIds(prefix="b")``).
+    Schedules' time zones come from the system's time-zone database.
 
     With ``plugins``, events go to a ``PluginRunner`` over them instead, as
     with ``adapters.create_kernel(..., plugins=...)``, and ``tk.sink`` is that
@@ -206,8 +223,9 @@ def create_test_kernel(
         registry=Registry(workflows),
         store=store,
         clock=clock,
-        ids=SequentialIds(),
+        ids=ids if ids is not None else SequentialIds(),
         sink=sink,
         runner=DefaultStageRunner(),
+        zone_of=system_zone,
     )
     return TestKernel(kernel, store, clock, sink)

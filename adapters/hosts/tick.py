@@ -1,6 +1,7 @@
 """The orchestration tick: the periodic commands that keep runs moving (SPEC §8).
 
-One tick: claim pending runs, poll due suspended stages (and transition the
+One tick: fire due schedules (at most once a second), claim pending runs, poll
+due suspended stages (and transition the
 runs they resume), reap stale leases, transition RUNNING runs left with no
 active stage (the safety net, on sweeping ticks only), and flush the outbox.
 Each part is its own command, so a failing part is logged and the others
@@ -10,7 +11,7 @@ still run; the next tick tries again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from attrs import frozen
@@ -22,6 +23,7 @@ from kernel.commands import (
     OutboxFlush,
     RunClaimPending,
     RunTransition,
+    ScheduleTick,
     StagePollSuspended,
 )
 from kernel.dispatch import Kernel
@@ -30,6 +32,10 @@ from kernel.status import Status
 
 SWEEP_LIMIT = 500
 """RUNNING runs the safety net looks at per sweep (newest first): it is a net, not a scan."""
+
+SCHEDULE_EVERY = timedelta(seconds=1)
+"""How often a host's ticks fire due schedules: the finest schedule a host serves
+fires on time to within this (plus the tick interval)."""
 
 FLUSH_BATCH = 100
 FLUSH_ROUNDS = 10
@@ -40,6 +46,8 @@ FLUSH_ROUNDS = 10
 class TickReport:
     """What one orchestration tick did."""
 
+    fired: int = 0
+    """Runs created by due schedules."""
     claimed: int = 0
     checked: int = 0
     resumed: int = 0
@@ -59,7 +67,7 @@ class TickReport:
     @property
     def found_work(self) -> bool:
         """Whether the tick may have queued jobs (claimed, resumed, moved or reaped something)."""
-        return bool(self.claimed or self.resumed or self.transitioned or self.reaped)
+        return bool(self.fired or self.claimed or self.resumed or self.transitioned or self.reaped)
 
 
 class Orchestrator:
@@ -81,10 +89,13 @@ class Orchestrator:
         self.stale_threshold_ms = int(stale_lease_threshold.total_seconds() * 1000)
         self.max_claims = max_claims
         self.log = log
+        self._schedules_due: datetime | None = None
+        """When this host next fires schedules (``None``: at the next tick)."""
 
     def tick(self, sweep: bool) -> TickReport:
         """Run one tick; ``sweep`` adds the safety net. Never raises: failures are in ``errors``."""
-        counts = {"claimed": 0, "checked": 0, "resumed": 0, "transitioned": 0, "reaped": 0}
+        counts = dict.fromkeys(("fired", "claimed", "checked", "resumed", "transitioned"), 0)
+        counts["reaped"] = 0
         errors: list[str] = []
 
         def part(
@@ -132,6 +143,7 @@ class Orchestrator:
                 if stages and not any(stage.is_active for stage in stages):
                     part("transition", self._transition, run.id, counts, run_id=run.id)
 
+        part("schedules", self._fire_schedules, counts)
         part("claim", claim)
         part("poll", poll)
         part("reap", reap)
@@ -155,6 +167,31 @@ class Orchestrator:
             if published < FLUSH_BATCH:
                 break
         return total
+
+    def _fire_schedules(self, counts: dict[str, int]) -> None:
+        """``schedule.tick``, at most once per :data:`SCHEDULE_EVERY` of the kernel's clock
+        (each takes the write lock on SQLite); a tick that fired its limit goes again
+        at the next tick."""
+        now = self.kernel.clock.now()
+        if self._schedules_due is not None and now < self._schedules_due:
+            return
+        ticked = self.kernel.dispatch(ScheduleTick())
+        fires = len(ticked.created) + ticked.skipped + len(ticked.problems)
+        full = fires >= ScheduleTick().max_fires
+        self._schedules_due = None if full else now + SCHEDULE_EVERY
+        counts["fired"] = len(ticked.created)
+        for run_id in ticked.created:
+            run = self.store.get_run(run_id)
+            schedule_id = run.metadata.get("schedule_id") if run is not None else None
+            self.log.info(
+                "schedule %s fired: run %s", schedule_id, run_id, extra={"workflow_run_id": run_id}
+            )
+        if ticked.skipped:
+            self.log.info(
+                "schedules: %d fire(s) skipped, their previous run still going", ticked.skipped
+            )
+        for problem in ticked.problems:
+            self.log.warning("schedules: %s", problem)
 
     def _transition(self, run_id: str, counts: dict[str, int]) -> None:
         result = self.kernel.dispatch(RunTransition(workflow_run_id=run_id))

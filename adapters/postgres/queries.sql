@@ -357,6 +357,85 @@ FROM logs
 WHERE workflow_run_id = %(workflow_run_id)s
 ORDER BY seq;
 
+-- name: insert_signal
+INSERT INTO signals (id, workflow_run_id, name, payload, created_at, consumed_at, stage_id)
+VALUES (%(id)s, %(workflow_run_id)s, %(name)s, %(payload)s, %(created_at)s, %(consumed_at)s,
+        %(stage_id)s)
+ON CONFLICT DO NOTHING;
+
+-- name: consume_signal
+-- Only a buffered signal is consumed. A concurrent consumer of the same
+-- signal waits for this row, then finds it consumed and changes nothing
+-- (the caller raises StaleVersionError).
+UPDATE signals
+SET consumed_at = %(consumed_at)s, stage_id = %(stage_id)s
+WHERE id = %(id)s AND consumed_at IS NULL;
+
+-- name: buffered_signals
+SELECT id, workflow_run_id, name, payload, created_at, consumed_at, stage_id
+FROM signals
+WHERE workflow_run_id = %(workflow_run_id)s AND consumed_at IS NULL
+ORDER BY seq;
+
+-- name: get_signals
+SELECT id, workflow_run_id, name, payload, created_at, consumed_at, stage_id
+FROM signals
+WHERE workflow_run_id = %(workflow_run_id)s
+ORDER BY seq;
+
+-- name: insert_schedule
+INSERT INTO schedules (id, workflow_id, cron, every, input, config, timezone, overlap, catchup,
+                       enabled, next_fire_at, last_fire_at, last_run_id, created_at,
+                       updated_at, version)
+VALUES (%(id)s, %(workflow_id)s, %(cron)s, %(every)s, %(input)s, %(config)s, %(timezone)s,
+        %(overlap)s, %(catchup)s, %(enabled)s, %(next_fire_at)s, %(last_fire_at)s,
+        %(last_run_id)s, %(created_at)s, %(updated_at)s, %(version)s)
+ON CONFLICT DO NOTHING;
+
+-- name: update_schedule
+UPDATE schedules
+SET workflow_id = %(workflow_id)s, cron = %(cron)s, every = %(every)s, input = %(input)s,
+    config = %(config)s, timezone = %(timezone)s, overlap = %(overlap)s,
+    catchup = %(catchup)s, enabled = %(enabled)s, next_fire_at = %(next_fire_at)s,
+    last_fire_at = %(last_fire_at)s, last_run_id = %(last_run_id)s,
+    created_at = %(created_at)s, updated_at = %(updated_at)s, version = %(version)s
+WHERE id = %(id)s AND version = %(expected_version)s;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = %(id)s;
+
+-- name: lock_schedule
+-- Like lock_run: a transaction's read of a schedule locks it until the end
+-- of the transaction, so read-modify-write transactions on one schedule
+-- take turns, and a tick's due_schedules skips it meanwhile.
+SELECT id, workflow_id, cron, every, input, config, timezone, overlap, catchup, enabled,
+       next_fire_at, last_fire_at, last_run_id, created_at, updated_at, version
+FROM schedules
+WHERE id = %(id)s
+FOR NO KEY UPDATE;
+
+-- name: due_schedules
+-- SKIP LOCKED: concurrent ticks each get different schedules (or none); the
+-- row locks last until the tick commits their next fire times, after which
+-- they are no longer due. Served by schedules_due_idx. %(workflow_ids)s is
+-- NULL (every workflow) or the ids the caller can start.
+SELECT id, workflow_id, cron, every, input, config, timezone, overlap, catchup, enabled,
+       next_fire_at, last_fire_at, last_run_id, created_at, updated_at, version
+FROM schedules
+WHERE enabled AND next_fire_at <= %(now)s
+  AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
+ORDER BY next_fire_at, id COLLATE "C"
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: get_schedules
+-- Byte order of ids ("C"), as the other stores sort them, whatever the
+-- database's collation.
+SELECT id, workflow_id, cron, every, input, config, timezone, overlap, catchup, enabled,
+       next_fire_at, last_fire_at, last_run_id, created_at, updated_at, version
+FROM schedules
+ORDER BY id COLLATE "C";
+
 -- name: savepoint_apply
 SAVEPOINT wfk_apply;
 

@@ -23,16 +23,27 @@ from kernel.records import (
     Job,
     LogEntry,
     OutboxEvent,
+    SignalRecord,
     WorkflowRun,
     WorkflowStage,
 )
+from kernel.schedules import ScheduleRecord
 
 Row = dict[str, Any]
 R = TypeVar("R")
 
 _COLUMNS: dict[type[Any], Columns[Any]] = {
     cls: Columns.of(cls)
-    for cls in (WorkflowRun, WorkflowStage, Job, OutboxEvent, IdempotencyRecord, LogEntry)
+    for cls in (
+        WorkflowRun,
+        WorkflowStage,
+        Job,
+        OutboxEvent,
+        IdempotencyRecord,
+        LogEntry,
+        SignalRecord,
+        ScheduleRecord,
+    )
 }
 
 

@@ -46,7 +46,16 @@ from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import Row, jsonb, params, record, records
 from adapters.postgres.transaction import PostgresTransaction
 from kernel.errors import StoreError
-from kernel.records import Job, Json, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
+from kernel.records import (
+    Job,
+    Json,
+    LogEntry,
+    OutboxEvent,
+    SignalRecord,
+    WorkflowRun,
+    WorkflowStage,
+)
+from kernel.schedules import ScheduleRecord
 from kernel.status import Status
 
 FAIL_FAST_S = 1.0
@@ -57,10 +66,11 @@ CLOSE_WAIT_S = 0.5
 
 
 class PostgresStore:
-    """Runs, stages, jobs, outbox, idempotency keys, logs and blobs in one PostgreSQL schema.
+    """Runs, stages, jobs, outbox, idempotency keys, logs, blobs, signals and schedules in
+    one PostgreSQL schema.
 
     The schema is created or upgraded on first use (or by :meth:`migrate`).
-    Claims (``pending_runs``, ``lease_next_job``, ``claim_outbox``) use
+    Claims (``pending_runs``, ``lease_next_job``, ``claim_outbox``, ``due_schedules``) use
     ``FOR UPDATE SKIP LOCKED``, so any number of processes may share a schema.
 
     Args:
@@ -325,6 +335,12 @@ class PostgresStore:
 
     def get_jobs(self, run_id: str) -> list[Job]:
         return records(self._rows("get_jobs", {"workflow_run_id": run_id}), Job)
+
+    def get_signals(self, run_id: str) -> list[SignalRecord]:
+        return records(self._rows("get_signals", {"workflow_run_id": run_id}), SignalRecord)
+
+    def get_schedules(self) -> list[ScheduleRecord]:
+        return records(self._rows("get_schedules", {}), ScheduleRecord)
 
     # -- LISTEN/NOTIFY ---------------------------------------------------------
 

@@ -18,10 +18,14 @@ from kernel.effects import (
     AppendLog,
     AppendOutbox,
     CompleteIdempotency,
+    ConsumeSignal,
     DeleteBlob,
+    DeleteSchedule,
     DeleteStage,
     EnqueueJob,
     InsertRun,
+    InsertSchedule,
+    InsertSignal,
     InsertStage,
     PutBlob,
     ReleaseIdempotency,
@@ -29,6 +33,7 @@ from kernel.effects import (
     UpdateJob,
     UpdateOutbox,
     UpdateRun,
+    UpdateSchedule,
     UpdateStage,
 )
 from kernel.errors import KernelError, StaleVersionError, StoreError
@@ -37,9 +42,11 @@ from kernel.records import (
     Job,
     Json,
     OutboxEvent,
+    SignalRecord,
     WorkflowRun,
     WorkflowStage,
 )
+from kernel.schedules import ScheduleRecord
 from kernel.status import JobStatus
 
 Check = Callable[[int], KernelError | None]
@@ -116,6 +123,32 @@ def _statement(effect: StoreEffect) -> _Statement:
             return _Statement("complete_idempotency", params(idempotency))
         case ReleaseIdempotency(key, command_type):
             return _Statement("release_idempotency", {"key": key, "command_type": command_type})
+        case InsertSignal(signal):
+            return _Statement(
+                "insert_signal",
+                params(signal),
+                _expect_row(lambda: StoreError(f"signal {signal.id!r} already exists")),
+            )
+        case ConsumeSignal(signal):
+            return _Statement(
+                "consume_signal",
+                {"id": signal.id, "consumed_at": signal.consumed_at, "stage_id": signal.stage_id},
+                _expect_row(lambda: StaleVersionError("signal", signal.id, 1)),
+            )
+        case InsertSchedule(schedule):
+            return _Statement(
+                "insert_schedule",
+                params(schedule),
+                _expect_row(lambda: StoreError(f"schedule {schedule.id!r} already exists")),
+            )
+        case UpdateSchedule(schedule, expected):
+            return _Statement(
+                "update_schedule",
+                params(schedule, expected_version=expected),
+                _expect_row(lambda: StaleVersionError("schedule", schedule.id, expected)),
+            )
+        case DeleteSchedule(schedule_id):
+            return _Statement("delete_schedule", {"id": schedule_id})
     raise TypeError(f"apply: expected a store effect, got {effect!r}")  # pragma: no cover
 
 
@@ -232,6 +265,20 @@ class PostgresTransaction:
 
     def dead_letters(self, limit: int) -> list[OutboxEvent]:
         return records(self._rows("dead_letters", {"limit": max(limit, 0)}), OutboxEvent)
+
+    def buffered_signals(self, run_id: str) -> list[SignalRecord]:
+        return records(self._rows("buffered_signals", {"workflow_run_id": run_id}), SignalRecord)
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, locked until the transaction ends (a concurrent reader waits)."""
+        rows = self._rows("lock_schedule", {"id": schedule_id})
+        return record(rows[0], ScheduleRecord) if rows else None
+
+    def due_schedules(
+        self, now: datetime, limit: int, workflow_ids: Collection[str] | None = None
+    ) -> list[ScheduleRecord]:
+        values = {"now": now, "limit": max(limit, 0), "workflow_ids": _id_list(workflow_ids)}
+        return records(self._rows("due_schedules", values), ScheduleRecord)
 
     # -- effects -------------------------------------------------------------
 

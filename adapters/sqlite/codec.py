@@ -3,8 +3,8 @@
 Columns are named after record fields. A field's type decides its column
 form (read by :class:`adapters.columns.Columns`): datetimes become canonical
 UTC text (:func:`timestamp`), durations integer microseconds, JSON fields
-``json.dumps`` text; everything else (strings, numbers, enum values) is
-stored as it is. Rows come back as records built field by field, so a
+``json.dumps`` text, booleans 0 or 1; everything else (strings, numbers, enum
+values) is stored as it is. Rows come back as records built field by field, so a
 record read equals the record written (datetimes aware UTC, durations, enum
 members).
 """
@@ -15,11 +15,11 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar, get_type_hints
 
-from attrs import AttrsInstance, frozen
+from attrs import AttrsInstance, evolve, fields, frozen
 
-from adapters.columns import Columns
+from adapters.columns import Columns, _without_none
 from kernel.convert import to_json
 from kernel.errors import StoreError
 
@@ -83,6 +83,16 @@ class RecordCodec(Columns[R]):
     Built with ``RecordCodec.of(record_class)``, which reads the columns.
     """
 
+    bools: tuple[str, ...] = ()
+    """The boolean fields (also in ``plain``): SQLite gives them back as 0 or 1."""
+
+    @classmethod
+    def of(cls, record_class: type[R]) -> Self:
+        """The columns of ``record_class``, and which of them are booleans."""
+        hints = get_type_hints(record_class)
+        bools = tuple(f.name for f in fields(record_class) if _without_none(hints[f.name]) is bool)
+        return evolve(super().of(record_class), bools=bools)
+
     def encode(self, record: R) -> dict[str, Any]:
         """The record as ``{column: value}``, ready to bind as named parameters."""
         row = {name: getattr(record, name) for name in self.plain}
@@ -106,6 +116,9 @@ class RecordCodec(Columns[R]):
         data = {name: row[name] for name in self.plain}
         for name, enum_class in self.enums:
             data[name] = enum_class(data[name])
+        for name in self.bools:
+            value = data[name]
+            data[name] = None if value is None else bool(value)
         for name in self.times:
             text = row[name]
             data[name] = None if text is None else _parse_time(text)

@@ -72,6 +72,8 @@ _UNIQUE = {
     "runs.id": "a run with this id already exists",
     "stages.workflow_run_id, stages.stage_id": "the run already has a stage with this stage_id",
     "jobs.id": "a job with this id already exists",
+    "signals.id": "a signal with this id already exists",
+    "schedules.id": "a schedule with this id already exists",
 }
 
 

@@ -50,6 +50,16 @@ class Queries:
     delete_blob: str
     insert_log: str
     get_logs: str
+    insert_signal: str
+    consume_signal: str
+    buffered_signals: str
+    get_signals: str
+    insert_schedule: str
+    update_schedule: str
+    delete_schedule: str
+    get_schedule: str
+    due_schedules: str
+    get_schedules: str
     schema_version: str
     check_writable: str
 

@@ -239,6 +239,69 @@ INSERT INTO logs (
 -- name: get_logs
 SELECT * FROM logs WHERE workflow_run_id = :workflow_run_id ORDER BY position;
 
+-- signals -------------------------------------------------------------------
+
+-- name: insert_signal
+INSERT INTO signals (
+    id, workflow_run_id, name, payload, created_at, consumed_at, stage_id
+) VALUES (
+    :id, :workflow_run_id, :name, :payload, :created_at, :consumed_at, :stage_id
+);
+
+-- name: consume_signal
+-- Only a buffered signal can be consumed: no row changed means another
+-- transaction consumed it first (the caller raises StaleVersionError).
+UPDATE signals SET consumed_at = :consumed_at, stage_id = :stage_id
+WHERE id = :id AND consumed_at IS NULL;
+
+-- name: buffered_signals
+SELECT * FROM signals
+WHERE workflow_run_id = :workflow_run_id AND consumed_at IS NULL
+ORDER BY position;
+
+-- name: get_signals
+SELECT * FROM signals WHERE workflow_run_id = :workflow_run_id ORDER BY position;
+
+-- schedules -----------------------------------------------------------------
+
+-- name: insert_schedule
+INSERT INTO schedules (
+    id, workflow_id, cron, every, input, config, timezone, overlap, catchup, enabled,
+    next_fire_at, last_fire_at, last_run_id, created_at, updated_at, version
+) VALUES (
+    :id, :workflow_id, :cron, :every, :input, :config, :timezone, :overlap, :catchup, :enabled,
+    :next_fire_at, :last_fire_at, :last_run_id, :created_at, :updated_at, :version
+);
+
+-- name: update_schedule
+UPDATE schedules SET
+    workflow_id = :workflow_id, cron = :cron, every = :every, input = :input,
+    config = :config, timezone = :timezone, overlap = :overlap, catchup = :catchup,
+    enabled = :enabled, next_fire_at = :next_fire_at, last_fire_at = :last_fire_at,
+    last_run_id = :last_run_id, updated_at = :updated_at, version = :version
+WHERE id = :id AND version = :expected_version;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = :id;
+
+-- name: get_schedule
+-- The caller holds the write lock (BEGIN IMMEDIATE): the schedule cannot
+-- change under it until its transaction ends.
+SELECT * FROM schedules WHERE id = :id;
+
+-- name: due_schedules
+-- Served by schedules_due. The caller holds the write lock, so no other
+-- transaction sees these schedules as due until it commits their next fire
+-- time. :workflow_ids is NULL (every workflow) or a JSON array of ids.
+SELECT * FROM schedules
+WHERE enabled = 1 AND next_fire_at <= :now
+  AND (:workflow_ids IS NULL OR workflow_id IN (SELECT value FROM json_each(:workflow_ids)))
+ORDER BY next_fire_at, id
+LIMIT :limit;
+
+-- name: get_schedules
+SELECT * FROM schedules ORDER BY id;
+
 -- schema --------------------------------------------------------------------
 
 -- name: schema_version

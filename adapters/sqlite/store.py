@@ -45,9 +45,27 @@ from adapters.sqlite.codec import dump_json, fetch_dicts, load_json, timestamp
 from adapters.sqlite.errors import ErrorMap, NoDatabaseError
 from adapters.sqlite.queries import QUERIES as Q
 from adapters.sqlite.schema import check_read_only, migrate, require_schema
-from adapters.sqlite.transaction import JOBS, LOGS, OUTBOX, RUNS, STAGES, SqliteTransaction
+from adapters.sqlite.transaction import (
+    JOBS,
+    LOGS,
+    OUTBOX,
+    RUNS,
+    SCHEDULES,
+    SIGNALS,
+    STAGES,
+    SqliteTransaction,
+)
 from kernel.errors import StoreError
-from kernel.records import Job, Json, LogEntry, OutboxEvent, WorkflowRun, WorkflowStage
+from kernel.records import (
+    Job,
+    Json,
+    LogEntry,
+    OutboxEvent,
+    SignalRecord,
+    WorkflowRun,
+    WorkflowStage,
+)
+from kernel.schedules import ScheduleRecord
 from kernel.status import Status
 
 _log = logging.getLogger("workflow_kernel.sqlite")
@@ -315,6 +333,14 @@ class SqliteStore:
         if run_id is None:
             return OUTBOX.decode_all(self._cold_query(Q.get_outbox, {}))
         return OUTBOX.decode_all(self._cold_query(Q.get_run_outbox, {"workflow_run_id": run_id}))
+
+    def get_signals(self, run_id: str) -> list[SignalRecord]:
+        """Every signal sent to the run, in arrival order."""
+        return SIGNALS.decode_all(self._cold_query(Q.get_signals, {"workflow_run_id": run_id}))
+
+    def get_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by id."""
+        return SCHEDULES.decode_all(self._cold_query(Q.get_schedules, {}))
 
     def _cold_query(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         # Tools' listings are not hot: sqlite-utils' query() (dict rows, run in

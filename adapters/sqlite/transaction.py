@@ -28,10 +28,14 @@ from kernel.effects import (
     AppendLog,
     AppendOutbox,
     CompleteIdempotency,
+    ConsumeSignal,
     DeleteBlob,
+    DeleteSchedule,
     DeleteStage,
     EnqueueJob,
     InsertRun,
+    InsertSchedule,
+    InsertSignal,
     InsertStage,
     PutBlob,
     ReleaseIdempotency,
@@ -39,6 +43,7 @@ from kernel.effects import (
     UpdateJob,
     UpdateOutbox,
     UpdateRun,
+    UpdateSchedule,
     UpdateStage,
 )
 from kernel.errors import StaleVersionError, StoreError
@@ -49,9 +54,11 @@ from kernel.records import (
     Json,
     LogEntry,
     OutboxEvent,
+    SignalRecord,
     WorkflowRun,
     WorkflowStage,
 )
+from kernel.schedules import ScheduleRecord
 
 CLAIM_WINDOW = 1000
 """How many of the oldest unpublished events a claim looks at, at least (see queries.sql)."""
@@ -62,6 +69,8 @@ JOBS = RecordCodec.of(Job)
 OUTBOX = RecordCodec.of(OutboxEvent)
 IDEMPOTENCY = RecordCodec.of(IdempotencyRecord)
 LOGS = RecordCodec.of(LogEntry)
+SIGNALS = RecordCodec.of(SignalRecord)
+SCHEDULES = RecordCodec.of(ScheduleRecord)
 
 
 Handler = Callable[["SqliteTransaction", list[Any]], None]
@@ -120,6 +129,26 @@ def _update_stages(tx: SqliteTransaction, effects: list[UpdateStage]) -> None:
             raise StaleVersionError("stage", effect.stage.id, effect.expected_version)
 
 
+def _consume_signals(tx: SqliteTransaction, effects: list[ConsumeSignal]) -> None:
+    for effect in effects:
+        signal = effect.signal
+        row = {
+            "id": signal.id,
+            "consumed_at": None if signal.consumed_at is None else timestamp(signal.consumed_at),
+            "stage_id": signal.stage_id,
+        }
+        if tx.conn.execute(Q.consume_signal, row).rowcount != 1:
+            raise StaleVersionError("signal", signal.id, 1)
+
+
+def _update_schedules(tx: SqliteTransaction, effects: list[UpdateSchedule]) -> None:
+    for effect in effects:
+        row = SCHEDULES.encode(effect.schedule)
+        row["expected_version"] = effect.expected_version
+        if tx.conn.execute(Q.update_schedule, row).rowcount != 1:
+            raise StaleVersionError("schedule", effect.schedule.id, effect.expected_version)
+
+
 def _update_jobs(tx: SqliteTransaction, effects: list[UpdateJob]) -> None:
     for effect in effects:
         if tx.conn.execute(Q.update_job, JOBS.encode(effect.job)).rowcount != 1:
@@ -146,6 +175,11 @@ _HANDLERS: dict[type[Any], Handler] = {
     ReleaseIdempotency: _many(
         Q.release_idempotency, lambda e: {"key": e.key, "command_type": e.command_type}
     ),
+    InsertSignal: _many(Q.insert_signal, lambda e: SIGNALS.encode(e.signal)),
+    ConsumeSignal: _consume_signals,
+    InsertSchedule: _many(Q.insert_schedule, lambda e: SCHEDULES.encode(e.schedule)),
+    UpdateSchedule: _update_schedules,
+    DeleteSchedule: _many(Q.delete_schedule, lambda e: {"id": e.schedule_id}),
 }
 
 
@@ -257,6 +291,21 @@ class SqliteTransaction:
 
     def dead_letters(self, limit: int) -> list[OutboxEvent]:
         return OUTBOX.decode_all(self._select(Q.dead_letters, {"limit": limit}))
+
+    def buffered_signals(self, run_id: str) -> list[SignalRecord]:
+        return SIGNALS.decode_all(self._select(Q.buffered_signals, {"workflow_run_id": run_id}))
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        rows = self._select(Q.get_schedule, {"id": schedule_id})
+        return SCHEDULES.decode(rows[0]) if rows else None
+
+    def due_schedules(
+        self, now: datetime, limit: int, workflow_ids: Collection[str] | None = None
+    ) -> list[ScheduleRecord]:
+        # As pending_runs: BEGIN IMMEDIATE keeps every other transaction out
+        # until this one has moved the schedules' next fire times.
+        params = {"now": timestamp(now), "limit": limit, "workflow_ids": _id_list(workflow_ids)}
+        return SCHEDULES.decode_all(self._select(Q.due_schedules, params))
 
     # -- effects -----------------------------------------------------------
 

@@ -4,7 +4,7 @@ kernel's settings; and the timing rules (backoff, poll times) decisions share.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from attrs import frozen
 
@@ -26,12 +26,20 @@ MAX_DELIVERY_ATTEMPTS = 3
 otherwise (``PluginRunner(max_retries=...)``)."""
 
 
+def utc_only(name: str) -> tzinfo | None:
+    """A time-zone lookup that knows only ``"UTC"`` (the kernel reads no zone files;
+    ``adapters.create_kernel`` passes one backed by the system's time-zone database)."""
+    return UTC if name == "UTC" else None
+
+
 @frozen
 class Settings:
     """The kernel's tunables that decisions read."""
 
     max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS
     idempotency_timeout: timedelta = IDEMPOTENCY_TIMEOUT
+    zone_of: Callable[[str], tzinfo | None] = utc_only
+    """Resolves a schedule's time-zone name (``None``: unknown)."""
 
 
 @frozen

@@ -23,7 +23,7 @@ from kernel.events import (
     WorkflowSuspended,
 )
 from kernel.outcomes import Completed
-from kernel.records import Job, Json, WorkflowRun, WorkflowStage
+from kernel.records import Job, Json, SignalRecord, WorkflowRun, WorkflowStage
 from kernel.retry import DEFAULT_RETRY
 from kernel.stages import Stage
 from kernel.status import JobStatus, Status
@@ -40,6 +40,9 @@ class StageState:
     job: Job | None
     group_outputs: dict[str, Json]
     workflow: Workflow[Any, Any] | None
+    signals: tuple[SignalRecord, ...] = ()
+    """The run's buffered signals, when the decision takes one (a signal stage
+    starting to wait)."""
 
 
 def output_key(run_id: str, stage_id: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from attrs import evolve, frozen
 from returns.result import Result, Success
 
+from kernel.decisions import run_signal
 from kernel.decisions.changes import bump_stage
 from kernel.decisions.context import DEFAULT_POLL_INTERVAL, Env, poll_due
 from kernel.decisions.job_execute.start import stage_input
@@ -62,6 +63,10 @@ def claim(due: Sequence[DueStage], env: Env) -> Result[Decision[list[ClaimedChec
 def _check_for(item: DueStage, record: WorkflowStage) -> CheckCompletion | Failed:
     run, workflow = item.run, item.workflow
     stage = workflow.stage(record.stage_id) if workflow else None
+    signal = run_signal.waiting_for(item.record)
+    if signal is not None:
+        # A waiting signal stage comes due only when its timeout has passed.
+        return run_signal.timed_out(item.record, signal)
     if run is None or workflow is None or stage is None or stage.check_completion is None:
         return Failed(
             f"stage {record.stage_id!r} cannot be polled: its workflow or "

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from attrs import frozen
+from attrs import evolve, frozen
 from returns.result import Result, Success
 
 from kernel.commands import JobExecute, JobExecuteResult
@@ -16,7 +16,7 @@ from kernel.decisions.job_execute import finish, start
 from kernel.decisions.lifecycle import StageState
 from kernel.effects import Decision, ExecuteStage
 from kernel.errors import KernelError
-from kernel.outcomes import StageRun
+from kernel.outcomes import AwaitSignal, StageRun
 from kernel.records import Job, WorkflowRun
 from kernel.shell.reads import Reads
 from kernel.shell.steps import Done, Outside, Phase, Step, Transaction, Within
@@ -57,15 +57,20 @@ def finishing(started: ExecuteStage, ran: StageRun) -> Phase[JobExecuteResult]:
     """Phase 3: record what the attempt did, settle its job, transition its run."""
 
     return Transaction(
-        lambda reads: _finish_state(reads, started),
+        lambda reads: _finish_state(reads, started, ran),
         lambda state, env: finish.decide(started, ran, state, env),
         Done,
     )
 
 
-def _finish_state(reads: Reads, started: ExecuteStage) -> StageState:
+def _finish_state(reads: Reads, started: ExecuteStage, ran: StageRun) -> StageState:
     job = reads.tx.get_job(started.job.id) if started.job is not None else None
-    return reads.stage_state(started.run.id, group=started.stage.execution_group, job=job)
+    state = reads.stage_state(started.run.id, group=started.stage.execution_group, job=job)
+    if isinstance(ran.outcome, AwaitSignal) and state.run is not None:
+        # Read after the run (locked on PostgreSQL): a concurrent run.signal either
+        # committed its buffered signal already, or waits and then finds the stage waiting.
+        return evolve(state, signals=tuple(reads.tx.buffered_signals(started.run.id)))
+    return state
 
 
 # -- the worker's loop -----------------------------------------------------------
@@ -116,7 +121,7 @@ def finish_and_lease(
         return Within(lease_next(worker_id, lambda leased: Done((result, leased))))
 
     return Transaction(
-        lambda reads: _finish_state(reads, started),
+        lambda reads: _finish_state(reads, started, ran),
         lambda state, env: finish.decide(started, ran, state, env),
         then,
     )

@@ -14,7 +14,7 @@ from kernel.decisions.job_execute.outcome import (
 )
 from kernel.effects import CheckCompletion, Deliver, ExecuteStage
 from kernel.events import event_from_payload
-from kernel.outcomes import CheckOutcome, Deliveries, Failed, StageRun
+from kernel.outcomes import AwaitSignal, CheckOutcome, Deliveries, Failed, StageRun
 from kernel.ports import (
     Clock,
     EventSink,
@@ -111,6 +111,9 @@ class Outside:
         stage = self._stage(work.run.workflow_id, work.stage.stage_id)
         if stage is None:
             return StageRun(Failed(f"stage {work.stage.stage_id!r} is not registered here"))
+        if stage.signal is not None:
+            # No code to run: the finish takes a buffered signal or parks the stage.
+            return StageRun(AwaitSignal(stage.signal, stage.signal_timeout))
         record = work.stage
         progress = ProgressWriter(
             self._report_progress,

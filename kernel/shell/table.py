@@ -30,8 +30,16 @@ from kernel.commands import (
     RunCreateResult,
     RunRerunFrom,
     RunRerunFromResult,
+    RunSignal,
+    RunSignalResult,
     RunTransition,
     RunTransitionResult,
+    ScheduleDelete,
+    ScheduleDeleteResult,
+    ScheduleTick,
+    ScheduleTickResult,
+    ScheduleUpsert,
+    ScheduleUpsertResult,
     StagePollSuspended,
     StagePollSuspendedResult,
     StageReportProgress,
@@ -45,7 +53,9 @@ from kernel.decisions import (
     run_claim_pending,
     run_create,
     run_rerun_from,
+    run_signal,
     run_transition,
+    schedules,
     stage_report_progress,
 )
 from kernel.decisions.job_execute import start
@@ -94,6 +104,59 @@ def _run_rerun_from(cmd: RunRerunFrom) -> Phase[RunRerunFromResult]:
         lambda reads: reads.stage_state(cmd.workflow_run_id, group=0),
         lambda state, env: run_rerun_from.decide(cmd, state, env),
     )
+
+
+def _run_signal(cmd: RunSignal) -> Phase[RunSignalResult]:
+    def load(reads: Reads) -> run_signal.Signalling:
+        run = reads.tx.get_run(cmd.workflow_run_id)  # locked: finishes take turns with it
+        if run is None:
+            return run_signal.Signalling(None, [], [], {}, None)
+        stages = reads.tx.get_stages(run.id)
+        current = max((stage.execution_group for stage in stages), default=0)
+        return run_signal.Signalling(
+            run,
+            stages,
+            reads.tx.get_jobs(run.id),
+            reads.group_outputs(run.id, stages, current) if current else {},
+            reads.workflow_of(run),
+        )
+
+    return single(load, lambda state, env: run_signal.decide(cmd, state, env))
+
+
+def _schedule_upsert(cmd: ScheduleUpsert) -> Phase[ScheduleUpsertResult]:
+    return single(
+        lambda reads: schedules.Upserting(
+            reads.tx.get_schedule(cmd.schedule.id),
+            reads.registry.get_workflow(cmd.schedule.workflow_id),
+        ),
+        lambda state, env: schedules.upsert(cmd, state, env),
+    )
+
+
+def _schedule_delete(cmd: ScheduleDelete) -> Phase[ScheduleDeleteResult]:
+    return single(
+        lambda reads: reads.tx.get_schedule(cmd.schedule_id),
+        lambda existing, env: schedules.delete(cmd, existing),
+    )
+
+
+def _schedule_tick(cmd: ScheduleTick) -> Phase[ScheduleTickResult]:
+    def load(reads: Reads) -> list[schedules.DueSchedule]:
+        # Schedules of workflows this host does not know wait for a host that does.
+        due = reads.tx.due_schedules(reads.now, cmd.max_fires, reads.known_workflow_ids())
+        return [
+            schedules.DueSchedule(
+                record,
+                reads.registry.get_workflow(record.workflow_id),
+                reads.tx.get_run(record.last_run_id)
+                if record.last_run_id is not None and record.overlap == "skip"
+                else None,
+            )
+            for record in due
+        ]
+
+    return single(load, lambda due, env: schedules.tick(cmd, due, env))
 
 
 def _lease_reap_stale(cmd: LeaseReapStale) -> Phase[LeaseReapStaleResult]:
@@ -151,6 +214,10 @@ TABLE = Table(
     entry(RunTransition, RunTransitionResult, _run_transition),
     entry(RunCancel, RunCancelResult, _run_cancel),
     entry(RunRerunFrom, RunRerunFromResult, _run_rerun_from),
+    entry(RunSignal, RunSignalResult, _run_signal),
+    entry(ScheduleUpsert, ScheduleUpsertResult, _schedule_upsert),
+    entry(ScheduleDelete, ScheduleDeleteResult, _schedule_delete),
+    entry(ScheduleTick, ScheduleTickResult, _schedule_tick),
     entry(JobExecute, JobExecuteResult, job_execute.begin),
     entry(StagePollSuspended, StagePollSuspendedResult, stage_poll_suspended.begin),
     entry(StageReportProgress, StageReportProgressResult, _stage_report_progress),

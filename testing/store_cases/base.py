@@ -28,10 +28,11 @@ from kernel.records import (
     WorkflowRun,
     WorkflowStage,
 )
+from kernel.schedules import ScheduleRecord
 from kernel.status import JobStatus, LogLevel, Status
 
 T = TypeVar("T")
-Versioned = TypeVar("Versioned", WorkflowRun, WorkflowStage)
+Versioned = TypeVar("Versioned", WorkflowRun, WorkflowStage, ScheduleRecord)
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 THREADS = 8

@@ -632,6 +632,7 @@ def test_execute_of_a_suspending_stage_suspends_the_run(make_tk: MakeKernel) -> 
         "stage_id": "batch",
         "stage_name": "Batch",
         "next_poll_at": (T0 + timedelta(seconds=30)).isoformat(),
+        "signal": None,
     }
     assert payload_without_time(parked) == {
         "type": "workflow:suspended",

@@ -210,3 +210,17 @@ def test_only_async_batch_stages_may_suspend(mypy_run: MypyRun) -> None:
     """An ``execute`` that may return ``Suspend`` type-checks for
     ``define_async_batch_stage`` and is an error for ``define_stage`` (SPEC §4.1)."""
     check(mypy_run, "case_suspend.py", must_expect=['"define_stage" has incompatible type'])
+
+
+def test_signal_stages_and_the_new_commands_are_typed(mypy_run: MypyRun) -> None:
+    """``ctx.require(signal_stage)`` is its output type; ``RunSignal``, ``ScheduleUpsert``
+    and ``ScheduleTick`` dispatch to their results; a number is no timeout."""
+    check(
+        mypy_run,
+        "case_signals.py",
+        must_expect=[
+            'Revealed type is "case_signals.ApprovalDecision"',
+            'Revealed type is "kernel.commands.RunSignalResult"',
+            'Argument "timeout" to "define_signal_stage"',
+        ],
+    )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from returns.result import Result, Success
 
 from kernel.commands import JobExecuteResult
+from kernel.decisions import run_signal
 from kernel.decisions.changes import bump_stage, cancel_stage, settle_job
 from kernel.decisions.context import Env, poll_due
 from kernel.decisions.job_execute import SKIPPED
@@ -25,7 +26,7 @@ from kernel.decisions.lifecycle import (
 from kernel.effects import Decision, ExecuteStage, StoreEffect
 from kernel.errors import KernelError
 from kernel.events import StageProgress, StageSuspended
-from kernel.outcomes import Completed, Failed, StageRun, Suspended
+from kernel.outcomes import AwaitSignal, Completed, Failed, StageRun, Suspended
 from kernel.records import Job, WorkflowRun, WorkflowStage
 from kernel.stages import ProgressReport
 from kernel.status import JobStatus, Status
@@ -121,6 +122,9 @@ def decide(
         case Suspended():
             result, suspended = suspend_stage(run, record, job, outcome, stages, env)
             effects += suspended
+        case AwaitSignal():
+            result, waiting = run_signal.start_waiting(run, record, job, outcome, state, env)
+            effects += waiting
         case Failed(error, retryable, traceback):
             _, failed = fail_stage(
                 run, record, job, error, state, env, retryable=retryable, traceback=traceback
