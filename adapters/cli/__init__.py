@@ -1,4 +1,5 @@
-"""The ``wfk`` command line (SPEC §8): workers, runs, outbox and dead letters, schema, demo.
+"""The ``wfk`` command line (SPEC §8): workers, runs, signals, schedules, outbox and dead
+letters, schema, demo.
 
 Every command takes ``--store URL`` (``sqlite:///path`` or ``postgresql://...``;
 default ``$WFK_STORE``, else ``sqlite:///wfk.db``) and ``--debug``, before or
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from importlib import metadata
 
-from adapters.cli import ops, runs
+from adapters.cli import ops, runs, schedules
 from adapters.cli.errors import CliError
 from adapters.cli.stores import Stores, command_name, hide_password, store_url
 from adapters.runner import describe
@@ -36,6 +37,10 @@ examples:
       --input '{"title": "Hi", "text": "hello world"}' --wait
   wfk runs --status FAILED
   wfk run show 3f2a9c1e --logs
+  wfk run signal 3f2a9c1e approval --app myproject.workflows:registry \\
+      --payload '{"approved": true, "by": "ann"}'
+  wfk schedule add nightly --workflow report --cron '0 3 * * *' --tz Europe/Riga \\
+      --app myproject.workflows:registry
 """
 
 
@@ -43,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``wfk`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="wfk",
-        description="workflow-kernel: run workers and inspect, create, cancel and re-run runs.",
+        description="workflow-kernel: run workers; inspect, create, cancel, re-run and signal "
+        "runs; start workflows on schedules.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -64,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     ops.add_parsers(commands, common)
     runs.add_parsers(commands, common)
+    schedules.add_parsers(commands, common)
     return parser
 
 

@@ -29,6 +29,7 @@ from attrs import frozen
 
 from adapters.cli.errors import CliError
 from adapters.cli.interrupts import DRAINING, Interrupts, Stopping, abandon
+from adapters.cli.show import waits_for_signals
 from adapters.cli.timeline import LineWriter, Progress, in_order, latest_progress
 from adapters.hosts import WorkerHost
 from kernel.dispatch import Kernel
@@ -70,6 +71,11 @@ class RunView:
     run: WorkflowRun
     stages: tuple[WorkflowStage, ...]
     events: tuple[OutboxEvent, ...] = ()
+
+    @property
+    def waits_for_signals(self) -> list[str]:
+        """The signals the run cannot go on without (see :func:`show.waits_for_signals`)."""
+        return waits_for_signals(self.run, self.stages)
 
     @property
     def progress(self) -> dict[str, Progress]:
@@ -224,7 +230,8 @@ def drive(
     timeout: float | None = None,
     after: Mapping[str, int] | None = None,
 ) -> list[RunView]:
-    """Run a worker in the background until every run in ``run_ids`` has ended.
+    """Run a worker in the background until every run in ``run_ids`` has ended, or
+    waits for a signal (``wfk run signal``) with nothing else left to do.
 
     The worker takes any queued job, not only these runs' (it is a worker).
     ``after``: by run id, the last outbox sequence not to show again.
@@ -260,8 +267,8 @@ def drive(
                 drained = stopping.drained  # before reading: the read sees what it left
                 views = read(store, run_ids)
                 display.show(views)
-                if all(view.run.is_terminal for view in views):
-                    break
+                if all(view.run.is_terminal or view.waits_for_signals for view in views):
+                    break  # a run waiting for the outside world ends nothing here
                 if interrupts.count >= 2:
                     released = abandon(kernel, store, host, run_ids)
                     raise CliError(

@@ -87,11 +87,13 @@ def stages_table(
     stages: Sequence[WorkflowStage],
     indent: str = "",
     progress: Mapping[str, object] | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> str:
     """One row per stage; a failed stage with a stored traceback hints ``--traceback``.
 
     ``progress``: by stage id, what to show under a RUNNING stage's row (its
-    latest ``ctx.progress`` report, as text).
+    latest ``ctx.progress`` report, as text). ``notes``: by stage id, a line
+    to show under the stage's row whatever its status (what it waits for).
     """
     rows = [
         [
@@ -108,15 +110,19 @@ def stages_table(
     lines = table(["#", "STAGE", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows, indent).split(
         "\n"
     )
-    if progress:
-        # A running stage's progress goes on a line of its own, under its name.
+    if progress or notes:
+        # A running stage's progress, or what a stage waits for, goes on a line
+        # of its own, under its name.
         under = indent + " " * (max(len(row[0]) for row in rows) + 2)
         shown = [lines[0]]
         for stage, line in zip(stages, lines[1:], strict=True):
             shown.append(line)
-            report = progress.get(stage.stage_id)
+            report = (progress or {}).get(stage.stage_id)
             if stage.status == Status.RUNNING and report is not None:
                 shown.append(f"{under}{report}".rstrip())
+            note = (notes or {}).get(stage.stage_id)
+            if note:
+                shown.append(f"{under}{note}".rstrip())
         lines = shown
     return "\n".join(lines)
 

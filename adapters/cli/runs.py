@@ -1,4 +1,4 @@
-"""``wfk runs`` and ``wfk run create|show|cancel|rerun``."""
+"""``wfk runs`` and ``wfk run create|show|cancel|rerun`` (``run signal``: :mod:`.signals`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from adapters import create_kernel
-from adapters.cli.apps import App, app_spec, load_app
+from adapters.cli import signals
+from adapters.cli.apps import App
 from adapters.cli.errors import CliError
+from adapters.cli.inputs import app_kernel, find_run, parse_config, parse_json, registered
 from adapters.cli.live import drive, last_sequence
 from adapters.cli.render import (
     dump,
@@ -23,7 +24,13 @@ from adapters.cli.render import (
     table,
     when,
 )
-from adapters.cli.show import no_stages, tracebacks
+from adapters.cli.show import (
+    kept_signals,
+    no_stages,
+    signal_waits,
+    tracebacks,
+    waits_for_signals,
+)
 from adapters.cli.stores import Stores, create_flag, store_url
 from adapters.cli.timeline import latest_progress, run_duration_text
 from kernel.commands import RunCancel, RunCreate, RunRerunFrom
@@ -31,44 +38,6 @@ from kernel.dispatch import Kernel
 from kernel.ports import Store
 from kernel.records import WorkflowRun, WorkflowStage
 from kernel.status import Status
-
-PREFIX_MIN = 4
-"""The shortest run-id prefix ``wfk run show`` and friends accept for a full id."""
-
-
-def parse_json(text: str, flag: str) -> Any:
-    """JSON from a flag's value, or from a file with ``@path``."""
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise CliError(f"{flag}: cannot read {text[1:]!r}: {exc.strerror}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(
-            f"{flag} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from exc
-
-
-def find_run(store: Store, run_id: str) -> WorkflowRun:
-    """The run with this id, or the one run whose id starts with it."""
-    run = store.get_run(run_id)
-    if run is not None:
-        return run
-    if len(run_id) >= PREFIX_MIN:
-        matches = [r for r in store.list_runs(limit=100_000) if r.id.startswith(run_id)]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            some = ", ".join(r.id for r in matches[:3])
-            raise CliError(f"run id prefix {run_id!r} is ambiguous: {some}, ...")
-    raise CliError(f"workflow run {run_id!r} does not exist")
-
-
-def _app_kernel(args: argparse.Namespace, store: Store) -> tuple[App, Kernel]:
-    app = load_app(app_spec(args.app))
-    return app, create_kernel(*app.workflows, store=store, plugins=app.plugins)
 
 
 def _wait(
@@ -100,12 +69,22 @@ def _wait(
 def _ended(
     args: argparse.Namespace, run: WorkflowRun, stages: Sequence[WorkflowStage], store: Store
 ) -> int:
-    """Print how a run ended (its summary, or JSON); 0 only if it COMPLETED."""
+    """Print how a run ended (its summary, or JSON); 0 only if it COMPLETED.
+
+    A run that waits for signals has not ended: the summary says how to send them.
+    """
     if args.json:
         print(dump({"run": run, "stages": stages}))
     else:
         print()
         print(run_summary(run, stages, took=run_duration_text(run, store.get_outbox(run.id))))
+        for note in signal_waits(stages).values():
+            print(f"  {note}")
+        for name in waits_for_signals(run, stages):
+            print(
+                f"  send it with `wfk run signal {run.id[:8]} {name} --payload JSON`; "
+                "a worker runs the rest"
+            )
     return 0 if run.status == Status.COMPLETED else 1
 
 
@@ -123,15 +102,9 @@ def _existing_run(store: Store, key: str | None) -> str | None:
 
 def cmd_run_create(args: argparse.Namespace, stores: Stores) -> int:
     store = stores.open(store_url(args.store), create=args.create, offers_create=True)
-    app, kernel = _app_kernel(args, store)
-    if args.workflow not in app.workflow_ids():
-        known = ", ".join(app.workflow_ids())
-        raise CliError(
-            f"workflow {args.workflow!r} is not registered by {app.spec} (it has: {known})"
-        )
-    config = parse_json(args.config, "--config") if args.config is not None else None
-    if config is not None and not isinstance(config, dict):
-        raise CliError(f"--config: expected a JSON object {{stage_id: {{...}}}}, got {args.config}")
+    app, kernel = app_kernel(args, store)
+    registered(app, args.workflow)
+    config = parse_config(args.config)
     run_input = parse_json(args.input, "--input")
     before = _existing_run(store, args.key)
     created = kernel.dispatch(
@@ -186,8 +159,14 @@ def cmd_run_show(args: argparse.Namespace, stores: Stores) -> int:
     history = store.get_outbox(run.id)
     events = history[-args.events :] if args.events else []
     logs = store.get_logs(run.id) if args.logs else []
+    signals_sent = store.get_signals(run.id)
     if args.json:
-        shown: dict[str, Any] = {"run": run, "stages": stages, "events": events}
+        shown: dict[str, Any] = {
+            "run": run,
+            "stages": stages,
+            "events": events,
+            "signals": signals_sent,
+        }
         if args.logs:
             shown["logs"] = logs
         print(dump(shown))
@@ -195,7 +174,11 @@ def cmd_run_show(args: argparse.Namespace, stores: Stores) -> int:
     print(run_header(run, took=run_duration_text(run, history)))
     print()
     progress = latest_progress(history)
-    print(stages_table(stages, progress=progress) if stages else no_stages(run))
+    notes = signal_waits(stages)
+    print(stages_table(stages, progress=progress, notes=notes) if stages else no_stages(run))
+    kept = kept_signals(signals_sent)
+    if kept:
+        print(kept)
     if events:
         print()
         print(f"last {len(events)} event(s)")
@@ -233,7 +216,7 @@ def cmd_run_cancel(args: argparse.Namespace, stores: Stores) -> int:
 def cmd_run_rerun(args: argparse.Namespace, stores: Stores) -> int:
     store = stores.open(store_url(args.store), create=False)
     run = find_run(store, args.run_id)
-    app, kernel = _app_kernel(args, store)
+    app, kernel = app_kernel(args, store)
     after = last_sequence(store, run.id)  # --wait shows the rerun's events only
     deleted = kernel.dispatch(
         RunRerunFrom(workflow_run_id=run.id, from_stage_id=args.from_stage)
@@ -249,7 +232,7 @@ def cmd_run_rerun(args: argparse.Namespace, stores: Stores) -> int:
 
 
 def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
-    """``runs`` and ``run create|show|cancel|rerun``."""
+    """``runs`` and ``run create|show|cancel|rerun|signal``."""
     statuses = [str(status) for status in Status]
     runs = commands.add_parser(
         "runs",
@@ -263,7 +246,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     runs.add_argument("--json", action="store_true", help="print JSON")
     runs.set_defaults(handler=cmd_runs)
 
-    run = commands.add_parser("run", help="create, show, cancel or rerun one run")
+    run = commands.add_parser("run", help="create, show, cancel, rerun or signal one run")
     actions = run.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     create = actions.add_parser(
@@ -318,6 +301,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     rerun.add_argument("--from", dest="from_stage", required=True, metavar="STAGE")
     _wait_flags(rerun)
     rerun.set_defaults(handler=cmd_run_rerun)
+
+    signals.add_parser(actions, common)
 
 
 def _wait_flags(parser: argparse.ArgumentParser) -> None:

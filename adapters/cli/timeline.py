@@ -183,11 +183,21 @@ class LineWriter:
             return f"COMPLETED  {duration(ms if isinstance(ms, int) else None)}"
         if kind == "stage:suspended":
             at = payload.get("next_poll_at")
+            signal = payload.get("signal")
+            if isinstance(signal, str):  # a signal stage: its next poll is its timeout
+                until = (
+                    f", times out at {when(datetime.fromisoformat(at))}"
+                    if isinstance(at, str)
+                    else ""
+                )
+                return f"SUSPENDED  (waiting for signal {signal}{until})"
             return (
                 f"SUSPENDED  (next poll {when(datetime.fromisoformat(at))})"
                 if isinstance(at, str)
                 else "SUSPENDED"
             )
+        if kind == "stage:signalled":
+            return f"SIGNALLED  {payload.get('signal')}"
         if kind == "stage:failed":
             given = payload.get("attempt")
             attempt = given if isinstance(given, int) else 1
