@@ -1,0 +1,43 @@
+"""AI calls: request and response records, prices and errors (SPEC §11, §12)."""
+
+from kernel.ai.errors import (
+    AINotConfiguredError,
+    AIOutputError,
+    BudgetExceededError,
+    ProviderError,
+    UnpricedModelError,
+)
+from kernel.ai.prices import ModelPrice, PriceTable, call_cost
+from kernel.ai.types import (
+    AIRequest,
+    AIResponse,
+    EmbedRequest,
+    EmbedResponse,
+    EmbedResult,
+    Message,
+    ObjectResult,
+    TextResult,
+    Usage,
+    UsageKind,
+)
+
+__all__ = [
+    "AINotConfiguredError",
+    "AIOutputError",
+    "AIRequest",
+    "AIResponse",
+    "BudgetExceededError",
+    "EmbedRequest",
+    "EmbedResponse",
+    "EmbedResult",
+    "Message",
+    "ModelPrice",
+    "ObjectResult",
+    "PriceTable",
+    "ProviderError",
+    "TextResult",
+    "UnpricedModelError",
+    "Usage",
+    "UsageKind",
+    "call_cost",
+]
