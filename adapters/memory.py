@@ -375,16 +375,29 @@ class InMemoryStore(SignalScheduleQueries):
             return self._read().get_stages(run_id)
 
     def list_runs(
-        self, status: Status | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        status: Status | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        *,
+        before: str | None = None,
     ) -> list[WorkflowRun]:
         with self._lock:
-            runs = [
-                run
-                for run in reversed(self._tables.runs.values())
-                if (status is None or run.status == status)
-                and (workflow_id is None or run.workflow_id == workflow_id)
-            ]
-        runs.sort(key=lambda run: run.created_at, reverse=True)
+            # Newest first: by creation time, then by insertion order.
+            ordered = sorted(
+                enumerate(self._tables.runs.values()),
+                key=lambda item: (item[1].created_at, item[0]),
+                reverse=True,
+            )
+        if before is not None:
+            ids = [run.id for _, run in ordered]
+            ordered = ordered[ids.index(before) + 1 :] if before in ids else []
+        runs = [
+            run
+            for _, run in ordered
+            if (status is None or run.status == status)
+            and (workflow_id is None or run.workflow_id == workflow_id)
+        ]
         return runs[:limit]
 
     def get_logs(self, run_id: str) -> list[LogEntry]:

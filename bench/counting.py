@@ -60,9 +60,14 @@ class CountingStore:
         return self.inner.get_stages(run_id)
 
     def list_runs(
-        self, status: Status | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        status: Status | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        *,
+        before: str | None = None,
     ) -> list[WorkflowRun]:
-        return self.inner.list_runs(status, workflow_id, limit)
+        return self.inner.list_runs(status, workflow_id, limit, before=before)
 
     def get_logs(self, run_id: str) -> list[LogEntry]:
         return self.inner.get_logs(run_id)

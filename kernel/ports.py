@@ -298,9 +298,19 @@ class Store(BlobStore, Protocol):
     def get_stages(self, run_id: str) -> list[WorkflowStage]: ...
 
     def list_runs(
-        self, status: Status | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        status: Status | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        *,
+        before: str | None = None,
     ) -> list[WorkflowRun]:
-        """Runs, newest first, optionally filtered."""
+        """Runs, newest first, optionally filtered.
+
+        ``before`` is a run id (the last one of the previous page): only runs
+        listed after it are returned, so pages stay stable while runs are
+        created. An unknown ``before`` gives an empty list.
+        """
         ...
 
     def get_logs(self, run_id: str) -> list[LogEntry]: ...

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from testing.store_cases.base import StoreCase
 from testing.store_cases.data import DataCases
+from testing.store_cases.listing import ListingCases
 from testing.store_cases.outbox import OutboxCases
 from testing.store_cases.queue import QueueCases
 from testing.store_cases.signals_schedules import SignalScheduleCases
@@ -26,5 +27,7 @@ from testing.store_cases.transactions import TransactionCases
 __all__ = ["StoreCase", "StoreConformance"]
 
 
-class StoreConformance(TransactionCases, QueueCases, OutboxCases, DataCases, SignalScheduleCases):
+class StoreConformance(
+    TransactionCases, QueueCases, OutboxCases, DataCases, ListingCases, SignalScheduleCases
+):
     """All conformance cases. Subclasses implement ``make_store(self) -> Store``."""

@@ -24,12 +24,64 @@ WHERE id = %(id)s
 FOR NO KEY UPDATE;
 
 -- name: list_runs
+-- Newest first, one page at a time (migration 0004 explains the indexes).
+-- Each combination of filters is a statement of its own: a plan made for an
+-- optional filter ("status IS NULL OR status = ...") could use no index on
+-- status, and psycopg prepares a statement run often (generic plans). The
+-- page starts after the "before" run, a keyset on (created_at, seq) the
+-- index scan starts from: without one, after ('infinity', 0), so at the
+-- newest run; an unknown id makes the bound NULL, so no run matches.
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
        version
 FROM runs
-WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
-  AND (%(workflow_id)s::text IS NULL OR workflow_id = %(workflow_id)s::text)
+WHERE (created_at, seq) < (
+      coalesce((SELECT created_at FROM runs WHERE id = %(before)s::text),
+               CASE WHEN %(before)s::text IS NULL THEN 'infinity'::timestamptz END),
+      coalesce((SELECT seq FROM runs WHERE id = %(before)s::text),
+               CASE WHEN %(before)s::text IS NULL THEN 0 END))
+ORDER BY created_at DESC, seq DESC
+LIMIT %(limit)s;
+
+-- name: list_runs_by_status
+SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+       error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+       version
+FROM runs
+WHERE status = %(status)s::text
+  AND (created_at, seq) < (
+      coalesce((SELECT created_at FROM runs WHERE id = %(before)s::text),
+               CASE WHEN %(before)s::text IS NULL THEN 'infinity'::timestamptz END),
+      coalesce((SELECT seq FROM runs WHERE id = %(before)s::text),
+               CASE WHEN %(before)s::text IS NULL THEN 0 END))
+ORDER BY created_at DESC, seq DESC
+LIMIT %(limit)s;
+
+-- name: list_runs_by_workflow
+SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+       error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+       version
+FROM runs
+WHERE workflow_id = %(workflow_id)s::text
+  AND (created_at, seq) < (
+      coalesce((SELECT created_at FROM runs WHERE id = %(before)s::text),
+               CASE WHEN %(before)s::text IS NULL THEN 'infinity'::timestamptz END),
+      coalesce((SELECT seq FROM runs WHERE id = %(before)s::text),
+               CASE WHEN %(before)s::text IS NULL THEN 0 END))
+ORDER BY created_at DESC, seq DESC
+LIMIT %(limit)s;
+
+-- name: list_runs_by_status_and_workflow
+SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+       error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+       version
+FROM runs
+WHERE status = %(status)s::text AND workflow_id = %(workflow_id)s::text
+  AND (created_at, seq) < (
+      coalesce((SELECT created_at FROM runs WHERE id = %(before)s::text),
+               CASE WHEN %(before)s::text IS NULL THEN 'infinity'::timestamptz END),
+      coalesce((SELECT seq FROM runs WHERE id = %(before)s::text),
+               CASE WHEN %(before)s::text IS NULL THEN 0 END))
 ORDER BY created_at DESC, seq DESC
 LIMIT %(limit)s;
 

@@ -43,20 +43,11 @@ from adapters.postgres.errors import (
     translated,
 )
 from adapters.postgres.queries import QUERIES
-from adapters.postgres.rows import Row, jsonb, params, record, records
+from adapters.postgres.reads import PostgresReads
+from adapters.postgres.rows import Row, jsonb, params
 from adapters.postgres.transaction import PostgresTransaction
 from kernel.errors import StoreError
-from kernel.records import (
-    Job,
-    Json,
-    LogEntry,
-    OutboxEvent,
-    SignalRecord,
-    WorkflowRun,
-    WorkflowStage,
-)
-from kernel.schedules import ScheduleRecord
-from kernel.status import Status
+from kernel.records import Json, LogEntry
 
 FAIL_FAST_S = 1.0
 """How long a caller waits for a pooled connection once the pool's last connect failed."""
@@ -65,7 +56,7 @@ CLOSE_WAIT_S = 0.5
 """How long :meth:`PostgresStore.close` waits for threads busy with the server (a hung connect)."""
 
 
-class PostgresStore:
+class PostgresStore(PostgresReads):
     """Runs, stages, jobs, outbox, idempotency keys, logs, blobs, signals and schedules in
     one PostgreSQL schema.
 
@@ -275,10 +266,6 @@ class PostgresStore:
         finally:
             self._local.in_transaction = False
 
-    def _rows(self, name: str, values: Row) -> list[Row]:
-        with self._connection() as conn, translated(f"run query {name}"):
-            return conn.execute(QUERIES[name], values).fetchall()
-
     def _write(self, name: str, values: Row) -> int:
         with self._connection() as conn, translated(f"run statement {name}"):
             return conn.execute(QUERIES[name], values).rowcount
@@ -301,46 +288,6 @@ class PostgresStore:
 
     def delete_blob(self, key: str) -> None:
         self._write("delete_blob", {"key": key})
-
-    # -- queries for tools, tests and the CLI ----------------------------------
-
-    def get_run(self, run_id: str) -> WorkflowRun | None:
-        rows = self._rows("get_run", {"id": run_id})
-        return record(rows[0], WorkflowRun) if rows else None
-
-    def get_stages(self, run_id: str) -> list[WorkflowStage]:
-        return records(self._rows("get_stages", {"workflow_run_id": run_id}), WorkflowStage)
-
-    def list_runs(
-        self, status: Status | None = None, workflow_id: str | None = None, limit: int = 100
-    ) -> list[WorkflowRun]:
-        """Runs, newest first, optionally filtered."""
-        values = {
-            "status": None if status is None else Status(status).value,
-            "workflow_id": workflow_id,
-            "limit": max(limit, 0),
-        }
-        return records(self._rows("list_runs", values), WorkflowRun)
-
-    def get_logs(self, run_id: str) -> list[LogEntry]:
-        return records(self._rows("get_logs", {"workflow_run_id": run_id}), LogEntry)
-
-    def get_outbox(self, run_id: str | None = None) -> list[OutboxEvent]:
-        """Outbox events in insertion order (per run: by sequence)."""
-        if run_id is None:
-            rows = self._rows("get_outbox", {})
-        else:
-            rows = self._rows("get_run_outbox", {"workflow_run_id": run_id})
-        return records(rows, OutboxEvent)
-
-    def get_jobs(self, run_id: str) -> list[Job]:
-        return records(self._rows("get_jobs", {"workflow_run_id": run_id}), Job)
-
-    def get_signals(self, run_id: str) -> list[SignalRecord]:
-        return records(self._rows("get_signals", {"workflow_run_id": run_id}), SignalRecord)
-
-    def get_schedules(self) -> list[ScheduleRecord]:
-        return records(self._rows("get_schedules", {}), ScheduleRecord)
 
     # -- LISTEN/NOTIFY ---------------------------------------------------------
 

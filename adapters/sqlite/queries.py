@@ -23,6 +23,9 @@ class Queries:
     get_run: str
     pending_runs: str
     list_runs: str
+    list_runs_by_status: str
+    list_runs_by_workflow: str
+    list_runs_by_status_and_workflow: str
     insert_stage: str
     update_stage: str
     delete_stage: str

@@ -17,11 +17,12 @@ INSERT INTO runs (
 );
 
 -- name: update_run
--- Updates never rewrite a record's identity or creation time: SQLite rewrites
--- the entries of every index on a column a statement SETs, even to the value
--- it had, and these never change after the insert. (Same for stages, jobs.)
+-- Updates never rewrite a record's identity (its workflow included) or
+-- creation time: SQLite rewrites the entries of every index on a column a
+-- statement SETs, even to the value it had, and these never change after the
+-- insert. (Same for stages, jobs.)
 UPDATE runs SET
-    workflow_id = :workflow_id, workflow_name = :workflow_name, status = :status,
+    workflow_name = :workflow_name, status = :status,
     input = :input, config = :config, priority = :priority, metadata = :metadata,
     output = :output, error = :error, started_at = :started_at,
     completed_at = :completed_at, duration_ms = :duration_ms, total_cost = :total_cost,
@@ -34,17 +35,61 @@ SELECT * FROM runs WHERE id = :id;
 -- name: pending_runs
 -- :workflow_ids is NULL (every workflow) or a JSON array of the workflow ids
 -- the caller can serve; the list is built once per statement and the scan
--- still walks runs_pending in order.
-SELECT * FROM runs
+-- still walks runs_pending in order. INDEXED BY: without statistics SQLite
+-- would rather look up status = 'PENDING' in runs_status and sort the lot.
+SELECT * FROM runs INDEXED BY runs_pending
 WHERE status = 'PENDING'
   AND (:workflow_ids IS NULL OR workflow_id IN (SELECT value FROM json_each(:workflow_ids)))
 ORDER BY priority DESC, created_at, position
 LIMIT :limit;
 
 -- name: list_runs
+-- Newest first, one page at a time (migration 0004 explains the indexes).
+-- SQLite plans a statement once, before values are bound, so an optional
+-- filter written as (:status IS NULL OR status = :status) could use no index:
+-- each combination of filters is a statement of its own. The page starts
+-- after the run :before (a keyset on created_at, position); without one, after
+-- ('~', 0), which every canonical timestamp (digits first) sorts before. An
+-- unknown :before gives no row, hence no runs.
 SELECT * FROM runs
-WHERE (:status IS NULL OR status = :status)
-  AND (:workflow_id IS NULL OR workflow_id = :workflow_id)
+WHERE (created_at, position) < (
+    SELECT created_at, position FROM runs WHERE id = :before
+    UNION ALL SELECT '~', 0 WHERE :before IS NULL
+)
+ORDER BY created_at DESC, position DESC
+LIMIT :limit;
+
+-- name: list_runs_by_status
+-- Served by runs_status.
+SELECT * FROM runs
+WHERE status = :status
+  AND (created_at, position) < (
+    SELECT created_at, position FROM runs WHERE id = :before
+    UNION ALL SELECT '~', 0 WHERE :before IS NULL
+)
+ORDER BY created_at DESC, position DESC
+LIMIT :limit;
+
+-- name: list_runs_by_workflow
+-- Served by runs_workflow.
+SELECT * FROM runs
+WHERE workflow_id = :workflow_id
+  AND (created_at, position) < (
+    SELECT created_at, position FROM runs WHERE id = :before
+    UNION ALL SELECT '~', 0 WHERE :before IS NULL
+)
+ORDER BY created_at DESC, position DESC
+LIMIT :limit;
+
+-- name: list_runs_by_status_and_workflow
+-- Served by runs_status or runs_workflow (the planner's choice), the other
+-- column checked on the walk.
+SELECT * FROM runs
+WHERE status = :status AND workflow_id = :workflow_id
+  AND (created_at, position) < (
+    SELECT created_at, position FROM runs WHERE id = :before
+    UNION ALL SELECT '~', 0 WHERE :before IS NULL
+)
 ORDER BY created_at DESC, position DESC
 LIMIT :limit;
 

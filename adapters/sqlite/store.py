@@ -73,6 +73,14 @@ _log = logging.getLogger("workflow_kernel.sqlite")
 BUSY_TIMEOUT_S = 5.0
 """By default, how long a write waits for another connection's transaction before failing."""
 
+_LISTINGS = {
+    (False, False): Q.list_runs,
+    (True, False): Q.list_runs_by_status,
+    (False, True): Q.list_runs_by_workflow,
+    (True, True): Q.list_runs_by_status_and_workflow,
+}
+"""``list_runs``' statement, by (filtered by status, filtered by workflow)."""
+
 _STATEMENT_CACHE = 256
 """Prepared statements kept per connection: more than ``queries.sql`` has, so none is re-parsed."""
 
@@ -319,11 +327,24 @@ class SqliteStore:
         return JOBS.decode_all(self._select(Q.get_jobs, {"workflow_run_id": run_id}))
 
     def list_runs(
-        self, status: Status | None = None, workflow_id: str | None = None, limit: int = 100
+        self,
+        status: Status | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        *,
+        before: str | None = None,
     ) -> list[WorkflowRun]:
-        """Runs, newest first, optionally filtered by status and workflow."""
-        params = {"status": status, "workflow_id": workflow_id, "limit": limit}
-        return RUNS.decode_all(self._cold_query(Q.list_runs, params))
+        """Runs, newest first, optionally filtered by status and workflow; the page after
+        the run ``before`` (none for an unknown id). Each page is one index range scan."""
+        params = {
+            "status": None if status is None else Status(status).value,
+            "workflow_id": workflow_id,
+            "limit": limit,
+            "before": before,
+        }
+        return RUNS.decode_all(
+            self._select(_LISTINGS[status is not None, workflow_id is not None], params)
+        )
 
     def get_logs(self, run_id: str) -> list[LogEntry]:
         return LOGS.decode_all(self._cold_query(Q.get_logs, {"workflow_run_id": run_id}))

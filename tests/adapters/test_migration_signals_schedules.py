@@ -69,7 +69,7 @@ def test_sqlite_file_at_version_2_is_upgraded_keeping_its_rows(tmp_path: Path) -
         store.close()
     with closing(sqlite3.connect(path)) as conn:
         versions = conn.execute("SELECT version, name FROM schema_version").fetchall()
-    assert versions[-1] == (SIGNALS_SCHEDULES, "signals_schedules")
+    assert versions[SIGNALS_SCHEDULES - 1] == (SIGNALS_SCHEDULES, "signals_schedules")
 
 
 @pytest.mark.parametrize(
