@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.clocks import SystemClock, system_zone
 from adapters.ids import UuidIds
@@ -13,6 +13,9 @@ from kernel.dispatch import Kernel
 from kernel.plugins import Plugin, PluginRunner
 from kernel.ports import Clock, EventSink, IdGenerator, Store
 from kernel.workflows import Registry, Workflow
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when telemetry is passed
+    from adapters.otel import Telemetry
 
 __all__ = ["create_kernel"]
 
@@ -24,14 +27,30 @@ def create_kernel(
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
     plugins: Sequence[Plugin] = (),
+    telemetry: Telemetry | None = None,
 ) -> Kernel:
     """A kernel wired with the system clock, UUID ids and the default stage runner.
 
     Events go to ``sink``, else to a ``PluginRunner`` over ``plugins``, else to
-    a logging sink.
+    a logging sink. With ``telemetry`` (``adapters.otel.Telemetry``, extra
+    ``otel``) the kernel traces commands and stage attempts and records stage
+    metrics (docs/observability.md).
     """
     if sink is None:
         sink = PluginRunner(list(plugins)) if plugins else LoggingEventSink()
+    if telemetry is not None:
+        from adapters.otel import InstrumentedKernel
+
+        return InstrumentedKernel(
+            telemetry=telemetry,
+            registry=Registry(workflows),
+            store=store,
+            clock=clock or SystemClock(),
+            ids=ids or UuidIds(),
+            sink=sink,
+            runner=DefaultStageRunner(),
+            zone_of=system_zone,
+        )
     return Kernel(
         registry=Registry(workflows),
         store=store,

@@ -3,6 +3,8 @@ shared background event loop.
 
 Async stages from several worker threads share one loop, so a stage that
 awaits I/O never blocks another; a sync stage blocks only its own thread.
+Stage code sees the caller's context variables wherever it runs (an
+OpenTelemetry span that is current when the runner is called stays current).
 
 With a timeout (``define_stage(..., timeout=...)``), a coroutine is
 cancelled when its time is up. A sync function cannot be stopped from
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import logging
 import os
@@ -159,7 +162,11 @@ class DefaultStageRunner:
                     timeout,
                 )
 
-        worker = threading.Thread(target=target, name=f"wfk-stage-{name}", daemon=True)
+        # The caller's context variables (e.g. the stage's current span) go along.
+        context = contextvars.copy_context()
+        worker = threading.Thread(
+            target=context.run, args=(target,), name=f"wfk-stage-{name}", daemon=True
+        )
         worker.start()
         done.wait(timeout.total_seconds())
         with guard:
