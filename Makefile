@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports pytest bench clean
+.PHONY: demo test lint typecheck imports pytest bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,15 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+# The dashboard's browser tests drive Debian's chromium (never a browser Playwright
+# downloads): install it when missing and make runs as root; otherwise they skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
+	  { test "$$(id -u)" = 0 && \
+	    { apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }; } || \
+	  echo "make: no chromium (install Debian's chromium as root): the browser tests skip"
+
+pytest: $(STAMP) browser
 	$(BIN)/pytest
 
 test: lint typecheck imports pytest
@@ -33,6 +41,7 @@ test: lint typecheck imports pytest
 bench: $(STAMP)
 	$(BIN)/python bench/store_ops.py
 	$(BIN)/python bench/end_to_end.py --runs 2000
+	$(BIN)/python bench/list_runs.py --runs 100000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from importlib import metadata
 
-from adapters.cli import ops, runs, schedules
+from adapters.cli import ops, runs, schedules, ui
 from adapters.cli.errors import CliError
 from adapters.cli.stores import Stores, command_name, hide_password, store_url
 from adapters.runner import describe
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_parsers(commands, common)
     runs.add_parsers(commands, common)
     schedules.add_parsers(commands, common)
+    ui.add_parser(commands, common)
     return parser
 
 

@@ -336,6 +336,11 @@ TYPED_BY = {
     "hypothesis": ("hypothesis", "py.typed"),
     "mypy": ("mypy", "py.typed"),
     "pyinstrument": ("pyinstrument", "py.typed"),
+    "opentelemetry": ("opentelemetry-api", "py.typed"),
+    "starlette": ("starlette", "py.typed"),
+    "jinja2": ("jinja2", "py.typed"),
+    "uvicorn": ("uvicorn", "py.typed"),
+    "playwright": ("playwright", "py.typed"),
 }
 """Each third-party module the checked code imports: its distribution, and where
 mypy finds its types (the package's own ``py.typed``, or typeshed, bundled with mypy)."""
@@ -363,8 +368,10 @@ def ships_types(module: str) -> bool:
     if TYPED_BY[module][1] == "typeshed":
         return True
     spec = importlib.util.find_spec(module)
-    assert spec is not None and spec.origin is not None, f"{module} is not installed"
-    return (Path(spec.origin).parent / "py.typed").is_file()
+    assert spec is not None, f"{module} is not installed"
+    # A namespace package (``opentelemetry``) has no origin: its folders hold py.typed.
+    folders = [Path(spec.origin).parent] if spec.origin else spec.submodule_search_locations
+    return any((Path(folder) / "py.typed").is_file() for folder in folders or ())
 
 
 def test_every_imported_dependency_is_accounted_for() -> None:

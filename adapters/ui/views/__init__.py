@@ -1,0 +1,1 @@
+"""The dashboard's endpoints, one module per concern: pages, the live stream, actions."""
