@@ -1,5 +1,23 @@
 """workflow-kernel: a durable workflow engine as a pure command kernel (SPEC §10)."""
 
+from kernel.ai import (
+    AINotConfiguredError,
+    AIOutputError,
+    AIRequest,
+    AIResponse,
+    BudgetExceededError,
+    EmbedRequest,
+    EmbedResponse,
+    EmbedResult,
+    Message,
+    ModelPrice,
+    ObjectResult,
+    PriceTable,
+    ProviderError,
+    TextResult,
+    UnpricedModelError,
+    Usage,
+)
 from kernel.commands import (
     ClaimedRun,
     Command,
@@ -95,6 +113,22 @@ from kernel.status import JobStatus, LogLevel, Status
 from kernel.workflows import Workflow, WorkflowBuilder
 
 __all__ = [
+    "AINotConfiguredError",
+    "AIOutputError",
+    "AIRequest",
+    "AIResponse",
+    "BudgetExceededError",
+    "EmbedRequest",
+    "EmbedResponse",
+    "EmbedResult",
+    "Message",
+    "ModelPrice",
+    "ObjectResult",
+    "PriceTable",
+    "ProviderError",
+    "TextResult",
+    "UnpricedModelError",
+    "Usage",
     "Catchup",
     "ClaimedRun",
     "Command",
