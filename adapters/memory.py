@@ -17,7 +17,7 @@ from typing import Any
 
 from attrs import define, evolve, field
 
-from adapters.memory_signals import SignalScheduleLoads, SignalScheduleQueries
+from adapters.memory_signals import MISSING, SignalScheduleLoads, SignalScheduleQueries
 from kernel.convert import to_json
 from kernel.effects import (
     AppendLog,
@@ -50,8 +50,6 @@ from kernel.records import (
 )
 from kernel.schedules import ScheduleRecord
 from kernel.status import JobStatus, Status
-
-_MISSING: Any = object()
 
 
 @define
@@ -88,19 +86,10 @@ class MemoryTransaction(SignalScheduleLoads):
         self._undo: list[tuple[dict[Any, Any], Any, Any]] = []
         self._logs_before = len(tables.logs)
 
-    def _set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
-        self._undo.append((table, key, table.get(key, _MISSING)))
-        table[key] = value
-
-    def _pop(self, table: dict[Any, Any], key: Any) -> None:
-        if key in table:
-            self._undo.append((table, key, table[key]))
-            del table[key]
-
     def rollback(self) -> None:
         """Undo every write of this transaction, newest first."""
         for table, key, old in reversed(self._undo):
-            if old is _MISSING:
+            if old is MISSING:
                 table.pop(key, None)
             else:
                 table[key] = old
@@ -232,21 +221,12 @@ class MemoryTransaction(SignalScheduleLoads):
         t = self.t
         match effect:
             case InsertRun(run):
-                if run.id in t.runs:
-                    raise StoreError(f"run {run.id!r} already exists")
-                self._set(t.runs, run.id, run)
+                self._insert(t.runs, run.id, run, f"run {run.id!r}")
             case UpdateRun(run, expected):
-                current = t.runs.get(run.id)
-                if current is None or current.version != expected:
-                    raise StaleVersionError("run", run.id, expected)
-                self._set(t.runs, run.id, run)
+                self._replace(t.runs, run, expected, "run")
             case InsertStage(stage):
-                stages = self._stage_table(stage.workflow_run_id)
-                if stage.stage_id in stages:
-                    raise StoreError(
-                        f"stage {stage.stage_id!r} of run {stage.workflow_run_id!r} already exists"
-                    )
-                self._set(stages, stage.stage_id, stage)
+                what = f"stage {stage.stage_id!r} of run {stage.workflow_run_id!r}"
+                self._insert(self._stage_table(stage.workflow_run_id), stage.stage_id, stage, what)
             case UpdateStage(stage, expected):
                 stages = self._stage_table(stage.workflow_run_id)
                 existing = stages.get(stage.stage_id)

@@ -40,16 +40,37 @@ class SignalScheduleTables(Protocol):
     schedules: dict[str, ScheduleRecord]
 
 
+MISSING: Any = object()
+"""An undo entry's old value for a key that was absent."""
+
+
 class SignalScheduleLoads:
-    """The signal and schedule part of ``MemoryTransaction``."""
+    """The undo log's writes and the signal and schedule part of ``MemoryTransaction``."""
 
     t: SignalScheduleTables
+    _undo: list[tuple[dict[Any, Any], Any, Any]]
 
     def _set(self, table: dict[Any, Any], key: Any, value: Any) -> None:
-        raise NotImplementedError  # MemoryTransaction's, which remembers the undo
+        self._undo.append((table, key, table.get(key, MISSING)))
+        table[key] = value
 
     def _pop(self, table: dict[Any, Any], key: Any) -> None:
-        raise NotImplementedError
+        if key in table:
+            self._undo.append((table, key, table[key]))
+            del table[key]
+
+    def _insert(self, table: dict[Any, Any], key: Any, value: Any, what: str) -> None:
+        """Add a new record; ``what`` names it in the error when the key is taken."""
+        if key in table:
+            raise StoreError(f"{what} already exists")
+        self._set(table, key, value)
+
+    def _replace(self, table: dict[str, Any], record: Any, expected: int, entity: str) -> None:
+        """Overwrite ``record`` (keyed by its id) if the stored one is at ``expected``."""
+        current = table.get(record.id)
+        if current is None or current.version != expected:
+            raise StaleVersionError(entity, record.id, expected)
+        self._set(table, record.id, record)
 
     def buffered_signals(self, run_id: str) -> list[SignalRecord]:
         return [
@@ -80,9 +101,7 @@ class SignalScheduleLoads:
         t = self.t
         match effect:
             case InsertSignal(signal):
-                if signal.id in t.signals:
-                    raise StoreError(f"signal {signal.id!r} already exists")
-                self._set(t.signals, signal.id, signal)
+                self._insert(t.signals, signal.id, signal, f"signal {signal.id!r}")
             case ConsumeSignal(signal):
                 current = t.signals.get(signal.id)
                 if current is None or current.consumed_at is not None:
@@ -91,14 +110,9 @@ class SignalScheduleLoads:
                 consumed = evolve(current, consumed_at=signal.consumed_at, stage_id=signal.stage_id)
                 self._set(t.signals, signal.id, consumed)
             case InsertSchedule(schedule):
-                if schedule.id in t.schedules:
-                    raise StoreError(f"schedule {schedule.id!r} already exists")
-                self._set(t.schedules, schedule.id, schedule)
+                self._insert(t.schedules, schedule.id, schedule, f"schedule {schedule.id!r}")
             case UpdateSchedule(schedule, expected):
-                existing = t.schedules.get(schedule.id)
-                if existing is None or existing.version != expected:
-                    raise StaleVersionError("schedule", schedule.id, expected)
-                self._set(t.schedules, schedule.id, schedule)
+                self._replace(t.schedules, schedule, expected, "schedule")
             case DeleteSchedule(schedule_id):
                 self._pop(t.schedules, schedule_id)
             case _:
