@@ -9,9 +9,10 @@ from adapters.clocks import SystemClock, system_zone
 from adapters.ids import UuidIds
 from adapters.runner import DefaultStageRunner
 from adapters.sinks import LoggingEventSink
+from kernel.ai.config import AIConfig
 from kernel.dispatch import Kernel
 from kernel.plugins import Plugin, PluginRunner
-from kernel.ports import Clock, EventSink, IdGenerator, Store
+from kernel.ports import BatchProvider, Clock, EventSink, IdGenerator, Store
 from kernel.workflows import Registry, Workflow
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when telemetry is passed
@@ -28,13 +29,16 @@ def create_kernel(
     ids: IdGenerator | None = None,
     plugins: Sequence[Plugin] = (),
     telemetry: Telemetry | None = None,
+    ai: AIConfig | None = None,
+    batch_providers: Sequence[BatchProvider] = (),
 ) -> Kernel:
     """A kernel wired with the system clock, UUID ids and the default stage runner.
 
     Events go to ``sink``, else to a ``PluginRunner`` over ``plugins``, else to
     a logging sink. With ``telemetry`` (``adapters.otel.Telemetry``, extra
     ``otel``) the kernel traces commands and stage attempts and records stage
-    metrics (docs/observability.md).
+    metrics (docs/observability.md). With ``ai`` stage code calls models through
+    ``ctx.ai``; ``batch_providers`` serve LLM batch stages (docs/ai.md).
     """
     if sink is None:
         sink = PluginRunner(list(plugins)) if plugins else LoggingEventSink()
@@ -50,6 +54,8 @@ def create_kernel(
             sink=sink,
             runner=DefaultStageRunner(),
             zone_of=system_zone,
+            ai=ai,
+            batch_providers=batch_providers,
         )
     return Kernel(
         registry=Registry(workflows),
@@ -59,4 +65,6 @@ def create_kernel(
         sink=sink,
         runner=DefaultStageRunner(),
         zone_of=system_zone,
+        ai=ai,
+        batch_providers=batch_providers,
     )

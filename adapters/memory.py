@@ -1,8 +1,8 @@
 """``InMemoryStore``: a faithful, thread-safe store that keeps everything in memory.
 
 It enforces what the databases enforce: versions on runs, stages and schedules, one
-stage record per (run, stage_id), (key, command type) idempotency, and
-exclusive claims. One lock serialises transactions (as SQLite's write lock
+stage record per (run, stage_id), one ledger row per call id, (key, command type)
+idempotency, and exclusive claims. One lock serialises transactions (as SQLite's write lock
 does); a transaction writes the live tables and keeps an undo log, so an
 exception rolls back every effect it applied.
 """
@@ -17,7 +17,8 @@ from typing import Any
 
 from attrs import define, evolve, field
 
-from adapters.memory_signals import MISSING, SignalScheduleLoads, SignalScheduleQueries
+from adapters.memory_ledger import LedgerLoads, LedgerQueries, LedgerTables
+from adapters.memory_signals import MISSING
 from kernel.convert import to_json
 from kernel.effects import (
     AppendLog,
@@ -53,13 +54,12 @@ from kernel.status import JobStatus, Status
 
 
 @define
-class _Tables:
+class _Tables(LedgerTables):
     runs: dict[str, WorkflowRun] = field(factory=dict)
     # run id -> stage_id -> record
     stages: dict[str, dict[str, WorkflowStage]] = field(factory=dict)
     jobs: dict[str, Job] = field(factory=dict)
-    # ids of QUEUED jobs (a dict as an insertion-ordered set), so leasing does
-    # not scan finished jobs
+    # ids of QUEUED jobs (a dict as an ordered set): leasing does not scan finished jobs
     queued: dict[str, None] = field(factory=dict)
     outbox: dict[str, OutboxEvent] = field(factory=dict)
     outbox_claims: dict[str, datetime] = field(factory=dict)
@@ -76,7 +76,7 @@ def _json_copy(value: Json) -> Json:
     return to_json(value)
 
 
-class MemoryTransaction(SignalScheduleLoads):
+class MemoryTransaction(LedgerLoads):
     """A transaction over the live tables that remembers how to undo each write."""
 
     t: _Tables
@@ -274,11 +274,11 @@ class MemoryTransaction(SignalScheduleLoads):
                 self._set(t.idempotency, (record.key, record.command_type), record)
             case ReleaseIdempotency(key, command_type):
                 self._pop(t.idempotency, (key, command_type))
-            case _:  # the rest: signals and schedules (checked exhaustive there)
-                self.apply_signal_schedule(effect)
+            case _:  # the rest: the ledger, signals and schedules (checked exhaustive there)
+                self.apply_ledger(effect)
 
 
-class InMemoryStore(SignalScheduleQueries):
+class InMemoryStore(LedgerQueries):
     """A store for tests and single-process use: fast, exact, and forgotten on exit.
 
     >>> store = InMemoryStore()

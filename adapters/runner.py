@@ -25,11 +25,13 @@ import threading
 import traceback
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from kernel.ports import TRACEBACK_LIMIT, Raised, Returned, RunnerOutcome, TimedOut
 
 log = logging.getLogger("workflow_kernel.runner")
+
+T = TypeVar("T")
 
 _RUNNER_FILES = (
     os.path.abspath(__file__),
@@ -174,6 +176,12 @@ class DefaultStageRunner:
                 return outcome[0]
             abandoned.append(True)
         return TimedOut(timeout)
+
+    async def offload(self, fn: Callable[[], T]) -> T:
+        """Await ``fn()`` run in a worker thread, so a blocking call made by an async
+        stage (``ctx.ai.agenerate_text``) holds up no other stage on the shared loop.
+        The caller's context variables go along."""
+        return await asyncio.to_thread(fn)
 
     def close(self) -> None:
         """Stop the background loop, if one was started."""

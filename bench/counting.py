@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.ports import Store, StoreTransaction
 from kernel.records import (
     Job,
@@ -83,6 +84,12 @@ class CountingStore:
 
     def get_schedules(self) -> list[ScheduleRecord]:
         return self.inner.get_schedules()
+
+    def get_usage(self, run_id: str) -> list[UsageEntry]:
+        return self.inner.get_usage(run_id)
+
+    def get_batch_cancels(self) -> list[BatchCancel]:
+        return self.inner.get_batch_cancels()
 
     def close(self) -> None:
         self.inner.close()

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def make_runs(count: int, seed: int = 7) -> list[WorkflowRun]:
                 error="ValueError: bad page" if status is Status.FAILED else None,
                 created_at=created,
                 started_at=None if status is Status.PENDING else created + timedelta(seconds=1),
-                total_cost=0.01,
+                total_cost=Decimal("0.01"),
                 total_tokens=120,
                 version=3,
             )

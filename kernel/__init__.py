@@ -1,14 +1,20 @@
 """workflow-kernel: a durable workflow engine as a pure command kernel (SPEC §10)."""
 
 from kernel.ai import (
+    AIConfig,
     AINotConfiguredError,
     AIOutputError,
     AIRequest,
     AIResponse,
+    BatchItem,
+    BatchResults,
+    BatchStatus,
     BudgetExceededError,
     EmbedRequest,
     EmbedResponse,
     EmbedResult,
+    ItemFailed,
+    ItemSucceeded,
     Message,
     ModelPrice,
     ObjectResult,
@@ -17,8 +23,14 @@ from kernel.ai import (
     TextResult,
     UnpricedModelError,
     Usage,
+    UsageEntry,
 )
+from kernel.ai.errors import BatchSubmitUncertainError, InvalidAICallError, InvalidBatchError
 from kernel.commands import (
+    BatchCancelPending,
+    BatchCancelPendingResult,
+    BatchIntent,
+    BatchIntentResult,
     ClaimedRun,
     Command,
     JobExecute,
@@ -55,6 +67,8 @@ from kernel.commands import (
     StagePollSuspendedResult,
     StageReportProgress,
     StageReportProgressResult,
+    UsageRecord,
+    UsageRecordResult,
 )
 from kernel.dispatch import Kernel
 from kernel.errors import (
@@ -87,6 +101,7 @@ from kernel.events import (
     WorkflowStarted,
     WorkflowSuspended,
 )
+from kernel.llm_batch import define_llm_batch_stage
 from kernel.plugins import Plugin, PluginRunner, define_plugin
 from kernel.records import (
     IdempotencyRecord,
@@ -113,6 +128,23 @@ from kernel.status import JobStatus, LogLevel, Status
 from kernel.workflows import Workflow, WorkflowBuilder
 
 __all__ = [
+    "AIConfig",
+    "BatchCancelPending",
+    "BatchCancelPendingResult",
+    "BatchIntent",
+    "BatchIntentResult",
+    "BatchSubmitUncertainError",
+    "InvalidAICallError",
+    "InvalidBatchError",
+    "define_llm_batch_stage",
+    "BatchItem",
+    "BatchResults",
+    "BatchStatus",
+    "ItemFailed",
+    "ItemSucceeded",
+    "UsageEntry",
+    "UsageRecord",
+    "UsageRecordResult",
     "AINotConfiguredError",
     "AIOutputError",
     "AIRequest",

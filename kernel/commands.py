@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from decimal import Decimal
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args
 
 from attrs import Attribute, field, frozen
 
+from kernel.ai.types import Usage, UsageKind
+from kernel.errors import InvalidInputError
 from kernel.records import Job, Json
 from kernel.schedules import Schedule
 from kernel.status import Status
@@ -53,10 +56,53 @@ def _config_map(_: object, attribute: Attribute[Any], value: Any) -> None:
             raise ValueError(f"{attribute.name}.{stage_id}: expected a mapping, got {values!r}")
 
 
+def _optional_budget(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+        # InvalidInputError is a ValueError: refused when built, like every field.
+        raise InvalidInputError([f"{attribute.name}: expected a Decimal > 0, got {value!r}"])
+
+
+def _cost(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+        raise ValueError(f"{attribute.name}: expected a finite Decimal >= 0, got {value!r}")
+
+
+def _usage_kind(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if value not in get_args(UsageKind):
+        kinds = "|".join(get_args(UsageKind))
+        raise ValueError(f"{attribute.name}: expected one of {kinds}, got {value!r}")
+
+
+def _usage(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Usage):
+        raise ValueError(f"{attribute.name}: expected a Usage, got {value!r}")
+
+
+def _flag(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{attribute.name}: expected a bool, got {value!r}")
+
+
 class Command(Generic[R_co]):
     """Base of every command; ``type`` is the dotted name (``"run.create"``)."""
 
     type: ClassVar[str]
+
+
+R = TypeVar("R")
+
+
+class Dispatch(Protocol):
+    """Runs one command and returns its result: a kernel's ``dispatch``.
+
+    Code the kernel runs outside any transaction (``ctx.ai`` recording a
+    call, progress reports, batch stages) dispatches its own commands
+    through this, each in its own transaction.
+    """
+
+    def __call__(self, cmd: Command[R], /) -> R: ...
 
 
 # -- results -----------------------------------------------------------------
@@ -205,6 +251,9 @@ class RunCreate(Command[RunCreateResult]):
     config: dict[str, dict[str, Json]] | None = None
     priority: int = field(default=5, validator=_at_least(0))
     metadata: dict[str, Json] | None = field(default=None, validator=_optional_mapping)
+    budget: Decimal | None = field(default=None, validator=_optional_budget)
+    """The most this run may spend on AI calls (price-table currency); ``None``:
+    the workflow's default budget, if it has one."""
 
 
 @frozen(kw_only=True)
@@ -389,3 +438,85 @@ class ScheduleTick(Command[ScheduleTickResult]):
 
     type: ClassVar[str] = "schedule.tick"
     max_fires: int = field(default=100, validator=_at_least(1))
+
+
+@frozen(kw_only=True)
+class UsageRecordResult:
+    recorded: bool
+    """``False``: this ``call_id`` was recorded before; nothing changed."""
+    run_total_cost: Decimal
+    """The run's spend after this call."""
+    budget_left: Decimal | None
+    """The run's budget minus its spend (may be negative); ``None`` without a budget."""
+
+
+@frozen(kw_only=True)
+class UsageRecord(Command[UsageRecordResult]):
+    """Write one completed provider call to the usage ledger (SPEC §11).
+
+    ``call_id`` is made before the request is sent: recording it twice is a
+    no-op. Accepted on a terminal run too (paid is paid).
+    """
+
+    type: ClassVar[str] = "usage.record"
+    call_id: str = field(validator=_text)
+    workflow_run_id: str = field(validator=_text)
+    stage_id: str = field(validator=_text)
+    attempt: int = field(validator=_at_least(0))
+    model: str = field(validator=_text)
+    kind: UsageKind = field(validator=_usage_kind)
+    usage: Usage = field(validator=_usage)
+    cost: Decimal = field(validator=_cost)
+    priced: bool = field(validator=_flag)
+    note: str | None = None
+    """What was odd about the call's usage (say, the provider reported none)."""
+
+
+@frozen(kw_only=True)
+class BatchIntentResult:
+    recorded: bool
+    """``True``: the intent is on the stage (now, or from before) and the caller may
+    submit under its tag, unless ``batch_id`` is set. ``False``: the stage moved on
+    (another attempt, a cancel, a rerun): nothing may be submitted."""
+    batch_id: str | None = None
+    """The batch already recorded under this tag: adopt it, submit nothing."""
+    reason: str | None = None
+    """Why nothing was recorded."""
+
+
+@frozen(kw_only=True)
+class BatchIntent(Command[BatchIntentResult]):
+    """Record, in its own transaction, that an LLM batch stage is about to submit a
+    batch under ``tag`` (SPEC §12): ``state`` becomes the stage's ``suspended_state``.
+
+    The attempt (or the poll) that dispatches it submits only once this is
+    committed, so any later attempt finds the tag and asks the provider for it.
+    """
+
+    type: ClassVar[str] = "batch.intent"
+    workflow_run_id: str = field(validator=_text)
+    stage_id: str = field(validator=_text)
+    attempt: int = field(validator=_at_least(0))
+    provider: str = field(validator=_text)
+    tag: str = field(validator=_text)
+    generation: int = field(validator=_at_least(1))
+    state: dict[str, Json]
+    """The stage's batch state with this intent in it (``batch_id`` still ``None``)."""
+
+
+@frozen(kw_only=True)
+class BatchCancelPendingResult:
+    cancelled: int
+    """Provider batches whose ``cancel`` call succeeded (their pending cancel is gone)."""
+    failed: int
+    """Cancel calls that failed: each stays pending for the next call."""
+
+
+@frozen(kw_only=True)
+class BatchCancelPending(Command[BatchCancelPendingResult]):
+    """Call the provider's ``cancel`` for pending batch cancels (``run.cancel`` and
+    ``BATCH_TIMEOUT`` record them), outside any transaction; forget the ones that
+    succeeded, count a failure on the others (SPEC §12.1). Hosts dispatch it each tick."""
+
+    type: ClassVar[str] = "batch.cancelPending"
+    max_cancels: int = field(default=100, validator=_at_least(1))

@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSequence, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import attrs
@@ -183,6 +184,37 @@ converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
 converter.register_structure_hook(timedelta, _structure_timedelta)
 converter.register_unstructure_hook(timedelta, lambda value: value.total_seconds())
+
+
+def _structure_decimal(value: Any, _: type[Any]) -> Decimal:
+    """Money: a ``Decimal``, an int or a decimal string; never a float, which is not exact.
+
+    >>> converter.structure("0.30000000", Decimal)
+    Decimal('0.30000000')
+    >>> converter.structure(0.3, Decimal)
+    Traceback (most recent call last):
+    ...
+    TypeError: expected a Decimal, an int or a decimal string, got 0.3
+    """
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            parsed = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"expected a decimal string, got {value!r}") from None
+        if parsed.is_finite():
+            return parsed
+        raise ValueError(f"expected a finite decimal, got {value!r}")
+    raise TypeError(f"expected a Decimal, an int or a decimal string, got {value!r}")
+
+
+converter.register_structure_hook(Decimal, _structure_decimal)
+# Decimals travel as strings in JSON (outbox payloads, metrics): exact, and any
+# JSON library reads them.
+converter.register_unstructure_hook(Decimal, str)
 
 
 def _format_problem(exc: BaseException, _: type[Any] | None) -> str:

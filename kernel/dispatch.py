@@ -9,26 +9,38 @@ transaction, and returns the result. Every domain rule lives in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta, tzinfo
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from returns.result import Failure, Success
 
+from kernel.ai.config import AIConfig
 from kernel.commands import Command, JobExecuteResult
 from kernel.convert import command_fingerprint, converter, to_json
 from kernel.decisions import idempotency
 from kernel.decisions.context import IDEMPOTENCY_TIMEOUT as IDEMPOTENCY_TIMEOUT
 from kernel.decisions.context import MAX_DELIVERY_ATTEMPTS, Env, Settings, utc_only
 from kernel.effects import Decision, ReleaseIdempotency, StoreEffect
-from kernel.errors import StaleVersionError
-from kernel.ports import Clock, EventSink, IdGenerator, StageRunner, Store, WorkflowRegistry
+from kernel.errors import DefinitionError, StaleVersionError
+from kernel.llm_batch import check_batch_providers
+from kernel.ports import (
+    BatchProvider,
+    Clock,
+    EventSink,
+    IdGenerator,
+    OffloadingRunner,
+    StageRunner,
+    Store,
+    WorkflowRegistry,
+)
 from kernel.records import IdempotencyRecord, Job
 from kernel.shell import job_execute
 from kernel.shell.outside import Outside
 from kernel.shell.reads import Reads
 from kernel.shell.steps import Done, Phase, Resumable, Step, Within, single
 from kernel.shell.table import TABLE
+from kernel.stages import Stage
 
 R = TypeVar("R")
 
@@ -68,10 +80,25 @@ class Kernel:
         runner: StageRunner,
         idempotency_timeout: timedelta = IDEMPOTENCY_TIMEOUT,
         zone_of: Callable[[str], tzinfo | None] = utc_only,
+        ai: AIConfig | None = None,
+        batch_providers: Sequence[BatchProvider] = (),
     ) -> None:
         """``zone_of`` resolves schedules' time-zone names (``None``: unknown); the
         default knows only ``"UTC"``, ``adapters.create_kernel`` passes the system's
-        time-zone database."""
+        time-zone database. ``ai`` configures ``ctx.ai`` (without it, its methods
+        raise ``AINotConfiguredError``); ``batch_providers`` are the providers LLM
+        batch stages name.
+
+        Raises:
+            TypeError: ``ai`` is not an ``AIConfig``.
+            DefinitionError: two batch providers share a name, or an LLM batch
+                stage names a provider that is not among them.
+        """
+        if ai is not None and not isinstance(ai, AIConfig):
+            raise TypeError(f"ai: expected an AIConfig(providers=..., prices=...), got {ai!r}")
+        self.ai_config = ai
+        self.batch_providers: Mapping[str, BatchProvider] = _by_name(batch_providers)
+        check_batch_providers(_stages_of(registry), self.batch_providers)
         self.registry = registry
         self.store = store
         self.clock = clock
@@ -84,15 +111,24 @@ class Kernel:
             idempotency_timeout=idempotency_timeout,
             zone_of=zone_of,
         )
-        self._outside = Outside(
-            registry=registry,
-            store=store,
-            clock=clock,
-            ids=ids,
-            sink=sink,
-            runner=runner,
-            report_progress=self.dispatch,
-        )
+        self._outside = Outside(**self._outside_ports(runner))
+
+    def _outside_ports(self, runner: StageRunner) -> dict[str, Any]:
+        """What :class:`Outside` is built with, stage code run by ``runner`` (a kernel
+        that wraps the runner, like ``adapters.otel``'s, passes its own)."""
+        return {
+            "registry": self.registry,
+            "store": self.store,
+            "clock": self.clock,
+            "ids": self.ids,
+            "sink": self.sink,
+            "runner": runner,
+            "dispatch": self.dispatch,
+            "ai": self.ai_config,
+            "batch_providers": self.batch_providers,
+            # The kernel's own runner offloads: a wrapping runner need not.
+            "offload": self.runner.offload if isinstance(self.runner, OffloadingRunner) else None,
+        }
 
     @property
     def idempotency_timeout(self) -> timedelta:
@@ -264,6 +300,27 @@ class Kernel:
             with self.store.transaction() as tx:
                 tx.apply((ReleaseIdempotency(key, cmd.type),))
             raise
+
+
+def _stages_of(registry: WorkflowRegistry) -> list[Stage[Any, Any, Any]]:
+    """Every stage of every registered workflow."""
+    workflows = [registry.get_workflow(workflow_id) for workflow_id in registry.workflow_ids()]
+    return [stage for workflow in workflows if workflow is not None for stage in workflow.stages]
+
+
+def _by_name(providers: Sequence[BatchProvider]) -> Mapping[str, BatchProvider]:
+    found: dict[str, BatchProvider] = {}
+    for provider in providers:
+        name = getattr(provider, "name", None)
+        if not isinstance(name, str) or not name:
+            raise DefinitionError(
+                f"batch_providers: each provider needs a non-empty name, got {name!r} "
+                f"on {provider!r}"
+            )
+        if name in found:
+            raise DefinitionError(f"batch_providers: two providers are named {name!r}")
+        found[name] = provider
+    return found
 
 
 def _claim_key(claim: IdempotencyRecord) -> Phase[idempotency.KeyVerdict]:

@@ -11,10 +11,12 @@ shell outside any transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from attrs import Attribute, field, frozen
 
+from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.events import Event
 from kernel.outcomes import CheckOutcome, Deliveries, StageRun
 from kernel.records import (
@@ -173,6 +175,35 @@ class DeleteSchedule:
     schedule_id: str
 
 
+@frozen
+class InsertUsage:
+    """Add a row to the usage ledger; its ``call_id`` is new (``usage.record``
+    checked)."""
+
+    entry: UsageEntry
+
+
+@frozen
+class InsertBatchCancel:
+    """Remember a provider batch to cancel after commit (replaces one with that id)."""
+
+    cancel: BatchCancel
+
+
+@frozen
+class UpdateBatchCancel:
+    """A cancel call that failed: counted, with its error, for the next tick."""
+
+    cancel: BatchCancel
+
+
+@frozen
+class DeleteBatchCancel:
+    """The provider accepted the cancel: forget it."""
+
+    batch_id: str
+
+
 StoreEffect = (
     InsertRun
     | UpdateRun
@@ -193,6 +224,10 @@ StoreEffect = (
     | InsertSchedule
     | UpdateSchedule
     | DeleteSchedule
+    | InsertUsage
+    | InsertBatchCancel
+    | UpdateBatchCancel
+    | DeleteBatchCancel
 )
 
 
@@ -208,6 +243,8 @@ class OutsideWorld(Protocol):
     def check_completion(self, work: CheckCompletion) -> CheckOutcome: ...
 
     def deliver(self, work: Deliver) -> Deliveries: ...
+
+    def cancel_batches(self, work: CancelBatches) -> Mapping[str, str | None]: ...
 
 
 class Work(Generic[O]):
@@ -262,6 +299,18 @@ class Deliver(Work[Deliveries]):
 
     def carry_out(self, world: OutsideWorld) -> Deliveries:
         return world.deliver(self)
+
+
+@frozen(kw_only=True)
+class CancelBatches(Work["Mapping[str, str | None]"]):
+    """Call each provider's ``cancel`` for pending batch cancels (``batch.cancelPending``),
+    outside any transaction. The outcome maps each batch id to ``None`` (cancelled)
+    or the error its call raised."""
+
+    cancels: tuple[BatchCancel, ...]
+
+    def carry_out(self, world: OutsideWorld) -> Mapping[str, str | None]:
+        return world.cancel_batches(self)
 
 
 @frozen

@@ -8,6 +8,7 @@ them to the :class:`~kernel.ports.EventSink`.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Optional, get_type_hints
 
 import attrs
@@ -52,7 +53,8 @@ class WorkflowStarted(Event):
 class WorkflowCompleted(Event):
     type: ClassVar[str] = "workflow:completed"
     duration_ms: int
-    total_cost: float = 0.0
+    total_cost: Decimal = Decimal(0)
+    """The run's spend (a decimal string in the outbox payload)."""
     total_tokens: int = 0
     output: Any = None
 
@@ -172,6 +174,24 @@ _TIME_FIELDS: dict[str, tuple[str, ...]] = {
     event_type: _time_fields(cls) for event_type, cls in EVENT_TYPES.items()
 }
 
+_DECIMAL_FIELDS: dict[str, tuple[str, ...]] = {
+    event_type: tuple(
+        name for name, hint in get_type_hints(cls).items() if hint is Decimal and name != "type"
+    )
+    for event_type, cls in EVENT_TYPES.items()
+}
+"""Money fields, written as decimal strings (``WorkflowCompleted.total_cost``)."""
+
+
+def _decimal(value: Any) -> Any:
+    """A payload's money back as a ``Decimal`` (a float from an older payload by its
+    shortest repr); anything else is left for the event's own checks."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return Decimal(value)
+    return value
+
 
 def event_payload(event: Event) -> dict[str, Json]:
     """The outbox payload of ``event``: its ``type`` first, then its fields in JSON form.
@@ -196,7 +216,7 @@ def event_from_payload(payload: dict[str, Any]) -> Event:
     """Rebuild an event from its outbox payload (its fields in JSON form plus ``type``).
 
     Payloads are written by the kernel, so the event is built directly: only
-    its datetimes need parsing.
+    its datetimes and decimals need parsing.
 
     >>> e = event_from_payload({"type": "workflow:started", "workflow_run_id": "r1",
     ...                         "timestamp": "2025-01-01T00:00:00+00:00"})
@@ -209,4 +229,7 @@ def event_from_payload(payload: dict[str, Any]) -> Event:
         value = fields.get(name)
         if isinstance(value, str):
             fields[name] = datetime.fromisoformat(value)
+    for name in _DECIMAL_FIELDS[event_type]:
+        if name in fields:
+            fields[name] = _decimal(fields[name])
     return EVENT_TYPES[event_type](**fields)

@@ -59,6 +59,8 @@ class NotReady:
     """``check_completion`` says: not yet; ask again after ``next_check_in``."""
 
     next_check_in: timedelta | None
+    state: Json = None
+    """The stage's new ``suspended_state`` (``None``: keep the one it has)."""
 
 
 StageOutcome = Completed | Suspended | AwaitSignal | Failed

@@ -7,13 +7,18 @@ passes ``testing.conformance.StoreConformance``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from attrs import frozen
 
+from kernel.ai.ledger import BatchCancel, UsageEntry
+from kernel.ai.ports import UNKNOWN as UNKNOWN
+from kernel.ai.ports import AIProvider as AIProvider
+from kernel.ai.ports import BatchProvider as BatchProvider
+from kernel.ai.ports import Unknown as Unknown
 from kernel.commands import Command
 from kernel.effects import StoreEffect
 from kernel.events import Event
@@ -111,6 +116,16 @@ class StageRunner(Protocol):
     ) -> RunnerOutcome:
         """Call ``fn(*args)``; await the result if it is awaitable. With ``timeout``,
         give up after that long and return :class:`TimedOut`."""
+        ...
+
+
+@runtime_checkable
+class OffloadingRunner(StageRunner, Protocol):
+    """A stage runner that can also await blocking work away from the event loop it
+    runs ``async def`` stages on (``ctx.ai``'s async forms use it)."""
+
+    def offload(self, fn: Callable[[], Any]) -> Awaitable[Any]:
+        """Run ``fn()`` in another thread; the awaitable gives its result or raises."""
         ...
 
 
@@ -240,6 +255,14 @@ class StoreTransaction(Protocol):
         every workflow."""
         ...
 
+    def get_usage_call(self, call_id: str) -> UsageEntry | None:
+        """The ledger row of ``call_id``, if it was recorded (``usage.record``)."""
+        ...
+
+    def pending_batch_cancels(self, limit: int) -> list[BatchCancel]:
+        """Provider batch cancels still to make, oldest ``requested_at`` first."""
+        ...
+
     def apply(self, effects: Sequence[StoreEffect]) -> None:
         """Apply effects in order; raise ``StaleVersionError`` on a version mismatch."""
         ...
@@ -323,6 +346,14 @@ class Store(BlobStore, Protocol):
 
     def get_signals(self, run_id: str) -> list[SignalRecord]:
         """Every signal sent to the run (buffered and consumed), in arrival order."""
+        ...
+
+    def get_usage(self, run_id: str) -> list[UsageEntry]:
+        """The run's usage ledger, in record order."""
+        ...
+
+    def get_batch_cancels(self) -> list[BatchCancel]:
+        """Every pending provider batch cancel, oldest first."""
         ...
 
     def get_schedules(self) -> list[ScheduleRecord]:

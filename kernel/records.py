@@ -8,6 +8,7 @@ into records with the converter in :mod:`kernel.convert`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from attrs import field, frozen
@@ -36,8 +37,11 @@ class WorkflowRun:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     duration_ms: int | None = None
-    total_cost: float = 0.0
+    total_cost: Decimal = Decimal(0)
+    """What the run's AI calls cost (the usage ledger) plus costs its stages reported."""
     total_tokens: int = 0
+    budget: Decimal | None = None
+    """The most the run may spend on AI calls; ``None``: no limit."""
     version: int = 1
 
     @property

@@ -10,6 +10,7 @@ import attrs
 from attrs import field, frozen
 from returns.result import Failure, Success
 
+from kernel.ai.client import AI
 from kernel.convert import json_problems, structure, to_json
 from kernel.errors import StageOutputMissingError
 from kernel.records import Json
@@ -29,8 +30,10 @@ I_contra = TypeVar("I_contra", contravariant=True)
 class StageResult(Generic[O]):
     """What ``execute`` returns to attach metrics to its output.
 
-    ``metrics`` may hold ``total_cost`` and ``total_tokens`` (summed into the
-    run) and anything else worth keeping on the stage record.
+    ``metrics`` may hold ``total_cost`` (a number, ``Decimal`` or decimal string),
+    ``total_tokens`` and ``calls``: added to the stage record's (which also count
+    the calls ``ctx.ai`` recorded) and cost and tokens to the run's totals, when
+    the stage completes. Anything else is kept on the stage record as given.
     """
 
     output: O
@@ -70,6 +73,9 @@ class CompletionCheck(Generic[O]):
     error: str | None = None
     next_check_in: timedelta | None = field(default=None, validator=_positive)
     metrics: dict[str, Any] | None = None
+    state: Any = None
+    """Not ready: the stage's new ``suspended_state``, JSON-serialisable (``None``:
+    keep the one it has); the next check receives it."""
 
 
 PlainReturn: TypeAlias = "O | StageResult[O] | Mapping[str, Any]"
@@ -163,6 +169,7 @@ class StageContext(Generic[I, C]):
         resume_state: Json,
         services: StageServices,
         stage_types: Mapping[str, type[Any]],
+        ai: AI | None = None,
     ) -> None:
         self.workflow_run_id = workflow_run_id
         self.stage_id = stage_id
@@ -173,6 +180,11 @@ class StageContext(Generic[I, C]):
         self.config = config
         self.resume_state = resume_state
         self.storage = StageStorage(services, workflow_run_id)
+        self.ai = ai or AI(
+            None, None, workflow_run_id=workflow_run_id, stage_id=stage_id, attempt=attempt
+        )
+        """Model calls, priced and written to the usage ledger (SPEC §11); without
+        ``ai=AIConfig(...)`` on the kernel its methods raise ``AINotConfiguredError``."""
         self.progress_reports: list[ProgressReport] = []
         self._services = services
         self._stage_types = stage_types
@@ -282,6 +294,8 @@ class Stage(Generic[I_contra, O, C]):
     """The signal a signal stage waits for (``define_signal_stage``); it runs no code."""
     signal_timeout: timedelta | None = None
     """How long a signal stage waits before it fails with ``SIGNAL_TIMEOUT``."""
+    batch_provider: str | None = None
+    """The batch provider an LLM batch stage submits to (``define_llm_batch_stage``)."""
 
     @property
     def is_signal(self) -> bool:

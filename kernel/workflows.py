@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar, get_origin, is_typeddict, overload
 
 from attrs import field, frozen
@@ -152,6 +153,8 @@ class Workflow(Generic[In, Out]):
     groups: tuple[tuple[Stage[Any, Any, Any], ...], ...]
     retry: Retry | None = None
     """The retry policy of stages that set none (SPEC §19)."""
+    budget: Decimal | None = None
+    """The default budget of its runs (``RunCreate(budget=...)`` overrides it)."""
     _by_id: dict[str, Stage[Any, Any, Any]] = field(init=False, eq=False, repr=False)
     _group_of: dict[str, int] = field(init=False, eq=False, repr=False)
     _number_of: dict[str, int] = field(init=False, eq=False, repr=False)
@@ -296,6 +299,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
         input: type[In],
         output: type[Out],
         retry: Retry | None = None,
+        budget: Decimal | None = None,
         _groups: tuple[tuple[Stage[Any, Any, Any], ...], ...] = (),
     ) -> None:
         self._id = id
@@ -305,6 +309,13 @@ class WorkflowBuilder(Generic[In, Out, Last]):
         self._output = output
         self._groups = _groups
         self._retry = check_retry(f"workflow {id!r}", retry)
+        if budget is not None and (
+            not isinstance(budget, Decimal) or not budget.is_finite() or budget <= 0
+        ):
+            raise DefinitionError(
+                f"workflow {id!r}: budget: expected a Decimal > 0, got {budget!r}"
+            )
+        self._budget = budget
 
     def _with(self, group: tuple[Stage[Any, Any, Any], ...]) -> Any:
         builder: WorkflowBuilder[Any, Any, Any] = WorkflowBuilder(
@@ -314,6 +325,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             input=self._input,
             output=self._output,
             retry=self._retry,
+            budget=self._budget,
             _groups=(*self._groups, group),
         )
         return builder
@@ -390,6 +402,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             output_type=self._output,
             groups=self._groups,
             retry=self._retry,
+            budget=self._budget,
         )
 
 

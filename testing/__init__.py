@@ -1,5 +1,7 @@
 """The testing kit users import in their own tests (SPEC §9)."""
 
+from testing.ai import FakeAIProvider
+from testing.batch import FakeBatchProvider, SimulatedCrash
 from testing.clock import FakeClock
 from testing.ids import NoopScheduler, SequentialIds
 from testing.kernel import TestKernel, create_test_kernel
@@ -7,9 +9,12 @@ from testing.sinks import CollectingEventSink
 
 __all__ = [
     "CollectingEventSink",
+    "FakeAIProvider",
+    "FakeBatchProvider",
     "FakeClock",
     "NoopScheduler",
     "SequentialIds",
+    "SimulatedCrash",
     "TestKernel",
     "create_test_kernel",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from testing.store_cases.base import StoreCase
 from testing.store_cases.data import DataCases
+from testing.store_cases.ledger import LedgerCases
 from testing.store_cases.listing import ListingCases
 from testing.store_cases.outbox import OutboxCases
 from testing.store_cases.queue import QueueCases
@@ -28,6 +29,12 @@ __all__ = ["StoreCase", "StoreConformance"]
 
 
 class StoreConformance(
-    TransactionCases, QueueCases, OutboxCases, DataCases, ListingCases, SignalScheduleCases
+    TransactionCases,
+    QueueCases,
+    OutboxCases,
+    DataCases,
+    ListingCases,
+    SignalScheduleCases,
+    LedgerCases,
 ):
     """All conformance cases. Subclasses implement ``make_store(self) -> Store``."""

@@ -11,7 +11,9 @@ from typing_extensions import TypeVar
 from adapters.clocks import system_zone
 from adapters.memory import InMemoryStore
 from adapters.runner import DefaultStageRunner
+from kernel.ai.config import AIConfig
 from kernel.commands import (
+    BatchCancelPending,
     Command,
     OutboxFlush,
     RunClaimPending,
@@ -21,7 +23,7 @@ from kernel.commands import (
 from kernel.decisions.run_signal import waiting_for
 from kernel.dispatch import Kernel
 from kernel.plugins import Plugin, PluginRunner
-from kernel.ports import Clock, EventSink, IdGenerator, Store
+from kernel.ports import BatchProvider, Clock, EventSink, IdGenerator, Store
 from kernel.status import JobStatus, Status
 from kernel.workflows import Registry, Workflow
 from testing.clock import FakeClock
@@ -57,7 +59,8 @@ class TestKernel(Generic[ClockT, SinkT]):
         return self.kernel.dispatch(cmd)
 
     def run_until_idle(self, max_rounds: int = 1000) -> int:
-        """Claim, execute, poll, transition and flush until nothing is left to do.
+        """Claim, execute, poll, transition, cancel provider batches (with
+        ``batch_providers``) and flush until nothing is left to do.
 
         When only waiting work remains (a retry backoff or a suspended stage)
         and the clock is a :class:`FakeClock`, it jumps to the next due time;
@@ -80,6 +83,9 @@ class TestKernel(Generic[ClockT, SinkT]):
             for run_id in polled.resumed_workflow_run_ids:
                 self.dispatch(RunTransition(workflow_run_id=run_id))
             progressed = progressed or polled.checked > 0
+            if self.kernel.batch_providers:
+                # Like a host's tick: a failed provider cancel waits for the next round.
+                self.dispatch(BatchCancelPending())
             self._flush()
             if progressed:
                 continue
@@ -129,6 +135,8 @@ def create_test_kernel(  # type: ignore[overload-overlap]
     sink: None = None,
     plugins: tuple[()] = (),
     ids: IdGenerator | None = None,
+    ai: AIConfig | None = None,
+    batch_providers: Sequence[BatchProvider] = (),
 ) -> TestKernel[FakeClock, CollectingEventSink]: ...
 
 
@@ -140,6 +148,8 @@ def create_test_kernel(  # type: ignore[overload-overlap]
     sink: None = None,
     plugins: tuple[()] = (),
     ids: IdGenerator | None = None,
+    ai: AIConfig | None = None,
+    batch_providers: Sequence[BatchProvider] = (),
 ) -> TestKernel[ClockT, CollectingEventSink]: ...
 
 
@@ -151,6 +161,8 @@ def create_test_kernel(
     sink: SinkT,
     plugins: tuple[()] = (),
     ids: IdGenerator | None = None,
+    ai: AIConfig | None = None,
+    batch_providers: Sequence[BatchProvider] = (),
 ) -> TestKernel[FakeClock, SinkT]: ...
 
 
@@ -162,6 +174,8 @@ def create_test_kernel(
     sink: SinkT,
     plugins: tuple[()] = (),
     ids: IdGenerator | None = None,
+    ai: AIConfig | None = None,
+    batch_providers: Sequence[BatchProvider] = (),
 ) -> TestKernel[ClockT, SinkT]: ...
 
 
@@ -173,6 +187,8 @@ def create_test_kernel(
     sink: None = None,
     plugins: Sequence[Plugin],
     ids: IdGenerator | None = None,
+    ai: AIConfig | None = None,
+    batch_providers: Sequence[BatchProvider] = (),
 ) -> TestKernel[FakeClock, PluginRunner]: ...
 
 
@@ -184,6 +200,8 @@ def create_test_kernel(
     sink: None = None,
     plugins: Sequence[Plugin],
     ids: IdGenerator | None = None,
+    ai: AIConfig | None = None,
+    batch_providers: Sequence[BatchProvider] = (),
 ) -> TestKernel[ClockT, PluginRunner]: ...
 
 
@@ -194,6 +212,8 @@ def create_test_kernel(
     sink: EventSink | None = None,
     plugins: Sequence[Plugin] = (),
     ids: IdGenerator | None = None,
+    ai: AIConfig | None = None,
+    batch_providers: Sequence[BatchProvider] = (),
 ) -> TestKernel[Any, Any]:
     """A kernel on an ``InMemoryStore``, a ``FakeClock``, ``SequentialIds`` and a
     ``CollectingEventSink`` (each replaceable). Two test kernels sharing one
@@ -204,7 +224,9 @@ def create_test_kernel(
     with ``adapters.create_kernel(..., plugins=...)``, and ``tk.sink`` is that
     runner (typed so). Any ``plugins`` but the default ``()`` makes the runner,
     even an empty list, so the type mypy infers always holds. Pass ``plugins``
-    or ``sink``, not both.
+    or ``sink``, not both. ``ai`` and ``batch_providers`` are passed to the
+    kernel as by ``adapters.create_kernel`` (``testing.FakeAIProvider`` calls no
+    one; see docs/ai.md).
 
     Raises:
         TypeError: both ``sink`` and ``plugins`` were given.
@@ -227,5 +249,7 @@ def create_test_kernel(
         sink=sink,
         runner=DefaultStageRunner(),
         zone_of=system_zone,
+        ai=ai,
+        batch_providers=batch_providers,
     )
     return TestKernel(kernel, store, clock, sink)

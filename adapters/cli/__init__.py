@@ -1,4 +1,4 @@
-"""The ``wfk`` command line (SPEC §8): workers, runs, signals, schedules, outbox and dead
+"""The ``wfk`` command line (SPEC §8): workers, runs, signals, schedules, usage, outbox and
 letters, schema, demo.
 
 Every command takes ``--store URL`` (``sqlite:///path`` or ``postgresql://...``;
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from importlib import metadata
 
-from adapters.cli import ops, runs, schedules, ui
+from adapters.cli import ops, runs, schedules, ui, usage
 from adapters.cli.errors import CliError
 from adapters.cli.stores import Stores, command_name, hide_password, store_url
 from adapters.runner import describe
@@ -37,6 +37,7 @@ examples:
       --input '{"title": "Hi", "text": "hello world"}' --wait
   wfk runs --status FAILED
   wfk run show 3f2a9c1e --logs
+  wfk usage 3f2a9c1e
   wfk run signal 3f2a9c1e approval --app myproject.workflows:registry \\
       --payload '{"approved": true, "by": "ann"}'
   wfk schedule add nightly --workflow report --cron '0 3 * * *' --tz Europe/Riga \\
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_parsers(commands, common)
     runs.add_parsers(commands, common)
     schedules.add_parsers(commands, common)
+    usage.add_parser(commands, common)
     ui.add_parser(commands, common)
     return parser
 

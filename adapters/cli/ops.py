@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -20,10 +23,14 @@ from adapters.cli.stores import Stores, create_flag, redact, store_url, verify
 from adapters.hosts import WorkerHost
 from adapters.hosts.logs import CONTEXT_FIELDS
 from adapters.hosts.worker import MAX_CHAIN
+from kernel.ai.ledger import UsageEntry
 from kernel.commands import PluginReplayDLQ, RunCreate
+from kernel.ports import AIProvider
 from kernel.status import Status
 
 DEMO_STORE = "sqlite:///.demo/demo.db"
+DEMO_BUDGET = Decimal("0.05")
+"""The most one demo run may spend on model calls, in US dollars."""
 
 
 class ContextFormatter(logging.Formatter):
@@ -181,22 +188,72 @@ def cmd_migrate(args: argparse.Namespace, stores: Stores) -> int:
     return 0
 
 
+DEMO_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+"""The environment variable each real provider of ``wfk demo --provider`` needs."""
+
+
+def demo_provider(name: str) -> AIProvider:
+    """The provider ``wfk demo --provider NAME`` calls; real ones are imported only here.
+
+    Raises:
+        CliError: a real provider without its API key in the environment.
+    """
+    from adapters.demo import OfflineModel
+
+    if name == "offline":
+        return OfflineModel()
+    key = DEMO_KEYS[name]
+    if not os.environ.get(key):
+        raise CliError(
+            f"--provider {name} calls the real {name} API: set {key} first "
+            "(or leave --provider out to run the offline model)",
+            exit_code=2,
+        )
+    if name == "openai":
+        from adapters.ai.openai import OpenAIProvider
+
+        return OpenAIProvider()
+    from adapters.ai.anthropic import AnthropicProvider
+
+    return AnthropicProvider()
+
+
+def ai_line(entries: Sequence[UsageEntry]) -> str:
+    """What a run's model calls used and cost, from its ledger rows."""
+    tokens = sum(entry.usage.total_tokens for entry in entries)
+    cost = sum((entry.cost for entry in entries), Decimal(0))
+    calls = f"{len(entries)} call{'' if len(entries) == 1 else 's'}"
+    return f"  ai: {calls}, {tokens} tokens, ${cost.normalize():f}"
+
+
 def cmd_demo(args: argparse.Namespace, stores: Stores) -> int:
-    from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
+    from adapters.demo import (
+        DEMO_MODELS,
+        SAMPLE_DOCUMENTS,
+        demo_ai,
+        demo_run_config,
+        document_pipeline,
+    )
 
     url = args.store or DEMO_STORE
     if not url.startswith("sqlite:"):
         raise CliError(
             f"the demo runs on SQLite: expected --store sqlite:///PATH, got {redact(url)}"
         )
+    provider = demo_provider(args.provider)
     store = stores.open(url, create=True)
-    kernel = create_kernel(document_pipeline, store=store)
+    kernel = create_kernel(document_pipeline, store=store, ai=demo_ai(provider))
     print(f"document pipeline demo on {url}: {len(SAMPLE_DOCUMENTS)} documents")
-    print("extract → (classify ∥ summarize) → merge")
+    print(f"extract → (classify ∥ summarize) → merge, asking {DEMO_MODELS[args.provider]}")
     print()
     run_ids = [
         kernel.dispatch(
-            RunCreate(workflow_id=document_pipeline.id, input=attrs.asdict(document))
+            RunCreate(
+                workflow_id=document_pipeline.id,
+                input=attrs.asdict(document),
+                config=demo_run_config(args.provider),
+                budget=DEMO_BUDGET,
+            )
         ).workflow_run_id
         for document in SAMPLE_DOCUMENTS
     ]
@@ -204,6 +261,7 @@ def cmd_demo(args: argparse.Namespace, stores: Stores) -> int:
     print()
     for view in views:
         print(run_summary(view.run, view.stages))
+        print(ai_line(store.get_usage(view.run.id)))
     completed = sum(1 for view in views if view.run.status == Status.COMPLETED)
     print()
     print(
@@ -308,5 +366,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         help="run the document pipeline demo on SQLite",
         description="Run the document pipeline on three sample documents with a live display "
         f"(store: {DEMO_STORE} unless --store is given).",
+    )
+    demo.add_argument(
+        "--provider",
+        choices=["offline", *DEMO_KEYS],
+        default="offline",
+        help="the model classify and summarize ask: an offline stand-in (default), or a real "
+        "one (needs OPENAI_API_KEY or ANTHROPIC_API_KEY; costs a fraction of a cent)",
     )
     demo.set_defaults(handler=cmd_demo)

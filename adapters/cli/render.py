@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from kernel.convert import to_json
+from kernel.decisions.totals import as_cost, as_count
 from kernel.records import OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.status import Status
 
@@ -70,9 +72,42 @@ def run_duration(run: WorkflowRun) -> str:
     return duration(run.duration_ms) if run.started_at and run.completed_at else "-"
 
 
-def cost(value: float) -> str:
-    """``0.00015`` rather than ``1.5e-04``."""
-    return f"{value:.6f}".rstrip("0").rstrip(".")
+def cost(value: Decimal) -> str:
+    """Money, exactly: every digit it has, no exponent, no trailing zeros, ``0`` for nothing.
+
+    The one formatter of money in the command line and the dashboard.
+
+    >>> cost(Decimal("0.00015000")), cost(Decimal("1E-8")), cost(Decimal("12.50"))
+    ('0.00015', '0.00000001', '12.5')
+    >>> cost(Decimal("0E-8")), cost(Decimal("1E+2")), cost(Decimal("-0.25"))
+    ('0', '100', '-0.25')
+    """
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def stage_usage(stage: WorkflowStage) -> tuple[Decimal | None, int | None, int | None]:
+    """A stage's ``(total_cost, total_tokens, calls)`` from its metrics (``None``: not
+    reported). ``total_cost`` is a decimal string there (a number in older records)."""
+    metrics = stage.metrics
+    return (
+        as_cost(metrics.get("total_cost")),
+        as_count(metrics.get("total_tokens")),
+        as_count(metrics.get("calls")),
+    )
+
+
+def run_usage(run: WorkflowRun) -> str | None:
+    """``cost 0.0123 of budget 5    tokens 1234``: what a run spent; ``None`` if nothing
+    and it has no budget."""
+    if not (run.total_cost or run.total_tokens or run.budget is not None):
+        return None
+    spent = f"cost {cost(run.total_cost)}"
+    if run.budget is not None:
+        spent += f" of budget {cost(run.budget)} ({cost(run.budget - run.total_cost)} left)"
+    return f"{spent}    tokens {run.total_tokens}"
 
 
 def runs_table(runs: Sequence[WorkflowRun]) -> str:
@@ -95,21 +130,33 @@ def stages_table(
     latest ``ctx.progress`` report, as text). ``notes``: by stage id, a line
     to show under the stage's row whatever its status (what it waits for).
     """
-    rows = [
-        [
+    usage = [stage_usage(stage) for stage in stages]
+    # What stages spent, only when some stage reported it: AI calls recorded on
+    # the ledger (total_cost, total_tokens, calls) or the stage's own metrics.
+    spent = any(value is not None for figures in usage for value in figures)
+    headers = ["#", "STAGE", "STATUS", "ATTEMPT", "DURATION"]
+    if spent:
+        headers += ["COST", "TOKENS", "CALLS"]
+    rows = []
+    for stage, (spent_cost, tokens, calls) in zip(stages, usage, strict=True):
+        row = [
             str(stage.stage_number),
             stage.stage_id,
             str(stage.status),
             str(stage.attempt),
             duration(stage.duration_ms),
-            (stage.error or "")
-            + (f"  {TRACEBACK_HINT}" if stage.error and stage.error_traceback else ""),
         ]
-        for stage in stages
-    ]
-    lines = table(["#", "STAGE", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows, indent).split(
-        "\n"
-    )
+        if spent:
+            row += [
+                "-" if spent_cost is None else cost(spent_cost),
+                "-" if tokens is None else str(tokens),
+                "-" if calls is None else str(calls),
+            ]
+        error = stage.error or ""
+        rows.append(
+            [*row, error + (f"  {TRACEBACK_HINT}" if error and stage.error_traceback else "")]
+        )
+    lines = table([*headers, "ERROR"], rows, indent).split("\n")
     if progress or notes:
         # A running stage's progress, or what a stage waits for, goes on a line
         # of its own, under its name.
@@ -155,8 +202,9 @@ def run_header(run: WorkflowRun, took: str | None = None) -> str:
         f"status    {run.status}",
         f"created   {when(run.created_at)}    duration {took or run_duration(run)}",
     ]
-    if run.total_cost or run.total_tokens:
-        lines.append(f"usage     cost {cost(run.total_cost)}    tokens {run.total_tokens}")
+    usage = run_usage(run)
+    if usage is not None:
+        lines.append(f"usage     {usage}")
     if run.error:
         lines.append(f"error     {run.error}")
     if run.output is not None:

@@ -2,7 +2,8 @@
 
 One tick: fire due schedules (at most once a second), claim pending runs, poll
 due suspended stages (and transition the
-runs they resume), reap stale leases, transition RUNNING runs left with no
+runs they resume), reap stale leases, cancel provider batches left pending (with
+batch providers), transition RUNNING runs left with no
 active stage (the safety net, on sweeping ticks only), and flush the outbox.
 Each part is its own command, so a failing part is logged and the others
 still run; the next tick tries again.
@@ -19,6 +20,7 @@ from attrs import frozen
 from adapters.hosts.logs import HostLog
 from adapters.runner import describe
 from kernel.commands import (
+    BatchCancelPending,
     LeaseReapStale,
     OutboxFlush,
     RunClaimPending,
@@ -147,6 +149,8 @@ class Orchestrator:
         part("claim", claim)
         part("poll", poll)
         part("reap", reap)
+        if self.kernel.batch_providers:
+            part("batch cancels", self._cancel_batches)
         if sweep:
             part("safety net", safety_net)
         published: list[int] = []
@@ -192,6 +196,17 @@ class Orchestrator:
             )
         for problem in ticked.problems:
             self.log.warning("schedules: %s", problem)
+
+    def _cancel_batches(self) -> None:
+        """Call the providers' ``cancel`` for pending batch cancels; a failed call stays
+        pending for the next tick."""
+        done = self.kernel.dispatch(BatchCancelPending())
+        if done.cancelled:
+            self.log.info("cancelled %d provider batch(es)", done.cancelled)
+        if done.failed:
+            self.log.warning(
+                "%d provider batch cancel(s) failed; retried at the next tick", done.failed
+            )
 
     def _transition(self, run_id: str, counts: dict[str, int]) -> None:
         result = self.kernel.dispatch(RunTransition(workflow_run_id=run_id))

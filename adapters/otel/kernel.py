@@ -8,7 +8,7 @@ worker runs them, are its children.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta, tzinfo
 from typing import Any, TypeVar, cast
 
@@ -19,11 +19,20 @@ from opentelemetry.util.types import AttributeValue
 from adapters.otel.propagation import trace_keys, with_trace_context
 from adapters.otel.stages import RecordingRunner, TracedOutside
 from adapters.otel.telemetry import Telemetry
+from kernel.ai.config import AIConfig
 from kernel.commands import Command, RunCreate, RunCreateResult
 from kernel.decisions.context import IDEMPOTENCY_TIMEOUT, utc_only
 from kernel.dispatch import Kernel
 from kernel.errors import IdempotencyConflictError
-from kernel.ports import Clock, EventSink, IdGenerator, StageRunner, Store, WorkflowRegistry
+from kernel.ports import (
+    BatchProvider,
+    Clock,
+    EventSink,
+    IdGenerator,
+    StageRunner,
+    Store,
+    WorkflowRegistry,
+)
 
 R = TypeVar("R")
 
@@ -63,6 +72,8 @@ class InstrumentedKernel(Kernel):
         runner: StageRunner,
         idempotency_timeout: timedelta = IDEMPOTENCY_TIMEOUT,
         zone_of: Callable[[str], tzinfo | None] = utc_only,
+        ai: AIConfig | None = None,
+        batch_providers: Sequence[BatchProvider] = (),
     ) -> None:
         if not isinstance(telemetry, Telemetry):
             raise TypeError(f"telemetry: expected a Telemetry, got {telemetry!r}")
@@ -75,20 +86,13 @@ class InstrumentedKernel(Kernel):
             runner=runner,
             idempotency_timeout=idempotency_timeout,
             zone_of=zone_of,
+            ai=ai,
+            batch_providers=batch_providers,
         )
         self.telemetry = telemetry
         # The kernel carries out stage code through this object: the one seam
         # where a stage attempt's run, record, job and outcome are all known.
-        self._outside = TracedOutside(
-            telemetry,
-            registry=registry,
-            store=store,
-            clock=clock,
-            ids=ids,
-            sink=sink,
-            runner=RecordingRunner(runner),
-            report_progress=self.dispatch,
-        )
+        self._outside = TracedOutside(telemetry, **self._outside_ports(RecordingRunner(runner)))
         telemetry.observe_queue(store)
 
     def dispatch(self, cmd: Command[R]) -> R:

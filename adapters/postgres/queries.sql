@@ -7,7 +7,7 @@
 -- name: get_run
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       version
+       budget, version
 FROM runs
 WHERE id = %(id)s;
 
@@ -18,7 +18,7 @@ WHERE id = %(id)s;
 -- versions. The run row is the per-run mutex; plain reads do not wait on it.
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       version
+       budget, version
 FROM runs
 WHERE id = %(id)s
 FOR NO KEY UPDATE;
@@ -33,7 +33,7 @@ FOR NO KEY UPDATE;
 -- newest run; an unknown id makes the bound NULL, so no run matches.
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       version
+       budget, version
 FROM runs
 WHERE (created_at, seq) < (
       coalesce((SELECT created_at FROM runs WHERE id = %(before)s::text),
@@ -46,7 +46,7 @@ LIMIT %(limit)s;
 -- name: list_runs_by_status
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       version
+       budget, version
 FROM runs
 WHERE status = %(status)s::text
   AND (created_at, seq) < (
@@ -60,7 +60,7 @@ LIMIT %(limit)s;
 -- name: list_runs_by_workflow
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       version
+       budget, version
 FROM runs
 WHERE workflow_id = %(workflow_id)s::text
   AND (created_at, seq) < (
@@ -74,7 +74,7 @@ LIMIT %(limit)s;
 -- name: list_runs_by_status_and_workflow
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       version
+       budget, version
 FROM runs
 WHERE status = %(status)s::text AND workflow_id = %(workflow_id)s::text
   AND (created_at, seq) < (
@@ -91,7 +91,7 @@ LIMIT %(limit)s;
 -- %(workflow_ids)s is NULL (every workflow) or the ids the caller can serve.
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       version
+       budget, version
 FROM runs
 WHERE status = 'PENDING'
   AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
@@ -102,10 +102,11 @@ FOR UPDATE SKIP LOCKED;
 -- name: insert_run
 INSERT INTO runs (id, workflow_id, workflow_name, status, input, config, priority, metadata,
                   output, error, created_at, started_at, completed_at, duration_ms,
-                  total_cost, total_tokens, version)
+                  total_cost, total_tokens, budget, version)
 VALUES (%(id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(config)s,
         %(priority)s, %(metadata)s, %(output)s, %(error)s, %(created_at)s, %(started_at)s,
-        %(completed_at)s, %(duration_ms)s, %(total_cost)s, %(total_tokens)s, %(version)s)
+        %(completed_at)s, %(duration_ms)s, %(total_cost)s, %(total_tokens)s, %(budget)s,
+        %(version)s)
 ON CONFLICT DO NOTHING;
 
 -- name: update_run
@@ -115,7 +116,8 @@ SET workflow_id = %(workflow_id)s, workflow_name = %(workflow_name)s, status = %
     metadata = %(metadata)s, output = %(output)s, error = %(error)s,
     created_at = %(created_at)s, started_at = %(started_at)s,
     completed_at = %(completed_at)s, duration_ms = %(duration_ms)s,
-    total_cost = %(total_cost)s, total_tokens = %(total_tokens)s, version = %(version)s
+    total_cost = %(total_cost)s, total_tokens = %(total_tokens)s, budget = %(budget)s,
+    version = %(version)s
 WHERE id = %(id)s AND version = %(expected_version)s;
 
 -- name: get_stages
@@ -487,6 +489,63 @@ SELECT id, workflow_id, cron, every, input, config, timezone, overlap, catchup, 
        next_fire_at, last_fire_at, last_run_id, created_at, updated_at, version
 FROM schedules
 ORDER BY id COLLATE "C";
+
+-- name: insert_usage
+-- A call_id recorded before inserts nothing (the caller raises StoreError).
+INSERT INTO usage (call_id, workflow_run_id, stage_id, attempt, model, kind, input_tokens,
+                   output_tokens, cached_input_tokens, reasoning_tokens, cost, priced, note,
+                   recorded_at)
+VALUES (%(call_id)s, %(workflow_run_id)s, %(stage_id)s, %(attempt)s, %(model)s, %(kind)s,
+        %(input_tokens)s, %(output_tokens)s, %(cached_input_tokens)s, %(reasoning_tokens)s,
+        %(cost)s, %(priced)s, %(note)s, %(recorded_at)s)
+ON CONFLICT DO NOTHING;
+
+-- name: get_usage_call
+SELECT call_id, workflow_run_id, stage_id, attempt, model, kind, input_tokens, output_tokens,
+       cached_input_tokens, reasoning_tokens, cost, priced, note, recorded_at
+FROM usage
+WHERE call_id = %(call_id)s;
+
+-- name: get_usage
+-- Served by usage_run_idx, in record order.
+SELECT call_id, workflow_run_id, stage_id, attempt, model, kind, input_tokens, output_tokens,
+       cached_input_tokens, reasoning_tokens, cost, priced, note, recorded_at
+FROM usage
+WHERE workflow_run_id = %(workflow_run_id)s
+ORDER BY seq;
+
+-- name: insert_batch_cancel
+-- A second request to cancel one batch replaces the first.
+INSERT INTO batch_cancels (batch_id, provider, workflow_run_id, stage_id, requested_at,
+                           attempts, last_error)
+VALUES (%(batch_id)s, %(provider)s, %(workflow_run_id)s, %(stage_id)s, %(requested_at)s,
+        %(attempts)s, %(last_error)s)
+ON CONFLICT (batch_id) DO UPDATE
+SET provider = excluded.provider, workflow_run_id = excluded.workflow_run_id,
+    stage_id = excluded.stage_id, requested_at = excluded.requested_at,
+    attempts = excluded.attempts, last_error = excluded.last_error;
+
+-- name: update_batch_cancel
+-- A cancel another tick has cleared meanwhile stays cleared (no row changes).
+UPDATE batch_cancels
+SET provider = %(provider)s, workflow_run_id = %(workflow_run_id)s, stage_id = %(stage_id)s,
+    requested_at = %(requested_at)s, attempts = %(attempts)s, last_error = %(last_error)s
+WHERE batch_id = %(batch_id)s;
+
+-- name: delete_batch_cancel
+DELETE FROM batch_cancels WHERE batch_id = %(batch_id)s;
+
+-- name: pending_batch_cancels
+-- Served by batch_cancels_pending_idx; ties by id in byte order, as every store.
+SELECT batch_id, provider, workflow_run_id, stage_id, requested_at, attempts, last_error
+FROM batch_cancels
+ORDER BY requested_at, batch_id COLLATE "C"
+LIMIT %(limit)s;
+
+-- name: get_batch_cancels
+SELECT batch_id, provider, workflow_run_id, stage_id, requested_at, attempts, last_error
+FROM batch_cancels
+ORDER BY requested_at, batch_id COLLATE "C";
 
 -- name: savepoint_apply
 SAVEPOINT wfk_apply;

@@ -13,7 +13,8 @@ from psycopg.rows import DictRow
 
 from adapters.postgres.errors import translated
 from adapters.postgres.queries import QUERIES
-from adapters.postgres.rows import Row, record, records
+from adapters.postgres.rows import Row, record, records, usage_entries
+from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.records import Job, LogEntry, OutboxEvent, SignalRecord, WorkflowRun, WorkflowStage
 from kernel.schedules import ScheduleRecord
 from kernel.status import Status
@@ -89,3 +90,11 @@ class PostgresReads:
 
     def get_schedules(self) -> list[ScheduleRecord]:
         return records(self._rows("get_schedules", {}), ScheduleRecord)
+
+    def get_usage(self, run_id: str) -> list[UsageEntry]:
+        """The run's usage ledger, in record order."""
+        return usage_entries(self._rows("get_usage", {"workflow_run_id": run_id}))
+
+    def get_batch_cancels(self) -> list[BatchCancel]:
+        """Every pending provider batch cancel, oldest first."""
+        return records(self._rows("get_batch_cancels", {}), BatchCancel)

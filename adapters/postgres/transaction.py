@@ -13,23 +13,37 @@ from psycopg.rows import DictRow
 
 from adapters.postgres.errors import translated
 from adapters.postgres.queries import QUERIES
-from adapters.postgres.rows import Row, event_params, jsonb, params, record, records
+from adapters.postgres.rows import (
+    Row,
+    event_params,
+    jsonb,
+    params,
+    record,
+    records,
+    usage_entries,
+    usage_params,
+)
+from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.effects import (
     AppendLog,
     AppendOutbox,
     CompleteIdempotency,
     ConsumeSignal,
+    DeleteBatchCancel,
     DeleteBlob,
     DeleteSchedule,
     DeleteStage,
     EnqueueJob,
+    InsertBatchCancel,
     InsertRun,
     InsertSchedule,
     InsertSignal,
     InsertStage,
+    InsertUsage,
     PutBlob,
     ReleaseIdempotency,
     StoreEffect,
+    UpdateBatchCancel,
     UpdateJob,
     UpdateOutbox,
     UpdateRun,
@@ -149,6 +163,18 @@ def _statement(effect: StoreEffect) -> _Statement:
             )
         case DeleteSchedule(schedule_id):
             return _Statement("delete_schedule", {"id": schedule_id})
+        case InsertUsage(entry):
+            message = f"call {entry.call_id!r} is already in the usage ledger"
+            return _Statement(
+                "insert_usage", usage_params(entry), _expect_row(lambda: StoreError(message))
+            )
+        case InsertBatchCancel(cancel):
+            return _Statement("insert_batch_cancel", params(cancel))
+        case UpdateBatchCancel(cancel):
+            # A cancel another tick cleared meanwhile stays cleared: no check.
+            return _Statement("update_batch_cancel", params(cancel))
+        case DeleteBatchCancel(batch_id):
+            return _Statement("delete_batch_cancel", {"batch_id": batch_id})
     raise TypeError(f"apply: expected a store effect, got {effect!r}")  # pragma: no cover
 
 
@@ -279,6 +305,14 @@ class PostgresTransaction:
     ) -> list[ScheduleRecord]:
         values = {"now": now, "limit": max(limit, 0), "workflow_ids": _id_list(workflow_ids)}
         return records(self._rows("due_schedules", values), ScheduleRecord)
+
+    def get_usage_call(self, call_id: str) -> UsageEntry | None:
+        rows = self._rows("get_usage_call", {"call_id": call_id})
+        return usage_entries(rows)[0] if rows else None
+
+    def pending_batch_cancels(self, limit: int) -> list[BatchCancel]:
+        rows = self._rows("pending_batch_cancels", {"limit": max(limit, 0)})
+        return records(rows, BatchCancel)
 
     # -- effects -------------------------------------------------------------
 

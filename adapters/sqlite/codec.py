@@ -3,8 +3,9 @@
 Columns are named after record fields. A field's type decides its column
 form (read by :class:`adapters.columns.Columns`): datetimes become canonical
 UTC text (:func:`timestamp`), durations integer microseconds, JSON fields
-``json.dumps`` text, booleans 0 or 1; everything else (strings, numbers, enum
-values) is stored as it is. Rows come back as records built field by field, so a
+``json.dumps`` text, booleans 0 or 1, ``Decimal`` money the ``str`` of the
+Decimal (in TEXT columns, so the digits stay exact); everything else (strings,
+numbers, enum values) is stored as it is. Rows come back as records built field by field, so a
 record read equals the record written (datetimes aware UTC, durations, enum
 members).
 """
@@ -15,6 +16,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Self, TypeVar, get_type_hints
 
 from attrs import AttrsInstance, evolve, fields, frozen
@@ -45,7 +47,8 @@ def timestamp(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def _parse_time(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
+    """The aware UTC datetime of a :func:`timestamp` text."""
     parsed = datetime.fromisoformat(text)
     return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
@@ -85,13 +88,19 @@ class RecordCodec(Columns[R]):
 
     bools: tuple[str, ...] = ()
     """The boolean fields (also in ``plain``): SQLite gives them back as 0 or 1."""
+    decimals: tuple[str, ...] = ()
+    """The ``Decimal`` fields (also in ``plain``): stored as the Decimal's ``str``."""
 
     @classmethod
     def of(cls, record_class: type[R]) -> Self:
-        """The columns of ``record_class``, and which of them are booleans."""
+        """The columns of ``record_class``, and which of them are booleans or decimals."""
         hints = get_type_hints(record_class)
-        bools = tuple(f.name for f in fields(record_class) if _without_none(hints[f.name]) is bool)
-        return evolve(super().of(record_class), bools=bools)
+        kinds = {f.name: _without_none(hints[f.name]) for f in fields(record_class)}
+        return evolve(
+            super().of(record_class),
+            bools=tuple(name for name, kind in kinds.items() if kind is bool),
+            decimals=tuple(name for name, kind in kinds.items() if kind is Decimal),
+        )
 
     def encode(self, record: R) -> dict[str, Any]:
         """The record as ``{column: value}``, ready to bind as named parameters."""
@@ -104,6 +113,9 @@ class RecordCodec(Columns[R]):
             row[name] = None if value is None else value // _MICROSECOND
         for name in self.jsons:
             row[name] = dump_json(getattr(record, name))
+        for name in self.decimals:
+            value = getattr(record, name)
+            row[name] = None if value is None else str(value)
         return row
 
     def decode(self, row: Mapping[str, Any]) -> R:
@@ -121,12 +133,15 @@ class RecordCodec(Columns[R]):
             data[name] = None if value is None else bool(value)
         for name in self.times:
             text = row[name]
-            data[name] = None if text is None else _parse_time(text)
+            data[name] = None if text is None else parse_time(text)
         for name in self.durations:
             value = row[name]
             data[name] = None if value is None else timedelta(microseconds=value)
         for name in self.jsons:
             data[name] = load_json(row[name])
+        for name in self.decimals:
+            text = data[name]
+            data[name] = None if text is None else Decimal(text)
         return self.record_class(**data)
 
     def decode_all(self, rows: list[dict[str, Any]]) -> list[R]:

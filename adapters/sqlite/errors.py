@@ -74,6 +74,7 @@ _UNIQUE = {
     "jobs.id": "a job with this id already exists",
     "signals.id": "a signal with this id already exists",
     "schedules.id": "a schedule with this id already exists",
+    "usage.call_id": "this call_id is already in the usage ledger",
 }
 
 

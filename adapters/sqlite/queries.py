@@ -63,6 +63,14 @@ class Queries:
     get_schedule: str
     due_schedules: str
     get_schedules: str
+    insert_usage: str
+    get_usage_call: str
+    get_usage: str
+    insert_batch_cancel: str
+    update_batch_cancel: str
+    delete_batch_cancel: str
+    pending_batch_cancels: str
+    get_batch_cancels: str
     schema_version: str
     check_writable: str
 

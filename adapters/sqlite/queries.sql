@@ -9,11 +9,11 @@
 INSERT INTO runs (
     id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
     error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-    version
+    budget, version
 ) VALUES (
     :id, :workflow_id, :workflow_name, :status, :input, :config, :priority, :metadata, :output,
     :error, :created_at, :started_at, :completed_at, :duration_ms, :total_cost, :total_tokens,
-    :version
+    :budget, :version
 );
 
 -- name: update_run
@@ -26,7 +26,7 @@ UPDATE runs SET
     input = :input, config = :config, priority = :priority, metadata = :metadata,
     output = :output, error = :error, started_at = :started_at,
     completed_at = :completed_at, duration_ms = :duration_ms, total_cost = :total_cost,
-    total_tokens = :total_tokens, version = :version
+    total_tokens = :total_tokens, budget = :budget, version = :version
 WHERE id = :id AND version = :expected_version;
 
 -- name: get_run
@@ -346,6 +346,57 @@ LIMIT :limit;
 
 -- name: get_schedules
 SELECT * FROM schedules ORDER BY id;
+
+-- usage ledger --------------------------------------------------------------
+
+-- name: insert_usage
+-- A call_id recorded before breaks usage's UNIQUE constraint (a StoreError).
+INSERT INTO usage (
+    call_id, workflow_run_id, stage_id, attempt, model, kind, input_tokens, output_tokens,
+    cached_input_tokens, reasoning_tokens, cost, priced, note, recorded_at
+) VALUES (
+    :call_id, :workflow_run_id, :stage_id, :attempt, :model, :kind, :input_tokens,
+    :output_tokens, :cached_input_tokens, :reasoning_tokens, :cost, :priced, :note,
+    :recorded_at
+);
+
+-- name: get_usage_call
+SELECT * FROM usage WHERE call_id = :call_id;
+
+-- name: get_usage
+-- Served by usage_run, in record order.
+SELECT * FROM usage WHERE workflow_run_id = :workflow_run_id ORDER BY position;
+
+-- batch cancels ---------------------------------------------------------------
+
+-- name: insert_batch_cancel
+-- A second request to cancel one batch replaces the first.
+INSERT INTO batch_cancels (
+    batch_id, provider, workflow_run_id, stage_id, requested_at, attempts, last_error
+) VALUES (
+    :batch_id, :provider, :workflow_run_id, :stage_id, :requested_at, :attempts, :last_error
+)
+ON CONFLICT (batch_id) DO UPDATE SET
+    provider = excluded.provider, workflow_run_id = excluded.workflow_run_id,
+    stage_id = excluded.stage_id, requested_at = excluded.requested_at,
+    attempts = excluded.attempts, last_error = excluded.last_error;
+
+-- name: update_batch_cancel
+-- A cancel another tick has cleared meanwhile stays cleared (no row changes).
+UPDATE batch_cancels SET
+    provider = :provider, workflow_run_id = :workflow_run_id, stage_id = :stage_id,
+    requested_at = :requested_at, attempts = :attempts, last_error = :last_error
+WHERE batch_id = :batch_id;
+
+-- name: delete_batch_cancel
+DELETE FROM batch_cancels WHERE batch_id = :batch_id;
+
+-- name: pending_batch_cancels
+-- Served by batch_cancels_pending.
+SELECT * FROM batch_cancels ORDER BY requested_at, batch_id LIMIT :limit;
+
+-- name: get_batch_cancels
+SELECT * FROM batch_cancels ORDER BY requested_at, batch_id;
 
 -- schema --------------------------------------------------------------------
 

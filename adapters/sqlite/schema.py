@@ -15,6 +15,7 @@ this code's.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlite_utils import Database
 
@@ -61,6 +62,23 @@ def check_read_only(db: Database, path: str) -> int:
     return found
 
 
+def float_text(value: str | int | float | None) -> str | None:
+    """SQL ``float_text(x)``, for migrations: a number as the ``str`` of an exact ``Decimal``.
+
+    A float becomes its shortest round-tripping decimal (Python's ``repr``),
+    which SQLite's own conversion (15 significant digits) is not; text and
+    NULL pass through.
+
+    >>> float_text(0.1 + 0.2), float_text(0.0), float_text(3), float_text(None)
+    ('0.30000000000000004', '0.0', '3', None)
+    """
+    if isinstance(value, float):
+        return str(Decimal(repr(value)))
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
 def migrate(db: Database, path: str, target: int = LATEST_VERSION) -> int:
     """Bring ``db`` up to schema version ``target``; return the version it had.
 
@@ -69,6 +87,8 @@ def migrate(db: Database, path: str, target: int = LATEST_VERSION) -> int:
     Raises:
         StoreError: the database's schema is newer than this code knows.
     """
+    # Functions the migration scripts call (0005 turns REAL money into text).
+    db.conn.create_function("float_text", 1, float_text, deterministic=True)
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         db.table("schema_version").create(

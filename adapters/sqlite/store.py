@@ -43,6 +43,7 @@ from sqlite_utils import Database
 
 from adapters.sqlite.codec import dump_json, fetch_dicts, load_json, timestamp
 from adapters.sqlite.errors import ErrorMap, NoDatabaseError
+from adapters.sqlite.ledger import CANCELS, usage_entry
 from adapters.sqlite.queries import QUERIES as Q
 from adapters.sqlite.schema import check_read_only, migrate, require_schema
 from adapters.sqlite.transaction import (
@@ -55,6 +56,7 @@ from adapters.sqlite.transaction import (
     STAGES,
     SqliteTransaction,
 )
+from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.errors import StoreError
 from kernel.records import (
     Job,
@@ -362,6 +364,15 @@ class SqliteStore:
     def get_schedules(self) -> list[ScheduleRecord]:
         """Every schedule, by id."""
         return SCHEDULES.decode_all(self._cold_query(Q.get_schedules, {}))
+
+    def get_usage(self, run_id: str) -> list[UsageEntry]:
+        """The run's usage ledger, in record order."""
+        rows = self._cold_query(Q.get_usage, {"workflow_run_id": run_id})
+        return [usage_entry(row) for row in rows]
+
+    def get_batch_cancels(self) -> list[BatchCancel]:
+        """Every pending provider batch cancel, oldest first."""
+        return CANCELS.decode_all(self._cold_query(Q.get_batch_cancels, {}))
 
     def _cold_query(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         # Tools' listings are not hot: sqlite-utils' query() (dict rows, run in

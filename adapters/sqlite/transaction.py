@@ -23,23 +23,36 @@ from typing import Any
 
 from adapters.sqlite.codec import RecordCodec, dump_json, fetch_dicts, load_json, timestamp
 from adapters.sqlite.errors import ErrorMap
+from adapters.sqlite.ledger import (
+    CANCELS,
+    delete_batch_cancels,
+    insert_batch_cancels,
+    insert_usage,
+    update_batch_cancels,
+    usage_entry,
+)
 from adapters.sqlite.queries import QUERIES as Q
+from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.effects import (
     AppendLog,
     AppendOutbox,
     CompleteIdempotency,
     ConsumeSignal,
+    DeleteBatchCancel,
     DeleteBlob,
     DeleteSchedule,
     DeleteStage,
     EnqueueJob,
+    InsertBatchCancel,
     InsertRun,
     InsertSchedule,
     InsertSignal,
     InsertStage,
+    InsertUsage,
     PutBlob,
     ReleaseIdempotency,
     StoreEffect,
+    UpdateBatchCancel,
     UpdateJob,
     UpdateOutbox,
     UpdateRun,
@@ -180,6 +193,10 @@ _HANDLERS: dict[type[Any], Handler] = {
     InsertSchedule: _many(Q.insert_schedule, lambda e: SCHEDULES.encode(e.schedule)),
     UpdateSchedule: _update_schedules,
     DeleteSchedule: _many(Q.delete_schedule, lambda e: {"id": e.schedule_id}),
+    InsertUsage: insert_usage,
+    InsertBatchCancel: insert_batch_cancels,
+    UpdateBatchCancel: update_batch_cancels,
+    DeleteBatchCancel: delete_batch_cancels,
 }
 
 
@@ -306,6 +323,13 @@ class SqliteTransaction:
         # until this one has moved the schedules' next fire times.
         params = {"now": timestamp(now), "limit": limit, "workflow_ids": _id_list(workflow_ids)}
         return SCHEDULES.decode_all(self._select(Q.due_schedules, params))
+
+    def get_usage_call(self, call_id: str) -> UsageEntry | None:
+        rows = self._select(Q.get_usage_call, {"call_id": call_id})
+        return usage_entry(rows[0]) if rows else None
+
+    def pending_batch_cancels(self, limit: int) -> list[BatchCancel]:
+        return CANCELS.decode_all(self._select(Q.pending_batch_cancels, {"limit": limit}))
 
     # -- effects -----------------------------------------------------------
 

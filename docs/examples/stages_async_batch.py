@@ -1,6 +1,7 @@
 """An async-batch stage: submit work elsewhere, suspend, and poll until it is done."""
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -104,7 +105,7 @@ def main() -> None:
     run = test.store.get_run(created.workflow_run_id)
     assert run is not None and run.status == Status.COMPLETED
     assert run.output == {"answers": ["answer to 'hi'"]}
-    assert run.total_cost == 0.05
+    assert run.total_cost == Decimal("0.05")
     assert clock.now() - started == timedelta(minutes=3)  # checked at 1, 2 and 3 minutes
     assert sink.types == [
         "workflow:created",

@@ -1,5 +1,7 @@
 """A three-stage workflow that uses everything a stage context offers."""
 
+from decimal import Decimal
+
 import attrs
 
 from kernel import (
@@ -149,8 +151,8 @@ def main() -> None:
         "keywords": ["kernel", "store"],
         "token_count": 14,
     }
-    # total_cost and total_tokens of every stage are summed into the run ...
-    assert (run.total_cost, run.total_tokens) == (0.002, 9)
+    # total_cost and total_tokens of every stage are added to the run's totals ...
+    assert (run.total_cost, run.total_tokens) == (Decimal("0.002"), 9)
     # ... and each stage record keeps all of its metrics.
     tokenize_record, keywords_record, _ = test.store.get_stages(run_id)
     assert keywords_record.metrics["distinct_words"] == 7

@@ -1,5 +1,14 @@
 """AI calls: request and response records, prices and errors (SPEC §11, §12)."""
 
+from kernel.ai.batch import (
+    BatchItem,
+    BatchResults,
+    BatchState,
+    BatchStatus,
+    ItemFailed,
+    ItemSucceeded,
+)
+from kernel.ai.config import AIConfig
 from kernel.ai.errors import (
     AINotConfiguredError,
     AIOutputError,
@@ -7,6 +16,8 @@ from kernel.ai.errors import (
     ProviderError,
     UnpricedModelError,
 )
+from kernel.ai.ledger import BatchCancel, UsageEntry
+from kernel.ai.ports import UNKNOWN, AIProvider, BatchProvider, Unknown
 from kernel.ai.prices import ModelPrice, PriceTable, call_cost
 from kernel.ai.types import (
     AIRequest,
@@ -22,6 +33,19 @@ from kernel.ai.types import (
 )
 
 __all__ = [
+    "UNKNOWN",
+    "AIConfig",
+    "AIProvider",
+    "BatchCancel",
+    "BatchItem",
+    "BatchProvider",
+    "BatchResults",
+    "BatchState",
+    "BatchStatus",
+    "ItemFailed",
+    "ItemSucceeded",
+    "Unknown",
+    "UsageEntry",
     "AINotConfiguredError",
     "AIOutputError",
     "AIRequest",

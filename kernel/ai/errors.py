@@ -69,3 +69,36 @@ class BudgetExceededError(KernelError, RuntimeError):
         self.run_id = run_id
         self.spent = spent
         self.budget = budget
+
+
+class InvalidAICallError(KernelError, ValueError, TypeError):
+    """A ``ctx.ai`` call with arguments no provider should get (a model without a
+    known ``provider:`` prefix, both or neither of ``prompt`` and ``messages``, a
+    non-attrs ``output``): nothing is sent, and it is never retried, since the same
+    code would make the same call. It is a ``ValueError`` and a ``TypeError``."""
+
+    code = "INVALID_AI_CALL"
+
+
+class InvalidBatchError(KernelError, ValueError):
+    """An LLM batch stage's ``build`` returned items no provider should get (none,
+    duplicate ``custom_id``s, too many, a model of another provider): never retried."""
+
+    code = "INVALID_BATCH"
+
+
+class BatchSubmitUncertainError(KernelError, RuntimeError):
+    """An attempt found a batch intent without a batch id, and the provider cannot tell
+    whether that batch was submitted: never retried, since paying twice is worse than
+    asking an operator."""
+
+    code = "BATCH_SUBMIT_UNCERTAIN"
+
+    def __init__(self, provider: str, tag: str) -> None:
+        super().__init__(
+            f"a batch may have been submitted to {provider!r} under tag {tag!r} by an "
+            f"attempt that stopped before it recorded the batch id, and {provider!r} cannot "
+            "look batches up by tag: check the provider's console, then rerun the stage"
+        )
+        self.provider = provider
+        self.tag = tag

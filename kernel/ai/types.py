@@ -6,7 +6,7 @@ the provider receives the bare model name in ``AIRequest.model``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
@@ -75,12 +75,21 @@ class Message:
     content: str
 
 
+def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
+    # A typed converter: mypy's attrs plugin reads ``converter=tuple`` as ``Iterable[_T_co]``.
+    return tuple(value)
+
+
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @frozen
 class AIRequest:
     """A generation request, as a provider adapter receives it (bare model name)."""
 
     model: str
-    messages: tuple[Message, ...] = field(converter=tuple)
+    messages: tuple[Message, ...] = field(converter=_messages)
     system: str | None = field(default=None, kw_only=True)
     max_tokens: int | None = field(default=None, kw_only=True)
     temperature: float | None = field(default=None, kw_only=True)
@@ -97,6 +106,9 @@ class AIResponse:
     model: str
     finish_reason: str | None = None
     provider_id: str | None = None
+    usage_note: str | None = None
+    """Set by an adapter whose provider reported no (or partial) token counts:
+    the call is recorded with the tokens it has, and the ledger entry says so."""
 
 
 @frozen
@@ -104,7 +116,7 @@ class EmbedRequest:
     """Texts to embed with one model (bare name)."""
 
     model: str
-    texts: tuple[str, ...] = field(converter=tuple)
+    texts: tuple[str, ...] = field(converter=_texts)
 
 
 @frozen
@@ -114,6 +126,8 @@ class EmbedResponse:
     vectors: tuple[tuple[float, ...], ...]
     usage: Usage
     model: str
+    usage_note: str | None = None
+    """As :attr:`AIResponse.usage_note`."""
 
 
 @frozen

@@ -2,7 +2,9 @@
 park, advance, complete or fail a run (SPEC §5.3, §5.6, §5.7).
 
 Every command that changes a stage's or a run's fate goes through these
-functions, so each rule has one home.
+functions, so each rule has one home. Spend is counted as it happens, never
+summed at the end (:mod:`kernel.decisions.totals`): a completing stage adds
+the figures it reported to the run, and a completing run keeps its totals.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from attrs import frozen
 from kernel.commands import TransitionAction
 from kernel.decisions.changes import bump_run, bump_stage, requeue_job, settle_job
 from kernel.decisions.context import Env, elapsed_ms
+from kernel.decisions.totals import charge_run, merge_metrics, reported_spend
 from kernel.effects import EnqueueJob, InsertStage, PutBlob, StoreEffect
 from kernel.events import (
     StageCompleted,
@@ -158,24 +161,18 @@ def transition(
         if len(last) == 1
         else {stage.id: outputs.get(stage.id) for stage in last}
     )
-    total_cost = sum(float(s.metrics.get("total_cost", 0) or 0) for s in stages)
-    total_tokens = sum(int(s.metrics.get("total_tokens", 0) or 0) for s in stages)
+    # The totals are the run's running counters (the ledger's and what stages
+    # reported as they completed): nothing is summed again here.
     duration = elapsed_ms(run.started_at, env.now)
     done, update = bump_run(
-        run,
-        status=Status.COMPLETED,
-        output=output,
-        completed_at=env.now,
-        duration_ms=duration,
-        total_cost=total_cost,
-        total_tokens=total_tokens,
+        run, status=Status.COMPLETED, output=output, completed_at=env.now, duration_ms=duration
     )
     event = WorkflowCompleted(
         workflow_run_id=run.id,
         timestamp=env.now,
         duration_ms=duration,
-        total_cost=total_cost,
-        total_tokens=total_tokens,
+        total_cost=run.total_cost,
+        total_tokens=run.total_tokens,
         output=output,
     )
     return Transition("completed", None, done, (update, env.record(event)))
@@ -202,14 +199,19 @@ def complete_stage(
     state: StageState,
     env: Env,
 ) -> list[StoreEffect]:
-    """Store the output, complete stage and job, and transition the run if the group is done."""
+    """Store the output, complete stage and job, and transition the run if the group is done.
+
+    The metrics the stage reported are merged into the record's (costs, tokens and
+    calls added to what earlier attempts and ``usage.record`` counted), and the
+    cost and tokens it reported are added to the run's totals.
+    """
     key = output_key(run.id, record.stage_id)
     duration = elapsed_ms(record.started_at, env.now)
     done, update = bump_stage(
         record,
         status=Status.COMPLETED,
         output_ref=key,
-        metrics=outcome.metrics,
+        metrics=merge_metrics(record.metrics, outcome.metrics),
         suspended_state=None,
         next_poll_at=None,
         error=None,
@@ -222,6 +224,10 @@ def complete_stage(
         update,
         *settle_job(job, JobStatus.COMPLETED, last_error=None),
     ]
+    cost, tokens = reported_spend(outcome.metrics)
+    if cost or tokens:
+        run, charged = charge_run(run, cost, tokens)
+        effects.append(charged)
     effects.append(
         env.record(
             StageCompleted(

@@ -22,6 +22,8 @@ def decide(
 ) -> Result[Decision[RunCreateResult], KernelError]:
     """Create a run, or fail without effects when the workflow, input or config is wrong.
 
+    The run's budget is the command's, else the workflow's default (``None``: no limit).
+
     >>> from datetime import UTC, datetime
     >>> env = Env(datetime(2025, 1, 1, tzinfo=UTC), lambda: "id-1", "cmd-1")
     >>> decide(RunCreate(workflow_id="nope", input={}), None, env)
@@ -49,6 +51,7 @@ def decide(
         priority=cmd.priority,
         metadata=dict(cmd.metadata or {}),
         created_at=env.now,
+        budget=cmd.budget if cmd.budget is not None else workflow.budget,
     )
     event = WorkflowCreated(workflow_run_id=run.id, timestamp=env.now, workflow_id=workflow.id)
     return Success(

@@ -1,4 +1,9 @@
-"""``run.rerunFrom``: re-run a finished run from one stage's group onwards (SPEC §5.5)."""
+"""``run.rerunFrom``: re-run a finished run from one stage's group onwards (SPEC §5.5).
+
+The run keeps its spend: ``total_cost`` and ``total_tokens`` are not reset,
+since the calls of the replaced stages were paid for and stay in the ledger
+(SPEC §12.1); the new stages add to them.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ def decide(
     cmd: RunRerunFrom, state: StageState, env: Env
 ) -> Result[Decision[RunRerunFromResult], KernelError]:
     """Delete the target group and later groups (records and outputs), keep earlier
-    outputs, and enqueue the target group again."""
+    outputs and the run's totals, and enqueue the target group again."""
     run, stages, workflow = state.run, state.stages, state.workflow
     if run is None:
         return Failure(RunNotFoundError(cmd.workflow_run_id))
@@ -64,8 +69,6 @@ def decide(
         error=None,
         completed_at=None,
         duration_ms=None,
-        total_cost=0.0,
-        total_tokens=0,
         started_at=env.now,
     )
     group_effects, _ = open_group(restarted, workflow, group, env)

@@ -10,10 +10,12 @@ from attrs import evolve, frozen
 from returns.result import Result, Success
 
 from kernel.decisions import run_signal
+from kernel.decisions.batch_cancel import pending_cancel
 from kernel.decisions.changes import bump_stage
 from kernel.decisions.context import DEFAULT_POLL_INTERVAL, Env, poll_due
 from kernel.decisions.job_execute.start import stage_input
 from kernel.decisions.lifecycle import StageState, complete_stage, fail_stage
+from kernel.decisions.totals import same_attempt
 from kernel.effects import CheckCompletion, Decision, StoreEffect, UpdateJob
 from kernel.errors import KernelError
 from kernel.outcomes import CheckOutcome, Completed, Failed, NotReady
@@ -83,6 +85,29 @@ def _check_for(item: DueStage, record: WorkflowStage) -> CheckCompletion | Faile
 Verdict = Literal["resumed", "failed", "waiting", "skipped"]
 
 
+def _timed_out(
+    record: WorkflowStage, new_state: Json, state: StageState, env: Env
+) -> list[StoreEffect]:
+    """Fail a stage whose check at (or after) its max wait found it not ready; an LLM
+    batch stage's batch is left pending for cancelling, in the same transaction."""
+    assert state.run is not None and record.max_wait_until is not None
+    deadline = record.max_wait_until.isoformat()
+    stage = state.workflow.stage(record.stage_id) if state.workflow is not None else None
+    if stage is not None and stage.batch_provider is not None:
+        error = (
+            f"BATCH_TIMEOUT: the batch of stage {record.stage_id!r} had not ended by its "
+            f"max wait ({deadline}); it is being cancelled"
+        )
+    else:
+        error = (
+            f"TimeoutError: stage {record.stage_id!r} did not complete before "
+            f"its max wait ({deadline})"
+        )
+    cancels = pending_cancel(record, state.workflow, env.now, new_state)
+    _, effects = fail_stage(state.run, record, state.job, error, state, env, retryable=False)
+    return [*cancels, *effects]
+
+
 def decide(
     checked: WorkflowStage, outcome: CheckOutcome, state: StageState, env: Env
 ) -> Result[Decision[Verdict], KernelError]:
@@ -91,7 +116,8 @@ def decide(
     poll interval, or 60 s, but no later than the end of its max wait."""
     run, job = state.run, state.job
     record = next((s for s in state.stages if s.id == checked.id), None)
-    if run is None or run.is_terminal or record is None or record.version != checked.version:
+    # Calls recorded (``usage.record``) while the check ran leave the claim standing.
+    if run is None or run.is_terminal or record is None or not same_attempt(record, checked):
         return Success(Decision("skipped"))
     if state.workflow is None:
         return Success(Decision("skipped"))
@@ -104,17 +130,16 @@ def decide(
             # A failed check is final: polling is the stage's retry.
             _, effects = fail_stage(run, record, job, error, state, env, retryable=False)
             return Success(Decision("failed", tuple(effects)))
-        case NotReady(next_check_in):
+        case NotReady(next_check_in, new_state):
             if record.max_wait_until is not None and env.now >= record.max_wait_until:
-                error = (
-                    f"TimeoutError: stage {record.stage_id!r} did not complete before "
-                    f"its max wait ({record.max_wait_until.isoformat()})"
-                )
-                _, effects = fail_stage(run, record, job, error, state, env, retryable=False)
+                effects = _timed_out(record, new_state, state, env)
                 return Success(Decision("failed", tuple(effects)))
             wait = next_check_in or record.poll_interval or DEFAULT_POLL_INTERVAL
             due = poll_due(env.now + wait, record.max_wait_until)
-            effects = [bump_stage(record, next_poll_at=due)[1]]
+            changes: dict[str, Any] = {"next_poll_at": due}
+            if new_state is not None:
+                changes["suspended_state"] = new_state
+            effects = [bump_stage(record, **changes)[1]]
             if job is not None and job.is_open:
                 effects.append(UpdateJob(evolve(job, available_at=due)))
             return Success(Decision("waiting", tuple(effects)))

@@ -3,8 +3,13 @@ events through the sink (the :class:`~kernel.effects.OutsideWorld` of a kernel).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from kernel.ai.client import AI, Offload, stage_failure
+from kernel.ai.config import AIConfig
+from kernel.ai.prices import PriceTable
+from kernel.commands import Dispatch
 from kernel.convert import to_json
 from kernel.decisions.job_execute.outcome import (
     interpret_check,
@@ -12,10 +17,11 @@ from kernel.decisions.job_execute.outcome import (
     timed_out,
     typed_input_and_config,
 )
-from kernel.effects import CheckCompletion, Deliver, ExecuteStage
+from kernel.effects import CancelBatches, CheckCompletion, Deliver, ExecuteStage
 from kernel.events import event_from_payload
 from kernel.outcomes import AwaitSignal, CheckOutcome, Deliveries, Failed, StageRun
 from kernel.ports import (
+    BatchProvider,
     Clock,
     EventSink,
     IdGenerator,
@@ -28,12 +34,20 @@ from kernel.ports import (
 )
 from kernel.records import Json, WorkflowStage
 from kernel.retry import DEFAULT_RETRY
-from kernel.shell.stage_services import ProgressWriter, ReportProgress, StoreStageServices
+from kernel.shell.ai_services import StoreAIServices
+from kernel.shell.batch_services import StoreBatchServices
+from kernel.shell.stage_services import ProgressWriter, StoreStageServices
 from kernel.stages import Stage, StageContext
 
 
 class Outside:
-    """Runs stage code and publishes events for one kernel; holds no connection."""
+    """Runs stage code and publishes events for one kernel; holds no connection.
+
+    ``dispatch`` is the kernel's: work done here that changes state (progress,
+    ``ctx.ai``'s ledger writes) does so through commands, each in its own
+    transaction. ``ai`` configures ``ctx.ai``; ``offload`` (the stage runner's)
+    keeps its async forms off the event loop.
+    """
 
     def __init__(
         self,
@@ -44,7 +58,10 @@ class Outside:
         ids: IdGenerator,
         sink: EventSink,
         runner: StageRunner,
-        report_progress: ReportProgress,
+        dispatch: Dispatch,
+        ai: AIConfig | None = None,
+        batch_providers: Mapping[str, BatchProvider] | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -52,7 +69,10 @@ class Outside:
         self._ids = ids
         self._sink = sink
         self._runner = runner
-        self._report_progress = report_progress
+        self._dispatch = dispatch
+        self._ai = ai
+        self._batch_providers: Mapping[str, BatchProvider] = batch_providers or {}
+        self._offload = offload
 
     def _stage(self, workflow_id: str, stage_id: str) -> Stage[Any, Any, Any] | None:
         workflow = self._registry.get_workflow(workflow_id)
@@ -71,6 +91,7 @@ class Outside:
             self._store, self._clock, self._ids, record.workflow_run_id, record.id, progress
         )
         return StageContext(
+            ai=self._stage_ai(record),
             workflow_run_id=record.workflow_run_id,
             stage_id=record.stage_id,
             stage_name=record.stage_name,
@@ -83,6 +104,21 @@ class Outside:
             resume_state=to_json(record.suspended_state),
             services=services,
             stage_types=workflow.output_types if workflow is not None else {},
+        )
+
+    def _stage_ai(self, record: WorkflowStage) -> AI:
+        """``ctx.ai`` for one attempt: calls are recorded against its run, stage and attempt."""
+        services = None
+        if self._ai is not None:
+            services = StoreAIServices(
+                self._store, self._ids, self._dispatch, self._offload, record.workflow_run_id
+            )
+        return AI(
+            self._ai,
+            services,
+            workflow_run_id=record.workflow_run_id,
+            stage_id=record.stage_id,
+            attempt=record.attempt,
         )
 
     def _typed(
@@ -100,11 +136,15 @@ class Outside:
 
     def _failed(self, workflow_id: str, stage: Stage[Any, Any, Any], raised: Raised) -> Failed:
         """What the stage's code raised, as a failure: not retried if its retry policy
-        names the exception's class in ``non_retryable``."""
+        names the exception's class in ``non_retryable``. An AI error leads with its
+        code and is retried only if it says so (``ProviderError(retryable=True)``)."""
         workflow = self._registry.get_workflow(workflow_id)
         policy = workflow.retry_for(stage.id) if workflow is not None else DEFAULT_RETRY
-        retryable = not policy.gives_up_on(raised.exception)
-        return Failed(raised.error, retryable=retryable, traceback=raised.traceback)
+        error, retryable = raised.error, not policy.gives_up_on(raised.exception)
+        match stage_failure(raised.exception):
+            case (coded, may_retry):
+                error, retryable = coded, retryable and may_retry
+        return Failed(error, retryable=retryable, traceback=raised.traceback)
 
     def execute_stage(self, work: ExecuteStage) -> StageRun:
         """Run the stage's ``execute``; no transaction is open and no connection is held."""
@@ -116,7 +156,7 @@ class Outside:
             return StageRun(AwaitSignal(stage.signal, stage.signal_timeout))
         record = work.stage
         progress = ProgressWriter(
-            self._report_progress,
+            self._dispatch,
             self._clock,
             record.workflow_run_id,
             record.stage_id,
@@ -125,7 +165,8 @@ class Outside:
         ctx = self._typed(stage, work, work.input, progress)
         if isinstance(ctx, Failed):
             return StageRun(ctx)
-        match self._runner.run(stage.execute, ctx, timeout=stage.timeout):
+        engine = self._batch_services(stage, record)
+        match self._runner.run(stage.execute, ctx, *engine, timeout=stage.timeout):
             case Returned(value):
                 return StageRun(interpret_return(stage, value), progress.unwritten())
             case Raised() as raised:
@@ -143,8 +184,9 @@ class Outside:
         ctx = self._typed(stage, work, work.input)
         if isinstance(ctx, Failed):
             return ctx
+        engine = self._batch_services(stage, work.stage)
         match self._runner.run(
-            stage.check_completion, ctx.resume_state, ctx, timeout=stage.timeout
+            stage.check_completion, ctx.resume_state, ctx, *engine, timeout=stage.timeout
         ):
             case Returned(value):
                 return interpret_check(stage, value)
@@ -153,6 +195,39 @@ class Outside:
             case TimedOut(after):
                 return timed_out(stage, work.stage.attempt, after)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _batch_services(
+        self, stage: Stage[Any, Any, Any], record: WorkflowStage
+    ) -> tuple[StoreBatchServices, ...]:
+        """The extra argument of an LLM batch stage's engine code: the kernel's batch
+        providers, prices, spend and dispatch (none for any other stage)."""
+        if stage.batch_provider is None:
+            return ()
+        services = StoreBatchServices(
+            store=self._store,
+            clock=self._clock,
+            dispatch=self._dispatch,
+            providers=self._batch_providers,
+            prices=self._ai.prices if self._ai is not None else PriceTable(),
+            workflow_run_id=record.workflow_run_id,
+            stage_record_id=record.id,
+        )
+        return (services,)
+
+    def cancel_batches(self, work: CancelBatches) -> Mapping[str, str | None]:
+        """Ask each batch's provider to cancel it; an error is kept, not raised."""
+        outcomes: dict[str, str | None] = {}
+        for cancel in work.cancels:
+            provider = self._batch_providers.get(cancel.provider)
+            if provider is None:
+                outcomes[cancel.batch_id] = f"no batch provider named {cancel.provider!r} here"
+                continue
+            try:
+                provider.cancel(cancel.batch_id)
+                outcomes[cancel.batch_id] = None
+            except Exception as exc:  # any provider failure leaves the cancel pending
+                outcomes[cancel.batch_id] = f"{type(exc).__name__}: {exc}"
+        return outcomes
 
     def deliver(self, work: Deliver) -> Deliveries:
         """Emit each event in order; after a failure, skip that run's later events."""

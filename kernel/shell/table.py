@@ -10,6 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kernel.commands import (
+    BatchCancelPending,
+    BatchCancelPendingResult,
+    BatchIntent,
+    BatchIntentResult,
     JobExecute,
     JobExecuteResult,
     JobLease,
@@ -44,8 +48,11 @@ from kernel.commands import (
     StagePollSuspendedResult,
     StageReportProgress,
     StageReportProgressResult,
+    UsageRecord,
+    UsageRecordResult,
 )
 from kernel.decisions import (
+    batch_intent,
     lease_reap_stale,
     lease_release,
     plugin_replay_dlq,
@@ -57,9 +64,10 @@ from kernel.decisions import (
     run_transition,
     schedules,
     stage_report_progress,
+    usage_record,
 )
 from kernel.decisions.job_execute import start
-from kernel.shell import job_execute, outbox_flush, stage_poll_suspended
+from kernel.shell import batch_cancel, job_execute, outbox_flush, stage_poll_suspended
 from kernel.shell.reads import Reads
 from kernel.shell.steps import Phase, Table, entry, single
 
@@ -94,7 +102,9 @@ def _run_cancel(cmd: RunCancel) -> Phase[RunCancelResult]:
         run = reads.tx.get_run(cmd.workflow_run_id)
         if run is None:
             return run_cancel.Cancellable(None, [], [])
-        return run_cancel.Cancellable(run, reads.tx.get_stages(run.id), reads.tx.get_jobs(run.id))
+        return run_cancel.Cancellable(
+            run, reads.tx.get_stages(run.id), reads.tx.get_jobs(run.id), reads.workflow_of(run)
+        )
 
     return single(load, lambda state, env: run_cancel.decide(cmd, state, env))
 
@@ -208,6 +218,34 @@ def _plugin_replay_dlq(cmd: PluginReplayDLQ) -> Phase[PluginReplayDLQResult]:
     )
 
 
+def _usage_record(cmd: UsageRecord) -> Phase[UsageRecordResult]:
+    def load(reads: Reads) -> usage_record.Recording:
+        run = reads.tx.get_run(cmd.workflow_run_id)  # locked: finishes take turns with it
+        if run is None:
+            return usage_record.Recording(None, (), None)
+        return usage_record.Recording(
+            run, reads.tx.get_stages(run.id), reads.tx.get_usage_call(cmd.call_id)
+        )
+
+    return single(load, lambda state, env: usage_record.decide(cmd, state, env))
+
+
+def _batch_intent(cmd: BatchIntent) -> Phase[BatchIntentResult]:
+    def load(reads: Reads) -> batch_intent.Intending:
+        run = reads.tx.get_run(cmd.workflow_run_id)  # locked: finishes take turns with it
+        if run is None:
+            return batch_intent.Intending(None, None, None)
+        stages = reads.tx.get_stages(run.id)
+        workflow = reads.workflow_of(run)
+        return batch_intent.Intending(
+            run,
+            next((s for s in stages if s.stage_id == cmd.stage_id), None),
+            workflow.stage(cmd.stage_id) if workflow is not None else None,
+        )
+
+    return single(load, lambda state, env: batch_intent.decide(cmd, state, env))
+
+
 TABLE = Table(
     entry(RunCreate, RunCreateResult, _run_create),
     entry(RunClaimPending, RunClaimPendingResult, _run_claim_pending),
@@ -226,6 +264,9 @@ TABLE = Table(
     entry(JobLease, JobLeaseResult, _job_lease),
     entry(OutboxFlush, OutboxFlushResult, outbox_flush.begin),
     entry(PluginReplayDLQ, PluginReplayDLQResult, _plugin_replay_dlq),
+    entry(UsageRecord, UsageRecordResult, _usage_record),
+    entry(BatchIntent, BatchIntentResult, _batch_intent),
+    entry(BatchCancelPending, BatchCancelPendingResult, batch_cancel.begin),
 )
 """Every command the kernel dispatches."""
 

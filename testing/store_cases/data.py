@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from attrs import evolve
@@ -132,7 +133,8 @@ class DataCases(StoreCase):
             started_at=at(1),
             completed_at=at(61.5),
             duration_ms=60500,
-            total_cost=0.1 + 0.2,
+            total_cost=Decimal("0.1") + Decimal("0.2"),
+            budget=Decimal("2.50"),
             total_tokens=1234,
             version=7,
         )

@@ -18,14 +18,13 @@ from sqlite_utils import Database
 
 from adapters.postgres import PostgresStore
 from adapters.postgres import queries as pg_queries
-from adapters.postgres.rows import params
 from adapters.sqlite import SqliteStore
 from adapters.sqlite.queries import QUERIES
 from adapters.sqlite.schema import migrate
-from adapters.sqlite.transaction import RUNS
 from kernel.ports import Store
 from kernel.status import Status
 from testing.store_cases.base import make_run
+from tests.adapters.old_runs import insert_postgres_run, insert_sqlite_run
 from tests.postgres_support import DSN, drop_schema, fresh_schema, require_postgres
 
 LIST_RUNS_PAGES = 4
@@ -56,7 +55,7 @@ def test_sqlite_file_at_version_3_is_upgraded_keeping_its_rows(tmp_path: Path) -
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         migrate(Database(conn), str(path), target=LIST_RUNS_PAGES - 1)
         for run in OLD_RUNS:
-            conn.execute(QUERIES.insert_run, RUNS.encode(run))
+            insert_sqlite_run(conn, run)
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "runs_status" not in indexes and "runs_workflow" not in indexes
     store = SqliteStore(path, create=False)
@@ -67,7 +66,7 @@ def test_sqlite_file_at_version_3_is_upgraded_keeping_its_rows(tmp_path: Path) -
     with closing(sqlite3.connect(path)) as conn:
         versions = conn.execute("SELECT version, name FROM schema_version").fetchall()
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    assert versions[-1] == (LIST_RUNS_PAGES, "list_runs_pages")
+    assert versions[LIST_RUNS_PAGES - 1] == (LIST_RUNS_PAGES, "list_runs_pages")
     assert {"runs_status", "runs_workflow"} <= indexes
 
 
@@ -139,10 +138,10 @@ def test_postgres_schema_at_version_3_is_upgraded_keeping_its_rows(schema: str) 
             conn.execute(migration.sql.encode())
             conn.execute(pg_queries.QUERIES["record_version"], {"version": migration.version})
         for run in OLD_RUNS:
-            conn.execute(pg_queries.QUERIES["insert_run"], params(run))
+            insert_postgres_run(conn, run)
     store = PostgresStore(DSN, schema=schema)
     try:
-        assert store.migrate() == LIST_RUNS_PAGES
+        assert store.migrate() == pg_queries.LATEST_VERSION
         check_upgraded(store)
     finally:
         store.close()

@@ -20,12 +20,13 @@ from adapters.postgres.rows import params
 from adapters.sqlite import SqliteStore
 from adapters.sqlite.queries import QUERIES
 from adapters.sqlite.schema import migrate
-from adapters.sqlite.transaction import RUNS, STAGES
+from adapters.sqlite.transaction import STAGES
 from kernel.effects import ConsumeSignal, InsertSchedule, InsertSignal
 from kernel.ports import Store
 from kernel.status import Status
 from testing.store_cases.base import at, make_run, make_stage
 from testing.store_cases.signals_schedules import consumed, make_schedule, make_signal
+from tests.adapters.old_runs import insert_postgres_run, insert_sqlite_run
 from tests.postgres_support import DSN, apply, drop_schema, fresh_schema, require_postgres
 
 SIGNALS_SCHEDULES = 3
@@ -58,7 +59,7 @@ def test_sqlite_file_at_version_2_is_upgraded_keeping_its_rows(tmp_path: Path) -
     path = tmp_path / "old.db"
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         migrate(Database(conn), str(path), target=SIGNALS_SCHEDULES - 1)
-        conn.execute(QUERIES.insert_run, RUNS.encode(make_run()))
+        insert_sqlite_run(conn, make_run())
         conn.execute(QUERIES.insert_stage, STAGES.encode(FAILED))
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "signals" not in tables and "schedules" not in tables
@@ -115,7 +116,7 @@ def test_postgres_schema_at_version_2_is_upgraded_keeping_its_rows(schema: str) 
         for migration in pg_queries.MIGRATIONS[: SIGNALS_SCHEDULES - 1]:
             conn.execute(migration.sql.encode())
             conn.execute(pg_queries.QUERIES["record_version"], {"version": migration.version})
-        conn.execute(pg_queries.QUERIES["insert_run"], params(make_run()))
+        insert_postgres_run(conn, make_run())
         conn.execute(pg_queries.QUERIES["insert_stage"], params(FAILED))
         found = conn.execute(
             "SELECT count(*) AS n FROM pg_tables WHERE schemaname = %s "

@@ -495,20 +495,31 @@ def test_execute_of_metrics_no_store_can_write_fails_the_attempt(make_tk: MakeKe
     [
         pytest.param(
             {"total_cost": "lots"},
-            "metrics['total_cost']: expected a number, got 'lots'",
+            "metrics['total_cost']: expected a number or a decimal string >= 0, got 'lots'",
             id="cost",
         ),
         pytest.param(
-            {"total_tokens": 1.5}, "metrics['total_tokens']: expected an int, got 1.5", id="tokens"
+            {"total_cost": -0.5},
+            "metrics['total_cost']: expected a number or a decimal string >= 0, got -0.5",
+            id="negative cost",
+        ),
+        pytest.param(
+            {"total_tokens": 1.5},
+            "metrics['total_tokens']: expected an int >= 0, got 1.5",
+            id="tokens",
+        ),
+        pytest.param(
+            {"calls": "two"}, "metrics['calls']: expected an int >= 0, got 'two'", id="calls"
         ),
     ],
 )
 def test_execute_of_run_totals_of_the_wrong_type_fails_the_attempt(
     make_tk: MakeKernel, metrics: dict[str, Any], problem: str
 ) -> None:
-    """SPEC §4.1, §5.3: ``total_cost`` and ``total_tokens`` are summed into the run, so
-    a value that is not a number fails the attempt for good where it is returned (not
-    the run's completion, which would leave the finishing stage RUNNING)."""
+    """SPEC §4.1, §12.1: ``total_cost``, ``total_tokens`` and ``calls`` add up into the
+    stage and the run, so a value that cannot be added fails the attempt for good where
+    it is returned (not the run's completion, which would leave the finishing stage
+    RUNNING)."""
     tk = make_tk(
         pipeline("totals", custom("totals", lambda ctx: StageResult(ctx.input, metrics=metrics)))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -83,23 +84,26 @@ def test_rerun_reopens_the_run_and_queues_the_target_group(
     assert [j.stage_id for j in queued] == ["second"]
 
 
-def test_rerun_clears_the_totals_of_the_finished_run(make_tk: MakeKernel) -> None:
-    """SPEC §5.3, §5.5: like its output and duration, a rerun run's cost and tokens are
-    cleared until it finishes again (so a rerun that fails does not keep the totals of
-    the stages it deleted)."""
+def test_rerun_keeps_the_spend_of_the_finished_run(make_tk: MakeKernel) -> None:
+    """SPEC §5.5, §12.1: unlike its output and duration, a rerun run's cost and tokens
+    are kept: what the deleted stages spent was paid (paid is paid), and the rerun
+    stages add to it."""
     calls = Calls()
     tk = make_tk(pipeline("costs", costly(calls, "first"), costly(calls, "second")))
     run_id = create(tk, "costs")
     tk.run_until_idle()
     assert (run_of(tk.store, run_id).total_cost, run_of(tk.store, run_id).total_tokens) == (
-        1.0,
+        Decimal("1.0"),
         20,
     )
 
     tk.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id="second"))
 
     run = run_of(tk.store, run_id)
-    assert (run.total_cost, run.total_tokens) == (0.0, 0)
+    assert (run.total_cost, run.total_tokens) == (Decimal("1.0"), 20)
+    tk.run_until_idle()
+    run = run_of(tk.store, run_id)
+    assert (run.status, run.total_cost, run.total_tokens) == (Status.COMPLETED, Decimal("1.5"), 30)
 
 
 def test_rerun_writes_workflow_started(make_tk: MakeKernel) -> None:

@@ -8,6 +8,7 @@ are what a worker dying between the finish and the transition would leave.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from kernel import JobStatus, RunTransition, Status
 from kernel.decisions.lifecycle import output_key
@@ -137,13 +138,14 @@ def test_transition_completes_a_run_whose_last_group_is_done(
     )
 
 
-def test_transition_sums_stage_metrics_into_the_run(make_tk: MakeKernel) -> None:
-    """SPEC §5.3: total_cost and total_tokens are summed from stage metrics."""
+def test_transition_completion_keeps_the_runs_totals(make_tk: MakeKernel) -> None:
+    """SPEC §12.1: totals are the ledger's: counted when calls are recorded and stages
+    complete, never summed again from stage metrics when the run completes."""
     tk = make_tk(linear(Calls()))
-    metrics = [{"total_cost": 0.25, "total_tokens": 10}, {}, {"total_cost": 1, "total_tokens": 5}]
+    metrics = [{"total_cost": "0.25", "total_tokens": 10}, {}, {"total_cost": 1, "calls": 2}]
     insert(
         tk.store,
-        InsertRun(make_run()),
+        InsertRun(make_run(total_cost=Decimal("1.30000000"), total_tokens=42)),
         *(
             InsertStage(make_stage(s, number=n, metrics=m))
             for n, (s, m) in enumerate(zip(["first", "second", "third"], metrics, strict=True), 1)
@@ -153,7 +155,11 @@ def test_transition_sums_stage_metrics_into_the_run(make_tk: MakeKernel) -> None
     tk.dispatch(RunTransition(workflow_run_id="run-1"))
 
     run = run_of(tk.store, "run-1")
-    assert (run.total_cost, run.total_tokens) == (1.25, 15)
+    assert (run.status, run.total_cost, run.total_tokens) == (
+        Status.COMPLETED,
+        Decimal("1.30000000"),
+        42,
+    )
 
 
 def test_transition_completion_writes_workflow_completed(
@@ -163,7 +169,7 @@ def test_transition_completion_writes_workflow_completed(
     tk = make_tk(linear(Calls()))
     insert(
         tk.store,
-        InsertRun(make_run()),
+        InsertRun(make_run(total_cost=Decimal("0.00045000"), total_tokens=9)),
         *(
             InsertStage(make_stage(s, number=n, metrics={"total_tokens": 3}))
             for n, s in enumerate(["first", "second", "third"], 1)
@@ -180,7 +186,7 @@ def test_transition_completion_writes_workflow_completed(
         "workflow_run_id": "run-1",
         "timestamp": (T0 + timedelta(milliseconds=1500)).isoformat(),
         "duration_ms": 1500,
-        "total_cost": 0.0,
+        "total_cost": "0.00045000",
         "total_tokens": 9,
         "output": {"value": 4},
     }

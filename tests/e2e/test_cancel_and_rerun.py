@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from kernel import RunCancel, RunRerunFrom, StageContext, Status
 from tests.harness import TK, MakeKernel, create, run_of, start
 from tests.workflows import (
@@ -82,8 +84,9 @@ def test_rerun_reads_earlier_outputs_through_require(make_tk: MakeKernel) -> Non
     assert dict(calls.counts) == {"start": 1, "left": 1, "right": 1, "join": 2}
 
 
-def test_rerun_counts_metrics_of_kept_and_rerun_stages_once(make_tk: MakeKernel) -> None:
-    """SPEC §5.3, §5.5: totals are summed from the run's current stage records."""
+def test_rerun_adds_the_rerun_stages_spend_to_what_was_paid(make_tk: MakeKernel) -> None:
+    """SPEC §5.5, §12.1: totals are running counters: the first ``b`` was paid for, and
+    its rerun is paid again; the kept stage ``a`` is not counted twice."""
     calls = Calls()
     tk = make_tk(pipeline("paid", costly(calls, "a", 0.5, 10), costly(calls, "b", 0.25, 1)))
     run_id = create(tk, "paid")
@@ -93,4 +96,4 @@ def test_rerun_counts_metrics_of_kept_and_rerun_stages_once(make_tk: MakeKernel)
     tk.run_until_idle()
 
     run = run_of(tk.store, run_id)
-    assert (run.total_cost, run.total_tokens) == (0.75, 11)
+    assert (run.total_cost, run.total_tokens) == (Decimal("1.00"), 12)

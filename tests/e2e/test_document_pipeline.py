@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from adapters.demo import SAMPLE_DOCUMENTS, DocumentInput, document_pipeline
 from kernel import RunCreate, StageStarted, Status
 from kernel.convert import to_json
@@ -47,7 +49,7 @@ def test_document_pipeline_sums_the_model_metrics(make_tk: MakeKernel) -> None:
     tk.run_until_idle()
 
     run = run_of(tk.store, run_id)
-    assert (run.total_tokens, round(run.total_cost, 8)) == (28, 0.00014)
+    assert (run.total_tokens, run.total_cost) == (28, Decimal("0.00014"))
 
 
 def test_document_pipeline_runs_each_stage_once_in_order(

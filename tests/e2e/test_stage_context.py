@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from kernel import LogLevel, StageContext, Status
@@ -192,7 +193,8 @@ def test_logs_of_a_failed_attempt_are_kept(make_tk: MakeKernel) -> None:
 
 
 def test_stage_metrics_are_summed_into_the_run_totals(make_tk: MakeKernel) -> None:
-    """SPEC §4.1, §5.3: ``StageResult`` metrics add up into total_cost and total_tokens."""
+    """SPEC §4.1, §12.1: ``StageResult`` metrics add up into total_cost (a ``Decimal``;
+    a decimal string on the stage record and in the event) and total_tokens."""
     calls = Calls()
     tk = make_tk(
         pipeline(
@@ -207,7 +209,7 @@ def test_stage_metrics_are_summed_into_the_run_totals(make_tk: MakeKernel) -> No
     tk.run_until_idle()
 
     run = run_of(tk.store, run_id)
-    assert (run.total_cost, run.total_tokens) == (1.75, 123)
-    assert stage_of(tk.store, run_id, "b").metrics == {"total_cost": 0.25, "total_tokens": 20}
+    assert (run.total_cost, run.total_tokens) == (Decimal("1.75"), 123)
+    assert stage_of(tk.store, run_id, "b").metrics == {"total_cost": "0.25", "total_tokens": 20}
     [completed] = events_of(tk.store, run_id, "workflow:completed")
-    assert (completed.payload["total_cost"], completed.payload["total_tokens"]) == (1.75, 123)
+    assert (completed.payload["total_cost"], completed.payload["total_tokens"]) == ("1.75", 123)

@@ -164,7 +164,9 @@ def test_run_show_prints_stages_events_and_logs(
     lines = out.splitlines()
     assert lines[0] == f"run       {run_id}"
     assert lines[2] == "status    COMPLETED"
-    stages = lines[lines.index("#  STAGE      STATUS     ATTEMPT  DURATION  ERROR") + 1 :][:4]
+    # The demo's stages report tokens and cost: the table shows what each spent.
+    header = "#  STAGE      STATUS     ATTEMPT  DURATION  COST     TOKENS  CALLS  ERROR"
+    stages = lines[lines.index(header) + 1 :][:4]
     assert [line.split()[:4] for line in stages] == [
         ["1", "extract", "COMPLETED", "1"],
         ["2", "classify", "COMPLETED", "1"],

@@ -13,6 +13,7 @@ from returns.result import Result, Success
 
 from kernel.commands import JobExecuteResult
 from kernel.decisions import run_signal
+from kernel.decisions.batch_cancel import pending_cancel
 from kernel.decisions.changes import bump_stage, cancel_stage, settle_job
 from kernel.decisions.context import Env, poll_due
 from kernel.decisions.job_execute import SKIPPED
@@ -23,6 +24,7 @@ from kernel.decisions.lifecycle import (
     park_if_waiting,
     replace_stage,
 )
+from kernel.decisions.totals import same_attempt
 from kernel.effects import Decision, ExecuteStage, StoreEffect
 from kernel.errors import KernelError
 from kernel.events import StageProgress, StageSuspended
@@ -101,16 +103,23 @@ def decide(
 
     If the stage record changed since the start (the run was cancelled, or the
     lease was reaped and the job handed to another worker), the result is
-    discarded and the outcome is ``skipped``.
+    discarded and the outcome is ``skipped``. Calls the attempt recorded through
+    ``usage.record`` meanwhile change only the record's metrics: they do not
+    make it stale.
     """
     run, stages, job = state.run, state.stages, state.job
     record = next((s for s in stages if s.id == started.stage.id), None)
-    current = record is not None and record.version == started.stage.version
+    current = record is not None and same_attempt(record, started.stage)
     if run is None or record is None or not current or run.is_terminal:
         effects: list[StoreEffect] = []
         if run is not None and run.is_terminal and record is not None and current:
             effects.append(cancel_stage(record, env.now))
             effects += settle_job(job, JobStatus.CANCELLED)
+            if isinstance(ran.outcome, Suspended):
+                # An LLM batch submitted as the run was cancelled: cancel it too.
+                effects += pending_cancel(
+                    record, state.workflow, env.now, ran.outcome.suspend.state
+                )
         return Success(Decision(SKIPPED, tuple(effects)))
 
     effects = progress_events(run.id, record.stage_id, ran.progress, env)

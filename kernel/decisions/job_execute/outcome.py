@@ -11,6 +11,7 @@ from attrs import evolve
 from returns.result import Failure, Success
 
 from kernel.convert import json_problems, structure, to_json
+from kernel.decisions.totals import metric_problems
 from kernel.outcomes import CheckOutcome, Completed, Failed, NotReady, StageOutcome, Suspended
 from kernel.records import Json
 from kernel.stages import CompletionCheck, Stage, StageResult, Suspend
@@ -24,22 +25,14 @@ def _invalid_output(stage: Stage[Any, Any, Any], problems: list[str]) -> Failed:
     )
 
 
-_RUN_TOTALS: dict[str, tuple[type[Any] | tuple[type[Any], ...], str]] = {
-    "total_cost": ((int, float), "a number"),
-    "total_tokens": (int, "an int"),
-}
-"""The metrics summed into the run when it completes, with what each must be."""
-
-
 def _storage_problems(**values: Json) -> list[str]:
-    """What in ``values`` (JSON form, by name) no store can write as JSON, or the run
-    cannot sum: caught here, so the finish transaction never breaks on user data."""
+    """What in ``values`` (JSON form, by name) no store can write as JSON, or the
+    totals cannot add up (``total_cost``, ``total_tokens``, ``calls``): caught here,
+    so the finish transaction never breaks on user data."""
     problems = [line for root, value in values.items() for line in json_problems(value, root)]
-    metrics = values.get("metrics") or {}
-    for name, (kinds, expected) in _RUN_TOTALS.items():
-        value = metrics.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
-            problems.append(f"metrics[{name!r}]: expected {expected}, got {value!r}")
+    metrics = values.get("metrics")
+    if isinstance(metrics, dict):
+        problems += metric_problems(metrics)
     return problems
 
 
@@ -98,7 +91,13 @@ def interpret_check(stage: Stage[Any, Any, Any], value: Any) -> CheckOutcome:
     if value.error is not None:
         return Failed(value.error)
     if not value.ready:
-        return NotReady(value.next_check_in)
+        if value.state is None:
+            return NotReady(value.next_check_in)
+        state = to_json(value.state)
+        problems = _storage_problems(state=state)
+        if problems:
+            return _invalid_output(stage, problems)
+        return NotReady(value.next_check_in, state)
     return _typed_output(stage, value.output, value.metrics or {})
 
 
