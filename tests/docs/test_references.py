@@ -21,6 +21,7 @@ import importlib.util
 import re
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
 
@@ -273,6 +274,11 @@ PLACEHOLDERS: dict[str, Any] = {
     "float": 0.5,
     "Json": {},
     "tuple[str, ...]": ("missing",),
+    "dict[str, Json]": {},
+    "UsageKind": "text",
+    "Usage": kernel.Usage(1, 1),
+    "Decimal": Decimal(0),
+    "bool": True,
 }
 
 
@@ -341,6 +347,9 @@ TYPED_BY = {
     "jinja2": ("jinja2", "py.typed"),
     "uvicorn": ("uvicorn", "py.typed"),
     "playwright": ("playwright", "py.typed"),
+    "openai": ("openai", "py.typed"),
+    "anthropic": ("anthropic", "py.typed"),
+    "httpx2": ("httpx2", "py.typed"),
 }
 """Each third-party module the checked code imports: its distribution, and where
 mypy finds its types (the package's own ``py.typed``, or typeshed, bundled with mypy)."""
