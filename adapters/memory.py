@@ -17,7 +17,8 @@ from typing import Any
 
 from attrs import define, evolve, field
 
-from adapters.memory_ledger import LedgerLoads, LedgerQueries, LedgerTables
+from adapters.memory_ledger import LedgerQueries, LedgerTables
+from adapters.memory_purge import PurgeLoads
 from adapters.memory_signals import MISSING
 from kernel.convert import to_json
 from kernel.effects import (
@@ -76,7 +77,7 @@ def _json_copy(value: Json) -> Json:
     return to_json(value)
 
 
-class MemoryTransaction(LedgerLoads):
+class MemoryTransaction(PurgeLoads):
     """A transaction over the live tables that remembers how to undo each write."""
 
     t: _Tables
@@ -139,7 +140,11 @@ class MemoryTransaction(LedgerLoads):
         return existing
 
     def pending_runs(
-        self, limit: int, workflow_ids: Collection[str] | None = None
+        self,
+        limit: int,
+        workflow_ids: Collection[str] | None = None,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
     ) -> list[WorkflowRun]:
         # Dict order is insertion order, so a stable sort keeps the oldest first.
         pending = [
@@ -147,17 +152,25 @@ class MemoryTransaction(LedgerLoads):
             for run in self.t.runs.values()
             if run.status == Status.PENDING
             and (workflow_ids is None or run.workflow_id in workflow_ids)
+            and (versions is None or (run.workflow_id, run.workflow_version) in versions)
         ]
         pending.sort(key=lambda run: (-run.priority, run.created_at))
         return pending[:limit]
 
     def lease_next_job(
-        self, worker_id: str, now: datetime, workflow_ids: Collection[str] | None = None
+        self,
+        worker_id: str,
+        now: datetime,
+        workflow_ids: Collection[str] | None = None,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
     ) -> Job | None:
         ready = [
             job
             for job in (self.t.jobs[job_id] for job_id in self.t.queued)
-            if job.available_at <= now and (workflow_ids is None or job.workflow_id in workflow_ids)
+            if job.available_at <= now
+            and (workflow_ids is None or job.workflow_id in workflow_ids)
+            and (versions is None or (job.workflow_id, job.workflow_version) in versions)
         ]
         if not ready:
             return None
@@ -274,8 +287,8 @@ class MemoryTransaction(LedgerLoads):
                 self._set(t.idempotency, (record.key, record.command_type), record)
             case ReleaseIdempotency(key, command_type):
                 self._pop(t.idempotency, (key, command_type))
-            case _:  # the rest: the ledger, signals and schedules (checked exhaustive there)
-                self.apply_ledger(effect)
+            case _:  # the rest: purge, ledger, signals, schedules (checked exhaustive there)
+                self.apply_purge(effect)
 
 
 class InMemoryStore(LedgerQueries):

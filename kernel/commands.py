@@ -8,7 +8,7 @@ checked when a command is built; messages name the field and the value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args
 
@@ -18,7 +18,7 @@ from kernel.ai.types import Usage, UsageKind
 from kernel.errors import InvalidInputError
 from kernel.records import Job, Json
 from kernel.schedules import Schedule
-from kernel.status import Status
+from kernel.status import RUN_TERMINAL, Status
 
 R_co = TypeVar("R_co", covariant=True)
 
@@ -62,6 +62,11 @@ def _optional_budget(_: object, attribute: Attribute[Any], value: Any) -> None:
     if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
         # InvalidInputError is a ValueError: refused when built, like every field.
         raise InvalidInputError([f"{attribute.name}: expected a Decimal > 0, got {value!r}"])
+
+
+def _optional_version(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise InvalidInputError([f"{attribute.name}: expected a non-empty string, got {value!r}"])
 
 
 def _cost(_: object, attribute: Attribute[Any], value: Any) -> None:
@@ -254,6 +259,8 @@ class RunCreate(Command[RunCreateResult]):
     budget: Decimal | None = field(default=None, validator=_optional_budget)
     """The most this run may spend on AI calls (price-table currency); ``None``:
     the workflow's default budget, if it has one."""
+    version: str | None = field(default=None, validator=_optional_version)
+    """The workflow version to run (SPEC §16); ``None``: the newest registered."""
 
 
 @frozen(kw_only=True)
@@ -289,6 +296,8 @@ class RunRerunFrom(Command[RunRerunFromResult]):
     type: ClassVar[str] = "run.rerunFrom"
     workflow_run_id: str = field(validator=_text)
     from_stage_id: str = field(validator=_text)
+    version: str | None = field(default=None, validator=_optional_version)
+    """Move the run to this workflow version (SPEC §16); ``None``: keep its own."""
 
 
 @frozen(kw_only=True)
@@ -520,3 +529,73 @@ class BatchCancelPending(Command[BatchCancelPendingResult]):
 
     type: ClassVar[str] = "batch.cancelPending"
     max_cancels: int = field(default=100, validator=_at_least(1))
+
+
+# -- retention (SPEC §16, §16.1) ------------------------------------------------
+
+PURGEABLE: tuple[Status, ...] = (Status.COMPLETED, Status.CANCELLED, Status.FAILED)
+"""The statuses ``runs.purge`` deletes by default: every terminal one."""
+
+
+def _older_than(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise InvalidInputError([f"{attribute.name}: expected a timedelta > 0, got {value!r}"])
+
+
+def _terminal_statuses(_: object, attribute: Attribute[Any], value: Any) -> None:
+    names = ", ".join(PURGEABLE)
+    if not isinstance(value, tuple) or not value:
+        raise InvalidInputError(
+            [f"{attribute.name}: expected one or more of {names}, got {value!r}"]
+        )
+    wrong = [status for status in value if status not in RUN_TERMINAL]
+    if wrong:
+        raise InvalidInputError(
+            [
+                f"{attribute.name}: only finished runs can be purged, expected some of "
+                f"{names}, got {', '.join(str(status) for status in wrong)}"
+            ]
+        )
+
+
+def _status_tuple(value: Any) -> Any:
+    """A list or set of statuses as a tuple (anything else is left to the validator)."""
+    return tuple(value) if isinstance(value, list | set | frozenset) else value
+
+
+def _purge_limit(_: object, attribute: Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError([f"{attribute.name}: expected an int >= 1, got {value!r}"])
+
+
+@frozen(kw_only=True)
+class RunsPurgeResult:
+    purged: int
+    """Runs deleted with everything they owned (0 for a dry run)."""
+    run_ids: tuple[str, ...]
+    """The runs deleted (a dry run: the runs that would be), oldest finish first."""
+    finished_before: datetime
+    """The cutoff: runs that finished before it were candidates."""
+
+
+@frozen(kw_only=True)
+class RunsPurge(Command[RunsPurgeResult]):
+    """Delete up to ``limit`` runs that finished before now - ``older_than`` with a status
+    in ``statuses``, oldest first, with their stages, jobs, logs, outbox events,
+    usage rows, signals and stored values (SPEC §16).
+
+    A run whose outbox still holds an unpublished event (pending or dead-lettered)
+    is kept until the event is published; a run that has not finished is never
+    touched. ``dry_run=True`` deletes nothing and lists the runs that would go.
+    Call it again until ``purged < limit`` to purge everything due.
+    """
+
+    type: ClassVar[str] = "runs.purge"
+    older_than: timedelta = field(validator=_older_than)
+    statuses: tuple[Status, ...] = field(
+        default=PURGEABLE,
+        converter=_status_tuple,
+        validator=_terminal_statuses,
+    )
+    limit: int = field(default=1000, validator=_purge_limit)
+    dry_run: bool = field(default=False, validator=_flag)

@@ -303,8 +303,8 @@ class Kernel:
 
 
 def _stages_of(registry: WorkflowRegistry) -> list[Stage[Any, Any, Any]]:
-    """Every stage of every registered workflow."""
-    workflows = [registry.get_workflow(workflow_id) for workflow_id in registry.workflow_ids()]
+    """Every stage of every registered workflow version."""
+    workflows = [registry.get_workflow(*pair) for pair in registry.workflow_versions()]
     return [stage for workflow in workflows if workflow is not None for stage in workflow.stages]
 
 

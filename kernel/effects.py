@@ -204,6 +204,20 @@ class DeleteBatchCancel:
     batch_id: str
 
 
+@frozen
+class PurgeRun:
+    """Delete a finished run and everything it owns (``runs.purge``): its stages, jobs,
+    logs, outbox events, usage rows, signals and stored values (blob keys under
+    ``runs/<run id>/``).
+
+    The store refuses it with :class:`~kernel.errors.StaleVersionError` when the
+    run is gone or its version is no longer ``expected_version``.
+    """
+
+    run_id: str
+    expected_version: int
+
+
 StoreEffect = (
     InsertRun
     | UpdateRun
@@ -228,6 +242,7 @@ StoreEffect = (
     | InsertBatchCancel
     | UpdateBatchCancel
     | DeleteBatchCancel
+    | PurgeRun
 )
 
 

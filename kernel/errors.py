@@ -28,14 +28,28 @@ class KernelError(Exception):
         return hash((type(self), str(self)))
 
 
+def named_version(version: str | None, *, asked: bool = False) -> str | None:
+    """The version an error message names: one the caller asked for, or any but the
+    default ``"1"`` (so messages about unversioned workflows stay as they were).
+
+    >>> named_version("1"), named_version("2"), named_version("1", asked=True)
+    (None, '2', '1')
+    """
+    return version if asked or version != "1" else None
+
+
 class WorkflowNotFoundError(KernelError, LookupError):
     """A command names a workflow that is not registered."""
 
     code = "WORKFLOW_NOT_FOUND"
 
-    def __init__(self, workflow_id: str) -> None:
-        super().__init__(f"workflow {workflow_id!r} is not registered")
+    def __init__(self, workflow_id: str, version: str | None = None) -> None:
+        if version is None:
+            super().__init__(f"workflow {workflow_id!r} is not registered")
+        else:
+            super().__init__(f"workflow {workflow_id!r} version {version!r} is not registered")
         self.workflow_id = workflow_id
+        self.version = version
 
 
 class InvalidInputError(KernelError, ValueError):
@@ -73,10 +87,12 @@ class StageNotFoundError(KernelError, LookupError):
 
     code = "STAGE_NOT_FOUND"
 
-    def __init__(self, stage_id: str, workflow_id: str) -> None:
-        super().__init__(f"stage {stage_id!r} is not part of workflow {workflow_id!r}")
+    def __init__(self, stage_id: str, workflow_id: str, version: str | None = None) -> None:
+        where = f"workflow {workflow_id!r}" + (f" version {version!r}" if version else "")
+        super().__init__(f"stage {stage_id!r} is not part of {where}")
         self.stage_id = stage_id
         self.workflow_id = workflow_id
+        self.version = version
 
 
 class InvalidStateError(KernelError, RuntimeError):

@@ -130,14 +130,22 @@ class OffloadingRunner(StageRunner, Protocol):
 
 
 class WorkflowRegistry(Protocol):
-    """Finds workflow definitions by id."""
+    """Finds workflow definitions by id and version (SPEC §16)."""
 
-    def get_workflow(self, workflow_id: str) -> Workflow[Any, Any] | None:
-        """The workflow registered under ``workflow_id``, or ``None``."""
+    def get_workflow(
+        self, workflow_id: str, version: str | None = None
+    ) -> Workflow[Any, Any] | None:
+        """The workflow registered under ``workflow_id`` and ``version`` (without a
+        version: the newest, the last registered), or ``None``."""
         ...
 
     def workflow_ids(self) -> Collection[str]:
-        """The ids of every registered workflow (the runs and jobs this worker can serve).
+        """The ids of every registered workflow (the schedules this host can fire)."""
+        ...
+
+    def workflow_versions(self) -> Collection[tuple[str, str]]:
+        """Every registered ``(workflow id, version)`` pair (the runs and jobs this
+        worker can serve).
 
         Called for every claim and lease: keep it cheap (no copy per call)."""
         ...
@@ -195,24 +203,36 @@ class StoreTransaction(Protocol):
         ...
 
     def pending_runs(
-        self, limit: int, workflow_ids: Collection[str] | None = None
+        self,
+        limit: int,
+        workflow_ids: Collection[str] | None = None,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
     ) -> list[WorkflowRun]:
         """Up to ``limit`` PENDING runs, highest priority then oldest first, locked for
         this transaction (concurrent callers get different runs).
 
         With ``workflow_ids``, only runs of those workflows (SPEC §19: a worker
         leaves the runs of workflows it does not know to a worker that has
-        them); ``None`` means every workflow."""
+        them); with ``versions``, only runs whose ``(workflow_id,
+        workflow_version)`` is one of those pairs (SPEC §16: rolling deploys).
+        ``None`` means no filter; both filters apply when both are given."""
         ...
 
     def lease_next_job(
-        self, worker_id: str, now: datetime, workflow_ids: Collection[str] | None = None
+        self,
+        worker_id: str,
+        now: datetime,
+        workflow_ids: Collection[str] | None = None,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
     ) -> Job | None:
         """Lease the next QUEUED job available at ``now`` (priority, then age) to
         ``worker_id``: it becomes LEASED with ``locked_at=now``. Returns the leased job.
 
         With ``workflow_ids``, only jobs of those workflows (``Job.workflow_id``)
-        are candidates; ``None`` means every workflow."""
+        are candidates; with ``versions``, only jobs whose ``(workflow_id,
+        workflow_version)`` is one of those pairs. ``None`` means no filter."""
         ...
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
@@ -261,6 +281,16 @@ class StoreTransaction(Protocol):
 
     def pending_batch_cancels(self, limit: int) -> list[BatchCancel]:
         """Provider batch cancels still to make, oldest ``requested_at`` first."""
+        ...
+
+    def purgeable_runs(
+        self, finished_before: datetime, statuses: Collection[Status], limit: int
+    ) -> list[WorkflowRun]:
+        """Up to ``limit`` runs with a status in ``statuses`` (terminal ones) whose
+        ``completed_at`` is before ``finished_before`` and whose outbox holds no
+        unpublished event (pending or dead-lettered), oldest ``completed_at`` first,
+        locked for this transaction: a concurrent caller skips them, and a writer of
+        one of them waits until this transaction ends (``runs.purge``)."""
         ...
 
     def apply(self, effects: Sequence[StoreEffect]) -> None:

@@ -26,6 +26,8 @@ class WorkflowRun:
     id: str
     workflow_id: str
     workflow_name: str
+    workflow_version: str = "1"
+    """The version of the workflow it runs (SPEC §16); kept until ``run.rerunFrom`` moves it."""
     status: Status
     input: Json
     config: dict[str, dict[str, Json]] = field(factory=dict)
@@ -91,6 +93,8 @@ class Job:
     id: str
     workflow_run_id: str
     workflow_id: str
+    workflow_version: str = "1"
+    """Its run's workflow version: a worker leases only jobs of versions it holds."""
     stage_id: str
     status: JobStatus
     priority: int = 5

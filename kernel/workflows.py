@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar, get_origin, is_typeddict, overload
+from typing import Any, Generic, TypeVar, overload
 
 from attrs import field, frozen
 from returns.result import Failure, Result, Success
@@ -15,6 +15,7 @@ from kernel.errors import DefinitionError
 from kernel.records import Json
 from kernel.retry import DEFAULT_RETRY, Retry, check_retry
 from kernel.stages import Stage
+from kernel.workflow_checks import check_signals, check_types
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -23,122 +24,6 @@ O2 = TypeVar("O2")
 
 ParallelOutputs = dict[str, Any]
 """What a stage after a parallel group receives: ``{stage_id: output}``."""
-
-
-# -- the type checks of build() (SPEC §19) ----------------------------------------
-
-
-def _as_class(annotation: object) -> type | None:
-    """The class an annotation stands for (``dict[str, Any]``: ``dict``), or ``None``
-    when run time cannot check it (``Any``, unions, ``Annotated``, ...).
-
-    >>> _as_class(dict[str, Any]), _as_class(Any), _as_class(int | None)
-    (<class 'dict'>, None, None)
-    """
-    if annotation is Any:
-        return None
-    origin = get_origin(annotation)
-    if origin is not None:
-        if origin is types.UnionType or origin is Annotated:
-            return None
-        annotation = origin
-    return annotation if isinstance(annotation, type) else None
-
-
-def _accepts(expected: object, given: object) -> bool:
-    """Whether ``given`` is ``expected`` or a subclass of it (the rule mypy applies to
-    ``pipe``). What run time cannot check (``Any``, unions, protocols) is accepted and
-    left to mypy; a ``TypedDict`` is structural, so any mapping may fit it.
-
-    >>> _accepts(Mapping[str, Any], dict), _accepts(dict, object), _accepts(Any, int)
-    (True, False, True)
-    """
-    wanted, have = _as_class(expected), _as_class(given)
-    if wanted is None or have is None or wanted is have:
-        return True
-    if is_typeddict(wanted):  # structural: any mapping may fit, as far as run time can tell
-        return issubclass(have, Mapping)
-    try:
-        return issubclass(have, wanted)
-    except TypeError:  # protocols refuse class checks
-        return True
-
-
-def _name(annotation: object, beside: object) -> str:
-    """A short name for a type; with its module when ``beside`` has the same short name."""
-    if not isinstance(annotation, type) or get_origin(annotation) is not None:
-        return repr(annotation)
-    short: str = annotation.__qualname__
-    if isinstance(beside, type) and beside is not annotation and beside.__qualname__ == short:
-        return f"{annotation.__module__}.{short}"
-    return short
-
-
-def _fits(expected: object, group: tuple[Stage[Any, Any, Any], ...]) -> bool:
-    """Whether what ``group`` gives (one stage's output, or ``{stage_id: output}``) fits
-    ``expected``. A one-stage group may come from ``parallel([...])``, which mypy
-    types as the mapping: either fits."""
-    if len(group) == 1 and _accepts(expected, group[0].output_type):
-        return True
-    return _accepts(expected, dict)
-
-
-def _source(
-    group: tuple[Stage[Any, Any, Any], ...], where: str, expected: object
-) -> tuple[object, str]:
-    """What ``group`` gives, and how a message says it."""
-    if len(group) > 1:
-        ids = ", ".join(repr(stage.id) for stage in group)
-        return dict, f"the {where} parallel group ({ids}) gives {{stage_id: output}}"
-    given = group[0].output_type
-    return given, f"the {where} stage {group[0].id!r} outputs {_name(given, expected)}"
-
-
-def _check_types(
-    workflow_id: str,
-    input: object,
-    output: object,
-    groups: tuple[tuple[Stage[Any, Any, Any], ...], ...],
-) -> None:
-    """Refuse, naming both classes, a stage that cannot take what the group before it
-    (or the run's input) gives, and an ``output=`` the last group does not give."""
-
-    def refuse(what: str, expected: object, given: object, source: str) -> DefinitionError:
-        return DefinitionError(
-            f"workflow {workflow_id!r}: {what} {_name(expected, given)}, but {source} "
-            f"({_name(given, expected)} is not {_name(expected, given)} or a subclass of it)"
-        )
-
-    for number, group in enumerate(groups):
-        for stage in group:
-            takes, expected = f"stage {stage.id!r} takes", stage.input_type
-            if expected is None:
-                continue
-            if number == 0 and not _accepts(expected, input):
-                source = f"the workflow's input is {_name(input, expected)}"
-                raise refuse(takes, expected, input, source)
-            if number > 0 and not _fits(expected, groups[number - 1]):
-                raise refuse(takes, expected, *_source(groups[number - 1], "previous", expected))
-    if not _fits(output, groups[-1]):
-        raise refuse("output= is", output, *_source(groups[-1], "last", output))
-
-
-def _check_signals(workflow_id: str, groups: tuple[tuple[Stage[Any, Any, Any], ...], ...]) -> None:
-    """Refuse stages that wait for one signal name with different output types: a
-    signal's payload is checked against one type when it is sent (SPEC §16.1)."""
-    first: dict[str, Stage[Any, Any, Any]] = {}
-    for stage in (stage for group in groups for stage in group):
-        if stage.signal is None:
-            continue
-        earlier = first.setdefault(stage.signal, stage)
-        if earlier.output_type is not stage.output_type:
-            raise DefinitionError(
-                f"workflow {workflow_id!r}: stages {earlier.id!r} and {stage.id!r} both wait "
-                f"for signal {stage.signal!r} but output "
-                f"{_name(earlier.output_type, stage.output_type)} and "
-                f"{_name(stage.output_type, earlier.output_type)}; stages sharing a signal "
-                "must share its output type"
-            )
 
 
 @frozen(kw_only=True)
@@ -155,6 +40,9 @@ class Workflow(Generic[In, Out]):
     """The retry policy of stages that set none (SPEC §19)."""
     budget: Decimal | None = None
     """The default budget of its runs (``RunCreate(budget=...)`` overrides it)."""
+    version: str = "1"
+    """Which version of the workflow id this is (SPEC §16): a run keeps the version
+    it was created with, and a worker only runs versions its registry holds."""
     _by_id: dict[str, Stage[Any, Any, Any]] = field(init=False, eq=False, repr=False)
     _group_of: dict[str, int] = field(init=False, eq=False, repr=False)
     _number_of: dict[str, int] = field(init=False, eq=False, repr=False)
@@ -300,6 +188,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
         output: type[Out],
         retry: Retry | None = None,
         budget: Decimal | None = None,
+        version: str = "1",
         _groups: tuple[tuple[Stage[Any, Any, Any], ...], ...] = (),
     ) -> None:
         self._id = id
@@ -316,6 +205,11 @@ class WorkflowBuilder(Generic[In, Out, Last]):
                 f"workflow {id!r}: budget: expected a Decimal > 0, got {budget!r}"
             )
         self._budget = budget
+        if not isinstance(version, str) or not version.strip():
+            raise DefinitionError(
+                f"workflow {id!r}: version: expected a non-empty string, got {version!r}"
+            )
+        self._version = version
 
     def _with(self, group: tuple[Stage[Any, Any, Any], ...]) -> Any:
         builder: WorkflowBuilder[Any, Any, Any] = WorkflowBuilder(
@@ -326,6 +220,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             output=self._output,
             retry=self._retry,
             budget=self._budget,
+            version=self._version,
             _groups=(*self._groups, group),
         )
         return builder
@@ -392,8 +287,8 @@ class WorkflowBuilder(Generic[In, Out, Last]):
                     f"workflow {self._id!r}: duplicate stage id {sorted(duplicates)[0]!r}"
                 )
             seen |= group_ids
-        _check_types(self._id, self._input, self._output, self._groups)
-        _check_signals(self._id, self._groups)
+        check_types(self._id, self._input, self._output, self._groups)
+        check_signals(self._id, self._groups)
         return Workflow(
             id=self._id,
             name=self._name,
@@ -403,34 +298,55 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             groups=self._groups,
             retry=self._retry,
             budget=self._budget,
+            version=self._version,
         )
 
 
 class Registry:
     """A :class:`~kernel.ports.WorkflowRegistry` over a fixed set of workflows.
 
+    It may hold several versions of one workflow id (SPEC §16); the newest is the
+    last registered.
+
     >>> Registry([]).get_workflow("missing") is None
     True
     """
 
     def __init__(self, workflows: Sequence[Workflow[Any, Any]] = ()) -> None:
-        self._workflows: dict[str, Workflow[Any, Any]] = {}
+        self._versions: dict[tuple[str, str], Workflow[Any, Any]] = {}
+        self._newest: dict[str, Workflow[Any, Any]] = {}
         self._ids: frozenset[str] = frozenset()
+        self._pairs: frozenset[tuple[str, str]] = frozenset()
         for workflow in workflows:
             self.register(workflow)
 
     def register(self, workflow: Workflow[Any, Any]) -> None:
-        """Add a workflow; a second workflow with the same id is refused."""
+        """Add a workflow version, which becomes its id's newest; registering the same
+        (id, version) twice is refused (the same object again changes nothing)."""
         if not isinstance(workflow, Workflow):
             raise DefinitionError(f"registry: expected a Workflow, got {workflow!r}")
-        if workflow.id in self._workflows and self._workflows[workflow.id] is not workflow:
-            raise DefinitionError(f"registry: workflow id {workflow.id!r} is registered twice")
-        self._workflows[workflow.id] = workflow
-        self._ids = frozenset(self._workflows)
+        pair = (workflow.id, workflow.version)
+        existing = self._versions.get(pair)
+        if existing is workflow:
+            return
+        if existing is not None:
+            raise DefinitionError(
+                f"registry: workflow {workflow.id!r} version {workflow.version!r} "
+                "is registered twice"
+            )
+        self._versions[pair] = workflow
+        self._newest[workflow.id] = workflow
+        self._ids = frozenset(self._newest)
+        self._pairs = frozenset(self._versions)
 
-    def get_workflow(self, workflow_id: str) -> Workflow[Any, Any] | None:
-        """The workflow registered under ``workflow_id``, or ``None``."""
-        return self._workflows.get(workflow_id)
+    def get_workflow(
+        self, workflow_id: str, version: str | None = None
+    ) -> Workflow[Any, Any] | None:
+        """The workflow registered under ``workflow_id`` and ``version``; without a
+        version, its newest (the last registered). ``None`` if there is none."""
+        if version is None:
+            return self._newest.get(workflow_id)
+        return self._versions.get((workflow_id, version))
 
     def workflow_ids(self) -> frozenset[str]:
         """The ids of every registered workflow (one set, rebuilt only by :meth:`register`).
@@ -440,7 +356,20 @@ class Registry:
         """
         return self._ids
 
+    def workflow_versions(self) -> frozenset[tuple[str, str]]:
+        """Every registered ``(workflow id, version)`` pair (one set, rebuilt only by
+        :meth:`register`).
+
+        >>> sorted(Registry([]).workflow_versions())
+        []
+        """
+        return self._pairs
+
+    def versions_of(self, workflow_id: str) -> tuple[str, ...]:
+        """The registered versions of ``workflow_id``, oldest registration first."""
+        return tuple(version for (wid, version) in self._versions if wid == workflow_id)
+
     @property
     def workflows(self) -> tuple[Workflow[Any, Any], ...]:
-        """Every registered workflow."""
-        return tuple(self._workflows.values())
+        """Every registered workflow version, in registration order."""
+        return tuple(self._versions.values())

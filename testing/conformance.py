@@ -21,9 +21,11 @@ from testing.store_cases.data import DataCases
 from testing.store_cases.ledger import LedgerCases
 from testing.store_cases.listing import ListingCases
 from testing.store_cases.outbox import OutboxCases
+from testing.store_cases.purge import PurgeCases
 from testing.store_cases.queue import QueueCases
 from testing.store_cases.signals_schedules import SignalScheduleCases
 from testing.store_cases.transactions import TransactionCases
+from testing.store_cases.versions import VersionCases
 
 __all__ = ["StoreCase", "StoreConformance"]
 
@@ -36,5 +38,7 @@ class StoreConformance(
     ListingCases,
     SignalScheduleCases,
     LedgerCases,
+    PurgeCases,
+    VersionCases,
 ):
     """All conformance cases. Subclasses implement ``make_store(self) -> Store``."""

@@ -105,8 +105,13 @@ class TestKernel(Generic[ClockT, SinkT]):
 
     def _next_due(self) -> datetime | None:
         times: list[datetime] = []
+        # Runs of workflow versions this kernel lacks are a worker's that has them
+        # (SPEC §16.1): not work left for this one.
+        known = self.kernel.registry.workflow_versions()
         for status in (Status.RUNNING, Status.SUSPENDED):
             for run in self.store.list_runs(status=status, limit=100_000):
+                if (run.workflow_id, run.workflow_version) not in known:
+                    continue
                 times += [
                     job.available_at
                     for job in self.store.get_jobs(run.id)

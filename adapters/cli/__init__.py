@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from importlib import metadata
 
-from adapters.cli import ops, runs, schedules, ui, usage
+from adapters.cli import ops, purge, runs, schedules, ui, usage
 from adapters.cli.errors import CliError
 from adapters.cli.stores import Stores, command_name, hide_password, store_url
 from adapters.runner import describe
@@ -42,6 +42,7 @@ examples:
       --payload '{"approved": true, "by": "ann"}'
   wfk schedule add nightly --workflow report --cron '0 3 * * *' --tz Europe/Riga \\
       --app myproject.workflows:registry
+  wfk purge --older-than 30d --dry-run
 """
 
 
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_parsers(commands, common)
     schedules.add_parsers(commands, common)
     usage.add_parser(commands, common)
+    purge.add_parser(commands, common)
     ui.add_parser(commands, common)
     return parser
 

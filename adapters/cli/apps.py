@@ -33,7 +33,18 @@ class App:
     plugins: tuple[Plugin, ...] = ()
 
     def workflow_ids(self) -> list[str]:
-        return [workflow.id for workflow in self.workflows]
+        return list(dict.fromkeys(workflow.id for workflow in self.workflows))
+
+    def served(self) -> str:
+        """The workflows and versions a worker of this app serves, as its start line
+        says them: ``pricing (versions 1, 2), report (version 1)``."""
+        versions: dict[str, list[str]] = {}
+        for workflow in self.workflows:
+            versions.setdefault(workflow.id, []).append(workflow.version)
+        return ", ".join(
+            f"{workflow_id} (version{'s' if len(held) > 1 else ''} {', '.join(held)})"
+            for workflow_id, held in versions.items()
+        )
 
 
 def app_spec(given: str | None) -> str:

@@ -141,7 +141,9 @@ class LineDisplay:
 class RichDisplay:
     """A live table: one row per run, one cell per stage of its workflow."""
 
-    def __init__(self, out: TextIO, workflows: Mapping[str, Workflow[Any, Any]]) -> None:
+    def __init__(
+        self, out: TextIO, workflows: Mapping[tuple[str, str], Workflow[Any, Any]]
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
@@ -157,7 +159,7 @@ class RichDisplay:
         grid.add_column("status")
         grid.add_column("stages")
         for view in views:
-            workflow = self.workflows.get(view.run.workflow_id)
+            workflow = self.workflows.get((view.run.workflow_id, view.run.workflow_version))
             records = {stage.stage_id: stage for stage in view.stages}
             groups = (
                 [[stage.id for stage in group] for group in workflow.groups]
@@ -190,7 +192,7 @@ class RichDisplay:
 
 def make_display(
     out: TextIO,
-    workflows: Mapping[str, Workflow[Any, Any]],
+    workflows: Mapping[tuple[str, str], Workflow[Any, Any]],
     *,
     after: Mapping[str, int] | None = None,
     blocks: bool = False,
@@ -253,7 +255,7 @@ def drive(
     )
     display = make_display(
         out,
-        {workflow.id: workflow for workflow in workflows},
+        {(workflow.id, workflow.version): workflow for workflow in workflows},
         after=after,
         blocks=len(run_ids) > 1,
     )

@@ -129,8 +129,7 @@ def cmd_worker(args: argparse.Namespace, stores: Stores) -> int:
         max_chain=args.chain,
     )
     print(
-        f"wfk worker {host.worker_id} on {redact(url)}: {', '.join(app.workflow_ids())}; "
-        "SIGTERM or Ctrl-C stops it",
+        f"wfk worker {host.worker_id} on {redact(url)}: {app.served()}; SIGTERM or Ctrl-C stops it",
         file=sys.stderr,
         flush=True,
     )

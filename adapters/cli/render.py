@@ -112,10 +112,17 @@ def run_usage(run: WorkflowRun) -> str | None:
 
 def runs_table(runs: Sequence[WorkflowRun]) -> str:
     rows = [
-        [run.id, run.workflow_id, str(run.status), when(run.created_at), run_duration(run)]
+        [
+            run.id,
+            run.workflow_id,
+            run.workflow_version,
+            str(run.status),
+            when(run.created_at),
+            run_duration(run),
+        ]
         for run in runs
     ]
-    return table(["RUN", "WORKFLOW", "STATUS", "CREATED", "DURATION"], rows)
+    return table(["RUN", "WORKFLOW", "VERSION", "STATUS", "CREATED", "DURATION"], rows)
 
 
 def stages_table(
@@ -198,7 +205,7 @@ def run_header(run: WorkflowRun, took: str | None = None) -> str:
     """
     lines = [
         f"run       {run.id}",
-        f"workflow  {run.workflow_id} ({run.workflow_name})",
+        f"workflow  {run.workflow_id} ({run.workflow_name})    version {run.workflow_version}",
         f"status    {run.status}",
         f"created   {when(run.created_at)}    duration {took or run_duration(run)}",
     ]

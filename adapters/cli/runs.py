@@ -114,6 +114,7 @@ def cmd_run_create(args: argparse.Namespace, stores: Stores) -> int:
             config=config,
             priority=args.priority,
             idempotency_key=args.key,
+            version=args.workflow_version,
         )
     )
     run_id = created.workflow_run_id
@@ -260,6 +261,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--config", metavar="JSON", help="config by stage id (or @file)")
     create.add_argument("--priority", type=int, default=5, help="higher runs first (5)")
     create.add_argument("--key", metavar="KEY", help="idempotency key: a replay creates nothing")
+    create.add_argument(
+        "--version",
+        dest="workflow_version",
+        metavar="VERSION",
+        help="the workflow version to run (default: the newest the app registers)",
+    )
     create_flag(create)
     _wait_flags(create)
     create.set_defaults(handler=cmd_run_create)

@@ -4,7 +4,8 @@ One tick: fire due schedules (at most once a second), claim pending runs, poll
 due suspended stages (and transition the
 runs they resume), reap stale leases, cancel provider batches left pending (with
 batch providers), transition RUNNING runs left with no
-active stage (the safety net, on sweeping ticks only), and flush the outbox.
+active stage (the safety net, on sweeping ticks only), flush the outbox, and,
+with ``purge_after``, purge runs finished longer ago (at most once a minute).
 Each part is its own command, so a failing part is logged and the others
 still run; the next tick tries again.
 """
@@ -24,6 +25,7 @@ from kernel.commands import (
     LeaseReapStale,
     OutboxFlush,
     RunClaimPending,
+    RunsPurge,
     RunTransition,
     ScheduleTick,
     StagePollSuspended,
@@ -38,6 +40,13 @@ SWEEP_LIMIT = 500
 SCHEDULE_EVERY = timedelta(seconds=1)
 """How often a host's ticks fire due schedules: the finest schedule a host serves
 fires on time to within this (plus the tick interval)."""
+
+PURGE_EVERY = timedelta(minutes=1)
+"""How often a host with ``purge_after`` purges finished runs (each purge takes the
+write lock on SQLite)."""
+
+PURGE_BATCH = 100
+"""Runs one purge deletes; a purge that deleted this many goes again at the next tick."""
 
 FLUSH_BATCH = 100
 FLUSH_ROUNDS = 10
@@ -56,6 +65,8 @@ class TickReport:
     transitioned: int = 0
     reaped: int = 0
     published: int = 0
+    purged: int = 0
+    """Finished runs deleted by the retention purge (``purge_after``)."""
     backlog: bool = False
     """The claim took as many runs as it may: more PENDING runs may be waiting."""
     errors: tuple[str, ...] = ()
@@ -84,6 +95,7 @@ class Orchestrator:
         stale_lease_threshold: timedelta,
         max_claims: int,
         log: HostLog,
+        purge_after: timedelta | None = None,
     ) -> None:
         self.kernel = kernel
         self.store = store
@@ -93,11 +105,14 @@ class Orchestrator:
         self.log = log
         self._schedules_due: datetime | None = None
         """When this host next fires schedules (``None``: at the next tick)."""
+        self.purge_after = purge_after
+        self._purge_due: datetime | None = None
+        """When this host next purges finished runs (``None``: at the next tick)."""
 
     def tick(self, sweep: bool) -> TickReport:
         """Run one tick; ``sweep`` adds the safety net. Never raises: failures are in ``errors``."""
         counts = dict.fromkeys(("fired", "claimed", "checked", "resumed", "transitioned"), 0)
-        counts["reaped"] = 0
+        counts["reaped"] = counts["purged"] = 0
         errors: list[str] = []
 
         def part(
@@ -155,6 +170,8 @@ class Orchestrator:
             part("safety net", safety_net)
         published: list[int] = []
         part("flush", lambda: published.append(self.flush()))
+        if self.purge_after is not None:
+            part("purge", self._purge, self.purge_after, counts)
         return TickReport(
             **counts,
             published=sum(published),
@@ -196,6 +213,18 @@ class Orchestrator:
             )
         for problem in ticked.problems:
             self.log.warning("schedules: %s", problem)
+
+    def _purge(self, older_than: timedelta, counts: dict[str, int]) -> None:
+        """``runs.purge``, at most once per :data:`PURGE_EVERY` of the kernel's clock; a
+        purge that deleted a full batch goes again at the next tick."""
+        now = self.kernel.clock.now()
+        if self._purge_due is not None and now < self._purge_due:
+            return
+        purged = self.kernel.dispatch(RunsPurge(older_than=older_than, limit=PURGE_BATCH)).purged
+        self._purge_due = None if purged >= PURGE_BATCH else now + PURGE_EVERY
+        counts["purged"] = purged
+        if purged:
+            self.log.info("purged %d run(s) finished more than %s ago", purged, older_than)
 
     def _cancel_batches(self) -> None:
         """Call the providers' ``cancel`` for pending batch cancels; a failed call stays

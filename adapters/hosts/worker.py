@@ -89,6 +89,10 @@ class WorkerHost:
             queue is empty, after ``max_chain`` jobs, or at a stop (the job
             that is running finishes, and its finish leases nothing). 1: every
             job is dequeued on its own.
+        purge_after: with a duration, the orchestration tick purges runs that
+            finished longer ago than that (``runs.purge``, at most once a minute,
+            in batches), with everything they own; ``None`` (the default) keeps
+            every run.
 
     Raises:
         ValueError: a bad setting (the message names it).
@@ -107,6 +111,7 @@ class WorkerHost:
         lease_renew_interval: timedelta = timedelta(seconds=15),
         drain_timeout: timedelta = timedelta(seconds=30),
         max_chain: int = MAX_CHAIN,
+        purge_after: timedelta | None = None,
     ) -> None:
         if not worker_id:
             raise ValueError(f"worker_id: expected a non-empty string, got {worker_id!r}")
@@ -114,6 +119,10 @@ class WorkerHost:
             raise ValueError(f"concurrency: expected an int >= 1, got {concurrency!r}")
         if isinstance(max_chain, bool) or not isinstance(max_chain, int) or max_chain < 1:
             raise ValueError(f"max_chain: expected an int >= 1, got {max_chain!r}")
+        if purge_after is not None and (
+            not isinstance(purge_after, timedelta) or purge_after <= timedelta(0)
+        ):
+            raise ValueError(f"purge_after: expected a timedelta > 0 or None, got {purge_after!r}")
         if lease_renew_interval >= stale_lease_threshold:
             raise ValueError(
                 f"lease_renew_interval ({lease_renew_interval}) must be shorter than "
@@ -148,6 +157,7 @@ class WorkerHost:
                 stale_lease_threshold=stale_lease_threshold,
                 max_claims=MAX_CLAIMS_PER_TICK,
                 log=self.log,
+                purge_after=purge_after,
             ),
             log=self.log,
         )

@@ -12,9 +12,12 @@ from collections.abc import Mapping
 from adapters.sqlfiles import Migration, read_migrations, read_queries
 
 QUERIES: Mapping[str, bytes] = {
-    name: statement.encode() for name, statement in read_queries("adapters.postgres").items()
+    name: statement.encode()
+    for filename in ("queries.sql", "purge.sql")
+    for name, statement in read_queries("adapters.postgres", filename=filename).items()
 }
-"""Every named query, by name, encoded once rather than at every execute."""
+"""Every named query (of ``queries.sql``, and ``purge.sql`` for retention), by name,
+encoded once rather than at every execute."""
 
 MIGRATIONS: tuple[Migration, ...] = read_migrations("adapters.postgres")
 """Every migration script, in version order."""

@@ -7,7 +7,7 @@
 -- name: get_run
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       budget, version
+       budget, version, workflow_version
 FROM runs
 WHERE id = %(id)s;
 
@@ -18,7 +18,7 @@ WHERE id = %(id)s;
 -- versions. The run row is the per-run mutex; plain reads do not wait on it.
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       budget, version
+       budget, version, workflow_version
 FROM runs
 WHERE id = %(id)s
 FOR NO KEY UPDATE;
@@ -33,7 +33,7 @@ FOR NO KEY UPDATE;
 -- newest run; an unknown id makes the bound NULL, so no run matches.
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       budget, version
+       budget, version, workflow_version
 FROM runs
 WHERE (created_at, seq) < (
       coalesce((SELECT created_at FROM runs WHERE id = %(before)s::text),
@@ -46,7 +46,7 @@ LIMIT %(limit)s;
 -- name: list_runs_by_status
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       budget, version
+       budget, version, workflow_version
 FROM runs
 WHERE status = %(status)s::text
   AND (created_at, seq) < (
@@ -60,7 +60,7 @@ LIMIT %(limit)s;
 -- name: list_runs_by_workflow
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       budget, version
+       budget, version, workflow_version
 FROM runs
 WHERE workflow_id = %(workflow_id)s::text
   AND (created_at, seq) < (
@@ -74,7 +74,7 @@ LIMIT %(limit)s;
 -- name: list_runs_by_status_and_workflow
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       budget, version
+       budget, version, workflow_version
 FROM runs
 WHERE status = %(status)s::text AND workflow_id = %(workflow_id)s::text
   AND (created_at, seq) < (
@@ -88,13 +88,17 @@ LIMIT %(limit)s;
 -- name: pending_runs
 -- SKIP LOCKED: concurrent claimers each get different runs; the row locks
 -- last until the claim commits the runs as RUNNING. Served by runs_pending_idx.
--- %(workflow_ids)s is NULL (every workflow) or the ids the caller can serve.
+-- %(workflow_ids)s is NULL (every workflow) or the ids the caller can serve;
+-- %(version_ids)s and %(version_names)s NULL or the (workflow id, version)
+-- pairs it holds, as two arrays side by side.
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-       budget, version
+       budget, version, workflow_version
 FROM runs
 WHERE status = 'PENDING'
   AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
+  AND (%(version_ids)s::text[] IS NULL OR (workflow_id, workflow_version) IN (
+      SELECT * FROM unnest(%(version_ids)s::text[], %(version_names)s::text[])))
 ORDER BY priority DESC, created_at, seq
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
@@ -102,11 +106,11 @@ FOR UPDATE SKIP LOCKED;
 -- name: insert_run
 INSERT INTO runs (id, workflow_id, workflow_name, status, input, config, priority, metadata,
                   output, error, created_at, started_at, completed_at, duration_ms,
-                  total_cost, total_tokens, budget, version)
+                  total_cost, total_tokens, budget, version, workflow_version)
 VALUES (%(id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(config)s,
         %(priority)s, %(metadata)s, %(output)s, %(error)s, %(created_at)s, %(started_at)s,
         %(completed_at)s, %(duration_ms)s, %(total_cost)s, %(total_tokens)s, %(budget)s,
-        %(version)s)
+        %(version)s, %(workflow_version)s)
 ON CONFLICT DO NOTHING;
 
 -- name: update_run
@@ -117,7 +121,7 @@ SET workflow_id = %(workflow_id)s, workflow_name = %(workflow_name)s, status = %
     created_at = %(created_at)s, started_at = %(started_at)s,
     completed_at = %(completed_at)s, duration_ms = %(duration_ms)s,
     total_cost = %(total_cost)s, total_tokens = %(total_tokens)s, budget = %(budget)s,
-    version = %(version)s
+    version = %(version)s, workflow_version = %(workflow_version)s
 WHERE id = %(id)s AND version = %(expected_version)s;
 
 -- name: get_stages
@@ -176,14 +180,16 @@ DELETE FROM stages WHERE workflow_run_id = %(workflow_run_id)s AND stage_id = %(
 -- concurrent transaction is changing, and two callers could both lease it.
 -- The second reader waits, then reads what the first committed.
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
-       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
+       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
+       workflow_version
 FROM jobs
 WHERE id = %(id)s
 FOR NO KEY UPDATE;
 
 -- name: get_jobs
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
-       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
+       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
+       workflow_version
 FROM jobs
 WHERE workflow_run_id = %(workflow_run_id)s
 ORDER BY seq;
@@ -192,25 +198,31 @@ ORDER BY seq;
 -- One statement: pick the best available QUEUED job (SKIP LOCKED, so
 -- concurrent workers never pick the same one) and lease it. Served by
 -- jobs_queued_idx. %(workflow_ids)s is NULL (every workflow) or the ids the
--- worker can run: a filter on the index scan, which keeps its order.
+-- worker can run, %(version_ids)s and %(version_names)s NULL or the (workflow
+-- id, version) pairs it holds, as two arrays side by side: filters on the
+-- index scan (the pairs a hashed subplan built once), which keeps its order.
 UPDATE jobs
 SET status = 'LEASED', worker_id = %(worker_id)s, locked_at = %(now)s
 WHERE id = (
     SELECT id FROM jobs
     WHERE status = 'QUEUED' AND available_at <= %(now)s
       AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
+      AND (%(version_ids)s::text[] IS NULL OR (workflow_id, workflow_version) IN (
+          SELECT * FROM unnest(%(version_ids)s::text[], %(version_names)s::text[])))
     ORDER BY priority DESC, created_at, seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
-          worker_id, locked_at, available_at, payload, last_error, reap_count, created_at;
+          worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
+          workflow_version;
 
 -- name: stale_jobs
 -- Locked so that a lease renewed while the reaper decides is not reaped:
 -- the renewal waits, or the re-checked row no longer qualifies.
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
-       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
+       worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
+       workflow_version
 FROM jobs
 WHERE status = 'LEASED' AND locked_at < %(leased_before)s
 ORDER BY seq
@@ -220,10 +232,10 @@ FOR UPDATE SKIP LOCKED;
 -- name: insert_job
 INSERT INTO jobs (id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
                   max_attempts, worker_id, locked_at, available_at, payload, last_error,
-                  reap_count, created_at)
+                  reap_count, created_at, workflow_version)
 VALUES (%(id)s, %(workflow_run_id)s, %(workflow_id)s, %(stage_id)s, %(status)s, %(priority)s,
         %(attempt)s, %(max_attempts)s, %(worker_id)s, %(locked_at)s, %(available_at)s,
-        %(payload)s, %(last_error)s, %(reap_count)s, %(created_at)s)
+        %(payload)s, %(last_error)s, %(reap_count)s, %(created_at)s, %(workflow_version)s)
 ON CONFLICT DO NOTHING;
 
 -- name: update_job

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
 
@@ -15,42 +15,20 @@ from adapters.postgres.errors import translated
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import (
     Row,
-    event_params,
-    jsonb,
     params,
     record,
     records,
     usage_entries,
-    usage_params,
 )
+from adapters.postgres.statements import Statement, effect_statement
 from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.effects import (
-    AppendLog,
-    AppendOutbox,
-    CompleteIdempotency,
-    ConsumeSignal,
-    DeleteBatchCancel,
-    DeleteBlob,
-    DeleteSchedule,
-    DeleteStage,
     EnqueueJob,
-    InsertBatchCancel,
     InsertRun,
-    InsertSchedule,
-    InsertSignal,
-    InsertStage,
-    InsertUsage,
-    PutBlob,
-    ReleaseIdempotency,
     StoreEffect,
-    UpdateBatchCancel,
     UpdateJob,
-    UpdateOutbox,
-    UpdateRun,
-    UpdateSchedule,
-    UpdateStage,
 )
-from kernel.errors import KernelError, StaleVersionError, StoreError
+from kernel.errors import KernelError, StoreError
 from kernel.records import (
     IdempotencyRecord,
     Job,
@@ -61,121 +39,7 @@ from kernel.records import (
     WorkflowStage,
 )
 from kernel.schedules import ScheduleRecord
-from kernel.status import JobStatus
-
-Check = Callable[[int], KernelError | None]
-"""Turns an effect statement's row count into the error it means, if any."""
-
-
-class _Statement:
-    __slots__ = ("check", "name", "params")
-
-    def __init__(self, name: str, params: Row, check: Check | None = None) -> None:
-        self.name = name
-        self.params = params
-        self.check = check
-
-
-def _expect_row(error: Callable[[], KernelError]) -> Check:
-    return lambda count: error() if count == 0 else None
-
-
-def _statement(effect: StoreEffect) -> _Statement:
-    """The one SQL statement that applies ``effect``, with its row-count check."""
-    match effect:
-        case InsertRun(run):
-            return _Statement(
-                "insert_run",
-                params(run),
-                _expect_row(lambda: StoreError(f"run {run.id!r} already exists")),
-            )
-        case UpdateRun(run, expected):
-            return _Statement(
-                "update_run",
-                params(run, expected_version=expected),
-                _expect_row(lambda: StaleVersionError("run", run.id, expected)),
-            )
-        case InsertStage(stage):
-            message = f"stage {stage.stage_id!r} of run {stage.workflow_run_id!r} already exists"
-            return _Statement(
-                "insert_stage", params(stage), _expect_row(lambda: StoreError(message))
-            )
-        case UpdateStage(stage, expected):
-            return _Statement(
-                "update_stage",
-                params(stage, expected_version=expected),
-                _expect_row(lambda: StaleVersionError("stage", stage.id, expected)),
-            )
-        case DeleteStage(stage):
-            return _Statement(
-                "delete_stage",
-                {"workflow_run_id": stage.workflow_run_id, "stage_id": stage.stage_id},
-            )
-        case EnqueueJob(job):
-            return _Statement(
-                "insert_job",
-                params(job),
-                _expect_row(lambda: StoreError(f"job {job.id!r} already exists")),
-            )
-        case UpdateJob(job):
-            return _Statement(
-                "update_job",
-                params(job),
-                _expect_row(lambda: StoreError(f"job {job.id!r} does not exist")),
-            )
-        case AppendOutbox(event, event_id, causation_id):
-            return _Statement("append_outbox", event_params(event, event_id, causation_id))
-        case UpdateOutbox(event):
-            return _Statement("update_outbox", params(event))
-        case PutBlob(key, value):
-            return _Statement("put_blob", {"key": key, "value": jsonb(value)})
-        case DeleteBlob(key):
-            return _Statement("delete_blob", {"key": key})
-        case AppendLog(entry):
-            return _Statement("insert_log", params(entry))
-        case CompleteIdempotency(idempotency):
-            return _Statement("complete_idempotency", params(idempotency))
-        case ReleaseIdempotency(key, command_type):
-            return _Statement("release_idempotency", {"key": key, "command_type": command_type})
-        case InsertSignal(signal):
-            return _Statement(
-                "insert_signal",
-                params(signal),
-                _expect_row(lambda: StoreError(f"signal {signal.id!r} already exists")),
-            )
-        case ConsumeSignal(signal):
-            return _Statement(
-                "consume_signal",
-                {"id": signal.id, "consumed_at": signal.consumed_at, "stage_id": signal.stage_id},
-                _expect_row(lambda: StaleVersionError("signal", signal.id, 1)),
-            )
-        case InsertSchedule(schedule):
-            return _Statement(
-                "insert_schedule",
-                params(schedule),
-                _expect_row(lambda: StoreError(f"schedule {schedule.id!r} already exists")),
-            )
-        case UpdateSchedule(schedule, expected):
-            return _Statement(
-                "update_schedule",
-                params(schedule, expected_version=expected),
-                _expect_row(lambda: StaleVersionError("schedule", schedule.id, expected)),
-            )
-        case DeleteSchedule(schedule_id):
-            return _Statement("delete_schedule", {"id": schedule_id})
-        case InsertUsage(entry):
-            message = f"call {entry.call_id!r} is already in the usage ledger"
-            return _Statement(
-                "insert_usage", usage_params(entry), _expect_row(lambda: StoreError(message))
-            )
-        case InsertBatchCancel(cancel):
-            return _Statement("insert_batch_cancel", params(cancel))
-        case UpdateBatchCancel(cancel):
-            # A cancel another tick cleared meanwhile stays cleared: no check.
-            return _Statement("update_batch_cancel", params(cancel))
-        case DeleteBatchCancel(batch_id):
-            return _Statement("delete_batch_cancel", {"batch_id": batch_id})
-    raise TypeError(f"apply: expected a store effect, got {effect!r}")  # pragma: no cover
+from kernel.status import JobStatus, Status
 
 
 def _wakes_workers(effect: StoreEffect) -> bool:
@@ -192,6 +56,18 @@ def _wakes_workers(effect: StoreEffect) -> bool:
 def _id_list(ids: Collection[str] | None) -> list[str] | None:
     """``ids`` as a list, which psycopg sends as a ``text[]`` (``None``: every workflow)."""
     return None if ids is None else list(ids)
+
+
+def _version_lists(pairs: Collection[tuple[str, str]] | None) -> dict[str, list[str] | None]:
+    """``(workflow id, version)`` pairs as the two side-by-side arrays the queries
+    ``unnest`` (``None``: every version)."""
+    if pairs is None:
+        return {"version_ids": None, "version_names": None}
+    ordered = list(pairs)
+    return {
+        "version_ids": [workflow_id for workflow_id, _ in ordered],
+        "version_names": [version for _, version in ordered],
+    }
 
 
 class PostgresTransaction:
@@ -265,15 +141,33 @@ class PostgresTransaction:
                 return existing
 
     def pending_runs(
-        self, limit: int, workflow_ids: Collection[str] | None = None
+        self,
+        limit: int,
+        workflow_ids: Collection[str] | None = None,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
     ) -> list[WorkflowRun]:
-        values = {"limit": max(limit, 0), "workflow_ids": _id_list(workflow_ids)}
+        values = {
+            "limit": max(limit, 0),
+            "workflow_ids": _id_list(workflow_ids),
+            **_version_lists(versions),
+        }
         return records(self._rows("pending_runs", values), WorkflowRun)
 
     def lease_next_job(
-        self, worker_id: str, now: datetime, workflow_ids: Collection[str] | None = None
+        self,
+        worker_id: str,
+        now: datetime,
+        workflow_ids: Collection[str] | None = None,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
     ) -> Job | None:
-        values = {"worker_id": worker_id, "now": now, "workflow_ids": _id_list(workflow_ids)}
+        values = {
+            "worker_id": worker_id,
+            "now": now,
+            "workflow_ids": _id_list(workflow_ids),
+            **_version_lists(versions),
+        }
         rows = self._rows("lease_next_job", values)
         return record(rows[0], Job) if rows else None
 
@@ -314,6 +208,18 @@ class PostgresTransaction:
         rows = self._rows("pending_batch_cancels", {"limit": max(limit, 0)})
         return records(rows, BatchCancel)
 
+    def purgeable_runs(
+        self, finished_before: datetime, statuses: Collection[Status], limit: int
+    ) -> list[WorkflowRun]:
+        values = {
+            "finished_before": finished_before,
+            "statuses": sorted(str(status) for status in statuses),
+            "limit": max(limit, 0),
+        }
+        # Locked (SKIP LOCKED) by the first query; each run is then read whole.
+        ids = [row["id"] for row in self._rows("purgeable_runs", values)]
+        return [run for run_id in ids if (run := self.get_run(run_id)) is not None]
+
     # -- effects -------------------------------------------------------------
 
     def apply(self, effects: Sequence[StoreEffect]) -> None:
@@ -325,9 +231,9 @@ class PostgresTransaction:
         again, so the outcome is exactly that of applying one by one and
         stopping at the failure (as the in-memory store does).
         """
-        statements = [_statement(effect) for effect in effects]
+        statements = [effect_statement(effect) for effect in effects]
         if any(_wakes_workers(effect) for effect in effects):
-            statements.append(_Statement("notify_jobs", {"channel": self._channel}))
+            statements.append(Statement("notify_jobs", {"channel": self._channel}))
         if not statements:
             return
         failure = self._run(statements)
@@ -340,7 +246,7 @@ class PostgresTransaction:
             self.apply(effects[:index])
         raise error
 
-    def _run(self, statements: list[_Statement]) -> tuple[int, KernelError] | None:
+    def _run(self, statements: list[Statement]) -> tuple[int, KernelError] | None:
         """Execute ``statements``; the first failed row-count check, if any."""
         cursors: list[Cursor[DictRow]] = []
         with translated("apply effects"):
@@ -355,7 +261,7 @@ class PostgresTransaction:
                 return index, error
         return None
 
-    def _pipeline(self, statements: list[_Statement], cursors: list[Cursor[DictRow]]) -> None:
+    def _pipeline(self, statements: list[Statement], cursors: list[Cursor[DictRow]]) -> None:
         savepoint = False
         try:
             with self._conn.pipeline():

@@ -9,11 +9,11 @@
 INSERT INTO runs (
     id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
     error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
-    budget, version
+    budget, version, workflow_version
 ) VALUES (
     :id, :workflow_id, :workflow_name, :status, :input, :config, :priority, :metadata, :output,
     :error, :created_at, :started_at, :completed_at, :duration_ms, :total_cost, :total_tokens,
-    :budget, :version
+    :budget, :version, :workflow_version
 );
 
 -- name: update_run
@@ -26,7 +26,8 @@ UPDATE runs SET
     input = :input, config = :config, priority = :priority, metadata = :metadata,
     output = :output, error = :error, started_at = :started_at,
     completed_at = :completed_at, duration_ms = :duration_ms, total_cost = :total_cost,
-    total_tokens = :total_tokens, budget = :budget, version = :version
+    total_tokens = :total_tokens, budget = :budget, version = :version,
+    workflow_version = :workflow_version
 WHERE id = :id AND version = :expected_version;
 
 -- name: get_run
@@ -34,12 +35,15 @@ SELECT * FROM runs WHERE id = :id;
 
 -- name: pending_runs
 -- :workflow_ids is NULL (every workflow) or a JSON array of the workflow ids
--- the caller can serve; the list is built once per statement and the scan
+-- the caller can serve, :versions NULL or a JSON array of [workflow id,
+-- version] pairs; each list is built once per statement and the scan
 -- still walks runs_pending in order. INDEXED BY: without statistics SQLite
 -- would rather look up status = 'PENDING' in runs_status and sort the lot.
 SELECT * FROM runs INDEXED BY runs_pending
 WHERE status = 'PENDING'
   AND (:workflow_ids IS NULL OR workflow_id IN (SELECT value FROM json_each(:workflow_ids)))
+  AND (:versions IS NULL OR (workflow_id, workflow_version) IN (
+      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:versions)))
 ORDER BY priority DESC, created_at, position
 LIMIT :limit;
 
@@ -137,10 +141,12 @@ LIMIT :limit;
 -- name: insert_job
 INSERT INTO jobs (
     id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
-    worker_id, locked_at, available_at, payload, last_error, reap_count, created_at
+    worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
+    workflow_version
 ) VALUES (
     :id, :workflow_run_id, :workflow_id, :stage_id, :status, :priority, :attempt, :max_attempts,
-    :worker_id, :locked_at, :available_at, :payload, :last_error, :reap_count, :created_at
+    :worker_id, :locked_at, :available_at, :payload, :last_error, :reap_count, :created_at,
+    :workflow_version
 );
 
 -- name: update_job
@@ -162,12 +168,17 @@ SELECT * FROM jobs WHERE workflow_run_id = :workflow_run_id ORDER BY created_at,
 -- The caller holds the write lock (BEGIN IMMEDIATE), so choosing and leasing
 -- the job in one statement cannot race with another dequeuer. :workflow_ids
 -- is NULL (every workflow) or a JSON array of the workflow ids the worker
--- can run (built once per statement); the scan still walks jobs_queued.
+-- can run, :versions NULL or a JSON array of the [workflow id, version]
+-- pairs it holds (each list built once per statement, a "LIST SUBQUERY" in
+-- the plan); the scan still walks jobs_queued in lease order.
 UPDATE jobs SET status = 'LEASED', worker_id = :worker_id, locked_at = :now
 WHERE position = (
     SELECT position FROM jobs
     WHERE status = 'QUEUED' AND available_at <= :now
       AND (:workflow_ids IS NULL OR workflow_id IN (SELECT value FROM json_each(:workflow_ids)))
+      AND (:versions IS NULL OR (workflow_id, workflow_version) IN (
+          SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+          FROM json_each(:versions)))
     ORDER BY priority DESC, created_at, position
     LIMIT 1
 )

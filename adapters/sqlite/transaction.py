@@ -31,6 +31,7 @@ from adapters.sqlite.ledger import (
     update_batch_cancels,
     usage_entry,
 )
+from adapters.sqlite.purge import purge_runs, purgeable_rows
 from adapters.sqlite.queries import QUERIES as Q
 from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.effects import (
@@ -49,6 +50,7 @@ from kernel.effects import (
     InsertSignal,
     InsertStage,
     InsertUsage,
+    PurgeRun,
     PutBlob,
     ReleaseIdempotency,
     StoreEffect,
@@ -72,6 +74,7 @@ from kernel.records import (
     WorkflowStage,
 )
 from kernel.schedules import ScheduleRecord
+from kernel.status import Status
 
 CLAIM_WINDOW = 1000
 """How many of the oldest unpublished events a claim looks at, at least (see queries.sql)."""
@@ -197,6 +200,7 @@ _HANDLERS: dict[type[Any], Handler] = {
     InsertBatchCancel: insert_batch_cancels,
     UpdateBatchCancel: update_batch_cancels,
     DeleteBatchCancel: delete_batch_cancels,
+    PurgeRun: purge_runs,
 }
 
 
@@ -217,6 +221,21 @@ def _id_list(ids: Collection[str] | None) -> str | None:
 def _frozen_id_list(ids: frozenset[str]) -> str:
     # A registry hands the same frozenset to every lease: encode it once.
     return dump_json(sorted(ids))
+
+
+def _version_list(pairs: Collection[tuple[str, str]] | None) -> str | None:
+    """``(workflow id, version)`` pairs as the JSON array of pairs the queries read
+    with ``json_each`` (``None``: all)."""
+    if pairs is None:
+        return None
+    if isinstance(pairs, frozenset):
+        return _frozen_version_list(pairs)
+    return dump_json([list(pair) for pair in pairs])
+
+
+@functools.lru_cache(maxsize=64)
+def _frozen_version_list(pairs: frozenset[tuple[str, str]]) -> str:
+    return dump_json([list(pair) for pair in sorted(pairs)])
 
 
 class SqliteTransaction:
@@ -269,20 +288,34 @@ class SqliteTransaction:
         return self.get_idempotency(record.key, record.command_type)
 
     def pending_runs(
-        self, limit: int, workflow_ids: Collection[str] | None = None
+        self,
+        limit: int,
+        workflow_ids: Collection[str] | None = None,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
     ) -> list[WorkflowRun]:
         # BEGIN IMMEDIATE holds the write lock until this transaction ends, so
         # no other transaction can read these runs as PENDING meanwhile.
-        params = {"limit": limit, "workflow_ids": _id_list(workflow_ids)}
+        params = {
+            "limit": limit,
+            "workflow_ids": _id_list(workflow_ids),
+            "versions": _version_list(versions),
+        }
         return RUNS.decode_all(self._select(Q.pending_runs, params))
 
     def lease_next_job(
-        self, worker_id: str, now: datetime, workflow_ids: Collection[str] | None = None
+        self,
+        worker_id: str,
+        now: datetime,
+        workflow_ids: Collection[str] | None = None,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
     ) -> Job | None:
         params = {
             "worker_id": worker_id,
             "now": timestamp(now),
             "workflow_ids": _id_list(workflow_ids),
+            "versions": _version_list(versions),
         }
         rows = self._select(Q.lease_next_job, params)
         return JOBS.decode(rows[0]) if rows else None
@@ -330,6 +363,12 @@ class SqliteTransaction:
 
     def pending_batch_cancels(self, limit: int) -> list[BatchCancel]:
         return CANCELS.decode_all(self._select(Q.pending_batch_cancels, {"limit": limit}))
+
+    def purgeable_runs(
+        self, finished_before: datetime, statuses: Collection[Status], limit: int
+    ) -> list[WorkflowRun]:
+        # BEGIN IMMEDIATE: no other writer runs until these runs are gone.
+        return RUNS.decode_all(purgeable_rows(self, finished_before, statuses, limit))
 
     # -- effects -----------------------------------------------------------
 

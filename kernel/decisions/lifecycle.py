@@ -86,6 +86,7 @@ def open_group(
             id=env.new_id(),
             workflow_run_id=run.id,
             workflow_id=run.workflow_id,
+            workflow_version=run.workflow_version,
             stage_id=stage.id,
             status=JobStatus.QUEUED,
             priority=run.priority,

@@ -13,7 +13,7 @@ from kernel.decisions.changes import bump_run
 from kernel.decisions.context import Env
 from kernel.decisions.lifecycle import fail_run, open_group
 from kernel.effects import Decision, StoreEffect
-from kernel.errors import KernelError
+from kernel.errors import KernelError, WorkflowNotFoundError, named_version
 from kernel.events import WorkflowStarted
 from kernel.records import WorkflowRun
 from kernel.status import Status
@@ -22,7 +22,8 @@ from kernel.workflows import Workflow
 
 @frozen
 class Claimable:
-    """Pending runs this caller locked, and the registered workflow of each (by id)."""
+    """Pending runs this caller locked, and the registered workflow version of each
+    (by run id)."""
 
     runs: Sequence[WorkflowRun]
     workflows: Mapping[str, Workflow[Any, Any] | None]
@@ -41,11 +42,10 @@ def decide(
     for run in state.runs:
         if run.status != Status.PENDING:
             continue
-        workflow = state.workflows.get(run.workflow_id)
+        workflow = state.workflows.get(run.id)
         if workflow is None:
-            _, failed = fail_run(
-                run, f"WORKFLOW_NOT_FOUND: workflow {run.workflow_id!r} is not registered", env
-            )
+            missing = WorkflowNotFoundError(run.workflow_id, named_version(run.workflow_version))
+            _, failed = fail_run(run, f"{missing.code}: {missing}", env)
             effects += failed
             continue
         if not workflow.groups:

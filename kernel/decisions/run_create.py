@@ -22,7 +22,9 @@ def decide(
 ) -> Result[Decision[RunCreateResult], KernelError]:
     """Create a run, or fail without effects when the workflow, input or config is wrong.
 
-    The run's budget is the command's, else the workflow's default (``None``: no limit).
+    ``workflow`` is the version the command names, else the newest registered; the
+    run records its version. The run's budget is the command's, else the
+    workflow's default (``None``: no limit).
 
     >>> from datetime import UTC, datetime
     >>> env = Env(datetime(2025, 1, 1, tzinfo=UTC), lambda: "id-1", "cmd-1")
@@ -30,7 +32,7 @@ def decide(
     <Failure: workflow 'nope' is not registered>
     """
     if workflow is None:
-        return Failure(WorkflowNotFoundError(cmd.workflow_id))
+        return Failure(WorkflowNotFoundError(cmd.workflow_id, cmd.version))
     match structure(cmd.input, workflow.input_type, "input"):
         case Failure(input_problems):
             return Failure(InvalidInputError(input_problems))
@@ -45,6 +47,7 @@ def decide(
         id=env.new_id(),
         workflow_id=workflow.id,
         workflow_name=workflow.name,
+        workflow_version=workflow.version,
         status=Status.PENDING,
         input=to_json(typed_input),
         config=config,

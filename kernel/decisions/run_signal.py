@@ -27,6 +27,7 @@ from kernel.errors import (
     KernelError,
     RunNotFoundError,
     WorkflowNotFoundError,
+    named_version,
 )
 from kernel.events import StageSignalled, StageSuspended
 from kernel.outcomes import AwaitSignal, Completed, Failed
@@ -161,7 +162,7 @@ def decide(
             )
         )
     if workflow is None:
-        return Failure(WorkflowNotFoundError(run.workflow_id))
+        return Failure(WorkflowNotFoundError(run.workflow_id, named_version(run.workflow_version)))
     listeners = workflow.signal_stages(cmd.signal)
     if not listeners:
         known = ", ".join(repr(name) for name in workflow.signals) or "none"

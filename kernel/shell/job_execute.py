@@ -31,7 +31,11 @@ def _start_state(
         run = reads.tx.get_run(cmd.workflow_run_id)
     stages = reads.tx.get_stages(cmd.workflow_run_id) if run is not None else []
     record = next((s for s in stages if s.stage_id == cmd.stage_id), None)
-    workflow = reads.registry.get_workflow(cmd.workflow_id)
+    workflow = (
+        reads.workflow_of(run)
+        if run is not None and run.workflow_id == cmd.workflow_id
+        else reads.registry.get_workflow(cmd.workflow_id)
+    )
     previous = reads.previous_outputs(run, stages, cmd.stage_id)
     return start.StartState(run, record, job, workflow, previous)
 
@@ -89,8 +93,8 @@ def lease_next(worker_id: str, then: Callable[[Leased | None], Step[R]]) -> Phas
     when no job is available."""
 
     def load(reads: Reads) -> tuple[Job, start.StartState] | None:
-        # Jobs of workflows this worker does not know stay QUEUED for one that does.
-        job = reads.tx.lease_next_job(worker_id, reads.now, reads.known_workflow_ids())
+        # Jobs of workflow versions this worker does not know stay QUEUED for one that does.
+        job = reads.tx.lease_next_job(worker_id, reads.now, versions=reads.known_versions())
         if job is None:
             return None
         run = reads.tx.get_run(job.workflow_run_id)

@@ -32,12 +32,13 @@ from kernel.ports import (
     TimedOut,
     WorkflowRegistry,
 )
-from kernel.records import Json, WorkflowStage
+from kernel.records import Json, WorkflowRun, WorkflowStage
 from kernel.retry import DEFAULT_RETRY
 from kernel.shell.ai_services import StoreAIServices
 from kernel.shell.batch_services import StoreBatchServices
 from kernel.shell.stage_services import ProgressWriter, StoreStageServices
 from kernel.stages import Stage, StageContext
+from kernel.workflows import Workflow
 
 
 class Outside:
@@ -74,19 +75,23 @@ class Outside:
         self._batch_providers: Mapping[str, BatchProvider] = batch_providers or {}
         self._offload = offload
 
-    def _stage(self, workflow_id: str, stage_id: str) -> Stage[Any, Any, Any] | None:
-        workflow = self._registry.get_workflow(workflow_id)
+    def _workflow(self, run: WorkflowRun) -> Workflow[Any, Any] | None:
+        """The run's own workflow version (SPEC §16)."""
+        return self._registry.get_workflow(run.workflow_id, run.workflow_version)
+
+    def _stage(self, run: WorkflowRun, stage_id: str) -> Stage[Any, Any, Any] | None:
+        workflow = self._workflow(run)
         return workflow.stage(stage_id) if workflow is not None else None
 
     def _context(
         self,
         record: WorkflowStage,
-        workflow_id: str,
+        run: WorkflowRun,
         typed_input: Any,
         config: Any,
         progress: ProgressWriter | None,
     ) -> StageContext[Any, Any]:
-        workflow = self._registry.get_workflow(workflow_id)
+        workflow = self._workflow(run)
         services = StoreStageServices(
             self._store, self._clock, self._ids, record.workflow_run_id, record.id, progress
         )
@@ -132,13 +137,13 @@ class Outside:
         if isinstance(typed, Failed):
             return typed
         typed_input, config = typed
-        return self._context(work.stage, work.run.workflow_id, typed_input, config, progress)
+        return self._context(work.stage, work.run, typed_input, config, progress)
 
-    def _failed(self, workflow_id: str, stage: Stage[Any, Any, Any], raised: Raised) -> Failed:
+    def _failed(self, run: WorkflowRun, stage: Stage[Any, Any, Any], raised: Raised) -> Failed:
         """What the stage's code raised, as a failure: not retried if its retry policy
         names the exception's class in ``non_retryable``. An AI error leads with its
         code and is retried only if it says so (``ProviderError(retryable=True)``)."""
-        workflow = self._registry.get_workflow(workflow_id)
+        workflow = self._workflow(run)
         policy = workflow.retry_for(stage.id) if workflow is not None else DEFAULT_RETRY
         error, retryable = raised.error, not policy.gives_up_on(raised.exception)
         match stage_failure(raised.exception):
@@ -148,7 +153,7 @@ class Outside:
 
     def execute_stage(self, work: ExecuteStage) -> StageRun:
         """Run the stage's ``execute``; no transaction is open and no connection is held."""
-        stage = self._stage(work.run.workflow_id, work.stage.stage_id)
+        stage = self._stage(work.run, work.stage.stage_id)
         if stage is None:
             return StageRun(Failed(f"stage {work.stage.stage_id!r} is not registered here"))
         if stage.signal is not None:
@@ -170,7 +175,7 @@ class Outside:
             case Returned(value):
                 return StageRun(interpret_return(stage, value), progress.unwritten())
             case Raised() as raised:
-                failed = self._failed(work.run.workflow_id, stage, raised)
+                failed = self._failed(work.run, stage, raised)
                 return StageRun(failed, progress.unwritten())
             case TimedOut(after):
                 return StageRun(timed_out(stage, record.attempt, after), progress.unwritten())
@@ -178,7 +183,7 @@ class Outside:
 
     def check_completion(self, work: CheckCompletion) -> CheckOutcome:
         """Run an async-batch stage's ``check_completion`` with ``execute``'s typed context."""
-        stage = self._stage(work.run.workflow_id, work.stage.stage_id)
+        stage = self._stage(work.run, work.stage.stage_id)
         if stage is None or stage.check_completion is None:
             return Failed(f"stage {work.stage.stage_id!r} cannot be polled here")
         ctx = self._typed(stage, work, work.input)
@@ -191,7 +196,7 @@ class Outside:
             case Returned(value):
                 return interpret_check(stage, value)
             case Raised() as raised:
-                return self._failed(work.run.workflow_id, stage, raised)
+                return self._failed(work.run, stage, raised)
             case TimedOut(after):
                 return timed_out(stage, work.stage.attempt, after)
         raise AssertionError("unreachable")  # pragma: no cover

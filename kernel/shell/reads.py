@@ -25,13 +25,21 @@ class Reads:
         """The decision's time, for reads that choose rows by it (due, stale)."""
 
     def known_workflow_ids(self) -> Collection[str]:
-        """The ids of the workflows this kernel has registered: claims and leases only
-        choose runs and jobs of these (SPEC §19, rolling deploys)."""
+        """The ids of the workflows this kernel has registered: schedule ticks only
+        fire schedules of these (SPEC §19)."""
         return self.registry.workflow_ids()
 
+    def known_versions(self) -> Collection[tuple[str, str]]:
+        """The ``(workflow id, version)`` pairs this kernel has registered: claims and
+        leases only choose runs and jobs of these (SPEC §16, rolling deploys)."""
+        return self.registry.workflow_versions()
+
     def workflow_of(self, run: WorkflowRun | None) -> Workflow[Any, Any] | None:
-        """The registered workflow of ``run`` (``None`` without a run or a registration)."""
-        return self.registry.get_workflow(run.workflow_id) if run is not None else None
+        """The registered workflow version of ``run`` (``None`` without a run or a
+        registration of its version)."""
+        if run is None:
+            return None
+        return self.registry.get_workflow(run.workflow_id, run.workflow_version)
 
     def group_outputs(
         self, run_id: str, stages: Sequence[WorkflowStage], group: int

@@ -23,6 +23,14 @@ def begin(cmd: StagePollSuspended) -> Phase[StagePollSuspendedResult]:
         due: list[poll.DueStage] = []
         for record in reads.tx.due_suspended_stages(reads.now, cmd.max_checks):
             run = reads.tx.get_run(record.workflow_run_id)
+            if (
+                run is not None
+                and reads.workflow_of(run) is None
+                and run.workflow_id in reads.known_workflow_ids()
+            ):
+                # Another version of a workflow it has: a worker holding that version
+                # polls it (SPEC §16: a rolling deploy never fails old runs).
+                continue
             stages = reads.tx.get_stages(record.workflow_run_id) if run is not None else []
             due.append(
                 poll.DueStage(

@@ -8,6 +8,7 @@ and one :func:`~kernel.shell.steps.entry` in :data:`TABLE`. See ``docs/architect
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from kernel.commands import (
     BatchCancelPending,
@@ -36,6 +37,8 @@ from kernel.commands import (
     RunRerunFromResult,
     RunSignal,
     RunSignalResult,
+    RunsPurge,
+    RunsPurgeResult,
     RunTransition,
     RunTransitionResult,
     ScheduleDelete,
@@ -62,30 +65,32 @@ from kernel.decisions import (
     run_rerun_from,
     run_signal,
     run_transition,
+    runs_purge,
     schedules,
     stage_report_progress,
     usage_record,
 )
 from kernel.decisions.job_execute import start
+from kernel.decisions.lifecycle import StageState
+from kernel.records import WorkflowRun
 from kernel.shell import batch_cancel, job_execute, outbox_flush, stage_poll_suspended
 from kernel.shell.reads import Reads
 from kernel.shell.steps import Phase, Table, entry, single
+from kernel.workflows import Workflow
 
 
 def _run_create(cmd: RunCreate) -> Phase[RunCreateResult]:
     return single(
-        lambda reads: reads.registry.get_workflow(cmd.workflow_id),
+        lambda reads: reads.registry.get_workflow(cmd.workflow_id, cmd.version),
         lambda workflow, env: run_create.decide(cmd, workflow, env),
     )
 
 
 def _run_claim_pending(cmd: RunClaimPending) -> Phase[RunClaimPendingResult]:
     def load(reads: Reads) -> run_claim_pending.Claimable:
-        # Runs of workflows this worker does not know stay PENDING for one that does.
-        runs = reads.tx.pending_runs(cmd.max_claims, reads.known_workflow_ids())
-        return run_claim_pending.Claimable(
-            runs, {run.workflow_id: reads.workflow_of(run) for run in runs}
-        )
+        # Runs of workflow versions this worker does not know stay PENDING for one that does.
+        runs = reads.tx.pending_runs(cmd.max_claims, versions=reads.known_versions())
+        return run_claim_pending.Claimable(runs, {run.id: reads.workflow_of(run) for run in runs})
 
     return single(load, lambda state, env: run_claim_pending.decide(cmd, state, env))
 
@@ -110,9 +115,14 @@ def _run_cancel(cmd: RunCancel) -> Phase[RunCancelResult]:
 
 
 def _run_rerun_from(cmd: RunRerunFrom) -> Phase[RunRerunFromResult]:
+    def load(reads: Reads) -> tuple[StageState, Workflow[Any, Any] | None]:
+        state = reads.stage_state(cmd.workflow_run_id, group=0)
+        if state.run is None or cmd.version is None:
+            return state, None
+        return state, reads.registry.get_workflow(state.run.workflow_id, cmd.version)
+
     return single(
-        lambda reads: reads.stage_state(cmd.workflow_run_id, group=0),
-        lambda state, env: run_rerun_from.decide(cmd, state, env),
+        load, lambda loaded, env: run_rerun_from.decide(cmd, loaded[0], env, target=loaded[1])
     )
 
 
@@ -246,6 +256,14 @@ def _batch_intent(cmd: BatchIntent) -> Phase[BatchIntentResult]:
     return single(load, lambda state, env: batch_intent.decide(cmd, state, env))
 
 
+def _runs_purge(cmd: RunsPurge) -> Phase[RunsPurgeResult]:
+    def load(reads: Reads) -> list[WorkflowRun]:
+        # Locked: a worker's write to one of them waits; a concurrent purge skips them.
+        return reads.tx.purgeable_runs(runs_purge.cutoff(cmd, reads.now), cmd.statuses, cmd.limit)
+
+    return single(load, lambda runs, env: runs_purge.decide(cmd, runs, env))
+
+
 TABLE = Table(
     entry(RunCreate, RunCreateResult, _run_create),
     entry(RunClaimPending, RunClaimPendingResult, _run_claim_pending),
@@ -267,6 +285,7 @@ TABLE = Table(
     entry(UsageRecord, UsageRecordResult, _usage_record),
     entry(BatchIntent, BatchIntentResult, _batch_intent),
     entry(BatchCancelPending, BatchCancelPendingResult, batch_cancel.begin),
+    entry(RunsPurge, RunsPurgeResult, _runs_purge),
 )
 """Every command the kernel dispatches."""
 

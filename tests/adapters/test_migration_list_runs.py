@@ -103,7 +103,7 @@ def test_sqlite_claims_still_walk_the_pending_index(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     SqliteStore(path).close()
     with closing(sqlite3.connect(path)) as conn:
-        values = {"limit": 1, "workflow_ids": None}
+        values = {"limit": 1, "workflow_ids": None, "versions": '[["wf", "1"]]'}
         plan = [
             row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {QUERIES.pending_runs}", values)
         ]
@@ -224,7 +224,7 @@ def test_postgres_list_runs_pages_are_index_scans_that_stop_at_the_limit(
 @pytest.mark.postgres
 def test_postgres_claims_still_walk_the_pending_index(filled_schema: str) -> None:
     """The new status index does not lure the claim of PENDING runs away from its own."""
-    values = {"limit": 10, "workflow_ids": None}
+    values = {"limit": 10, "workflow_ids": None, "version_ids": ["wf"], "version_names": ["1"]}
     with connect_to(filled_schema) as conn:
         rows = conn.execute(b"EXPLAIN " + pg_queries.QUERIES["pending_runs"], values).fetchall()
     plan = [row["QUERY PLAN"] for row in rows]

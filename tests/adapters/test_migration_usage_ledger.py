@@ -25,13 +25,18 @@ from adapters.postgres.rows import params
 from adapters.sqlite import SqliteStore
 from adapters.sqlite.queries import QUERIES
 from adapters.sqlite.schema import migrate
-from adapters.sqlite.transaction import JOBS, STAGES
+from adapters.sqlite.transaction import STAGES
 from kernel.effects import InsertBatchCancel, InsertRun, InsertUsage, UpdateRun
 from kernel.ports import Store
 from kernel.status import Status
 from testing.store_cases.base import bump, make_job, make_run, make_stage
 from testing.store_cases.ledger import make_cancel, make_entry
-from tests.adapters.old_runs import insert_postgres_run, insert_sqlite_run
+from tests.adapters.old_runs import (
+    insert_postgres_job,
+    insert_postgres_run,
+    insert_sqlite_job,
+    insert_sqlite_run,
+)
 from tests.postgres_support import DSN, apply, drop_schema, fresh_schema, require_postgres
 
 USAGE_LEDGER = 5
@@ -97,7 +102,7 @@ def sqlite_file_at_version_4(path: Path) -> None:
         for run in OLD_RUNS:
             insert_sqlite_run(conn, run, OLD_COSTS[run.id])
         conn.execute(QUERIES.insert_stage, STAGES.encode(STAGE))
-        conn.execute(QUERIES.insert_job, JOBS.encode(JOB))
+        insert_sqlite_job(conn, JOB)
         kinds = conn.execute("SELECT DISTINCT typeof(total_cost) FROM runs").fetchall()
     assert kinds == [("real",)]
 
@@ -216,10 +221,10 @@ def test_postgres_schema_at_version_4_is_upgraded_keeping_its_rows(schema: str) 
         for run in OLD_RUNS:
             insert_postgres_run(conn, run, OLD_COSTS[run.id])
         conn.execute(pg_queries.QUERIES["insert_stage"], params(STAGE))
-        conn.execute(pg_queries.QUERIES["insert_job"], params(JOB))
+        insert_postgres_job(conn, JOB)
     store = PostgresStore(DSN, schema=schema)
     try:
-        assert store.migrate() == USAGE_LEDGER
+        assert store.migrate() == len(pg_queries.MIGRATIONS)
         check_upgraded(store)
     finally:
         store.close()

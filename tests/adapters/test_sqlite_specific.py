@@ -187,6 +187,7 @@ def test_claims_and_scans_use_their_partial_indexes(path: Path, query: str, inde
     params = {
         "limit": 1, "window": 1, "now": "", "until": "", "worker_id": "", "leased_before": "",
         "workflow_ids": '["wf"]',  # the worker's workflows: the index still serves the scan
+        "versions": '[["wf", "1"]]',  # and the versions it holds: likewise
     }  # fmt: skip
     with closing(raw(path)) as conn:
         plan = conn.execute(f"EXPLAIN QUERY PLAN {getattr(QUERIES, query)}", params).fetchall()

@@ -69,8 +69,8 @@ def test_run_create_prints_the_new_run_and_runs_lists_it(
     code, out, _ = run_cli(capsys, "runs", "--store", url)
     assert code == 0
     header, row = out.splitlines()
-    assert header.split() == ["RUN", "WORKFLOW", "STATUS", "CREATED", "DURATION"]
-    assert row.split()[:3] == [run_id, "document-pipeline", "PENDING"]
+    assert header.split() == ["RUN", "WORKFLOW", "VERSION", "STATUS", "CREATED", "DURATION"]
+    assert row.split()[:4] == [run_id, "document-pipeline", "1", "PENDING"]
     code, out, _ = run_cli(capsys, "runs", "--status", "completed", "--store", url)
     assert (code, out) == (0, "no runs\n")
     code, out, _ = run_cli(capsys, "runs", "--json", "--store", url)

@@ -83,7 +83,7 @@ def test_claim_numbers_parallel_stages_by_position() -> None:
     made = decision(
         run_claim_pending.decide(
             RunClaimPending(worker_id="w"),
-            Claimable([make_run("fan-out", status=Status.PENDING)], {"fan-out": FAN_OUT}),
+            Claimable([make_run("fan-out", status=Status.PENDING)], {"run-1": FAN_OUT}),
             env(),
         )
     )
@@ -98,7 +98,7 @@ def test_claim_skips_runs_that_are_no_longer_pending() -> None:
     """SPEC §5.2: a run claimed meanwhile is not claimed twice."""
     made = decision(
         run_claim_pending.decide(
-            RunClaimPending(worker_id="w"), Claimable([make_run()], {"linear": LINEAR}), env()
+            RunClaimPending(worker_id="w"), Claimable([make_run()], {"run-1": LINEAR}), env()
         )
     )
 

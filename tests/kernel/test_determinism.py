@@ -145,7 +145,7 @@ SCENARIOS: dict[str, Callable[[Env], Result[Any, Any]]] = {
                 make_run(id="a", status=Status.PENDING),
                 make_run("gone", id="b", status=Status.PENDING),
             ],
-            {"linear": LINEAR, "gone": None},
+            {"a": LINEAR, "b": None},
         ),
         e,
     ),

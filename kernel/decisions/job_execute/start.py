@@ -19,6 +19,7 @@ from kernel.errors import (
     RunNotFoundError,
     StageNotFoundError,
     WorkflowNotFoundError,
+    named_version,
 )
 from kernel.events import StageStarted, WorkflowStarted
 from kernel.records import Job, Json, WorkflowRun, WorkflowStage
@@ -88,7 +89,8 @@ def decide(cmd: JobExecute, state: StartState, env: Env) -> Result[Decision[JobS
     if run is None:
         return Failure(RunNotFoundError(cmd.workflow_run_id))
     if workflow is None:
-        return Failure(WorkflowNotFoundError(cmd.workflow_id))
+        version = run.workflow_version if run.workflow_id == cmd.workflow_id else None
+        return Failure(WorkflowNotFoundError(cmd.workflow_id, named_version(version)))
     if workflow.id != run.workflow_id:
         problem = (
             f"workflow_id: run {run.id!r} belongs to workflow {run.workflow_id!r}, "
