@@ -5,6 +5,13 @@ from testing.batch import FakeBatchProvider, SimulatedCrash
 from testing.clock import FakeClock
 from testing.ids import NoopScheduler, SequentialIds
 from testing.kernel import TestKernel, create_test_kernel
+from testing.simulate import (
+    FaultPlan,
+    SimulationFailure,
+    SimulationResult,
+    replay,
+    simulate,
+)
 from testing.sinks import CollectingEventSink
 
 __all__ = [
@@ -12,9 +19,14 @@ __all__ = [
     "FakeAIProvider",
     "FakeBatchProvider",
     "FakeClock",
+    "FaultPlan",
     "NoopScheduler",
     "SequentialIds",
     "SimulatedCrash",
+    "SimulationFailure",
+    "SimulationResult",
     "TestKernel",
     "create_test_kernel",
+    "replay",
+    "simulate",
 ]

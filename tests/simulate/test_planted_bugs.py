@@ -1,0 +1,67 @@
+"""Proof that the simulator finds bugs: each bug of ``tests/simulate/bugs.py`` is
+planted on its own, and a few seeds of the demo workflows must break the
+invariant that names it, with a short shrunk schedule that replays to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from testing import SimulationFailure, replay, simulate
+from testing.simulate.results import load_trace
+from tests.simulate import bugs
+from tests.simulate.workflows import demo_workflows, numbers
+
+WORKFLOWS = demo_workflows()
+
+CAUGHT_BY = {
+    "finish ignores lease": "a lost lease's finish is refused",
+    "reaper ignores renewals": "no job leased by two live workers",
+    "flush marks failures published": "an event is published only once the sink took it",
+    "rollback keeps first write": "a failed write leaves nothing behind",
+    "lease hands out leased job": "no job leased by two live workers",
+}
+SEEDS = 20
+
+
+@pytest.mark.parametrize("bug", sorted(CAUGHT_BY))
+def test_a_planted_bug_breaks_its_invariant_within_a_few_seeds(bug: str) -> None:
+    failure: SimulationFailure | None = None
+    with bugs.planted(bug):
+        for seed in range(SEEDS):
+            try:
+                simulate(*WORKFLOWS, seed=seed, inputs=numbers, shrink_seconds=3)
+            except SimulationFailure as found:
+                failure = found
+                break
+        assert failure is not None, f"{bug}: no failure in {SEEDS} seeds"
+        assert failure.invariant.startswith(CAUGHT_BY[bug])
+        assert len(failure.shrunk) <= 25, failure
+        with pytest.raises(SimulationFailure) as again:
+            replay(*WORKFLOWS, trace=failure.shrunk)
+        assert again.value.invariant.startswith(CAUGHT_BY[bug])
+
+
+def test_without_the_bugs_the_same_seeds_pass() -> None:
+    for seed in range(SEEDS):
+        simulate(*WORKFLOWS, seed=seed, inputs=numbers)
+
+
+REGRESSIONS = Path(__file__).parent / "regressions"
+
+
+@pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*.json")), ids=lambda p: p.name)
+def test_every_saved_regression_replays_cleanly(path: Path) -> None:
+    result = replay(*WORKFLOWS, trace=path)
+    assert result.steps >= len(load_trace(path)[1])
+
+
+def test_a_saved_regression_fails_again_once_its_bug_is_back() -> None:
+    saved = REGRESSIONS / "finish-after-lost-lease.json"
+    with bugs.planted("finish ignores lease"), pytest.raises(SimulationFailure) as raised:
+        replay(*WORKFLOWS, trace=saved)
+    assert raised.value.invariant == (
+        "a lost lease's finish is refused: w2's finish of r1/wobbly (id-6) was accepted "
+        "(completed) though its lease was lost"
+    )
