@@ -7,6 +7,7 @@ and one :func:`~kernel.shell.steps.entry` in :data:`TABLE`. See ``docs/architect
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +73,7 @@ from kernel.decisions import (
 )
 from kernel.decisions.job_execute import start
 from kernel.decisions.lifecycle import StageState
-from kernel.records import WorkflowRun
+from kernel.records import Job, WorkflowRun
 from kernel.shell import batch_cancel, job_execute, outbox_flush, stage_poll_suspended
 from kernel.shell.reads import Reads
 from kernel.shell.steps import Phase, Table, entry, single
@@ -215,10 +216,10 @@ def _stage_report_progress(cmd: StageReportProgress) -> Phase[StageReportProgres
 
 
 def _job_lease(cmd: JobLease) -> Phase[JobLeaseResult]:
-    return single(
-        lambda reads: reads.tx.get_job(cmd.job_id),
-        lambda job, env: start.lease_named(cmd, job, env),
-    )
+    def load(reads: Reads) -> tuple[Job | None, Collection[tuple[str, str]]]:
+        return reads.tx.get_job(cmd.job_id), reads.known_versions()
+
+    return single(load, lambda loaded, env: start.lease_named(cmd, loaded[0], env, loaded[1]))
 
 
 def _plugin_replay_dlq(cmd: PluginReplayDLQ) -> Phase[PluginReplayDLQResult]:

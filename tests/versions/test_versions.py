@@ -17,6 +17,7 @@ from kernel import (
     IdempotencyConflictError,
     InvalidInputError,
     InvalidStateError,
+    JobLease,
     JobStatus,
     RunClaimPending,
     RunCreate,
@@ -181,6 +182,38 @@ def test_a_worker_without_a_runs_version_leaves_its_work_alone(deploy: Deploy) -
     assert run_of(new.store, in_flight).status == Status.RUNNING
     assert run_of(new.store, late_old).status == Status.PENDING
     assert calls.counts == {"2:add": 1, "2:review": 1, "2:check": 1}
+
+
+def test_a_serverless_lease_of_a_version_the_worker_lacks_leaves_the_job_queued(
+    deploy: Deploy,
+) -> None:
+    """A queue message naming a version-1 job reaches a function deployed with only
+    version 2: ``job.lease`` leases nothing, says why, and the job waits, unfailed,
+    for a worker that has version 1."""
+    calls = Calls()
+    old = deploy("old", pricing_v1(calls))
+    run_id = create(old)
+    old.dispatch(RunClaimPending(worker_id="old"))
+    job = job_of(old.store, run_id, "add")
+    new = deploy("new", pricing_v2(calls))
+
+    result = new.dispatch(
+        JobLease(job_id=job.id, worker_id="fn", workflow_run_id=run_id, stage_id="add")
+    )
+
+    assert result.job is None
+    assert result.reason == (
+        f"job {job.id!r} is of workflow 'pricing' version '1', which this worker "
+        "does not have: it stays queued"
+    )
+    waiting = job_of(new.store, run_id, "add")
+    assert (waiting.status, waiting.worker_id, waiting.attempt) == (JobStatus.QUEUED, None, 0)
+    assert (
+        old.dispatch(
+            JobLease(job_id=job.id, worker_id="fn-old", workflow_run_id=run_id, stage_id="add")
+        ).job
+        is not None
+    )
 
 
 def test_a_worker_with_both_versions_drains_both(deploy: Deploy) -> None:

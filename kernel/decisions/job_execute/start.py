@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from attrs import evolve, frozen
@@ -200,10 +201,13 @@ def reject(job: Job, run: WorkflowRun | None, error: KernelError, env: Env) -> D
 
 
 def lease_named(
-    cmd: JobLease, job: Job | None, env: Env
+    cmd: JobLease, job: Job | None, env: Env, known: Collection[tuple[str, str]] | None = None
 ) -> Result[Decision[JobLeaseResult], KernelError]:
-    """``job.lease``: lease the named job to the worker if it is queued and belongs to
-    the named run and stage; otherwise lease nothing and say why."""
+    """``job.lease``: lease the named job to the worker if it is queued, belongs to
+    the named run and stage, and its workflow version is among ``known`` (the
+    registry's ``(workflow id, version)`` pairs; ``None``: any); otherwise lease
+    nothing and say why. A job of a version this worker lacks stays queued for
+    one that has it, as with leases a worker chooses itself (SPEC §16)."""
     job_id, run_id, stage_id = cmd.job_id, cmd.workflow_run_id, cmd.stage_id
     if job is None:
         return Success(Decision(JobLeaseResult(job=None, reason=f"job {job_id!r} does not exist")))
@@ -218,6 +222,12 @@ def lease_named(
         return Success(Decision(JobLeaseResult(job=None, reason=reason)))
     if job.status != JobStatus.QUEUED:
         reason = f"job {job_id!r} is {job.status}"
+        return Success(Decision(JobLeaseResult(job=None, reason=reason)))
+    if known is not None and (job.workflow_id, job.workflow_version) not in known:
+        reason = (
+            f"job {job_id!r} is of workflow {job.workflow_id!r} version "
+            f"{job.workflow_version!r}, which this worker does not have: it stays queued"
+        )
         return Success(Decision(JobLeaseResult(job=None, reason=reason)))
     leased = evolve(job, status=JobStatus.LEASED, worker_id=cmd.worker_id, locked_at=env.now)
     return Success(Decision(JobLeaseResult(job=leased), (UpdateJob(leased),)))
