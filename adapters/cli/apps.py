@@ -3,7 +3,9 @@
 The attribute may be a ``Workflow``, a ``kernel.workflows.Registry`` (or
 any object with a ``workflows`` sequence), or a list or tuple mixing
 workflows, registries and plugins (``kernel.define_plugin``); plugins
-receive the events the worker publishes.
+receive the events the worker publishes. The list may also hold one
+``AIConfig`` (what ``ctx.ai`` calls) and batch providers (what LLM batch
+stages submit to), which the kernel the command builds is given.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from attrs import frozen
 
 from adapters.cli.errors import CliError
 from adapters.runner import describe
+from kernel.ai import AIConfig, BatchProvider
 from kernel.plugins import Plugin
 from kernel.workflows import Workflow
 
@@ -31,6 +34,8 @@ class App:
     spec: str
     workflows: tuple[Workflow[Any, Any], ...]
     plugins: tuple[Plugin, ...] = ()
+    ai: AIConfig | None = None
+    batch_providers: tuple[BatchProvider, ...] = ()
 
     def workflow_ids(self) -> list[str]:
         return list(dict.fromkeys(workflow.id for workflow in self.workflows))
@@ -96,10 +101,20 @@ def load_app(spec: str) -> App:
         value = getattr(value, name)
     workflows: list[Workflow[Any, Any]] = []
     plugins: list[Plugin] = []
-    _collect(spec, value, workflows, plugins, top=True)
+    extras: list[AIConfig | BatchProvider] = []
+    _collect(spec, value, workflows, plugins, extras, top=True)
     if not workflows:
         raise CliError(f"--app {spec!r} holds no workflow")
-    return App(spec, tuple(workflows), tuple(plugins))
+    configs = [extra for extra in extras if isinstance(extra, AIConfig)]
+    if len(configs) > 1:
+        raise CliError(f"--app {spec!r} holds {len(configs)} AIConfig objects; give one")
+    return App(
+        spec,
+        tuple(workflows),
+        tuple(plugins),
+        configs[0] if configs else None,
+        tuple(extra for extra in extras if not isinstance(extra, AIConfig)),
+    )
 
 
 def _collect(
@@ -107,6 +122,7 @@ def _collect(
     value: Any,
     workflows: list[Workflow[Any, Any]],
     plugins: list[Plugin],
+    extras: list[AIConfig | BatchProvider],
     top: bool = False,
 ) -> None:
     if isinstance(value, Workflow):
@@ -114,14 +130,16 @@ def _collect(
             workflows.append(value)
     elif isinstance(value, Plugin):
         plugins.append(value)
+    elif not top and isinstance(value, (AIConfig, BatchProvider)):
+        extras.append(value)
     elif hasattr(value, "workflows") and not isinstance(value, str | bytes):
         for workflow in value.workflows:
-            _collect(spec, workflow, workflows, plugins)
+            _collect(spec, workflow, workflows, plugins, extras)
     elif top and isinstance(value, Iterable) and not isinstance(value, str | bytes):
         for item in value:
-            _collect(spec, item, workflows, plugins)
+            _collect(spec, item, workflows, plugins, extras)
     else:
         raise CliError(
             f"--app {spec!r}: expected a Workflow, a Registry, or a list of workflows "
-            f"(and plugins), got {type(value).__name__}"
+            f"(and plugins, an AIConfig, batch providers), got {type(value).__name__}"
         )

@@ -75,7 +75,13 @@ def find_run(store: Store, run_id: str) -> WorkflowRun:
 def app_kernel(args: argparse.Namespace, store: Store) -> tuple[App, Kernel]:
     """The app ``--app`` (or ``$WFK_APP``) names, and a kernel over its workflows."""
     app = load_app(app_spec(args.app))
-    return app, create_kernel(*app.workflows, store=store, plugins=app.plugins)
+    return app, create_kernel(
+        *app.workflows,
+        store=store,
+        plugins=app.plugins,
+        ai=app.ai,
+        batch_providers=app.batch_providers,
+    )
 
 
 def registered(app: App, workflow_id: str, what: str | None = None) -> None:

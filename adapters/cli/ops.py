@@ -115,7 +115,13 @@ def cmd_worker(args: argparse.Namespace, stores: Stores) -> int:
     store = stores.open(url, create=args.create, offers_create=True, pool_size=args.concurrency + 2)
     verify(store)  # an unusable database fails here, before the worker says it started
     configure_logging("DEBUG" if args.debug else args.log_level, args.log_json)
-    kernel = create_kernel(*app.workflows, store=store, plugins=app.plugins)
+    kernel = create_kernel(
+        *app.workflows,
+        store=store,
+        plugins=app.plugins,
+        ai=app.ai,
+        batch_providers=app.batch_providers,
+    )
     host = WorkerHost(
         kernel,
         store,
