@@ -11,11 +11,15 @@ and durations, so its store only wraps JSON fields and unwraps enums.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import UnionType
 from typing import Any, Generic, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from attrs import AttrsInstance, fields, frozen
+
+from kernel.ai.ledger import UsageEntry
+from kernel.ai.types import Usage
 
 R = TypeVar("R", bound=AttrsInstance)
 
@@ -81,3 +85,45 @@ class Columns(Generic[R]):
             jsons=tuple(kinds["json"]),
             enums=tuple(enums),
         )
+
+
+USAGE_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+"""The token columns a ledger row flattens its ``Usage`` into, in ``Usage``'s order."""
+
+
+def usage_columns(entry: UsageEntry) -> dict[str, Any]:
+    """A ledger entry as the columns of a ``usage`` row, values as the record holds
+    them (each store then writes ``cost`` and ``recorded_at`` its own way)."""
+    usage = entry.usage
+    return {
+        "call_id": entry.call_id,
+        "workflow_run_id": entry.workflow_run_id,
+        "stage_id": entry.stage_id,
+        "attempt": entry.attempt,
+        "model": entry.model,
+        "kind": entry.kind,
+        **{name: getattr(usage, name) for name in USAGE_COLUMNS},
+        "cost": entry.cost,
+        "priced": entry.priced,
+        "note": entry.note,
+        "recorded_at": entry.recorded_at,
+    }
+
+
+def usage_entry(row: Mapping[str, Any], **read: Any) -> UsageEntry:
+    """The ledger entry of a ``usage`` row; ``read`` replaces the columns a store must
+    convert itself (SQLite's text ``cost`` and ``recorded_at``, say)."""
+    values = {**row, **read}
+    return UsageEntry(
+        call_id=values["call_id"],
+        workflow_run_id=values["workflow_run_id"],
+        stage_id=values["stage_id"],
+        attempt=values["attempt"],
+        model=values["model"],
+        kind=values["kind"],
+        usage=Usage(*(values[name] for name in USAGE_COLUMNS)),
+        cost=values["cost"],
+        priced=values["priced"],
+        recorded_at=values["recorded_at"],
+        note=values["note"],
+    )

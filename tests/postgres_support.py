@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
 
 from kernel.effects import StoreEffect
 from kernel.ports import Store
@@ -60,6 +61,13 @@ def fresh_schema() -> str:
 def drop_schema(schema: str) -> None:
     """Drop ``schema`` and everything in it, if it exists."""
     server_execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def connect_to(schema: str) -> psycopg.Connection[dict[str, Any]]:
+    """An autocommit connection (rows as dicts) whose search path is ``schema``."""
+    conn = psycopg.connect(DSN, autocommit=True, row_factory=dict_row)
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    return conn
 
 
 def server_execute(query: sql.SQL | sql.Composed, *args: Any) -> list[tuple[Any, ...]]:

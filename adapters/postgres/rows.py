@@ -15,9 +15,8 @@ from typing import Any, TypeVar
 import attrs
 from psycopg.types.json import Jsonb
 
-from adapters.columns import Columns
+from adapters.columns import Columns, usage_columns, usage_entry
 from kernel.ai.ledger import BatchCancel, UsageEntry
-from kernel.ai.types import Usage
 from kernel.convert import converter, to_json
 from kernel.events import Event, event_payload
 from kernel.records import (
@@ -82,48 +81,12 @@ def event_params(event: Event, event_id: str, causation_id: str) -> Row:
 
 def usage_params(entry: UsageEntry) -> Row:
     """Parameters of ``insert_usage``: the entry's fields, its ``Usage`` as four token columns."""
-    usage = entry.usage
-    return {
-        "call_id": entry.call_id,
-        "workflow_run_id": entry.workflow_run_id,
-        "stage_id": entry.stage_id,
-        "attempt": entry.attempt,
-        "model": entry.model,
-        "kind": entry.kind,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cost": entry.cost,
-        "priced": entry.priced,
-        "note": entry.note,
-        "recorded_at": entry.recorded_at,
-    }
+    return usage_columns(entry)
 
 
 def usage_entries(rows: list[Row]) -> list[UsageEntry]:
     """Ledger entries of ``usage`` rows, keeping their order (``cost`` is numeric: a Decimal)."""
-    return [
-        UsageEntry(
-            call_id=row["call_id"],
-            workflow_run_id=row["workflow_run_id"],
-            stage_id=row["stage_id"],
-            attempt=row["attempt"],
-            model=row["model"],
-            kind=row["kind"],
-            usage=Usage(
-                row["input_tokens"],
-                row["output_tokens"],
-                cached_input_tokens=row["cached_input_tokens"],
-                reasoning_tokens=row["reasoning_tokens"],
-            ),
-            cost=row["cost"],
-            priced=row["priced"],
-            recorded_at=row["recorded_at"],
-            note=row["note"],
-        )
-        for row in rows
-    ]
+    return [usage_entry(row) for row in rows]
 
 
 def record(row: Row, cls: type[R]) -> R:

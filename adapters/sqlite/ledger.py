@@ -10,10 +10,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from adapters.columns import usage_columns
+from adapters.columns import usage_entry as ledger_entry
 from adapters.sqlite.codec import RecordCodec, parse_time, timestamp
 from adapters.sqlite.queries import QUERIES as Q
 from kernel.ai.ledger import BatchCancel, UsageEntry
-from kernel.ai.types import Usage
 from kernel.effects import DeleteBatchCancel, InsertBatchCancel, InsertUsage, UpdateBatchCancel
 
 if TYPE_CHECKING:
@@ -23,45 +24,21 @@ CANCELS = RecordCodec.of(BatchCancel)
 
 
 def usage_row(entry: UsageEntry) -> dict[str, Any]:
-    """The named parameters of ``insert_usage``."""
-    usage = entry.usage
+    """The named parameters of ``insert_usage``: the cost as its ``str``, the time as text."""
     return {
-        "call_id": entry.call_id,
-        "workflow_run_id": entry.workflow_run_id,
-        "stage_id": entry.stage_id,
-        "attempt": entry.attempt,
-        "model": entry.model,
-        "kind": entry.kind,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
+        **usage_columns(entry),
         "cost": str(entry.cost),
-        "priced": entry.priced,
-        "note": entry.note,
         "recorded_at": timestamp(entry.recorded_at),
     }
 
 
 def usage_entry(row: dict[str, Any]) -> UsageEntry:
     """The ledger entry of a ``usage`` row (``position`` is ignored)."""
-    return UsageEntry(
-        call_id=row["call_id"],
-        workflow_run_id=row["workflow_run_id"],
-        stage_id=row["stage_id"],
-        attempt=row["attempt"],
-        model=row["model"],
-        kind=row["kind"],
-        usage=Usage(
-            row["input_tokens"],
-            row["output_tokens"],
-            cached_input_tokens=row["cached_input_tokens"],
-            reasoning_tokens=row["reasoning_tokens"],
-        ),
+    return ledger_entry(
+        row,
         cost=Decimal(row["cost"]),
         priced=bool(row["priced"]),
         recorded_at=parse_time(row["recorded_at"]),
-        note=row["note"],
     )
 
 

@@ -8,12 +8,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 from psycopg import sql
-from psycopg.rows import dict_row
 from sqlite_utils import Database
 
 from adapters.postgres import PostgresStore
@@ -25,7 +22,7 @@ from kernel.ports import Store
 from kernel.status import Status
 from testing.store_cases.base import make_run
 from tests.adapters.old_runs import insert_postgres_run, insert_sqlite_run
-from tests.postgres_support import DSN, drop_schema, fresh_schema, require_postgres
+from tests.postgres_support import DSN, connect_to, drop_schema, fresh_schema, require_postgres
 
 LIST_RUNS_PAGES = 4
 """The version migration 0004 brings a schema to."""
@@ -120,12 +117,6 @@ def schema() -> Iterator[str]:
     name = fresh_schema()
     yield name
     drop_schema(name)
-
-
-def connect_to(schema: str) -> psycopg.Connection[dict[str, Any]]:
-    conn = psycopg.connect(DSN, autocommit=True, row_factory=dict_row)
-    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-    return conn
 
 
 @pytest.mark.postgres

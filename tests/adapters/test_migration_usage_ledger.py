@@ -12,11 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from attrs import evolve
 from psycopg import sql
-from psycopg.rows import dict_row
 from sqlite_utils import Database
 
 from adapters.postgres import PostgresStore
@@ -37,7 +35,14 @@ from tests.adapters.old_runs import (
     insert_sqlite_job,
     insert_sqlite_run,
 )
-from tests.postgres_support import DSN, apply, drop_schema, fresh_schema, require_postgres
+from tests.postgres_support import (
+    DSN,
+    apply,
+    connect_to,
+    drop_schema,
+    fresh_schema,
+    require_postgres,
+)
 
 USAGE_LEDGER = 5
 """The version migration 0005 brings a schema to."""
@@ -192,12 +197,6 @@ def schema() -> Iterator[str]:
     name = fresh_schema()
     yield name
     drop_schema(name)
-
-
-def connect_to(schema: str) -> psycopg.Connection[dict[str, Any]]:
-    conn = psycopg.connect(DSN, autocommit=True, row_factory=dict_row)
-    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-    return conn
 
 
 COLUMNS = """

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anthropic
 import httpx2
 
-Answer = httpx2.Response | Exception
+from tests.adapters_ai.mock_server import MockServer
+
 RESULTS_PATH = "/v1/messages/batches/{batch_id}/results-download"
 CREATED_AT = "2026-01-01T00:00:00Z"
 
@@ -83,17 +84,16 @@ def usage(
     }
 
 
-class AnthropicServer:
+class AnthropicServer(MockServer):
     """Anthropic's API in memory: what was asked and the message batches."""
 
     def __init__(self) -> None:
-        self.requests: list[httpx2.Request] = []
+        super().__init__()
         self.messages: list[dict[str, Any]] = []
-        self.failures: list[Answer] = []
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_requests: dict[str, list[dict[str, Any]]] = {}
         self.results: dict[str, list[dict[str, Any]]] = {}
-        self._routes: list[tuple[str, re.Pattern[str], Callable[..., httpx2.Response]]] = [
+        self._routes = [
             ("POST", re.compile(r"/v1/messages"), self._message),
             ("POST", re.compile(r"/v1/messages/batches"), self._create_batch),
             ("GET", re.compile(r"/v1/messages/batches/(?P<batch_id>[^/]+)"), self._batch),
@@ -112,28 +112,8 @@ class AnthropicServer:
             api_key="test", http_client=httpx2.Client(transport=transport), max_retries=0
         )
 
-    def handle(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests.append(request)
-        if self.failures:
-            failure = self.failures.pop(0)
-            if isinstance(failure, Exception):
-                raise failure
-            return failure
-        for method, path, answer in self._routes:
-            found = path.fullmatch(request.url.path)
-            if found and request.method == method:
-                return answer(request, **found.groupdict())
+    def not_found(self, request: httpx2.Request) -> httpx2.Response:
         return anthropic_error(404, f"Not found: {request.method} {request.url.path}")
-
-    # -- what the tests read ------------------------------------------------------
-
-    def bodies(self, path: str) -> list[Any]:
-        """The JSON bodies sent to ``path``, in order."""
-        return [json.loads(r.content) for r in self.requests if r.url.path == path]
-
-    def calls(self) -> list[str]:
-        """``METHOD path`` of every request, in order."""
-        return [f"{r.method} {r.url.path}" for r in self.requests]
 
     # -- what the tests set ---------------------------------------------------------
 

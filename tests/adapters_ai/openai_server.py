@@ -15,13 +15,13 @@ import email
 import email.policy
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx2
 import openai
 
-Answer = httpx2.Response | Exception
+from tests.adapters_ai.mock_server import MockServer
 
 
 def openai_error(status: int, message: str, code: str | None = None) -> httpx2.Response:
@@ -83,16 +83,15 @@ def form_parts(request: httpx2.Request) -> dict[str, tuple[str | None, bytes]]:
     return parts
 
 
-class OpenAIServer:
+class OpenAIServer(MockServer):
     """OpenAI's API in memory: what was asked, the files and the batches."""
 
     def __init__(self) -> None:
-        self.requests: list[httpx2.Request] = []
+        super().__init__()
         self.completions: list[dict[str, Any]] = []
-        self.failures: list[Answer] = []
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
-        self._routes: list[tuple[str, re.Pattern[str], Callable[..., httpx2.Response]]] = [
+        self._routes = [
             ("POST", re.compile(r"/v1/chat/completions"), self._chat),
             ("POST", re.compile(r"/v1/embeddings"), self._embeddings),
             ("POST", re.compile(r"/v1/files"), self._upload),
@@ -110,28 +109,8 @@ class OpenAIServer:
             api_key="test", http_client=httpx2.Client(transport=transport), max_retries=0
         )
 
-    def handle(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests.append(request)
-        if self.failures:
-            failure = self.failures.pop(0)
-            if isinstance(failure, Exception):
-                raise failure
-            return failure
-        for method, path, answer in self._routes:
-            found = path.fullmatch(request.url.path)
-            if found and request.method == method:
-                return answer(request, **found.groupdict())
+    def not_found(self, request: httpx2.Request) -> httpx2.Response:
         return openai_error(404, f"Invalid URL ({request.method} {request.url.path})")
-
-    # -- what the tests read ------------------------------------------------------
-
-    def bodies(self, path: str) -> list[Any]:
-        """The JSON bodies sent to ``path``, in order."""
-        return [json.loads(r.content) for r in self.requests if r.url.path == path]
-
-    def calls(self) -> list[str]:
-        """``METHOD path`` of every request, in order."""
-        return [f"{r.method} {r.url.path}" for r in self.requests]
 
     # -- what the tests set ---------------------------------------------------------
 

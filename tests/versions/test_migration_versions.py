@@ -15,7 +15,6 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.rows import dict_row
 from sqlite_utils import Database
 
 from adapters.postgres import PostgresStore
@@ -31,7 +30,14 @@ from kernel.records import WorkflowRun
 from kernel.status import JobStatus, Status
 from testing.store_cases.base import at, make_job, make_run
 from tests.adapters.old_runs import insert_postgres_job, insert_sqlite_job
-from tests.postgres_support import DSN, apply, drop_schema, fresh_schema, require_postgres
+from tests.postgres_support import (
+    DSN,
+    apply,
+    connect_to,
+    drop_schema,
+    fresh_schema,
+    require_postgres,
+)
 
 VERSIONS = 6
 """The version migration 0006 brings a schema to."""
@@ -155,12 +161,6 @@ def schema() -> Iterator[str]:
     name = fresh_schema()
     yield name
     drop_schema(name)
-
-
-def connect_to(schema: str) -> psycopg.Connection[dict[str, Any]]:
-    conn = psycopg.connect(DSN, autocommit=True, row_factory=dict_row)
-    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-    return conn
 
 
 COLUMNS = """
