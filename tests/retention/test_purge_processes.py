@@ -53,10 +53,12 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFac
     drop_schema(schema)
 
 
-def _work(factory: StoreFactory, worker_id: str, stop: Any) -> None:
-    """A worker process: claim, execute and flush until told to stop."""
+def _work(factory: StoreFactory, worker_id: str, go: Any, stop: Any) -> None:
+    """A worker process: once the purger is ready (``go``), claim, execute and flush
+    until told to stop."""
     store = factory()
     kernel = create_kernel(THREE_STAGES, store=store)
+    go.wait(60)
     while not stop.is_set():
         claimed = kernel.dispatch(RunClaimPending(worker_id=worker_id, max_claims=5)).claimed
         executed = kernel.execute_next_job(worker_id)
@@ -115,6 +117,13 @@ def _purge_beside(store: Store, workers: list[Any]) -> tuple[list[str], int]:
     purged: list[str] = []
     overlapping = 0
     deadline = time.monotonic() + 60
+    # The first batch waits for the workers to be under way, so that on a machine
+    # where they start slowly the purge does not finish before they begin.
+    while not store.list_runs(status=Status.RUNNING, workflow_id="count", limit=1):
+        if time.monotonic() > deadline:
+            raise AssertionError("no worker started a run within 60 s")
+        assert all(process.is_alive() for process in workers), "a worker died"
+        time.sleep(0.001)
     while time.monotonic() < deadline:
         running = bool(store.list_runs(status=Status.RUNNING, workflow_id="count", limit=1))
         pending = bool(store.list_runs(status=Status.PENDING, workflow_id="count", limit=1))
@@ -150,15 +159,19 @@ def test_a_purge_beside_four_busy_workers_deletes_only_what_it_should(
 ) -> None:
     kinds = _make_runs(factory)
     context = multiprocessing.get_context("fork")
-    stop = context.Event()
+    go, stop = context.Event(), context.Event()
     workers = [
-        context.Process(target=_work, args=(factory, f"worker-{i}", stop)) for i in range(PROCESSES)
+        context.Process(target=_work, args=(factory, f"worker-{i}", go, stop))
+        for i in range(PROCESSES)
     ]
     for process in workers:
         process.start()
     store = factory()
     try:
         try:
+            # Started together: on a busy machine, workers that ran ahead could drain
+            # every run before the purger had opened its store.
+            go.set()
             purged, overlapping = _purge_beside(store, workers)
         finally:
             stop.set()
