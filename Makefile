@@ -33,8 +33,9 @@ browser:
 	    { apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }; } || \
 	  echo "make: no chromium (install Debian's chromium as root): the browser tests skip"
 
+# Both cores: most of the suite's wall time is waiting (processes, servers, sleeps).
 pytest: $(STAMP) browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 
 test: lint typecheck imports pytest
 
