@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from adapters.blobs_store import with_blobs
 from adapters.clocks import SystemClock, system_zone
 from adapters.ids import UuidIds
 from adapters.runner import DefaultStageRunner
@@ -12,7 +13,7 @@ from adapters.sinks import LoggingEventSink
 from kernel.ai.config import AIConfig
 from kernel.dispatch import Kernel
 from kernel.plugins import Plugin, PluginRunner
-from kernel.ports import BatchProvider, Clock, EventSink, IdGenerator, Store
+from kernel.ports import BatchProvider, BlobStore, Clock, EventSink, IdGenerator, Store
 from kernel.workflows import Registry, Workflow
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when telemetry is passed
@@ -31,6 +32,8 @@ def create_kernel(
     telemetry: Telemetry | None = None,
     ai: AIConfig | None = None,
     batch_providers: Sequence[BatchProvider] = (),
+    blobs: BlobStore | None = None,
+    inline_limit: int | None = None,
 ) -> Kernel:
     """A kernel wired with the system clock, UUID ids and the default stage runner.
 
@@ -39,7 +42,18 @@ def create_kernel(
     ``otel``) the kernel traces commands and stage attempts and records stage
     metrics (docs/observability.md). With ``ai`` stage code calls models through
     ``ctx.ai``; ``batch_providers`` serve LLM batch stages (docs/ai.md).
+
+    With ``blobs`` (``adapters.blobs.FileBlobStore(directory)`` or your own
+    ``kernel.ports.BlobStore``), run inputs, stage outputs and run outputs whose
+    JSON exceeds ``inline_limit`` bytes (default 256 KiB) are kept there and the
+    rows hold a reference; ``kernel.store`` is then the wrapping store that loads
+    them (pass it to hosts). Without ``blobs`` every value stays in the store.
+    See docs/operations.md, "Large payloads".
+
+    Raises:
+        ValueError: ``inline_limit`` is not a positive int, or is given without ``blobs``.
     """
+    store = with_blobs(store, blobs, inline_limit)
     if sink is None:
         sink = PluginRunner(list(plugins)) if plugins else LoggingEventSink()
     if telemetry is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import UnionType
 from typing import Any, Generic, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -127,3 +127,16 @@ def usage_entry(row: Mapping[str, Any], **read: Any) -> UsageEntry:
         recorded_at=values["recorded_at"],
         note=values["note"],
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(value: datetime) -> int:
+    """``value`` in whole microseconds since the epoch: how both SQL stores keep the
+    lease times of limit keys (SPEC §15), so a rate window compares exact integers.
+
+    >>> epoch_us(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=UTC))
+    1000005
+    """
+    return (value - _EPOCH) // timedelta(microseconds=1)

@@ -17,6 +17,7 @@ from typing import Any
 
 from attrs import define, evolve, field
 
+from adapters import memory_limits
 from adapters.memory_ledger import LedgerQueries, LedgerTables
 from adapters.memory_purge import PurgeLoads
 from adapters.memory_signals import MISSING
@@ -70,6 +71,12 @@ class _Tables(LedgerTables):
     logs: list[LogEntry] = field(factory=list)
     signals: dict[str, SignalRecord] = field(factory=dict)  # in arrival order
     schedules: dict[str, ScheduleRecord] = field(factory=dict)
+    # limit key -> its recent lease times (adapters.memory_limits)
+    lease_times: dict[str, tuple[datetime, ...]] = field(factory=dict)
+
+
+def _lease_order(job: Job) -> tuple[int, datetime]:
+    return (-job.priority, job.created_at)
 
 
 def _json_copy(value: Json) -> Json:
@@ -174,10 +181,23 @@ class MemoryTransaction(PurgeLoads):
         ]
         if not ready:
             return None
-        job = min(ready, key=lambda j: (-j.priority, j.created_at))
+        job = min(ready, key=_lease_order)
+        if job.limit_key is not None:
+            # A limited job first in line: pass over held keys (SPEC §15).
+            times = self.t.lease_times
+            ordered = sorted(ready, key=_lease_order)
+            found = memory_limits.first_with_room(ordered, self.t.jobs.values(), times, now)
+            if found is None:
+                return None
+            job = found
+            memory_limits.record_lease(job, now, times, lambda k, v: self._set(times, k, v))
         leased = evolve(job, status=JobStatus.LEASED, worker_id=worker_id, locked_at=now)
         self._put_job(leased)
         return leased
+
+    def running_runs(self, workflow_ids: Collection[str]) -> dict[str, int]:
+        # The store's one lock already serialises claims.
+        return memory_limits.running_runs(self.t.runs.values(), workflow_ids)
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
         stale = [

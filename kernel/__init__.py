@@ -103,6 +103,7 @@ from kernel.events import (
     WorkflowStarted,
     WorkflowSuspended,
 )
+from kernel.limits import Limit, Rate
 from kernel.llm_batch import define_llm_batch_stage
 from kernel.plugins import Plugin, PluginRunner, define_plugin
 from kernel.records import (
@@ -187,6 +188,7 @@ __all__ = [
     "LeaseReapStaleResult",
     "LeaseRelease",
     "LeaseReleaseResult",
+    "Limit",
     "LogEntry",
     "LogLevel",
     "OutboxEvent",
@@ -196,6 +198,7 @@ __all__ = [
     "PluginReplayDLQ",
     "PluginReplayDLQResult",
     "PluginRunner",
+    "Rate",
     "Retry",
     "RunCancel",
     "RunCancelResult",

@@ -21,6 +21,7 @@ from kernel.ai.ports import BatchProvider
 from kernel.ai.prices import PriceTable
 from kernel.commands import Dispatch
 from kernel.errors import DefinitionError
+from kernel.limits import Limit, check_limit
 from kernel.stage_checks import check_definition, required_callable
 from kernel.stages import Stage, StageContext
 
@@ -133,6 +134,7 @@ def define_llm_batch_stage(
     max_item_retries: int = 0,
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    limit: Limit | None = None,
 ) -> Stage[None, O, C]: ...
 
 
@@ -152,6 +154,7 @@ def define_llm_batch_stage(
     max_item_retries: int = 0,
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    limit: Limit | None = None,
 ) -> Stage[I, O, C]: ...
 
 
@@ -170,6 +173,7 @@ def define_llm_batch_stage(
     max_item_retries: int = 0,
     description: str | None = None,
     dependencies: tuple[str, ...] | list[str] = (),
+    limit: Limit | None = None,
 ) -> Stage[Any, Any, Any]:
     """Define a stage that sends the requests ``build(ctx)`` returns to the batch
     provider named ``provider`` as one batch, waits for it durably, and outputs what
@@ -182,7 +186,8 @@ def define_llm_batch_stage(
     status check is ``poll_interval`` after submission, each later gap 1.5 times
     the one before (at most 10 intervals); past ``max_wait`` the batch is
     cancelled and the stage fails with ``BATCH_TIMEOUT``. Items that failed are
-    resubmitted, as a new batch, up to ``max_item_retries`` times.
+    resubmitted, as a new batch, up to ``max_item_retries`` times. ``limit`` caps
+    how many of its jobs run at once and how often they start (SPEC §15).
 
     >>> import attrs
     >>> @attrs.frozen
@@ -224,6 +229,7 @@ def define_llm_batch_stage(
         description=description,
         dependencies=tuple(dependencies),
         batch_provider=spec.provider,
+        limit=check_limit(f"stage {id!r}", limit),
     )
 
 

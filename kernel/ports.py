@@ -151,8 +151,11 @@ class WorkflowRegistry(Protocol):
         ...
 
 
-class BlobStore(Protocol):
-    """JSON values by key (stage outputs and ``ctx.storage``), each call its own transaction."""
+class StoredValues(Protocol):
+    """JSON values by key (stage outputs and ``ctx.storage``), each call its own transaction.
+
+    Every :class:`Store` has them; not to be confused with :class:`BlobStore`, the
+    port for large payloads' bytes."""
 
     def get_blob(self, key: str) -> tuple[bool, Json]:
         """``(True, value)`` if ``key`` is stored, else ``(False, None)``."""
@@ -164,6 +167,28 @@ class BlobStore(Protocol):
 
     def delete_blob(self, key: str) -> None:
         """Remove ``key``; no error if it is absent."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Bytes by reference, outside the database: large run inputs and outputs and stage
+    outputs (SPEC §16 "Large payloads"). ``adapters.blobs.FileBlobStore`` keeps them
+    in a directory, ``adapters.blobs.MemoryBlobStore`` in memory; an object store
+    (S3, GCS) needs only these three methods.
+    """
+
+    def put(self, key: str, data: bytes) -> str:
+        """Store ``data`` durably under ``key`` (a ``/``-separated name, new each time)
+        and return the reference that :meth:`get` and :meth:`delete` take."""
+        ...
+
+    def get(self, ref: str) -> bytes:
+        """The bytes stored under ``ref``; raises ``LookupError`` (``KeyError``) when
+        nothing is stored there."""
+        ...
+
+    def delete(self, ref: str) -> None:
+        """Remove ``ref``; no error if it is absent."""
         ...
 
 
@@ -232,7 +257,21 @@ class StoreTransaction(Protocol):
 
         With ``workflow_ids``, only jobs of those workflows (``Job.workflow_id``)
         are candidates; with ``versions``, only jobs whose ``(workflow_id,
-        workflow_version)`` is one of those pairs. ``None`` means no filter."""
+        workflow_version)`` is one of those pairs. ``None`` means no filter.
+
+        A job with a ``limit_key`` (SPEC §15) is a candidate only while fewer than
+        its ``limit_max_running`` jobs of that key are LEASED and fewer than its
+        ``limit_rate_count`` leases of that key fall in ``(now - per, now]``;
+        otherwise it stays QUEUED and the jobs behind it are considered. The check
+        and the lease are atomic per key: no two transactions fill the same slot."""
+        ...
+
+    def running_runs(self, workflow_ids: Collection[str]) -> dict[str, int]:
+        """How many runs of each of ``workflow_ids`` are RUNNING (absent: none).
+
+        Taken under a per-workflow lock held until this transaction ends (in the
+        order given, which callers sort), so two concurrent claims never both
+        fill a workflow's last ``max_running_runs`` slot (SPEC §15)."""
         ...
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
@@ -329,7 +368,7 @@ class WorkAnnouncer(Protocol):
         ...
 
 
-class Store(BlobStore, Protocol):
+class Store(StoredValues, Protocol):
     """Persistence for runs, stages, jobs, outbox, idempotency keys, logs and blobs."""
 
     def transaction(self) -> AbstractContextManager[StoreTransaction]:

@@ -107,6 +107,13 @@ class Job:
     last_error: str | None = None
     reap_count: int = 0
     created_at: datetime
+    limit_key: str | None = None
+    """The resolved key of its stage's ``Limit`` (SPEC §15); ``None``: not limited."""
+    limit_max_running: int | None = None
+    """At most this many LEASED jobs with ``limit_key`` at once."""
+    limit_rate_count: int | None = None
+    """At most this many leases of ``limit_key`` per ``limit_rate_per_us`` microseconds."""
+    limit_rate_per_us: int | None = None
 
     @property
     def is_open(self) -> bool:

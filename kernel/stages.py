@@ -13,6 +13,7 @@ from returns.result import Failure, Success
 from kernel.ai.client import AI
 from kernel.convert import json_problems, structure, to_json
 from kernel.errors import StageOutputMissingError
+from kernel.limits import Limit, check_limit
 from kernel.records import Json
 from kernel.retry import Retry, check_retry, check_timeout
 from kernel.stage_checks import check_definition, required_callable
@@ -296,6 +297,8 @@ class Stage(Generic[I_contra, O, C]):
     """How long a signal stage waits before it fails with ``SIGNAL_TIMEOUT``."""
     batch_provider: str | None = None
     """The batch provider an LLM batch stage submits to (``define_llm_batch_stage``)."""
+    limit: Limit | None = None
+    """How many of its jobs may run at once and how often they may start (SPEC §15)."""
 
     @property
     def is_signal(self) -> bool:
@@ -326,6 +329,7 @@ def define_stage(
     dependencies: tuple[str, ...] | list[str] = (),
     retry: Retry | None = None,
     timeout: timedelta | None = None,
+    limit: Limit | None = None,
 ) -> Stage[None, O, C]: ...
 
 
@@ -342,6 +346,7 @@ def define_stage(
     dependencies: tuple[str, ...] | list[str] = (),
     retry: Retry | None = None,
     timeout: timedelta | None = None,
+    limit: Limit | None = None,
 ) -> Stage[I, O, C]: ...
 
 
@@ -357,6 +362,7 @@ def define_stage(
     dependencies: tuple[str, ...] | list[str] = (),
     retry: Retry | None = None,
     timeout: timedelta | None = None,
+    limit: Limit | None = None,
 ) -> Stage[Any, Any, Any]:
     """Define a stage.
 
@@ -364,8 +370,10 @@ def define_stage(
     ``ctx.require``. ``config`` is an attrs class whose fields all have
     defaults. ``retry`` (a :class:`~kernel.retry.Retry`) overrides the
     workflow's retry policy; ``timeout`` fails an attempt that runs longer
-    with ``STAGE_TIMEOUT``. A bad definition raises :class:`~kernel.errors.DefinitionError`
-    here, naming the stage (see :mod:`kernel.stage_checks`).
+    with ``STAGE_TIMEOUT``; ``limit`` (a :class:`~kernel.limits.Limit`) caps how
+    many of its jobs run at once and how often they start. A bad definition
+    raises :class:`~kernel.errors.DefinitionError` here, naming the stage (see
+    :mod:`kernel.stage_checks`).
 
     >>> import attrs
     >>> @attrs.frozen
@@ -391,6 +399,7 @@ def define_stage(
         dependencies=tuple(dependencies),
         retry=check_retry(f"stage {id!r}", retry),
         timeout=check_timeout(f"stage {id!r}", timeout),
+        limit=check_limit(f"stage {id!r}", limit),
     )
 
 
@@ -408,6 +417,7 @@ def define_async_batch_stage(
     dependencies: tuple[str, ...] | list[str] = (),
     retry: Retry | None = None,
     timeout: timedelta | None = None,
+    limit: Limit | None = None,
 ) -> Stage[None, O, C]: ...
 
 
@@ -425,6 +435,7 @@ def define_async_batch_stage(
     dependencies: tuple[str, ...] | list[str] = (),
     retry: Retry | None = None,
     timeout: timedelta | None = None,
+    limit: Limit | None = None,
 ) -> Stage[I, O, C]: ...
 
 
@@ -441,6 +452,7 @@ def define_async_batch_stage(
     dependencies: tuple[str, ...] | list[str] = (),
     retry: Retry | None = None,
     timeout: timedelta | None = None,
+    limit: Limit | None = None,
 ) -> Stage[Any, Any, Any]:
     """Define a stage that may return :class:`Suspend` and is polled later (SPEC §4.2)."""
     check_definition(id, name, input, output, config)
@@ -455,5 +467,6 @@ def define_async_batch_stage(
         dependencies=tuple(dependencies),
         retry=check_retry(f"stage {id!r}", retry),
         timeout=check_timeout(f"stage {id!r}", timeout),
+        limit=check_limit(f"stage {id!r}", limit),
         check_completion=required_callable(id, "check_completion", check_completion),
     )

@@ -12,6 +12,7 @@ from returns.result import Failure, Result, Success
 
 from kernel.convert import structure, to_json
 from kernel.errors import DefinitionError
+from kernel.limits import check_max_running_runs
 from kernel.records import Json
 from kernel.retry import DEFAULT_RETRY, Retry, check_retry
 from kernel.stages import Stage
@@ -43,6 +44,9 @@ class Workflow(Generic[In, Out]):
     version: str = "1"
     """Which version of the workflow id this is (SPEC §16): a run keeps the version
     it was created with, and a worker only runs versions its registry holds."""
+    max_running_runs: int | None = None
+    """At most this many of its runs RUNNING at once; ``run.claimPending`` leaves the
+    rest PENDING (SPEC §15). ``None``: no limit."""
     _by_id: dict[str, Stage[Any, Any, Any]] = field(init=False, eq=False, repr=False)
     _group_of: dict[str, int] = field(init=False, eq=False, repr=False)
     _number_of: dict[str, int] = field(init=False, eq=False, repr=False)
@@ -189,6 +193,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
         retry: Retry | None = None,
         budget: Decimal | None = None,
         version: str = "1",
+        max_running_runs: int | None = None,
         _groups: tuple[tuple[Stage[Any, Any, Any], ...], ...] = (),
     ) -> None:
         self._id = id
@@ -210,6 +215,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
                 f"workflow {id!r}: version: expected a non-empty string, got {version!r}"
             )
         self._version = version
+        self._max_running_runs = check_max_running_runs(f"workflow {id!r}", max_running_runs)
 
     def _with(self, group: tuple[Stage[Any, Any, Any], ...]) -> Any:
         builder: WorkflowBuilder[Any, Any, Any] = WorkflowBuilder(
@@ -221,6 +227,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             retry=self._retry,
             budget=self._budget,
             version=self._version,
+            max_running_runs=self._max_running_runs,
             _groups=(*self._groups, group),
         )
         return builder
@@ -299,6 +306,7 @@ class WorkflowBuilder(Generic[In, Out, Last]):
             retry=self._retry,
             budget=self._budget,
             version=self._version,
+            max_running_runs=self._max_running_runs,
         )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from testing.store_cases.base import StoreCase
 from testing.store_cases.data import DataCases
 from testing.store_cases.ledger import LedgerCases
+from testing.store_cases.limits import LimitCases
 from testing.store_cases.listing import ListingCases
 from testing.store_cases.outbox import OutboxCases
 from testing.store_cases.purge import PurgeCases
@@ -40,5 +41,6 @@ class StoreConformance(
     LedgerCases,
     PurgeCases,
     VersionCases,
+    LimitCases,
 ):
     """All conformance cases. Subclasses implement ``make_store(self) -> Store``."""

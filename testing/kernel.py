@@ -8,6 +8,8 @@ from typing import Any, Generic, overload
 
 from typing_extensions import TypeVar
 
+from adapters.blobs import MemoryBlobStore
+from adapters.blobs_store import with_blobs
 from adapters.clocks import system_zone
 from adapters.memory import InMemoryStore
 from adapters.runner import DefaultStageRunner
@@ -22,8 +24,10 @@ from kernel.commands import (
 )
 from kernel.decisions.run_signal import waiting_for
 from kernel.dispatch import Kernel
+from kernel.limits import freed_by_time_at
 from kernel.plugins import Plugin, PluginRunner
-from kernel.ports import BatchProvider, Clock, EventSink, IdGenerator, Store
+from kernel.ports import BatchProvider, BlobStore, Clock, EventSink, IdGenerator, Store
+from kernel.records import Job
 from kernel.status import JobStatus, Status
 from kernel.workflows import Registry, Workflow
 from testing.clock import FakeClock
@@ -48,11 +52,20 @@ class TestKernel(Generic[ClockT, SinkT]):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, kernel: Kernel, store: Store, clock: ClockT, sink: SinkT) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        store: Store,
+        clock: ClockT,
+        sink: SinkT,
+        blobs: BlobStore | None = None,
+    ) -> None:
         self.kernel = kernel
         self.store = store
         self.clock = clock
         self.sink = sink
+        self.blobs = blobs
+        """Where values over ``inline_limit`` go (``None``: every value inline)."""
 
     def dispatch(self, cmd: Command[R]) -> R:
         """Dispatch one command (``kernel.dispatch``)."""
@@ -62,8 +75,10 @@ class TestKernel(Generic[ClockT, SinkT]):
         """Claim, execute, poll, transition, cancel provider batches (with
         ``batch_providers``) and flush until nothing is left to do.
 
-        When only waiting work remains (a retry backoff or a suspended stage)
-        and the clock is a :class:`FakeClock`, it jumps to the next due time;
+        When only waiting work remains (a retry backoff, a suspended stage, or a
+        job held by its stage's rate limit) and the clock is a :class:`FakeClock`,
+        it jumps to the next due time; it returns when the only queued jobs left are
+        held by a ``max_running`` limit that no work of its own will free;
         it does not jump to a signal stage's timeout, and it does not tick
         schedules (dispatch ``ScheduleTick()`` for that).
         Returns the number of jobs executed.
@@ -105,6 +120,8 @@ class TestKernel(Generic[ClockT, SinkT]):
 
     def _next_due(self) -> datetime | None:
         times: list[datetime] = []
+        now = self.clock.now()
+        held: list[Job] = []
         # Runs of workflow versions this kernel lacks are a worker's that has them
         # (SPEC §16.1): not work left for this one.
         known = self.kernel.registry.workflow_versions()
@@ -112,11 +129,13 @@ class TestKernel(Generic[ClockT, SinkT]):
             for run in self.store.list_runs(status=status, limit=100_000):
                 if (run.workflow_id, run.workflow_version) not in known:
                     continue
-                times += [
-                    job.available_at
-                    for job in self.store.get_jobs(run.id)
-                    if job.status == JobStatus.QUEUED
-                ]
+                for job in self.store.get_jobs(run.id):
+                    if job.status != JobStatus.QUEUED:
+                        continue
+                    if job.available_at > now:
+                        times.append(job.available_at)
+                    else:
+                        held.append(job)  # due but not leased: held by a limit (SPEC §15)
                 # A signal's timeout is not work left: waiting for the outside world
                 # is idle (SPEC §16.1); the test moves the clock itself.
                 times += [
@@ -126,6 +145,18 @@ class TestKernel(Generic[ClockT, SinkT]):
                     and stage.next_poll_at is not None
                     and waiting_for(stage) is None
                 ]
+        if held:
+            # A rate frees its jobs as time passes; a full max_running only as its
+            # leased jobs end, which no work of this kernel's does.
+            every = [
+                job
+                for run in self.store.list_runs(limit=100_000)
+                for job in self.store.get_jobs(run.id)
+            ]
+            for job in held:
+                at = freed_by_time_at(job, every, now)
+                if at is not None:
+                    times.append(at)
         return min(times) if times else None
 
 
@@ -142,6 +173,8 @@ def create_test_kernel(  # type: ignore[overload-overlap]
     ids: IdGenerator | None = None,
     ai: AIConfig | None = None,
     batch_providers: Sequence[BatchProvider] = (),
+    blobs: BlobStore | None = None,
+    inline_limit: int | None = None,
 ) -> TestKernel[FakeClock, CollectingEventSink]: ...
 
 
@@ -155,6 +188,8 @@ def create_test_kernel(  # type: ignore[overload-overlap]
     ids: IdGenerator | None = None,
     ai: AIConfig | None = None,
     batch_providers: Sequence[BatchProvider] = (),
+    blobs: BlobStore | None = None,
+    inline_limit: int | None = None,
 ) -> TestKernel[ClockT, CollectingEventSink]: ...
 
 
@@ -168,6 +203,8 @@ def create_test_kernel(
     ids: IdGenerator | None = None,
     ai: AIConfig | None = None,
     batch_providers: Sequence[BatchProvider] = (),
+    blobs: BlobStore | None = None,
+    inline_limit: int | None = None,
 ) -> TestKernel[FakeClock, SinkT]: ...
 
 
@@ -181,6 +218,8 @@ def create_test_kernel(
     ids: IdGenerator | None = None,
     ai: AIConfig | None = None,
     batch_providers: Sequence[BatchProvider] = (),
+    blobs: BlobStore | None = None,
+    inline_limit: int | None = None,
 ) -> TestKernel[ClockT, SinkT]: ...
 
 
@@ -194,6 +233,8 @@ def create_test_kernel(
     ids: IdGenerator | None = None,
     ai: AIConfig | None = None,
     batch_providers: Sequence[BatchProvider] = (),
+    blobs: BlobStore | None = None,
+    inline_limit: int | None = None,
 ) -> TestKernel[FakeClock, PluginRunner]: ...
 
 
@@ -207,6 +248,8 @@ def create_test_kernel(
     ids: IdGenerator | None = None,
     ai: AIConfig | None = None,
     batch_providers: Sequence[BatchProvider] = (),
+    blobs: BlobStore | None = None,
+    inline_limit: int | None = None,
 ) -> TestKernel[ClockT, PluginRunner]: ...
 
 
@@ -219,6 +262,8 @@ def create_test_kernel(
     ids: IdGenerator | None = None,
     ai: AIConfig | None = None,
     batch_providers: Sequence[BatchProvider] = (),
+    blobs: BlobStore | None = None,
+    inline_limit: int | None = None,
 ) -> TestKernel[Any, Any]:
     """A kernel on an ``InMemoryStore``, a ``FakeClock``, ``SequentialIds`` and a
     ``CollectingEventSink`` (each replaceable). Two test kernels sharing one
@@ -233,8 +278,15 @@ def create_test_kernel(
     kernel as by ``adapters.create_kernel`` (``testing.FakeAIProvider`` calls no
     one; see docs/ai.md).
 
+    With ``blobs`` or ``inline_limit``, values whose JSON exceeds ``inline_limit``
+    bytes (default 256 KiB) are kept in ``blobs`` (default: a ``MemoryBlobStore``
+    on the test clock) and ``tk.store`` loads them, as with
+    ``adapters.create_kernel(..., blobs=...)``; ``tk.blobs`` is that blob store.
+    Without either, every value stays inline.
+
     Raises:
         TypeError: both ``sink`` and ``plugins`` were given.
+        ValueError: ``inline_limit`` is not a positive int.
     """
     with_plugins = plugins != ()
     if sink is not None and with_plugins:
@@ -244,6 +296,9 @@ def create_test_kernel(
         )
     store = store if store is not None else InMemoryStore()
     clock = clock if clock is not None else FakeClock()
+    if blobs is None and inline_limit is not None:
+        blobs = MemoryBlobStore(clock)
+    store = with_blobs(store, blobs, inline_limit)
     if sink is None:
         sink = PluginRunner(list(plugins)) if with_plugins else CollectingEventSink()
     kernel = Kernel(
@@ -257,4 +312,4 @@ def create_test_kernel(
         ai=ai,
         batch_providers=batch_providers,
     )
-    return TestKernel(kernel, store, clock, sink)
+    return TestKernel(kernel, store, clock, sink, blobs)

@@ -181,7 +181,7 @@ DELETE FROM stages WHERE workflow_run_id = %(workflow_run_id)s AND stage_id = %(
 -- The second reader waits, then reads what the first committed.
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
        worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
-       workflow_version
+       workflow_version, limit_key, limit_max_running, limit_rate_count, limit_rate_per_us
 FROM jobs
 WHERE id = %(id)s
 FOR NO KEY UPDATE;
@@ -189,7 +189,7 @@ FOR NO KEY UPDATE;
 -- name: get_jobs
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
        worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
-       workflow_version
+       workflow_version, limit_key, limit_max_running, limit_rate_count, limit_rate_per_us
 FROM jobs
 WHERE workflow_run_id = %(workflow_run_id)s
 ORDER BY seq;
@@ -201,28 +201,90 @@ ORDER BY seq;
 -- worker can run, %(version_ids)s and %(version_names)s NULL or the (workflow
 -- id, version) pairs it holds, as two arrays side by side: filters on the
 -- index scan (the pairs a hashed subplan built once), which keeps its order.
+--
+-- Limits (SPEC §15, migration 0008): a job with a limit_key is passed over
+-- while its key looks full: limit_max_running jobs LEASED
+-- (jobs_limit_leased_idx) or limit_rate_count leases in (now - per, now]
+-- (limit_leases_key_idx; %(now_us)s is now in microseconds since the epoch),
+-- or the key is in %(held)s (keys this transaction found full under their
+-- lock). A job without a key skips every count. These counts see committed
+-- leases only: the caller counts again under the key's advisory lock
+-- (limit_lock, limit_room) before it keeps a limited lease.
 UPDATE jobs
 SET status = 'LEASED', worker_id = %(worker_id)s, locked_at = %(now)s
 WHERE id = (
-    SELECT id FROM jobs
+    SELECT id FROM jobs AS q
     WHERE status = 'QUEUED' AND available_at <= %(now)s
       AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
       AND (%(version_ids)s::text[] IS NULL OR (workflow_id, workflow_version) IN (
           SELECT * FROM unnest(%(version_ids)s::text[], %(version_names)s::text[])))
+      AND (q.limit_key IS NULL OR (
+          (%(held)s::text[] IS NULL OR q.limit_key <> ALL (%(held)s::text[]))
+          AND (q.limit_max_running IS NULL OR q.limit_max_running > (
+              SELECT count(*) FROM jobs AS l
+              WHERE l.status = 'LEASED' AND l.limit_key = q.limit_key))
+          AND (q.limit_rate_count IS NULL OR q.limit_rate_count > (
+              SELECT count(*) FROM limit_leases AS r
+              WHERE r.limit_key = q.limit_key
+                AND r.leased_us > %(now_us)s - q.limit_rate_per_us
+                AND r.leased_us <= %(now_us)s))))
     ORDER BY priority DESC, created_at, seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
           worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
-          workflow_version;
+          workflow_version, limit_key, limit_max_running, limit_rate_count, limit_rate_per_us;
+
+-- name: advisory_lock
+-- Held until the transaction ends. Class 87150 serialises the leases of one
+-- limit key, class 87151 the claims of one workflow (max_running_runs).
+SELECT 1 AS locked FROM pg_advisory_xact_lock(%(space)s, hashtext(%(key)s));
+
+-- name: advisory_try_lock
+-- A lease in a transaction that already holds row locks (a finish that leases
+-- the next job) only tries: it never waits on a key in a cycle with another.
+SELECT pg_try_advisory_xact_lock(%(space)s, hashtext(%(key)s)) AS locked;
+
+-- name: limit_room
+-- Counted under the key's lock, in a statement of its own so that it sees every
+-- lease committed before the lock was granted (READ COMMITTED); the leased
+-- count includes the caller's own, uncommitted lease.
+SELECT (SELECT count(*) FROM jobs
+        WHERE status = 'LEASED' AND limit_key = %(limit_key)s) AS leased,
+       (SELECT count(*) FROM limit_leases
+        WHERE limit_key = %(limit_key)s AND leased_us > %(now_us)s - %(per_us)s
+          AND leased_us <= %(now_us)s) AS recent;
+
+-- name: unlease_job
+-- Give back a lease its key had no room for (a QUEUED job holds no worker).
+UPDATE jobs SET status = 'QUEUED', worker_id = NULL, locked_at = NULL WHERE id = %(id)s
+RETURNING id;
+
+-- name: record_limit_lease
+-- A rate-limited job was leased at %(now_us)s: remember it, and forget the
+-- key's leases that left its window.
+WITH pruned AS (
+    DELETE FROM limit_leases
+    WHERE limit_key = %(limit_key)s AND leased_us <= %(now_us)s - %(per_us)s
+)
+INSERT INTO limit_leases (limit_key, leased_us) VALUES (%(limit_key)s, %(now_us)s)
+RETURNING leased_us;
+
+-- name: running_runs
+-- max_running_runs (SPEC §15): counted after advisory_lock on each workflow id
+-- (class 87151, in sorted order, held until the claim commits), in a statement
+-- of its own, so it sees every claim committed before the locks were granted.
+SELECT workflow_id, count(*) AS running FROM runs
+WHERE status = 'RUNNING' AND workflow_id = ANY (%(workflow_ids)s::text[])
+GROUP BY workflow_id;
 
 -- name: stale_jobs
 -- Locked so that a lease renewed while the reaper decides is not reaped:
 -- the renewal waits, or the re-checked row no longer qualifies.
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
        worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
-       workflow_version
+       workflow_version, limit_key, limit_max_running, limit_rate_count, limit_rate_per_us
 FROM jobs
 WHERE status = 'LEASED' AND locked_at < %(leased_before)s
 ORDER BY seq
@@ -232,10 +294,12 @@ FOR UPDATE SKIP LOCKED;
 -- name: insert_job
 INSERT INTO jobs (id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
                   max_attempts, worker_id, locked_at, available_at, payload, last_error,
-                  reap_count, created_at, workflow_version)
+                  reap_count, created_at, workflow_version, limit_key, limit_max_running,
+                  limit_rate_count, limit_rate_per_us)
 VALUES (%(id)s, %(workflow_run_id)s, %(workflow_id)s, %(stage_id)s, %(status)s, %(priority)s,
         %(attempt)s, %(max_attempts)s, %(worker_id)s, %(locked_at)s, %(available_at)s,
-        %(payload)s, %(last_error)s, %(reap_count)s, %(created_at)s, %(workflow_version)s)
+        %(payload)s, %(last_error)s, %(reap_count)s, %(created_at)s, %(workflow_version)s,
+        %(limit_key)s, %(limit_max_running)s, %(limit_rate_count)s, %(limit_rate_per_us)s)
 ON CONFLICT DO NOTHING;
 
 -- name: update_job

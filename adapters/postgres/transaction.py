@@ -11,6 +11,8 @@ from psycopg import Connection, Cursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
+from adapters.columns import epoch_us
+from adapters.postgres import limits
 from adapters.postgres.errors import translated
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import (
@@ -162,14 +164,31 @@ class PostgresTransaction:
         *,
         versions: Collection[tuple[str, str]] | None = None,
     ) -> Job | None:
+        # A fresh transaction holds no row lock: it may wait for a limit key's lock.
+        wait = not self._begun
+        now_us = epoch_us(now)
         values = {
             "worker_id": worker_id,
             "now": now,
+            "now_us": now_us,
+            "held": None,
             "workflow_ids": _id_list(workflow_ids),
             **_version_lists(versions),
         }
-        rows = self._rows("lease_next_job", values)
-        return record(rows[0], Job) if rows else None
+        held: list[str] = []
+        for _ in range(limits.MAX_TRIES):
+            rows = self._rows("lease_next_job", values)
+            if not rows:
+                return None
+            job = record(rows[0], Job)
+            if job.limit_key is None or limits.keep_lease(self._rows, job, now_us, wait=wait):
+                return job
+            held.append(job.limit_key)  # full under its lock: pass over it (SPEC §15)
+            values["held"] = held
+        return None
+
+    def running_runs(self, workflow_ids: Collection[str]) -> dict[str, int]:
+        return limits.running_runs(self._rows, workflow_ids)
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
         values = {"leased_before": leased_before, "limit": max(limit, 0)}

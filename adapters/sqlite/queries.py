@@ -36,6 +36,9 @@ class Queries:
     get_job: str
     get_jobs: str
     lease_next_job: str
+    record_limit_lease: str
+    insert_limit_lease: str
+    running_runs: str
     renew_lease: str
     stale_jobs: str
     append_outbox: str

@@ -142,11 +142,11 @@ LIMIT :limit;
 INSERT INTO jobs (
     id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
     worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
-    workflow_version
+    workflow_version, limit_key, limit_max_running, limit_rate_count, limit_rate_per_us
 ) VALUES (
     :id, :workflow_run_id, :workflow_id, :stage_id, :status, :priority, :attempt, :max_attempts,
     :worker_id, :locked_at, :available_at, :payload, :last_error, :reap_count, :created_at,
-    :workflow_version
+    :workflow_version, :limit_key, :limit_max_running, :limit_rate_count, :limit_rate_per_us
 );
 
 -- name: update_job
@@ -171,18 +171,47 @@ SELECT * FROM jobs WHERE workflow_run_id = :workflow_run_id ORDER BY created_at,
 -- can run, :versions NULL or a JSON array of the [workflow id, version]
 -- pairs it holds (each list built once per statement, a "LIST SUBQUERY" in
 -- the plan); the scan still walks jobs_queued in lease order.
+--
+-- Limits (SPEC §15, migration 0008): a job with a limit_key is passed over
+-- while its key has limit_max_running jobs LEASED (jobs_limit_leased) or
+-- limit_rate_count leases in (now - per, now] (limit_leases_key; :now_us is
+-- now in microseconds since the epoch), so held keys never block the jobs
+-- behind them. A job without a key skips both counts. The write lock makes
+-- counting and leasing one step; the caller records a rate-limited lease.
 UPDATE jobs SET status = 'LEASED', worker_id = :worker_id, locked_at = :now
 WHERE position = (
-    SELECT position FROM jobs
+    SELECT position FROM jobs AS q
     WHERE status = 'QUEUED' AND available_at <= :now
       AND (:workflow_ids IS NULL OR workflow_id IN (SELECT value FROM json_each(:workflow_ids)))
       AND (:versions IS NULL OR (workflow_id, workflow_version) IN (
           SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
           FROM json_each(:versions)))
+      AND (q.limit_key IS NULL OR (
+          (q.limit_max_running IS NULL OR q.limit_max_running > (
+              SELECT count(*) FROM jobs AS l
+              WHERE l.status = 'LEASED' AND l.limit_key = q.limit_key))
+          AND (q.limit_rate_count IS NULL OR q.limit_rate_count > (
+              SELECT count(*) FROM limit_leases AS r
+              WHERE r.limit_key = q.limit_key
+                AND r.leased_us > :now_us - q.limit_rate_per_us AND r.leased_us <= :now_us))))
     ORDER BY priority DESC, created_at, position
     LIMIT 1
 )
 RETURNING *;
+
+-- name: record_limit_lease
+-- A rate-limited job was leased at :now_us: remember it, and forget the key's
+-- leases that left its window.
+DELETE FROM limit_leases WHERE limit_key = :limit_key AND leased_us <= :now_us - :per_us;
+
+-- name: insert_limit_lease
+INSERT INTO limit_leases (limit_key, leased_us) VALUES (:limit_key, :now_us);
+
+-- name: running_runs
+-- SPEC §15 max_running_runs; BEGIN IMMEDIATE serialises claims. Served by runs_status.
+SELECT workflow_id, count(*) AS running FROM runs
+WHERE status = 'RUNNING' AND workflow_id IN (SELECT value FROM json_each(:workflow_ids))
+GROUP BY workflow_id;
 
 -- name: renew_lease
 UPDATE jobs SET locked_at = :now

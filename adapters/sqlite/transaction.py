@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
+from adapters.columns import epoch_us
 from adapters.sqlite.codec import RecordCodec, dump_json, fetch_dicts, load_json, timestamp
 from adapters.sqlite.errors import ErrorMap
 from adapters.sqlite.ledger import (
@@ -314,11 +315,26 @@ class SqliteTransaction:
         params = {
             "worker_id": worker_id,
             "now": timestamp(now),
+            "now_us": epoch_us(now),
             "workflow_ids": _id_list(workflow_ids),
             "versions": _version_list(versions),
         }
         rows = self._select(Q.lease_next_job, params)
-        return JOBS.decode(rows[0]) if rows else None
+        if not rows:
+            return None
+        job = JOBS.decode(rows[0])
+        if job.limit_key is not None and job.limit_rate_count is not None:
+            # The rate window's record of this lease, in the same transaction (SPEC §15).
+            lease = {"limit_key": job.limit_key, "now_us": params["now_us"]}
+            with self.errors:
+                self.conn.execute(Q.record_limit_lease, {**lease, "per_us": job.limit_rate_per_us})
+                self.conn.execute(Q.insert_limit_lease, lease)
+        return job
+
+    def running_runs(self, workflow_ids: Collection[str]) -> dict[str, int]:
+        # BEGIN IMMEDIATE already serialises claims: the count cannot go stale.
+        rows = self._select(Q.running_runs, {"workflow_ids": _id_list(workflow_ids)})
+        return {row["workflow_id"]: int(row["running"]) for row in rows}
 
     def stale_jobs(self, leased_before: datetime, limit: int) -> list[Job]:
         params = {"leased_before": timestamp(leased_before), "limit": limit}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
+from returns.result import Failure, Success
 
 from kernel.commands import TransitionAction
 from kernel.decisions.changes import bump_run, bump_stage, requeue_job, settle_job
@@ -25,6 +26,7 @@ from kernel.events import (
     WorkflowFailed,
     WorkflowSuspended,
 )
+from kernel.limits import LIMIT_ERROR, resolve_limit
 from kernel.outcomes import Completed
 from kernel.records import Job, Json, SignalRecord, WorkflowRun, WorkflowStage
 from kernel.retry import DEFAULT_RETRY
@@ -70,13 +72,53 @@ def new_stage(
     )
 
 
+def stage_input(
+    run: WorkflowRun, workflow: Workflow[Any, Any], group: int, outputs: dict[str, Json]
+) -> Json:
+    """Input of a stage in ``group``: the run input, the previous stage's output, or
+    ``{stage_id: output}`` of a previous parallel group (SPEC §4.3)."""
+    if group == 1:
+        return run.input
+    previous = workflow.group(group - 1)
+    if len(previous) == 1:
+        return outputs.get(previous[0].id)
+    return {stage.id: outputs.get(stage.id) for stage in previous}
+
+
+def _limited(job: Job, stage: Stage[Any, Any, Any], input_json: Json) -> Job:
+    """``job`` carrying its stage's limit, its key resolved now, once (SPEC §15).
+
+    A key that cannot be resolved is kept in the job's payload instead: the
+    attempt then fails for good without running the stage's code.
+    """
+    if stage.limit is None:
+        return job
+    match resolve_limit(stage.id, stage.limit, stage.input_type, input_json):
+        case Success(fields):
+            return evolve(
+                job,
+                limit_key=fields.limit_key,
+                limit_max_running=fields.limit_max_running,
+                limit_rate_count=fields.limit_rate_count,
+                limit_rate_per_us=fields.limit_rate_per_us,
+            )
+        case Failure(error):
+            return evolve(job, payload={**job.payload, LIMIT_ERROR: error})
+    return job  # pragma: no cover - the match above is exhaustive
+
+
 def open_group(
-    run: WorkflowRun, workflow: Workflow[Any, Any], group: int, env: Env
+    run: WorkflowRun,
+    workflow: Workflow[Any, Any],
+    group: int,
+    env: Env,
+    outputs: dict[str, Json] | None = None,
 ) -> tuple[list[StoreEffect], list[str]]:
     """Create the stage records of ``group`` and enqueue one job for each.
 
     Both land in the caller's transaction, so a run in a group always has
-    its jobs.
+    its jobs. ``outputs`` are those of the group before (a stage's input, which
+    a limit's key function reads).
     """
     effects: list[StoreEffect] = []
     job_ids: list[str] = []
@@ -94,6 +136,8 @@ def open_group(
             available_at=env.now,
             created_at=env.now,
         )
+        if stage.limit is not None:
+            job = _limited(job, stage, stage_input(run, workflow, group, outputs or {}))
         effects += [InsertStage(record), EnqueueJob(job)]
         job_ids.append(job.id)
     return effects, job_ids
@@ -154,7 +198,7 @@ def transition(
     current = max((stage.execution_group for stage in stages), default=0)
     if current < len(workflow.groups):
         moved, update = bump_run(run, status=Status.RUNNING)
-        effects, _ = open_group(moved, workflow, current + 1, env)
+        effects, _ = open_group(moved, workflow, current + 1, env, outputs)
         return Transition("advanced", current + 1, moved, (update, *effects))
     last = workflow.group(current) if current else ()
     output: Json = (

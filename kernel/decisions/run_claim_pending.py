@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 from returns.result import Result, Success
 
 from kernel.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
@@ -27,6 +27,52 @@ class Claimable:
 
     runs: Sequence[WorkflowRun]
     workflows: Mapping[str, Workflow[Any, Any] | None]
+    caps: Mapping[str, int] = field(factory=dict)
+    """``max_running_runs`` by workflow id, for the workflows that set one."""
+    running: Mapping[str, int] = field(factory=dict)
+    """RUNNING runs of each workflow in ``caps``, counted under its lock."""
+
+
+def run_caps(
+    get_workflow: Callable[[str, str], Workflow[Any, Any] | None],
+    versions: Collection[tuple[str, str]],
+) -> dict[str, int]:
+    """``max_running_runs`` by workflow id, of the registered versions that set one
+    (the smallest, if versions differ): RUNNING runs of every version count."""
+    caps: dict[str, int] = {}
+    for workflow_id, version in versions:
+        workflow = get_workflow(workflow_id, version)
+        if workflow is not None and workflow.max_running_runs is not None:
+            cap = workflow.max_running_runs
+            caps[workflow_id] = min(cap, caps.get(workflow_id, cap))
+    return caps
+
+
+def within_caps(
+    runs: Sequence[WorkflowRun], caps: Mapping[str, int], running: Mapping[str, int]
+) -> tuple[list[WorkflowRun], set[str]]:
+    """The runs (in order) that fit their workflow's ``max_running_runs``, and the
+    capped workflows with no room left after them.
+
+    >>> from kernel.records import WorkflowRun
+    >>> from datetime import datetime, UTC
+    >>> def run(i, wf): return WorkflowRun(id=i, workflow_id=wf, workflow_name=wf,
+    ...     status=Status.PENDING, input=None, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    >>> taken, full = within_caps([run("1", "a"), run("2", "a"), run("3", "b")], {"a": 2}, {"a": 1})
+    >>> [r.id for r in taken], full
+    (['1', '3'], {'a'})
+    """
+    counts = dict(running)
+    taken: list[WorkflowRun] = []
+    for run in runs:
+        cap = caps.get(run.workflow_id)
+        if cap is not None:
+            if counts.get(run.workflow_id, 0) >= cap:
+                continue
+            counts[run.workflow_id] = counts.get(run.workflow_id, 0) + 1
+        taken.append(run)
+    full = {wid for wid, cap in caps.items() if counts.get(wid, 0) >= cap}
+    return taken, full
 
 
 def decide(
@@ -35,11 +81,13 @@ def decide(
     """Move each claimed run to RUNNING with its group-1 stages and jobs.
 
     A run whose workflow is unknown fails with ``WORKFLOW_NOT_FOUND``; one
-    whose workflow has no stages fails with ``EMPTY_STAGE_GRAPH``.
+    whose workflow has no stages fails with ``EMPTY_STAGE_GRAPH``. A run whose
+    workflow already has ``max_running_runs`` RUNNING stays PENDING (SPEC §15).
     """
     effects: list[StoreEffect] = []
     claimed: list[ClaimedRun] = []
-    for run in state.runs:
+    # The load took only runs within their workflow's max_running_runs (SPEC §15).
+    for run in within_caps(state.runs, state.caps, state.running)[0]:
         if run.status != Status.PENDING:
             continue
         workflow = state.workflows.get(run.id)

@@ -109,7 +109,7 @@ def decide(
         started_at=env.now,
         **moved,
     )
-    group_effects, _ = open_group(restarted, workflow, group, env)
+    group_effects, _ = open_group(restarted, workflow, group, env, state.group_outputs)
     effects += [
         update,
         env.record(WorkflowStarted(workflow_run_id=run.id, timestamp=env.now)),

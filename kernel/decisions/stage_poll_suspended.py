@@ -13,8 +13,7 @@ from kernel.decisions import run_signal
 from kernel.decisions.batch_cancel import pending_cancel
 from kernel.decisions.changes import bump_stage
 from kernel.decisions.context import DEFAULT_POLL_INTERVAL, Env, poll_due
-from kernel.decisions.job_execute.start import stage_input
-from kernel.decisions.lifecycle import StageState, complete_stage, fail_stage
+from kernel.decisions.lifecycle import StageState, complete_stage, fail_stage, stage_input
 from kernel.decisions.totals import same_attempt
 from kernel.effects import CheckCompletion, Decision, StoreEffect, UpdateJob
 from kernel.errors import KernelError

@@ -19,6 +19,7 @@ from kernel.decisions.job_execute.outcome import (
 )
 from kernel.effects import CancelBatches, CheckCompletion, Deliver, ExecuteStage
 from kernel.events import event_from_payload
+from kernel.limits import LIMIT_ERROR
 from kernel.outcomes import AwaitSignal, CheckOutcome, Deliveries, Failed, StageRun
 from kernel.ports import (
     BatchProvider,
@@ -159,6 +160,9 @@ class Outside:
         if stage.signal is not None:
             # No code to run: the finish takes a buffered signal or parks the stage.
             return StageRun(AwaitSignal(stage.signal, stage.signal_timeout))
+        if work.job is not None and LIMIT_ERROR in work.job.payload:
+            # Its limit's key could not be resolved at enqueue: fail for good, run nothing.
+            return StageRun(Failed(str(work.job.payload[LIMIT_ERROR]), retryable=False))
         record = work.stage
         progress = ProgressWriter(
             self._dispatch,

@@ -11,6 +11,8 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
+from attrs import evolve
+
 from kernel.commands import (
     BatchCancelPending,
     BatchCancelPendingResult,
@@ -74,7 +76,7 @@ from kernel.decisions import (
 from kernel.decisions.job_execute import start
 from kernel.decisions.lifecycle import StageState
 from kernel.records import Job, WorkflowRun
-from kernel.shell import batch_cancel, job_execute, outbox_flush, stage_poll_suspended
+from kernel.shell import batch_cancel, claims, job_execute, outbox_flush, stage_poll_suspended
 from kernel.shell.reads import Reads
 from kernel.shell.steps import Phase, Table, entry, single
 from kernel.workflows import Workflow
@@ -89,9 +91,7 @@ def _run_create(cmd: RunCreate) -> Phase[RunCreateResult]:
 
 def _run_claim_pending(cmd: RunClaimPending) -> Phase[RunClaimPendingResult]:
     def load(reads: Reads) -> run_claim_pending.Claimable:
-        # Runs of workflow versions this worker does not know stay PENDING for one that does.
-        runs = reads.tx.pending_runs(cmd.max_claims, versions=reads.known_versions())
-        return run_claim_pending.Claimable(runs, {run.id: reads.workflow_of(run) for run in runs})
+        return claims.claimable(reads, cmd.max_claims)
 
     return single(load, lambda state, env: run_claim_pending.decide(cmd, state, env))
 
@@ -118,9 +118,19 @@ def _run_cancel(cmd: RunCancel) -> Phase[RunCancelResult]:
 def _run_rerun_from(cmd: RunRerunFrom) -> Phase[RunRerunFromResult]:
     def load(reads: Reads) -> tuple[StageState, Workflow[Any, Any] | None]:
         state = reads.stage_state(cmd.workflow_run_id, group=0)
-        if state.run is None or cmd.version is None:
+        if state.run is None:
             return state, None
-        return state, reads.registry.get_workflow(state.run.workflow_id, cmd.version)
+        target = None
+        if cmd.version is not None:
+            target = reads.registry.get_workflow(state.run.workflow_id, cmd.version)
+        # The outputs the rerun group's stages take as input (a limit's key reads them).
+        workflow = state.workflow if cmd.version is None else target
+        if workflow is not None and workflow.stage(cmd.from_stage_id) is not None:
+            group = workflow.group_of(cmd.from_stage_id) - 1
+            if group >= 1:
+                outputs = reads.group_outputs(state.run.id, state.stages, group)
+                state = evolve(state, group_outputs=outputs)
+        return state, target
 
     return single(
         load, lambda loaded, env: run_rerun_from.decide(cmd, loaded[0], env, target=loaded[1])

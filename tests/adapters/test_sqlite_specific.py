@@ -186,6 +186,7 @@ def test_claims_and_scans_use_their_partial_indexes(path: Path, query: str, inde
     SqliteStore(path).close()
     params = {
         "limit": 1, "window": 1, "now": "", "until": "", "worker_id": "", "leased_before": "",
+        "now_us": 0,  # limits (SPEC §15)
         "workflow_ids": '["wf"]',  # the worker's workflows: the index still serves the scan
         "versions": '[["wf", "1"]]',  # and the versions it holds: likewise
     }  # fmt: skip

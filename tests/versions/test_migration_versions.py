@@ -140,7 +140,7 @@ def test_sqlite_version_filters_keep_the_scan_on_its_index(
     path = tmp_path / "store.db"
     SqliteStore(path).close()
     values = {
-        "limit": 1, "now": "", "worker_id": "w", "workflow_ids": None,
+        "limit": 1, "now": "", "now_us": 0, "worker_id": "w", "workflow_ids": None,
         "versions": '[["wf", "1"], ["wf", "2"]]',
     }  # fmt: skip
     with closing(sqlite3.connect(path)) as conn:
@@ -224,7 +224,7 @@ def test_postgres_lease_with_versions_walks_the_queued_index(schema: str) -> Non
     finally:
         store.close()
     values = {
-        "worker_id": "w", "now": at(10), "workflow_ids": None,
+        "worker_id": "w", "now": at(10), "now_us": 0, "held": None, "workflow_ids": None,
         "version_ids": ["wf", "wf"], "version_names": ["1", "2"],
     }  # fmt: skip
     with connect_to(schema) as conn:

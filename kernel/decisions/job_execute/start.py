@@ -12,7 +12,7 @@ from kernel.commands import JobExecute, JobExecuteResult, JobLease, JobLeaseResu
 from kernel.decisions.changes import bump_run, bump_stage, settle_job
 from kernel.decisions.context import Env
 from kernel.decisions.job_execute import SKIPPED
-from kernel.decisions.lifecycle import fail_run, new_stage
+from kernel.decisions.lifecycle import fail_run, new_stage, stage_input
 from kernel.effects import Decision, ExecuteStage, InsertStage, StoreEffect, UpdateJob
 from kernel.errors import (
     InvalidInputError,
@@ -47,19 +47,6 @@ class StartState:
     job: Job | None
     workflow: Workflow[Any, Any] | None
     previous_outputs: dict[str, Json]
-
-
-def stage_input(
-    run: WorkflowRun, workflow: Workflow[Any, Any], group: int, outputs: dict[str, Json]
-) -> Json:
-    """Input of a stage in ``group``: the run input, the previous stage's output, or
-    ``{stage_id: output}`` of a previous parallel group (SPEC §4.3)."""
-    if group == 1:
-        return run.input
-    previous = workflow.group(group - 1)
-    if len(previous) == 1:
-        return outputs.get(previous[0].id)
-    return {stage.id: outputs.get(stage.id) for stage in previous}
 
 
 def _nothing_to_do(
