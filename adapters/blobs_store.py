@@ -44,6 +44,7 @@ from kernel.effects import (
     StoreEffect,
     UpdateRun,
 )
+from kernel.dispatch import Kernel
 from kernel.events import WorkflowCompleted
 from kernel.ports import BlobStore, Store, StoreTransaction
 from kernel.records import (
@@ -360,3 +361,13 @@ def with_blobs(store: Store, blobs: BlobStore | None, inline_limit: int | None) 
     return BlobbingStore(
         store, blobs, DEFAULT_INLINE_LIMIT if inline_limit is None else inline_limit
     )
+
+
+def kernels_store(kernel: Kernel, store: Store) -> Store:
+    """``kernel.store`` when it is a :class:`BlobbingStore` wrapping ``store``, else
+    ``store``: a host given the raw store of a kernel with ``blobs=`` reads values
+    loaded, as the kernel does."""
+    outer = kernel.store
+    if isinstance(outer, BlobbingStore) and outer.inner is store:
+        return outer
+    return store

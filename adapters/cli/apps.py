@@ -4,8 +4,9 @@ The attribute may be a ``Workflow``, a ``kernel.workflows.Registry`` (or
 any object with a ``workflows`` sequence), or a list or tuple mixing
 workflows, registries and plugins (``kernel.define_plugin``); plugins
 receive the events the worker publishes. The list may also hold one
-``AIConfig`` (what ``ctx.ai`` calls) and batch providers (what LLM batch
-stages submit to), which the kernel the command builds is given.
+``AIConfig`` (what ``ctx.ai`` calls), batch providers (what LLM batch
+stages submit to) and one blob store (``adapters.blobs.FileBlobStore``: where
+values over the inline limit live), which the kernel the command builds is given.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeGuard
 
 from attrs import frozen
 
@@ -22,6 +23,7 @@ from adapters.cli.errors import CliError
 from adapters.runner import describe
 from kernel.ai import AIConfig, BatchProvider
 from kernel.plugins import Plugin
+from kernel.ports import BlobStore
 from kernel.workflows import Workflow
 
 APP_ENV = "WFK_APP"
@@ -36,6 +38,7 @@ class App:
     plugins: tuple[Plugin, ...] = ()
     ai: AIConfig | None = None
     batch_providers: tuple[BatchProvider, ...] = ()
+    blobs: BlobStore | None = None
 
     def workflow_ids(self) -> list[str]:
         return list(dict.fromkeys(workflow.id for workflow in self.workflows))
@@ -101,20 +104,33 @@ def load_app(spec: str) -> App:
         value = getattr(value, name)
     workflows: list[Workflow[Any, Any]] = []
     plugins: list[Plugin] = []
-    extras: list[AIConfig | BatchProvider] = []
+    extras: list[AIConfig | BatchProvider | BlobStore] = []
     _collect(spec, value, workflows, plugins, extras, top=True)
     if not workflows:
         raise CliError(f"--app {spec!r} holds no workflow")
     configs = [extra for extra in extras if isinstance(extra, AIConfig)]
     if len(configs) > 1:
         raise CliError(f"--app {spec!r} holds {len(configs)} AIConfig objects; give one")
+    providers = tuple(extra for extra in extras if isinstance(extra, BatchProvider))
+    blobs = [extra for extra in extras if _is_blob_store(extra)]
+    if len(blobs) > 1:
+        raise CliError(f"--app {spec!r} holds {len(blobs)} blob stores; give one")
     return App(
         spec,
         tuple(workflows),
         tuple(plugins),
         configs[0] if configs else None,
-        tuple(extra for extra in extras if not isinstance(extra, AIConfig)),
+        providers,
+        blobs[0] if blobs else None,
     )
+
+
+def _is_blob_store(value: Any) -> TypeGuard[BlobStore]:
+    """A :class:`~kernel.ports.BlobStore`: ``put``, ``get`` and ``delete`` methods (a
+    mapping has ``get`` too, and is not one)."""
+    if isinstance(value, Mapping | Workflow | Plugin | AIConfig | BatchProvider):
+        return False
+    return all(callable(getattr(value, name, None)) for name in ("put", "get", "delete"))
 
 
 def _collect(
@@ -122,7 +138,7 @@ def _collect(
     value: Any,
     workflows: list[Workflow[Any, Any]],
     plugins: list[Plugin],
-    extras: list[AIConfig | BatchProvider],
+    extras: list[AIConfig | BatchProvider | BlobStore],
     top: bool = False,
 ) -> None:
     if isinstance(value, Workflow):
@@ -130,7 +146,7 @@ def _collect(
             workflows.append(value)
     elif isinstance(value, Plugin):
         plugins.append(value)
-    elif not top and isinstance(value, (AIConfig, BatchProvider)):
+    elif not top and (isinstance(value, (AIConfig, BatchProvider)) or _is_blob_store(value)):
         extras.append(value)
     elif hasattr(value, "workflows") and not isinstance(value, str | bytes):
         for workflow in value.workflows:
@@ -141,5 +157,5 @@ def _collect(
     else:
         raise CliError(
             f"--app {spec!r}: expected a Workflow, a Registry, or a list of workflows "
-            f"(and plugins, an AIConfig, batch providers), got {type(value).__name__}"
+            f"(and plugins, an AIConfig, batch providers, a blob store), got {type(value).__name__}"
         )

@@ -81,6 +81,7 @@ def app_kernel(args: argparse.Namespace, store: Store) -> tuple[App, Kernel]:
         plugins=app.plugins,
         ai=app.ai,
         batch_providers=app.batch_providers,
+        blobs=app.blobs,
     )
 
 

@@ -121,10 +121,11 @@ def cmd_worker(args: argparse.Namespace, stores: Stores) -> int:
         plugins=app.plugins,
         ai=app.ai,
         batch_providers=app.batch_providers,
+        blobs=app.blobs,
     )
     host = WorkerHost(
         kernel,
-        store,
+        kernel.store,  # with a blob store, the store that loads values
         worker_id=args.worker_id or default_worker_id(),
         concurrency=args.concurrency,
         orchestration_interval=args.tick,

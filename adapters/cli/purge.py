@@ -13,9 +13,11 @@ import argparse
 import re
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from adapters import create_kernel
+from adapters.blobs import FileBlobStore
 from adapters.cli.errors import CliError
 from adapters.cli.inputs import shown
 from adapters.cli.render import dump, table, when
@@ -116,7 +118,11 @@ def cmd_purge(args: argparse.Namespace, stores: Stores) -> int:
     store = stores.open(store_url(args.store), create=False)
     if cmd.dry_run:
         return _dry_run(args, store, cmd)
-    kernel = create_kernel(store=store)
+    if args.blobs is not None and not Path(args.blobs).is_dir():
+        raise CliError(f"--blobs {args.blobs!r}: no such directory", exit_code=2)
+    # With --blobs, the purged runs' blobs go too (after each batch commits).
+    blobs = FileBlobStore(args.blobs) if args.blobs is not None else None
+    kernel = create_kernel(store=store, blobs=blobs)
     purged: list[str] = []
     while True:
         result = kernel.dispatch(cmd)
@@ -182,6 +188,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     purge.add_argument(
         "--dry-run", action="store_true", help="delete nothing: list the runs that would go"
+    )
+    purge.add_argument(
+        "--blobs",
+        metavar="DIR",
+        help="the FileBlobStore directory the workers write large values to: the purged "
+        "runs' blobs are deleted too (without it they stay for adapters.blobs.sweep)",
     )
     purge.add_argument("--json", action="store_true", help="print one JSON object at the end")
     purge.set_defaults(handler=cmd_purge)

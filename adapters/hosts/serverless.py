@@ -15,6 +15,7 @@ from typing import Any
 
 from attrs import frozen
 
+from adapters.blobs_store import kernels_store
 from adapters.hosts.driver import Driver, KeepGoing, OnFinish, OnStart, TakeJobs
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import Settings
@@ -105,6 +106,7 @@ class ServerlessHost:
                 f"stale_lease_threshold ({stale_lease_threshold}), or live jobs get reaped"
             )
         self.kernel = kernel
+        store = kernels_store(kernel, store)
         self.store = store
         self.worker_id = worker_id
         self.lease_renew_interval = lease_renew_interval

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from attrs import frozen
 
+from adapters.blobs_store import kernels_store
 from adapters.hosts.driver import Driver, KeepGoing, OnFinish, OnStart
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import Settings
@@ -71,7 +72,8 @@ class WorkerHost:
 
     Args:
         kernel: the kernel whose workflows this worker runs.
-        store: the kernel's store (leases are renewed and runs swept through it).
+        store: the kernel's store (leases are renewed and runs swept through it). The
+            store a kernel with ``blobs=`` wraps stands for the kernel's wrapper.
         worker_id: this worker's name in leases, claims and logs.
         concurrency: job slots; a job is leased only when a slot is free.
         orchestration_interval: time between the starts of two ticks.
@@ -128,6 +130,7 @@ class WorkerHost:
                 f"lease_renew_interval ({lease_renew_interval}) must be shorter than "
                 f"stale_lease_threshold ({stale_lease_threshold}), or live jobs get reaped"
             )
+        store = kernels_store(kernel, store)
         if isinstance(store, JobNotifier):
             # Notifications wake idle slots; the poll only catches jobs whose
             # retry backoff ends, which nobody announces.

@@ -16,6 +16,7 @@ from adapters.memory import InMemoryStore
 from adapters.sqlite import SqliteStore
 from kernel import RunCreate, StoreError
 from kernel.ports import JobNotifier, WorkAnnouncer
+from kernel.records import WorkflowRun
 from testing import FakeClock, create_test_kernel
 from tests.blobs.support import LIMIT, run_texts, texts
 
@@ -96,3 +97,33 @@ def test_a_missing_input_blob_names_the_run_and_stops_its_first_stage() -> None:
         tk.store.get_run(created.workflow_run_id)
     with pytest.raises(StoreError, match=message):
         tk.run_until_idle()
+
+
+def test_a_host_given_the_raw_store_reads_through_the_kernels_wrapper() -> None:
+    """Hosts take ``(kernel, store)``: the store a kernel with ``blobs=`` wraps stands
+    for the wrapper, so a host never hands a stage a ``{"$blob": ref}`` marker."""
+    from datetime import timedelta
+
+    from adapters.hosts import ServerlessHost, WorkerHost
+    from tests.hosts.waiting import wait_for
+
+    raw = InMemoryStore()
+    kernel = create_kernel(texts, store=raw, blobs=MemoryBlobStore(), inline_limit=LIMIT)
+    assert ServerlessHost(kernel, raw, worker_id="fn").store is kernel.store
+    assert ServerlessHost(kernel, InMemoryStore(), worker_id="fn").store is not kernel.store
+
+    created = kernel.dispatch(RunCreate(workflow_id="texts", input={"text": "x" * 2 * LIMIT}))
+    host = WorkerHost(
+        kernel, raw, worker_id="w1", orchestration_interval=timedelta(milliseconds=20)
+    )
+    host.start()
+    try:
+
+        def finished() -> WorkflowRun | None:
+            found = kernel.store.get_run(created.workflow_run_id)
+            return found if found is not None and found.is_terminal else None
+
+        run = wait_for("the run to finish", finished, timeout=30)
+    finally:
+        host.stop()
+    assert run.output == {"text": "x" * 2 * LIMIT + "a" * 10 + "b" * 10 + "c" * 10}
