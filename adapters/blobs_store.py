@@ -36,6 +36,7 @@ from adapters.blobs_sweep import referenced
 from adapters.blobs_values import DEFAULT_INLINE_LIMIT, Offloader, check_inline_limit, describe
 from adapters.blobs_values import ref_of as ref_of
 from kernel.ai.ledger import BatchCancel, UsageEntry
+from kernel.dispatch import Kernel
 from kernel.effects import (
     AppendOutbox,
     InsertRun,
@@ -44,7 +45,6 @@ from kernel.effects import (
     StoreEffect,
     UpdateRun,
 )
-from kernel.dispatch import Kernel
 from kernel.events import WorkflowCompleted
 from kernel.ports import BlobStore, Store, StoreTransaction
 from kernel.records import (
