@@ -306,7 +306,9 @@ class MemoryTransaction(PurgeLoads):
             case CompleteIdempotency(record):
                 self._set(t.idempotency, (record.key, record.command_type), record)
             case ReleaseIdempotency(key, command_type):
-                self._pop(t.idempotency, (key, command_type))
+                held = t.idempotency.get((key, command_type))
+                if held is not None and held.state == "IN_PROGRESS":
+                    self._pop(t.idempotency, (key, command_type))
             case _:  # the rest: purge, ledger, signals, schedules (checked exhaustive there)
                 self.apply_purge(effect)
 

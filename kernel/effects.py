@@ -132,7 +132,9 @@ class CompleteIdempotency:
 
 @frozen
 class ReleaseIdempotency:
-    """Forget a key whose command failed, so it can be used again."""
+    """Forget a key whose command failed, so it can be used again: only while it is
+    ``IN_PROGRESS``. A ``COMPLETED`` key stays: its command committed (the caller may
+    have seen an error all the same, a lost answer), and a retry must replay it."""
 
     key: str
     command_type: str

@@ -46,6 +46,11 @@ examples:
 """
 
 
+COMMANDS = "wfk.commands"
+"""The entry point group of commands other packages add to ``wfk``: each names a
+function ``add_parser(commands, common)`` (``testing.simulate.cli:add_parser``)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``wfk`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -76,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_parser(commands, common)
     purge.add_parser(commands, common)
     ui.add_parser(commands, common)
+    for found in metadata.entry_points(group=COMMANDS):
+        # Commands other packages add: the testing kit's `wfk sim` (SPEC §17).
+        found.load()(commands, common)
     return parser
 
 

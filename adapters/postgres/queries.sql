@@ -464,7 +464,10 @@ SET state = EXCLUDED.state, fingerprint = EXCLUDED.fingerprint, result = EXCLUDE
     created_at = EXCLUDED.created_at;
 
 -- name: release_idempotency
-DELETE FROM idempotency_keys WHERE key = %(key)s AND command_type = %(command_type)s;
+-- Only a key still IN_PROGRESS: a command whose commit went through but whose
+-- caller saw an error (a lost answer) keeps its COMPLETED key for the retry.
+DELETE FROM idempotency_keys
+WHERE key = %(key)s AND command_type = %(command_type)s AND state = 'IN_PROGRESS';
 
 -- name: get_blob
 SELECT value FROM blobs WHERE key = %(key)s;

@@ -298,7 +298,10 @@ ON CONFLICT (key, command_type) DO UPDATE SET
     result = excluded.result, created_at = excluded.created_at;
 
 -- name: release_idempotency
-DELETE FROM idempotency_keys WHERE key = :key AND command_type = :command_type;
+-- Only a key still IN_PROGRESS: a command whose commit went through but whose
+-- caller saw an error (a lost answer) keeps its COMPLETED key for the retry.
+DELETE FROM idempotency_keys
+WHERE key = :key AND command_type = :command_type AND state = 'IN_PROGRESS';
 
 -- blobs ---------------------------------------------------------------------
 

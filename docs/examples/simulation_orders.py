@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
-from kernel import Retry, StageContext, Status, Workflow, WorkflowBuilder, define_stage
-from testing import FaultPlan, SimulationFailure, replay, simulate
+from kernel import Retry, RunCreate, StageContext, Status, Workflow, WorkflowBuilder, define_stage
+from testing import (
+    CollectingEventSink,
+    FaultPlan,
+    SimulationFailure,
+    create_test_kernel,
+    replay,
+    simulate,
+)
 
 
 # --8<-- [start:workflow]
@@ -142,3 +150,29 @@ def test_faults_are_a_plan_of_rates() -> None:
 
 
 # --8<-- [end:faults]
+
+
+# --8<-- [start:pytest]
+@pytest.mark.wfk_seeds(50)  # pytest --wfk-seeds 2000 runs more; --wfk-seed 17 runs one
+class TestOrdersOnEverySeed:
+    def test_one_seed(self, wfk_seed: int) -> None:
+        simulate(orders, seed=wfk_seed, runs=10, inputs=order_input)
+
+    def test_an_order_ships(self, wfk_kernel: Any, collected_events: Any) -> None:
+        tk = wfk_kernel(orders)  # a test kernel on the fixtures' FakeClock and event sink
+        tk.dispatch(RunCreate(workflow_id="orders", input={"order_id": "o-1", "amount": 20}))
+        tk.run_until_idle()
+        assert collected_events.of_type("workflow:completed")
+
+
+# --8<-- [end:pytest]
+
+
+def test_the_pytest_class_runs_on_a_few_seeds() -> None:
+    """What pytest does with the class above, for the docs' own check."""
+    for seed in range(3):
+        TestOrdersOnEverySeed().test_one_seed(seed)
+    sink = CollectingEventSink()
+    TestOrdersOnEverySeed().test_an_order_ships(
+        lambda *workflows: create_test_kernel(*workflows, sink=sink), sink
+    )

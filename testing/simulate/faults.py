@@ -14,7 +14,19 @@ from datetime import timedelta
 
 from attrs import Attribute, field, frozen
 
-KINDS = ("crash", "pause", "clock_jump", "sink_failure", "slow_stage", "store_failure")
+KINDS = (
+    "crash",
+    "pause",
+    "clock_jump",
+    "sink_failure",
+    "slow_stage",
+    "store_failure",
+    "stale_read",
+    "ambiguous_commit",
+    "duplicate",
+    "cancel",
+    "rerun",
+)
 """The kinds of fault, in the order a seed draws their rates."""
 
 
@@ -37,6 +49,16 @@ class FaultPlan:
     * ``slow_stage``: a stage's code takes long (the worker renews its lease meanwhile).
     * ``store_failure``: the next write transaction fails after some of its effects
       were applied (the store must roll all of them back).
+    * ``stale_read``: an operation reads the store now and commits later; other
+      actors may commit in between, and a row it writes that changed meanwhile
+      fails its commit (optimistic concurrency: the kernel loads and decides again).
+    * ``ambiguous_commit``: the next write transaction commits, but its caller sees
+      an error (the connection dropped during ``COMMIT``) and goes on as if it failed.
+    * ``duplicate``: a command or a message is delivered twice: the client sends a
+      run's ``run.create`` (with its idempotency key) again, or a serverless
+      function gets a job's queue message a second time.
+    * ``cancel``, ``rerun``: the client cancels a run, or reruns a finished one
+      from one of its stages.
 
     ``swarm``: the chance that a seed leaves a kind out altogether.
     """
@@ -47,12 +69,17 @@ class FaultPlan:
     sink_failure: float = field(default=0.01, validator=_rate)
     slow_stage: float = field(default=0.01, validator=_rate)
     store_failure: float = field(default=0.005, validator=_rate)
+    stale_read: float = field(default=0.02, validator=_rate)
+    ambiguous_commit: float = field(default=0.003, validator=_rate)
+    duplicate: float = field(default=0.005, validator=_rate)
+    cancel: float = field(default=0.002, validator=_rate)
+    rerun: float = field(default=0.002, validator=_rate)
     swarm: float = field(default=0.3, validator=_rate)
 
     @classmethod
     def none(cls) -> FaultPlan:
         """A plan that injects nothing: the schedule alone is explored."""
-        return cls(crash=0, pause=0, clock_jump=0, sink_failure=0, slow_stage=0, store_failure=0)
+        return cls(**dict.fromkeys(KINDS, 0.0))
 
     def draw(self, rng: random.Random) -> dict[str, float]:
         """This seed's rate per kind: each between 0 and its ceiling, or 0 when swarmed out."""
@@ -74,6 +101,8 @@ class Timing:
     """Each step takes between 0 and this many virtual milliseconds."""
     liveness: timedelta = timedelta(minutes=10)
     """After the faults stop, every run must be terminal within this virtual time."""
+    idempotency_timeout: timedelta = timedelta(minutes=2)
+    """A key held by a command whose answer was lost may be taken over after this long."""
 
 
 DEFAULT_FAULTS = FaultPlan()

@@ -14,6 +14,7 @@ from typing import Any
 from kernel.effects import (
     AppendOutbox,
     DeleteStage,
+    EnqueueJob,
     InsertRun,
     InsertUsage,
     UpdateJob,
@@ -22,10 +23,13 @@ from kernel.effects import (
     UpdateStage,
 )
 from kernel.ports import Clock
-from kernel.records import Job, WorkflowRun, WorkflowStage
+from kernel.records import Job, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.status import RUN_TERMINAL, JobStatus, Status, can_run_move, can_stage_move
 from testing.simulate.store import Change, SimStore
 from testing.simulate.worker import VirtualWorker
+
+SERVERLESS = "fn"
+"""The serverless function's worker id (:mod:`testing.simulate.client`)."""
 
 Predicate = Callable[[Any], None]
 """A user invariant: given the store, raises ``AssertionError`` when violated."""
@@ -64,6 +68,12 @@ class Checker:
         self._steps_changed = 0
         self._names_seen = 0
         self.call_ids: set[str] = set()
+        self.events: dict[str, list[str]] = {}
+        """Run id → its outbox events' ids, in append order (an index: no scans)."""
+        self.jobs: dict[str, list[str]] = {}
+        """Run id → its jobs' ids, in enqueue order."""
+        self.reopened: set[str] = set()
+        """Runs a ``run.rerunFrom`` of this step moved from terminal back to running."""
 
     def run_name(self, run_id: str) -> str:
         return f"{self.names.get(run_id, '?')} ({run_id})"
@@ -89,6 +99,7 @@ class Checker:
         for run_id in touched:
             self._check_agreement(run_id)
         self._check_workers(list(workers))
+        self.reopened.clear()
         for predicate in self.predicates:
             try:
                 predicate(self.store)
@@ -129,8 +140,12 @@ class Checker:
             case DeleteStage(stage):
                 self.completions.pop((stage.workflow_run_id, stage.stage_id), None)
                 return stage.workflow_run_id
-            case AppendOutbox(event):
+            case EnqueueJob(job):
+                self.jobs.setdefault(job.workflow_run_id, []).append(job.id)
+                return job.workflow_run_id
+            case AppendOutbox(event, event_id):
                 run_id = event.workflow_run_id
+                self.events.setdefault(run_id, []).append(event_id)
                 if event.type == "stage:completed":
                     key = (run_id, str(getattr(event, "stage_id", "")))
                     self.completions[key] = self.completions.get(key, 0) + 1
@@ -150,6 +165,8 @@ class Checker:
 
     def _run_move(self, before: WorkflowRun, run: WorkflowRun) -> None:
         name = self.run_name(run.id)
+        if run.id in self.reopened and before.status in RUN_TERMINAL:
+            return  # a rerun: the run starts again from a stage (SPEC §5.5)
         if before.status in RUN_TERMINAL and (
             (run.status, run.output, run.error) != (before.status, before.output, before.error)
         ):
@@ -166,9 +183,7 @@ class Checker:
     def _published_in_order(self, run_id: str, sequence: int) -> None:
         """Published in sequence order, and only what the sink took."""
         published = 0
-        for other in self.store.tables.outbox.values():
-            if other.workflow_run_id != run_id:
-                continue
+        for other in self._events_of(run_id):
             published += other.published_at is not None
             if other.sequence < sequence and other.published_at is None and other.dlq_at is None:
                 raise Violation(
@@ -190,27 +205,31 @@ class Checker:
         if run is None:
             return
         name = self.run_name(run_id)
-        outbox = tables.outbox.values()
-        sequences = sorted(e.sequence for e in outbox if e.workflow_run_id == run_id)
+        sequences = sorted(event.sequence for event in self._events_of(run_id))
         if sequences != list(range(1, len(sequences) + 1)):
             raise Violation(f"outbox gap-free from 1: run {name} has sequences {sequences}")
         stages = tables.stages.get(run_id, {})
-        for job in tables.jobs.values():
-            if job.workflow_run_id != run_id:
-                continue
+        jobs = tables.jobs
+        for job in (jobs[job_id] for job_id in self.jobs.get(run_id, ()) if job_id in jobs):
             stage = stages.get(job.stage_id)
-            if job.status == JobStatus.LEASED and (stage is None or stage.status != Status.RUNNING):
+            if job.status == JobStatus.LEASED and not _leased_stage(job, stage):
                 status = None if stage is None else stage.status
                 raise Violation(
                     f"statuses agree: job {job.id} of run {name} is LEASED but its stage "
                     f"{job.stage_id!r} is {status}"
                 )
-        if run.status in RUN_TERMINAL:
+        if run.status in RUN_TERMINAL and run.status != Status.CANCELLED:
+            # A cancel leaves running stages to their workers (SPEC §5.4).
             active = [s.stage_id for s in stages.values() if s.status == Status.RUNNING]
             if active:
                 raise Violation(f"statuses agree: run {name} is {run.status} but {active} run")
         elif run.status == Status.PENDING and stages:
             raise Violation(f"statuses agree: run {name} is PENDING but has stages")
+
+    def _events_of(self, run_id: str) -> list[OutboxEvent]:
+        """The run's outbox events (from the index of appends: no scan of the outbox)."""
+        outbox = self.store.tables.outbox
+        return [outbox[e] for e in self.events.get(run_id, ()) if e in outbox]
 
     def _check_workers(self, workers: list[VirtualWorker]) -> None:
         for worker in workers:
@@ -262,3 +281,13 @@ class Checker:
                     f"{self.run_name(event.workflow_run_id)} is unpublished"
                 )
         return None
+
+
+def _leased_stage(job: Job, stage: WorkflowStage | None) -> bool:
+    """Whether a leased job's stage is as it must be: running, or (leased by a
+    serverless message's ``job.lease``, not yet executed) still pending."""
+    if stage is None:
+        return False
+    return stage.status == Status.RUNNING or (
+        stage.status == Status.PENDING and job.worker_id == SERVERLESS
+    )

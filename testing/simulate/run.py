@@ -6,7 +6,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ NOT_REPLAYED = (
     "the schedule did not break the invariant again when replayed: a stage (or an "
     "invariant) may read the real time or real randomness, or keep state between calls"
 )
+
+CREATE_BACKOFF = timedelta(seconds=5)
+"""How long the client waits before sending a failed ``run.create`` again."""
 
 SHRINK_SECONDS = 10.0
 """How long shrinking a failure may take."""
@@ -130,6 +133,8 @@ def _schedule(
     """Step until the liveness phase ends: every run terminal and everything drained."""
     healed_at = world.healed_at
     cost_ms = world.timing.step_cost_ms
+    backoff: dict[str, datetime] = {}
+    """When each create that failed may be sent again."""
     while True:
         quiet = not creates and world.checker.unfinished() is None
         if healed_at is None and (len(trace) >= steps or quiet):
@@ -144,9 +149,14 @@ def _schedule(
                 raise Violation(f"liveness: after the faults stopped, {world.checker.unfinished()}")
         world.clock.advance(timedelta(milliseconds=rng.randint(0, cost_ms)))
         choices = world.choices()
-        keys = [*choices, *creates[:1]]
+        now = world.clock.now()
+        ready = [key for key in creates if backoff.get(key, now) <= now][:1]
+        keys = [*choices, *ready]
         if not keys:
-            due = world.due()
+            due = min(
+                [t for t in (world.due(), *backoff.values()) if t is not None and t > now],
+                default=None,
+            )
             if due is None:
                 if healed_at is not None:
                     raise Violation(
@@ -161,8 +171,12 @@ def _schedule(
         if key is None:
             key = keys[rng.randrange(len(keys))]
         _do(world, trace, key, choices)
-        if creates and world.created(creates[0]):
-            creates.pop(0)
+        if ready and key == ready[0]:
+            if world.created(key):
+                creates.remove(key)
+                backoff.pop(key, None)
+            else:  # the client tries again a little later; the next create goes first
+                backoff[key] = world.clock.now() + CREATE_BACKOFF
 
 
 def _do(world: World, trace: list[str], key: str, choices: dict[str, Act] | None = None) -> bool:
@@ -203,6 +217,21 @@ def _fault(world: World, rng: random.Random, rates: Mapping[str, float]) -> str 
         case "store_failure":
             count = rng.randint(0, 3)
             return f"fault store fails after {count} {'effect' if count == 1 else 'effects'}"
+        case "stale_read" if targets["operations"]:
+            return f"fault stale {rng.choice(targets['operations'])}"
+        case "ambiguous_commit":
+            count = rng.randint(0, 2)
+            return f"fault answer lost after {count} {'commit' if count == 1 else 'commits'}"
+        case "duplicate" if targets["created"] or targets["queued"]:
+            if targets["queued"] and (not targets["created"] or rng.random() < 0.5):
+                return f"fault message {rng.choice(targets['queued'])} twice"
+            return f"client resend {rng.choice(targets['created'])}"
+        case "cancel" if targets["running"]:
+            return f"client cancel {rng.choice(targets['running'])}"
+        case "rerun" if targets["finished"]:
+            name = rng.choice(targets["finished"])
+            stages = world.stages_of(name)
+            return f"client rerun {name} from {rng.choice(stages)}" if stages else None
     return None
 
 

@@ -3,8 +3,11 @@
 :class:`SimStore` is an :class:`~adapters.memory.InMemoryStore` that records
 every effect a committed transaction applied, with the record it replaced, so
 the invariants can check each move (``RUNNING → COMPLETED``) rather than only
-the state after a step; and that can fail a write transaction after some of
-its effects, to check that the store rolls all of them back.
+the state after a step; that can fail a write transaction after some of
+its effects, to check that the store rolls all of them back; and whose next
+transaction can read a snapshot taken earlier and check at commit that no row
+it wrote changed meanwhile (:mod:`testing.simulate.snapshot`), so another actor
+can commit between a command's load and its commit.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from attrs import frozen
 from adapters.memory import InMemoryStore, MemoryTransaction, _Tables
 from adapters.memory_signals import MISSING
 from kernel.effects import StoreEffect, UpdateJob, UpdateRun, UpdateStage
-from kernel.errors import StoreError
+from kernel.errors import StaleVersionError, StoreError
 from kernel.records import Job, WorkflowRun, WorkflowStage
+from testing.simulate import snapshot
 
 
 class SimulatedStoreFailure(StoreError):
@@ -44,11 +48,11 @@ class _Recording(MemoryTransaction):
     def apply(self, effects: Sequence[StoreEffect]) -> None:
         for effect in effects:
             store = self._store
-            if store.fail_after is not None:
-                if store.fail_after == 0:
-                    store.fail_after = None
-                    raise SimulatedStoreFailure("simulated store failure in the middle of a write")
-                store.fail_after -= 1
+            if store.fail_after is not None and len(self.changes) >= store.fail_after:
+                # The transaction's effect number ``fail_after`` fails: a write with
+                # fewer effects commits, and the next one is tried.
+                store.fail_after = None
+                raise SimulatedStoreFailure("simulated store failure in the middle of a write")
             self.changes.append(Change(effect, self._before(effect)))
             self._apply_one(effect)
 
@@ -86,25 +90,60 @@ class SimStore(InMemoryStore):
         self.leftovers: list[str] = []
         """What rolled-back transactions left in the tables (each a broken rollback)."""
         self.fail_after: int | None = None
-        """Fail the write once this many more effects were applied (``None``: never)."""
+        """Fail the next write transaction that applies more than this many effects,
+        once it applied them (``None``: never)."""
+        self.read_early: _Tables | None = None
+        """The next transaction reads (and writes) this snapshot, and checks at commit
+        that no row it wrote changed since (``None``: it works on the live tables)."""
+        self.conflicts: list[str] = []
+        """Why transactions that read early were refused at commit, since last taken."""
+        self.lose_answer: int | None = None
+        """Let this many more write transactions commit; the next one commits too, then
+        raises as if it had failed (``None``: none)."""
+
+    def snapshot(self) -> _Tables:
+        """The tables as they are now, for a transaction that commits later."""
+        return snapshot.take(self._tables)
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryTransaction]:
         with self._lock:
             if self._current is not None:
                 raise StoreError("SimStore transactions do not nest")
-            tx = _Recording(self._tables, self)
+            early, self.read_early = self.read_early, None
+            tx = _Recording(self._tables if early is None else early, self)
             self._current = tx
             try:
                 yield tx
+                if early is not None:
+                    self._commit(tx, early)
             except BaseException:
                 undo = list(tx._undo)
                 tx.rollback()
-                self.leftovers += _left_behind(self._tables, undo)
+                if early is None:
+                    self.leftovers += _left_behind(self._tables, undo)
                 raise
             finally:
                 self._current = None
             self.committed += tx.changes
+        if self.lose_answer is not None and (tx.changes or tx._undo):
+            self.lose_answer -= 1
+            if self.lose_answer >= 0:
+                return
+            self.lose_answer = None
+            raise SimulatedStoreFailure("the commit went through, but its answer was lost")
+
+    def _commit(self, tx: _Recording, early: _Tables) -> None:
+        """Check that no row ``tx`` wrote changed since it was read; then make it live."""
+        rows = snapshot.written(early, self._tables, tx._undo)
+        conflict = snapshot.first_conflict(rows)
+        if conflict is not None:
+            self.conflicts.append(conflict)
+            raise StaleVersionError("row", conflict, 0)
+        live = _Recording(self._tables, self)
+        # Each change against the record it replaces in the live tables.
+        tx.changes = [Change(change.effect, live._before(change.effect)) for change in tx.changes]
+        snapshot.publish(rows, early, self._tables, tx._logs_before)
 
     def take_changes(self) -> list[Change]:
         """The changes committed since the last call."""
@@ -121,6 +160,7 @@ def _left_behind(tables: _Tables, undo: Sequence[tuple[dict[Any, Any], Any, Any]
     """What a rollback left changed: each record not back to what it was before the
     transaction (the first entry of the undo log for it)."""
     names = {id(getattr(tables, f.name)): f.name for f in attrs.fields(type(tables))}
+    names |= {id(rows): f"stages of {run_id}" for run_id, rows in tables.stages.items()}
     left: list[str] = []
     seen: set[tuple[int, Any]] = set()
     for table, key, old in undo:

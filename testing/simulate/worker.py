@@ -54,6 +54,9 @@ from kernel.shell.job_execute import Leased, finish_and_lease, lease_next
 from kernel.shell.steps import Done
 from kernel.status import RUN_TERMINAL, JobStatus, Status
 
+FLUSH_BATCH = 5
+"""Events one flush step publishes at most (a tick's flush repeats while there are more)."""
+
 Namer = Callable[[Job], str]
 """How a trace names a job: ``r3/extract`` (its run's name and its stage)."""
 
@@ -100,6 +103,8 @@ class VirtualWorker:
         self._woken: tuple[WorkerState, datetime | None] | None = None
         self.tick: Tick | None = None
         self.slots: dict[int, SlotWork] = {}
+        self._acts: dict[int, Callable[[], str]] = {}
+        """Each slot's operation (made once: it looks the slot's work up when run)."""
         self.notes: list[str] = []
         self.broken: list[str] = []
         """Invariants this worker saw broken: a lost lease's finish accepted, user code
@@ -180,11 +185,16 @@ class VirtualWorker:
             found.append((f"{self.name} wake", self._wake))
         if self.tick is not None:
             found.append((f"{self.name} tick {self.tick.parts[0]}", self._tick_part))
-        for index, work in sorted(self.slots.items()):
+        slots = self.slots
+        for index in sorted(slots) if len(slots) > 1 else slots:
+            work = slots[index]
             if work.ready_at is not None and now < work.ready_at:
                 continue
+            act = self._acts.get(index)
+            if act is None:
+                act = self._acts[index] = self._slot_op(index)
             what = "" if work.job is None else f" {self.namer(work.job)}"
-            found.append((f"{self.name}/s{index} {work.op}{what}", self._slot_op(index)))
+            found.append((f"{self.name}/s{index} {work.op}{what}", act))
         return found
 
     def due(self) -> datetime | None:
@@ -249,10 +259,12 @@ class VirtualWorker:
                         moved += result.action != "noop"
                 tick.found_work |= bool(moved)
                 return f"moved {moved}", False
-        flushed = k.dispatch(OutboxFlush(max_events=1))
+        flushed = k.dispatch(OutboxFlush(max_events=FLUSH_BATCH))
         if flushed.failed:
-            return "delivery failed", False
-        return ("published 1", True) if flushed.published else ("nothing to publish", False)
+            return f"published {flushed.published}, {flushed.failed} failed", False
+        if not flushed.published:
+            return "nothing to publish", False
+        return f"published {flushed.published}", flushed.published == FLUSH_BATCH
 
     # -- slots ---------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
-"""The simulated world: one kernel, one store, one clock, a client and virtual workers.
+"""The simulated world: one kernel, one store, one clock, a client, a serverless
+function and virtual workers.
 
 Everything that can happen is a *choice* named by a readable key
-(``w1/s0 finish r3/extract``, ``client create r4 ...``, ``fault crash w2``);
+(``w1/s0 finish r3/extract``, ``client create r4 ...``, ``fn deliver r3/b``,
+``fault crash w2``);
 :meth:`World.execute` carries out one key and says what came of it. The
 scheduler (:mod:`testing.simulate.run`) picks keys with the seed's random
 generator; a replay reads them back from a trace.
@@ -9,21 +11,24 @@ generator; a replay reads them back from a trace.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from adapters.hosts.schedule import Settings
-from kernel.commands import RunCreate
-from kernel.errors import KernelError, StoreError
+from adapters.memory import _Tables
+from kernel.dispatch import Kernel
 from kernel.events import Event
 from kernel.records import Job
+from kernel.status import JobStatus, Status
 from kernel.workflows import Workflow
 from testing.clock import FakeClock
 from testing.kernel import create_test_kernel
+from testing.simulate.client import Client, create_key
 from testing.simulate.faults import DEFAULT_TIMING, Timing
-from testing.simulate.invariants import Checker, Predicate, Violation
+from testing.simulate.invariants import SERVERLESS, Checker, Predicate, Violation
+from testing.simulate.runner import InlineRunner
 from testing.simulate.store import SimStore
 from testing.simulate.worker import VirtualWorker
 
@@ -71,9 +76,16 @@ class World:
         self.clock = FakeClock()
         self.store = SimStore()
         self.sink = FlakySink()
-        self.kernel = create_test_kernel(
-            *workflows, store=self.store, clock=self.clock, sink=self.sink
-        ).kernel
+        built = create_test_kernel(*workflows, store=self.store, clock=self.clock, sink=self.sink)
+        self.kernel = Kernel(
+            registry=built.kernel.registry,
+            store=self.store,
+            clock=self.clock,
+            ids=built.kernel.ids,
+            sink=self.sink,
+            runner=InlineRunner(),
+            idempotency_timeout=timing.idempotency_timeout,
+        )
         self.workflows = {workflow.id: workflow for workflow in workflows}
         self.names: dict[str, str] = {}
         self.checker = Checker(
@@ -84,7 +96,10 @@ class World:
             clock=self.clock,
             stale_threshold=timing.stale_threshold,
         )
+        self.client = Client(self.kernel, self.store, self.names, self.checker.reopened)
         self.workers: dict[str, VirtualWorker] = {}
+        self.early: dict[str, _Tables] = {}
+        """Operations that read the store early (a ``stale_read``): the snapshot each reads."""
         self.healed_at: datetime | None = None
         """When the faults stopped (``None``: they go on)."""
 
@@ -108,6 +123,8 @@ class World:
         found: dict[str, Act] = {}
         for name in sorted(self.workers):
             found.update(self.workers[name].choices(now))
+        for job_name in self.client.messages:
+            found[f"{SERVERLESS} deliver {job_name}"] = partial(self.client.deliver, job_name)
         return found
 
     def due(self) -> datetime | None:
@@ -120,42 +137,40 @@ class World:
         """Carry out ``key``; ``None`` if it cannot happen now (a replay skips it).
         ``choices``: :meth:`choices` as computed just before, if at hand."""
         if key.startswith("client create "):
-            return self._create(key)
+            return self.client.execute(key.split(" ", 4)[1:])
+        if key.startswith("client "):
+            return self.client.execute(key.split(" ")[1:])
         if key.startswith("fault "):
             return self._fault(key.removeprefix("fault ").split())
         if key == "heal" or key.startswith("heal "):
             return self.heal(key.split(" ")[1:])
         act = (self.choices() if choices is None else choices).get(key)
-        return None if act is None else act()
+        if act is None:
+            return None
+        early = self.early.pop(key, None)
+        if early is None:
+            return act()
+        self.store.read_early = early
+        try:
+            outcome = act()
+        finally:
+            self.store.read_early = None
+        conflicts, self.store.conflicts = self.store.conflicts, []
+        if conflicts:
+            return f"{outcome}; its early read conflicted ({conflicts[0]}): read again"
+        return f"{outcome}; its early read did not conflict"
 
     def check(self) -> None:
         """Raise :class:`Violation` if the last step broke an invariant."""
-        self.checker.after_step(self.store.take_changes(), self.workers.values())
+        changes = self.store.take_changes()
+        self.client.check(changes)
+        self.checker.after_step(changes, self.workers.values())
 
     # -- the client ------------------------------------------------------------------------
 
     @staticmethod
     def create_key(name: str, workflow_id: str, input: Any) -> str:
-        data = json.dumps(input, sort_keys=True, separators=(",", ":"), default=str)
-        return f"client create {name} {workflow_id} {data}"
-
-    def _create(self, key: str) -> str | None:
-        name, workflow_id, data = key.removeprefix("client create ").split(" ", 2)
-        if name in self.names.values() or workflow_id not in self.workflows:
-            return None
-        try:
-            created = self.kernel.dispatch(
-                RunCreate(workflow_id=workflow_id, input=json.loads(data))
-            )
-        except StoreError as exc:  # rolled back: the client tries again later
-            return f"failed: {exc}"
-        except KernelError as exc:
-            raise ValueError(
-                f"simulate: run {name} of workflow {workflow_id!r} was refused its input "
-                f"{data}: {exc} (check inputs=)"
-            ) from exc
-        self.names[created.workflow_run_id] = name
-        return f"run {created.workflow_run_id}"
+        return create_key(name, workflow_id, input)
 
     def created(self, key: str) -> bool:
         """Whether the run a ``client create`` key names exists."""
@@ -170,6 +185,8 @@ class World:
                 worker = self.workers[name]
                 lost = [self.job_name(w.job) for w in worker.slots.values() if w.job is not None]
                 worker.crash()
+                for key in [k for k in self.early if k.split(" ")[0].split("/")[0] == name]:
+                    del self.early[key]
                 return f"{name} died holding {lost or 'nothing'}"
             case ["pause", name, "for", seconds] if name in self.workers:
                 worker = self.workers[name]
@@ -191,6 +208,15 @@ class World:
             case ["store", "fails", "after", count, _]:
                 self.store.fail_after = int(count)
                 return "next write will fail"
+            case ["stale", *operation] if " ".join(operation) in self.choices():
+                self.early[" ".join(operation)] = self.store.snapshot()
+                return f"{' '.join(operation)} reads the store now, commits later"
+            case ["answer", "lost", "after", count, _]:
+                self.store.lose_answer = int(count)
+                return f"the answer of the commit after {count} more will be lost"
+            case ["message", job_name, "twice"]:
+                self.client.messages += [job_name, job_name]
+                return f"{SERVERLESS} will get {job_name}'s queue message twice"
         return None
 
     def heal_key(self) -> str:
@@ -208,6 +234,8 @@ class World:
             worker.paused_until = None
         self.sink.failing = 0
         self.store.fail_after = None
+        self.store.lose_answer = None
+        self.early.clear()
         return "faults stop; every worker is back"
 
     def fault_targets(self) -> dict[str, list[str]]:
@@ -220,7 +248,35 @@ class World:
             for index, work in sorted(self.workers[name].slots.items())
             if work.op == "finish" and work.ready_at is None
         ]
-        return {"workers": live, "slots": slots}
+        operations = [
+            key
+            for key in self.choices()
+            if key.startswith(tuple(f"{name} tick " for name in live))
+            or (key.split(" ")[0] in slots_of(live) and key.split(" ")[1] in ("lease", "finish"))
+        ]
+        runs: dict[str, list[str]] = {"created": [], "running": [], "finished": [], "queued": []}
+        for run_id, name in sorted(self.names.items(), key=lambda item: int(item[1][1:])):
+            run = self.store.tables.runs[run_id]
+            runs["created"].append(name)
+            runs["finished" if run.status in RERUNNABLE else "running"].append(name)
+        for job in self.store.tables.jobs.values():
+            if job.status == JobStatus.QUEUED and job.workflow_run_id in self.names:
+                runs["queued"].append(self.job_name(job))
+        return {"workers": live, "slots": slots, "operations": operations, **runs}
+
+    def stages_of(self, name: str) -> list[str]:
+        """The stage ids of run ``name``'s workflow, in order."""
+        run_id = self.client.by_name(name)
+        run = None if run_id is None else self.store.get_run(run_id)
+        workflow = None if run is None else self.workflows.get(run.workflow_id)
+        return [] if workflow is None else [s.id for group in workflow.groups for s in group]
+
+
+RERUNNABLE = (Status.COMPLETED, Status.FAILED)
+
+
+def slots_of(workers: Sequence[str]) -> set[str]:
+    return {f"{name}/s{index}" for name in workers for index in range(SETTINGS.concurrency)}
 
 
 def _seconds(clock: FakeClock, when: datetime) -> str:

@@ -221,6 +221,17 @@ class OutboxCases(StoreCase):
             assert tx.get_idempotency("key-1", "run.create") is None
             assert tx.acquire_idempotency(key()) is None
 
+    def test_release_idempotency_keeps_a_completed_key(self) -> None:
+        """A key whose command committed stays, so the retry of a caller that saw an
+        error after the commit (a lost answer) replays the result."""
+        done = key(state="COMPLETED", result={"workflow_run_id": "run-1", "status": "PENDING"})
+        with self.store.transaction() as tx:
+            tx.acquire_idempotency(key())
+            tx.apply([CompleteIdempotency(done)])
+        self.apply(ReleaseIdempotency("key-1", "run.create"))
+        with self.store.transaction() as tx:
+            assert tx.get_idempotency("key-1", "run.create") == done
+
     def test_acquire_idempotency_is_exclusive_across_threads(self) -> None:
         """Of threads acquiring one key concurrently, exactly one holds it."""
 

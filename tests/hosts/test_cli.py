@@ -309,7 +309,7 @@ def test_the_store_comes_from_the_environment_when_no_flag_names_it(
                 "{}",
             ],
             "wfk: --app 'adapters.demo:KEYWORDS': expected a Workflow, a Registry, or a list of "
-            "workflows (and plugins, an AIConfig, batch providers), got str",
+            "workflows (and plugins, an AIConfig, batch providers, a blob store), got str",
         ),
         (
             ["run", "rerun", "RUN", "--from", "merge", "--app", DEMO_APP],

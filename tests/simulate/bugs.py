@@ -18,6 +18,7 @@ import kernel.decisions.outbox_flush as outbox_flush
 from adapters.memory import MemoryTransaction
 from kernel.records import Job
 from kernel.status import JobStatus
+from testing.simulate import snapshot
 
 
 def _finish_ignores_lease() -> list[tuple[object, str, object]]:
@@ -73,12 +74,19 @@ def _lease_without_start() -> list[tuple[object, str, object]]:
     return [(MemoryTransaction, "lease_next_job", lease_any)]
 
 
+def _commit_checks_no_versions() -> list[tuple[object, str, object]]:
+    """A transaction that read early commits without checking that the rows it writes
+    are still the ones it read (its version checks are skipped): last writer wins."""
+    return [(snapshot, "first_conflict", lambda rows: None)]
+
+
 BUGS: dict[str, Callable[[], list[tuple[object, str, object]]]] = {
     "finish ignores lease": _finish_ignores_lease,
     "reaper ignores renewals": _reaper_ignores_renewals,
     "flush marks failures published": _flush_marks_failures_published,
     "rollback keeps first write": _rollback_keeps_first_write,
     "lease hands out leased job": _lease_without_start,
+    "commit checks no versions": _commit_checks_no_versions,
 }
 
 

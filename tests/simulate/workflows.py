@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from kernel import Retry, StageContext, Workflow, define_stage
+from testing.simulate.faults import FaultPlan
 from tests.workflows import Calls, NoConfig, Num, add, joining, pipeline
 
 
@@ -64,6 +65,11 @@ def demo_workflows() -> list[Workflow[Any, Any]]:
     ]
 
 
+FAULTS = FaultPlan()
+"""Every kind of fault, lost commit answers included (they found a kernel bug, now
+fixed: tests/simulate/regressions/answer-lost-create.json)."""
+
+
 def numbers(rng: random.Random, workflow: Workflow[Any, Any]) -> Mapping[str, Any]:
     """Each run's input: a small number."""
     return {"value": rng.randint(0, 9)}
@@ -72,3 +78,7 @@ def numbers(rng: random.Random, workflow: Workflow[Any, Any]) -> Mapping[str, An
 @attrs.frozen
 class Nothing:
     pass
+
+
+DEMO = demo_workflows()
+"""The demo workflows as ``wfk sim --app tests.simulate.workflows:DEMO`` loads them."""
