@@ -39,10 +39,33 @@ pytest: $(STAMP) browser
 
 test: lint typecheck imports pytest
 
-bench: $(STAMP)
+# DBOS, for the comparison, lives in a virtualenv of its own (not a dependency).
+DBOS_VENV := .bench-dbos
+DBOS_STAMP := $(DBOS_VENV)/.installed
+BENCH_OUT := .bench
+PG_DSN ?= postgresql://postgres@127.0.0.1:5432/test
+
+$(DBOS_STAMP):
+	$(PYTHON) -m venv $(DBOS_VENV)
+	$(DBOS_VENV)/bin/python -m pip install --quiet dbos==3.4.0
+	touch $(DBOS_STAMP)
+
+# Each end-to-end benchmark runs right before DBOS's, in the same command; ratio.py
+# reads both outputs. PostgreSQL at $(PG_DSN) (schemas and a database of their own).
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -ec
+bench: $(STAMP) $(DBOS_STAMP)
+	mkdir -p $(BENCH_OUT)
 	$(BIN)/python bench/store_ops.py
-	$(BIN)/python bench/end_to_end.py --runs 2000
+	$(BIN)/python bench/end_to_end.py --runs 2000 | tee $(BENCH_OUT)/end_to_end.txt
+	$(DBOS_VENV)/bin/python bench/compare_dbos.py --runs 500 | tee $(BENCH_OUT)/dbos_sqlite.txt
+	$(BIN)/python bench/ratio.py $(BENCH_OUT)/end_to_end.txt $(BENCH_OUT)/dbos_sqlite.txt
+	$(BIN)/python bench/end_to_end_postgres.py --dsn $(PG_DSN) --runs 2000 \
+	  | tee $(BENCH_OUT)/end_to_end_postgres.txt
+	$(DBOS_VENV)/bin/python bench/compare_dbos.py --runs 1000 --postgres $(PG_DSN) \
+	  | tee $(BENCH_OUT)/dbos_postgres.txt
+	$(BIN)/python bench/ratio.py $(BENCH_OUT)/end_to_end_postgres.txt $(BENCH_OUT)/dbos_postgres.txt
 	$(BIN)/python bench/list_runs.py --runs 100000
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo $(DBOS_VENV)

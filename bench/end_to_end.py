@@ -1,17 +1,32 @@
-"""End-to-end benchmark: runs created while one ``WorkerHost`` drains them.
+"""End-to-end benchmark: runs created while ``WorkerHost``s drain them.
 
-A producer thread dispatches ``RunCreate`` for N three-stage no-op runs
-(through a kernel of its own, on the same ``SqliteStore``) while one
-``WorkerHost`` with one slot, in the same process, claims them in its
-orchestration ticks, executes their jobs and flushes the outbox. Timed from
-the first create until the last stage has run (the last run is COMPLETED in
-that stage's finish transaction). Write transactions and SQL statements are
-counted with ``sqlite3``'s trace callback on the store's connection, from the
-first create until ``host.stop()`` returns (its final outbox flush included).
-Latency per run is its record's ``completed_at - created_at``.
+A producer dispatches ``RunCreate`` for N three-stage no-op runs (through a
+kernel of its own, on a ``SqliteStore``) while a ``WorkerHost`` claims them in
+its orchestration ticks, executes their jobs and flushes the outbox. Timed
+from the first create until the last stage has run (the last run is
+COMPLETED in that stage's finish transaction). Write transactions and SQL
+statements are counted with ``sqlite3``'s trace callback on the stores'
+connections, from the first create until the hosts have stopped (their final
+outbox flush included); CPU time is the process time of every process taking
+part. Latency per run is its record's ``completed_at - created_at``.
+
+Modes:
+
+* default: the producer (a thread) creates runs flat out, or ``--rate`` per
+  second, while one host in the same process, with ``--concurrency`` job
+  slots, drains them;
+* ``--processes N``: N worker processes, each a host on the same file, with
+  the producer in the parent process (:mod:`bench.e2e_processes`);
+* ``--idle``: one run at a time on an idle worker in the same process: create,
+  wait until the host has executed its three stages, pause, and again;
+* ``--memory``: the worker's resident memory after 1,000 stage executions
+  and after ``--memory-stages`` (100,000 by default).
 
     .venv/bin/python bench/end_to_end.py --runs 2000 --repeat 3
-    .venv/bin/python bench/end_to_end.py --runs 2000 --rate 500 --tick-ms 100
+    .venv/bin/python bench/end_to_end.py --runs 2000 --concurrency 2
+    .venv/bin/python bench/end_to_end.py --runs 2000 --processes 2
+    .venv/bin/python bench/end_to_end.py --idle --runs 200
+    .venv/bin/python bench/end_to_end.py --memory
 """
 
 from __future__ import annotations
@@ -19,13 +34,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
-import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, MutableSequence
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,141 +49,194 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters import create_kernel
 from adapters.hosts import WorkerHost
 from adapters.sqlite import SqliteStore
+from bench.e2e_common import DiscardingSink, Figures, SqlTrace, figures, rss_kib
 from bench.store_ops import STAGES, WORKFLOW
-from kernel import RunCreate, Status
-from testing.sinks import CollectingEventSink
+from kernel import RunCreate
 
-_WRITE = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(?:INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
-_CTE_WRITE = re.compile(r"^\s*(?:--[^\n]*\n\s*)*WITH\b.*\b(?:INSERT|UPDATE|DELETE)\b", re.I | re.S)
+__all__ = ["SqlTrace", "measure"]
 
-
-class SqlTrace:
-    """Counts statements, and write transactions, from a ``sqlite3`` trace callback.
-
-    A write transaction is a ``COMMIT`` that followed a write since its
-    ``BEGIN``, or a write run outside ``BEGIN``/``COMMIT`` (autocommit). The
-    store serialises all use of its connection, so the callback never races.
-    """
-
-    def __init__(self) -> None:
-        self.statements = 0
-        self.write_transactions = 0
-        self.commits = 0
-        self._in_transaction = False
-        self._wrote = False
-
-    def __call__(self, sql: str) -> None:
-        self.statements += 1
-        head = sql.lstrip()[:16].upper()
-        if head.startswith("BEGIN"):
-            self._in_transaction, self._wrote = True, False
-        elif head.startswith(("COMMIT", "END")):
-            self.commits += 1
-            self.write_transactions += self._wrote
-            self._in_transaction, self._wrote = False, False
-        elif head.startswith("ROLLBACK"):
-            self._in_transaction, self._wrote = False, False
-        elif _WRITE.match(sql) or _CTE_WRITE.match(sql):
-            if self._in_transaction:
-                self._wrote = True
-            else:
-                self.write_transactions += 1
+_SPIN_S = 0.0005
+"""How often the benchmark's main thread looks at the host's counters (no SQL)."""
 
 
-def produce(store: SqliteStore, runs: int, rate: float | None, ids: list[str]) -> None:
-    kernel = create_kernel(WORKFLOW, store=store, sink=CollectingEventSink())
+def produce(
+    store: SqliteStore,
+    runs: int,
+    rate: float | None,
+    ids: MutableSequence[str],
+    may_create: Callable[[int], bool] = lambda _: True,
+) -> None:
+    """Create ``runs`` runs, at ``rate`` per second (``None``: flat out), appending their
+    ids to ``ids``; before the i-th, wait until ``may_create(i)``."""
+    kernel = create_kernel(WORKFLOW, store=store, sink=DiscardingSink())
     start = time.perf_counter()
     for i in range(runs):
         if rate:
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+        while not may_create(i):
+            time.sleep(_SPIN_S)
         created = kernel.dispatch(RunCreate(workflow_id=WORKFLOW.id, input={"n": i}))
         ids.append(created.workflow_run_id)
 
 
-def measure(path: Path, runs: int, rate: float | None, tick: timedelta) -> dict[str, float]:
+def _host(store: SqliteStore, tick: timedelta, concurrency: int) -> WorkerHost:
+    kernel = create_kernel(WORKFLOW, store=store, sink=DiscardingSink())
+    return WorkerHost(
+        kernel, store, worker_id="bench", concurrency=concurrency, orchestration_interval=tick
+    )
+
+
+def _wait_for(host: WorkerHost, stages: int, timeout_s: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while host.stats().jobs_processed < stages:  # no SQL: the trace counts only the work
+        if time.monotonic() > deadline:
+            host.stop(force=True)
+            raise SystemExit(f"{host.stats().jobs_processed} of {stages} stages in {timeout_s} s")
+        time.sleep(_SPIN_S)
+
+
+def measure(
+    path: Path, runs: int, rate: float | None, tick: timedelta, *, concurrency: int = 1
+) -> Figures:
+    """A producer thread creates ``runs`` runs while one host in this process drains them."""
     store = SqliteStore(path)
     trace = SqlTrace()
+    ids: list[str] = []
     try:
-        kernel = create_kernel(WORKFLOW, store=store, sink=CollectingEventSink())
-        host = WorkerHost(
-            kernel, store, worker_id="bench", concurrency=1, orchestration_interval=tick
-        )
-        ids: list[str] = []
+        host = _host(store, tick, concurrency)
         producer = threading.Thread(target=produce, args=(store, runs, rate, ids), daemon=True)
-        stages = runs * STAGES
         host.start()
         time.sleep(0.05)  # the host's first tick finds nothing: not part of the measure
         store._conn.set_trace_callback(trace)
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         producer.start()
-        deadline = time.monotonic() + 600
-        while host.stats().jobs_processed < stages:  # no SQL: the trace counts only the work
-            if time.monotonic() > deadline:
-                host.stop(force=True)
-                raise SystemExit(f"{host.stats().jobs_processed} of {stages} stages in 600 s")
-            time.sleep(0.001)
+        _wait_for(host, runs * STAGES)
         elapsed = time.perf_counter() - start
         host.stop()
         producer.join()
+        cpu = time.process_time() - cpu
         store._conn.set_trace_callback(None)
-        completed = len(store.list_runs(status=Status.COMPLETED, limit=runs + 1))
-        if completed != runs or len(ids) != runs:
-            raise SystemExit(f"{completed} of {runs} runs completed ({len(ids)} created)")
-        millis = []
-        for run_id in ids:
-            run = store.get_run(run_id)
-            assert run is not None and run.completed_at is not None
-            millis.append((run.completed_at - run.created_at).total_seconds() * 1000)
+        return figures(store, ids, runs, elapsed, cpu, trace)
     finally:
         store.close()
-    cuts = statistics.quantiles(millis, n=100) if len(millis) > 1 else millis * 99
-    return {
-        "completed": completed,
-        "seconds": elapsed,
-        "rate": stages / elapsed,
-        "tx_per_stage": trace.write_transactions / stages,
-        "statements_per_stage": trace.statements / stages,
-        "p50_ms": statistics.median(millis),
-        "p99_ms": cuts[98],
-    }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="runs created while one WorkerHost drains them")
-    parser.add_argument("--runs", type=int, default=2000, help="3-stage runs to create")
-    parser.add_argument("--store", choices=["sqlite"], default="sqlite")
-    parser.add_argument("--repeat", type=int, default=1, help="measure this many times")
-    parser.add_argument(
-        "--rate", type=float, default=None, help="runs created per second (default: flat out)"
-    )
-    parser.add_argument(
-        "--tick-ms", type=float, default=1000.0, help="orchestration interval (WorkerHost: 1000)"
-    )
-    args = parser.parse_args(argv)
+def measure_idle(path: Path, runs: int, tick: timedelta, gap_s: float) -> Figures:
+    """One run at a time: create it, wait until its three stages ran, pause ``gap_s``."""
+    store = SqliteStore(path)
+    trace = SqlTrace()
+    ids: list[str] = []
+    try:
+        host = _host(store, tick, 1)
+        kernel = create_kernel(WORKFLOW, store=store, sink=DiscardingSink())
+        host.start()
+        time.sleep(0.1)  # the host's first tick finds nothing, and its slot goes idle
+        store._conn.set_trace_callback(trace)
+        cpu, start = time.process_time(), time.perf_counter()
+        for i in range(runs):
+            created = kernel.dispatch(RunCreate(workflow_id=WORKFLOW.id, input={"n": i}))
+            ids.append(created.workflow_run_id)
+            _wait_for(host, (i + 1) * STAGES)
+            time.sleep(gap_s)
+        elapsed = time.perf_counter() - start
+        host.stop()
+        cpu = time.process_time() - cpu
+        store._conn.set_trace_callback(None)
+        return figures(store, ids, runs, elapsed, cpu, trace)
+    finally:
+        store.close()
+
+
+def measure_memory(path: Path, stages: int, tick: timedelta) -> list[tuple[int, int]]:
+    """(stage executions, resident KiB) after 1,000 stages, after 10,000 (if fewer than
+    ``stages``) and after ``stages``; the producer keeps a few hundred runs waiting."""
+    store = SqliteStore(path)
+    try:
+        host = _host(store, tick, 1)
+        runs = -(-stages // STAGES)
+        ids: deque[str] = deque(maxlen=1)  # a list of every id would grow the process
+
+        def may_create(i: int) -> bool:
+            return i - host.stats().jobs_processed // STAGES < 300
+
+        producer = threading.Thread(
+            target=produce, args=(store, runs, None, ids, may_create), daemon=True
+        )
+        host.start()
+        producer.start()
+        samples = []
+        for mark in sorted({1000, min(10_000, stages), stages}):
+            _wait_for(host, mark, timeout_s=3600.0)
+            samples.append((mark, rss_kib()))
+            print(f"  after {samples[-1][0]:>7,} stages: RSS {samples[-1][1] / 1024:7.1f} MiB")
+        host.stop()
+        producer.join()
+        return samples
+    finally:
+        store.close()
+
+
+def _print_header(args: argparse.Namespace) -> None:
     rate = "max" if args.rate is None else f"{args.rate:g}/s"
+    mode = "idle (one run at a time)" if args.idle else f"create rate={rate}"
+    processes = f" processes={args.processes}" if args.processes else ""
     print(
-        f"store={args.store} runs={args.runs} stages/run={STAGES} slots=1 "
-        f"create rate={rate} tick={args.tick_ms:g} ms"
+        f"store=sqlite runs={args.runs} stages/run={STAGES} slots={args.concurrency}{processes} "
+        f"{mode} tick={args.tick_ms:g} ms"
     )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {platform.platform()}")
     print("latency: create -> completed, from the run records' created_at/completed_at")
     print(
         f"{'#':>3} {'completed':>9} {'seconds':>8} {'stage exec/s':>13} {'write tx/stage':>15} "
-        f"{'stmts/stage':>12} {'p50 ms':>9} {'p99 ms':>9}"
+        f"{'stmts/stage':>12} {'cpu ms/stage':>13} {'p50 ms':>9} {'p99 ms':>9}"
     )
-    failed = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="runs created while WorkerHosts drain them")
+    parser.add_argument("--runs", type=int, default=None, help="3-stage runs (2000; idle: 200)")
+    parser.add_argument("--store", choices=["sqlite"], default="sqlite")
+    parser.add_argument("--repeat", type=int, default=1, help="measure this many times")
+    parser.add_argument("--rate", type=float, default=None, help="runs created per second")
+    parser.add_argument("--tick-ms", type=float, default=1000.0, help="orchestration interval")
+    parser.add_argument("--concurrency", type=int, default=1, help="job slots per host")
+    parser.add_argument("--processes", type=int, default=0, help="worker processes (0: none)")
+    parser.add_argument("--idle", action="store_true", help="one run at a time, idle worker")
+    parser.add_argument("--gap-ms", type=float, default=20.0, help="--idle: pause between runs")
+    parser.add_argument("--memory", action="store_true", help="worker RSS after N stages")
+    parser.add_argument("--memory-stages", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    tick = timedelta(milliseconds=args.tick_ms)
+    if args.runs is None:
+        args.runs = 200 if args.idle else 2000
     with tempfile.TemporaryDirectory() as tmp:
+        if args.memory:
+            print(f"worker RSS, one host, 1 slot, {args.memory_stages:,} stage executions")
+            samples = measure_memory(Path(tmp) / "memory.db", args.memory_stages, tick)
+            steps = pairwise(samples) if len(samples) > 2 else iter(())
+            for (first, before), (last, after) in steps:
+                print(f"  grew {(after - before) / 1024:+.1f} MiB from {first:,} to {last:,}")
+            grown = (samples[-1][1] - samples[0][1]) / 1024
+            print(f"  grew {grown:+.1f} MiB from 1,000 to {samples[-1][0]:,} stages")
+            return 0
+        _print_header(args)
+        failed = False
         for attempt in range(args.repeat):
-            tick = timedelta(milliseconds=args.tick_ms)
-            r = measure(Path(tmp) / f"e2e{attempt}.db", args.runs, args.rate, tick)
-            failed = failed or r["completed"] != args.runs
-            print(
-                f"{attempt + 1:>3} {r['completed']:>9.0f} {r['seconds']:>8.2f} {r['rate']:>13.0f} "
-                f"{r['tx_per_stage']:>15.2f} {r['statements_per_stage']:>12.1f} "
-                f"{r['p50_ms']:>9.1f} {r['p99_ms']:>9.1f}"
-            )
+            path = Path(tmp) / f"e2e{attempt}.db"
+            if args.processes:
+                from bench.e2e_processes import measure_processes
+
+                r = measure_processes(
+                    path, args.runs, args.rate, tick, args.processes, args.concurrency
+                )
+            elif args.idle:
+                r = measure_idle(path, args.runs, tick, args.gap_ms / 1000)
+            else:
+                r = measure(path, args.runs, args.rate, tick, concurrency=args.concurrency)
+            failed = failed or r.completed != args.runs
+            print(f"{attempt + 1:>3} {r.row()}")
     return 1 if failed else 0
 
 

@@ -491,6 +491,11 @@ class BatchIntentResult:
     """The batch already recorded under this tag: adopt it, submit nothing."""
     reason: str | None = None
     """Why nothing was recorded."""
+    earlier: bool = False
+    """``True``: the intent was recorded before this command (by this attempt, or by a
+    worker that held the same attempt before its lease was reaped), so a batch may
+    have been submitted under the tag already: ask the provider (``find``) before
+    submitting."""
 
 
 @frozen(kw_only=True)

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta, tzinfo
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from returns.result import Failure, Success
+from attrs import frozen
+from returns.result import Failure, Result, Success
 
 from kernel.ai.config import AIConfig
-from kernel.commands import Command, JobExecuteResult
+from kernel.commands import Command, JobExecuteResult, RunClaimPending, RunClaimPendingResult
 from kernel.convert import command_fingerprint, converter, to_json
 from kernel.decisions import idempotency
 from kernel.decisions.context import IDEMPOTENCY_TIMEOUT as IDEMPOTENCY_TIMEOUT
 from kernel.decisions.context import MAX_DELIVERY_ATTEMPTS, Env, Settings, utc_only
 from kernel.effects import Decision, ReleaseIdempotency, StoreEffect
-from kernel.errors import DefinitionError, StaleVersionError
+from kernel.errors import DefinitionError, KernelError, StaleVersionError
 from kernel.llm_batch import check_batch_providers
 from kernel.ports import (
     BatchProvider,
@@ -43,6 +44,7 @@ from kernel.shell.table import TABLE
 from kernel.stages import Stage
 
 R = TypeVar("R")
+A = TypeVar("A")
 
 Finalize = Callable[[R], Sequence[StoreEffect]]
 """Extra effects for a command's last transaction, given its result (idempotency)."""
@@ -176,6 +178,8 @@ class Kernel:
         *,
         on_finish: Callable[[Job, JobExecuteResult], None] | None = None,
         keep_going: Callable[[], bool] | None = None,
+        claim_first: RunClaimPending | None = None,
+        on_claimed: Callable[[RunClaimPendingResult], None] | None = None,
     ) -> list[tuple[Job, JobExecuteResult]]:
         """Execute available jobs one after another, up to ``max_jobs``.
 
@@ -191,6 +195,10 @@ class Kernel:
                 is leased; ``False`` ends the chain there (a host that is stopping).
                 A finish retried after a version conflict asks again. The first
                 lease of a call is not asked about: do not call when stopping.
+            claim_first: ``run.claimPending`` in the transaction that leases the
+                first job, before the lease: a worker told of a new run claims it
+                and starts its first stage in one transaction.
+            on_claimed: called with that claim's result once it has committed.
         """
         if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
@@ -199,7 +207,18 @@ class Kernel:
         def more() -> bool:
             return len(done) + 1 < max_jobs and (keep_going is None or keep_going())
 
-        leased = self._drive(job_execute.lease_next(worker_id, Done), _nothing)
+        first: Phase[job_execute.Leased | None] = job_execute.lease_next(worker_id, Done)
+        claimed: list[RunClaimPendingResult] = []
+        if claim_first is not None:
+
+            def lease_after(result: RunClaimPendingResult) -> Step[job_execute.Leased | None]:
+                claimed[:] = [result]  # a retried transaction claims anew
+                return Within(job_execute.lease_next(worker_id, Done))
+
+            first = _Before(TABLE.find(claim_first).begin(claim_first), lease_after)
+        leased = self._drive(first, _nothing)
+        if claimed and on_claimed is not None:
+            on_claimed(claimed[0])
         while leased is not None:
             job, started = leased.job, leased.plan.execute
             if started is None:
@@ -300,6 +319,29 @@ class Kernel:
             with self.store.transaction() as tx:
                 tx.apply((ReleaseIdempotency(key, cmd.type),))
             raise
+
+
+@frozen
+class _Before(Generic[A, R]):
+    """The phase ``first`` (of another command), then, in the same transaction, what
+    ``then`` makes of its result: two commands that commit together."""
+
+    first: Phase[A]
+    then: Callable[[A], Step[R]]
+
+    def run(self, reads: Reads, env: Env) -> Result[Decision[Step[R]], KernelError]:
+        def chain(decided: Decision[Step[A]]) -> Decision[Step[R]]:
+            step = decided.result
+            following: Step[R]
+            if isinstance(step, Done):
+                following = self.then(step.result)
+            elif isinstance(step, Within):
+                following = Within(_Before(step.then, self.then))
+            else:  # work outside any transaction cannot join this one
+                raise TypeError(f"a phase with work outside cannot go first: {step!r}")
+            return Decision(following, decided.effects)
+
+        return self.first.run(reads, env).map(chain)
 
 
 def _stages_of(registry: WorkflowRegistry) -> list[Stage[Any, Any, Any]]:

@@ -281,6 +281,11 @@ class ExecuteStage(Work[StageRun]):
     job: Job | None
     input: Json
     config: dict[str, Json]
+    stages_read: tuple[WorkflowStage, ...] | None = field(default=None, eq=False, repr=False)
+    """The run's stage records as the start's transaction left them (``stage`` among
+    them), or ``None``. The shell fills it in; the finish decides on these, ``run``
+    and ``job`` instead of reading them again when the store confirms that none
+    has changed since (``kernel.shell.reads.SnapshotReads``)."""
 
     def carry_out(self, world: OutsideWorld) -> StageRun:
         return world.execute_stage(self)

@@ -20,7 +20,7 @@ from kernel.ai.errors import (
     ProviderError,
 )
 from kernel.ai.ports import UNKNOWN, BatchProvider
-from kernel.commands import BatchIntent, UsageRecord
+from kernel.commands import BatchIntent, BatchIntentResult, UsageRecord
 from kernel.llm_batch import BatchServices, LLMBatch
 from kernel.llm_batch_state import (
     BatchProgress,
@@ -127,8 +127,8 @@ class _Attempt:
         if budget is not None and spent >= budget:
             raise BudgetExceededError(self.ctx.workflow_run_id, spent, budget)
 
-    def record_intent(self, progress: BatchProgress) -> str | None:
-        """``batch.intent`` for ``progress``; the batch already recorded under its tag."""
+    def record_intent(self, progress: BatchProgress) -> BatchIntentResult:
+        """``batch.intent`` for ``progress``: what is recorded under its tag."""
         ctx = self.ctx
         recorded = self.services.dispatch(
             BatchIntent(
@@ -146,7 +146,7 @@ class _Attempt:
                 f"stage {ctx.stage_id!r}: batch intent not recorded ({recorded.reason}); "
                 "nothing was submitted"
             )
-        return recorded.batch_id
+        return recorded
 
     def submit(self, progress: BatchProgress) -> str:
         """Submit the generation's items under its tag, with bare model names."""
@@ -167,8 +167,14 @@ class _Attempt:
         """Record the intent, then submit (or adopt what the intent already holds)."""
         self.items()  # an invalid batch fails before anything is recorded
         self.check_budget()
-        known = self.record_intent(progress)
-        return known if known is not None else self.submit(progress)
+        recorded = self.record_intent(progress)
+        if recorded.batch_id is not None:
+            return recorded.batch_id
+        if recorded.earlier:
+            # Recorded before, by this attempt number on a worker whose lease was
+            # reaped: it may have submitted. Ask the provider rather than pay twice.
+            return self.adopt_or_submit(progress)
+        return self.submit(progress)
 
     def adopt_or_submit(self, progress: BatchProgress) -> str:
         """An intent without a batch id: an earlier attempt may have submitted. Ask the

@@ -20,6 +20,10 @@ from kernel import Workflow
 from kernel.ports import EventSink, Store
 from testing import CollectingEventSink, FakeClock, create_test_kernel
 from tests.harness import T0, TK, MakeKernel, StoreFactory
+from tests.simulate.summary import (  # noqa: F401  (the simulation tests' session summary)
+    pytest_runtest_logreport,
+    pytest_terminal_summary,
+)
 
 
 def _postgres(_: Path) -> Store:

@@ -5,10 +5,12 @@ happens (a thread's job finished, the time for a tick came, a signal) is fed
 to :func:`~adapters.hosts.schedule.step` under one lock; the actions it
 returns are then carried out by the thread that fed it, outside the lock:
 
-* ``RunTick`` and ``DequeueJob`` start a daemon thread each (they may take
-  long: user code runs in a slot thread); a slot thread may run a chain of
-  jobs, each leased by the previous one's finish transaction, and reports
-  each job as it starts and as its result commits;
+* ``RunTick`` and ``DequeueJob`` run in threads of their own (they may take
+  long: user code runs in a slot thread): one long-lived thread for the ticks
+  and one per slot (:mod:`adapters.hosts.lanes`). A dequeue may claim pending
+  runs first, then run a chain of jobs, each leased by the previous one's
+  finish transaction, and reports each job as it starts and as its result
+  commits;
 * ``RenewLease``, ``ReleaseLease`` and ``FlushOutbox`` are short store calls;
 * ``Stop`` ends :meth:`Driver.run`.
 
@@ -34,6 +36,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from adapters.hosts.lanes import Lane, lane_owner
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import (
     Action,
@@ -71,12 +74,14 @@ from kernel.records import Job
 OnStart = Callable[[Job], None]
 OnFinish = Callable[[Job, JobExecuteResult], None]
 KeepGoing = Callable[[], bool]
-TakeJobs = Callable[[int, OnStart, OnFinish, KeepGoing], object]
-"""``take(max_jobs, on_start, on_finish, keep_going)``: lease and execute up to ``max_jobs``
-jobs one after another, with the callbacks of ``Kernel.execute_jobs``: ``on_start(job)``
-before a job's user code runs, ``on_finish(job, result)`` once its result committed
-(also for a job settled without running), and ``keep_going()`` before each further
-job is leased. What it returns is ignored."""
+TakeJobs = Callable[[int, OnStart, OnFinish, KeepGoing, bool], object]
+"""``take(max_jobs, on_start, on_finish, keep_going, claim)``: lease and execute up to
+``max_jobs`` jobs one after another, with the callbacks of ``Kernel.execute_jobs``:
+``on_start(job)`` before a job's user code runs, ``on_finish(job, result)`` once its
+result committed (also for a job settled without running), and ``keep_going()`` before
+each further job is leased; ``claim``: claim pending runs first, in the transaction
+that leases the first job (only hosts that tick are asked to). What it returns is
+ignored."""
 
 MAX_WAIT_S = 1.0
 """The driver re-checks at least this often, even when the step function expects nothing."""
@@ -117,6 +122,10 @@ class Driver:
         self._orchestrator = orchestrator
         self._on_result = on_result
         self._state = initial_state(settings)
+        self._tick_lane = Lane(f"wfk-{worker_id}-tick", self)
+        self._slot_lanes = [
+            Lane(f"wfk-{worker_id}-slot-{index}", self) for index in range(settings.concurrency)
+        ]
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopped = threading.Event()
@@ -161,16 +170,20 @@ class Driver:
 
     def run(self) -> None:
         """Start, then wake whenever the step function has something due, until it stops."""
-        self.feed(Started())
-        if self._waits_for_jobs():
-            threading.Thread(
-                target=self._listen, name=f"wfk-{self.worker_id}-listen", daemon=True
-            ).start()
+        # Subscribed first: a run created once the first tick or dequeue has looked
+        # (they start at once) must not go unannounced.
         unsubscribe = self._subscribe_work()
         try:
+            self.feed(Started())
+            if self._waits_for_jobs():
+                threading.Thread(
+                    target=self._listen, name=f"wfk-{self.worker_id}-listen", daemon=True
+                ).start()
             self._loop()
         finally:
             unsubscribe()
+            for lane in (self._tick_lane, *self._slot_lanes):
+                lane.close()
 
     def _loop(self) -> None:
         while not self._stopped.is_set():
@@ -196,9 +209,9 @@ class Driver:
     def _perform(self, action: Action) -> None:
         match action:
             case RunTick(sweep=sweep):
-                self._spawn(f"wfk-{self.worker_id}-tick", self._tick, sweep)
-            case DequeueJob(slot=slot, max_jobs=max_jobs):
-                self._spawn(f"wfk-{self.worker_id}-slot-{slot}", self._work, slot, max_jobs)
+                self._tick_lane.submit(self._tick, sweep)
+            case DequeueJob(slot=slot, max_jobs=max_jobs, claim=claim):
+                self._slot_lanes[slot].submit(self._work, slot, max_jobs, claim)
             case RenewLease(job_id=job_id):
                 self._renew(job_id)
             case ReleaseLease(job_id=job_id):
@@ -211,10 +224,6 @@ class Driver:
                 with self._lock:
                     self._stopped.set()
                     self._changed.notify_all()
-
-    @staticmethod
-    def _spawn(name: str, target: Callable[..., None], *args: object) -> None:
-        threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
     def _tick(self, sweep: bool) -> None:
         ok, found_work, backlog = False, False, False
@@ -230,8 +239,9 @@ class Driver:
         finally:
             self.feed(TickDone(ok=ok, found_work=found_work, backlog=backlog))
 
-    def _work(self, slot: int, max_jobs: int) -> None:
-        """One dequeue: every job is reported as it starts and as its result commits."""
+    def _work(self, slot: int, max_jobs: int, claim: bool = False) -> None:
+        """One dequeue (claiming pending runs first if ``claim``): every job is reported
+        as it starts and as its result commits."""
         running: list[Job] = []  # the job whose user code runs now, if any
         deferred: list[Action] = []  # actions due while the kernel held a transaction open
 
@@ -272,7 +282,7 @@ class Driver:
             return
         failed = False
         try:
-            self._take_jobs(max_jobs, on_start, on_finish, keep_going)
+            self._take_jobs(max_jobs, on_start, on_finish, keep_going, claim)
             self.log.outage.recovered()
         except _Abandoned as abandoned:
             self.log.info(
@@ -365,8 +375,10 @@ class Driver:
         return lambda: None
 
     def _work_announced(self) -> None:
-        if not self._stopped.is_set():
-            self.feed(JobsAvailable())
+        # The worker's own commits are not news: a finished job wakes idle slots
+        # (JobFinished) and so does a tick that claimed runs (TickDone).
+        if not self._stopped.is_set() and lane_owner() is not self:
+            self.feed(JobsAvailable(local=True))
 
     def _listen(self) -> None:
         """Wake idle slots when the store announces queued jobs (PostgreSQL ``NOTIFY``)."""

@@ -26,7 +26,8 @@ class Wakeup:
 @frozen(kw_only=True)
 class TickDone:
     """The orchestration tick ended; ``found_work``: it claimed, resumed, moved or reaped.
-    ``backlog``: its claim was full, so more PENDING runs may be waiting."""
+    ``backlog``: its claim or its outbox flush was full, so more PENDING runs or more
+    events may be waiting."""
 
     ok: bool = True
     found_work: bool = False
@@ -81,7 +82,15 @@ class DequeueEnded:
 
 @frozen
 class JobsAvailable:
-    """The store says jobs were queued or a run was created (PostgreSQL ``NOTIFY``)."""
+    """The store says jobs were queued or a run was created.
+
+    ``local``: announced in this process, by a transaction of the store object
+    the worker uses, that none of the worker's own threads committed
+    (``WorkAnnouncer``): a run created by the application beside its worker.
+    Otherwise a notification from another process (PostgreSQL ``NOTIFY``).
+    """
+
+    local: bool = False
 
 
 @frozen
@@ -117,10 +126,15 @@ class RunTick:
 @frozen
 class DequeueJob:
     """Lease the next job for ``slot`` and execute it, and up to ``max_jobs - 1`` more,
-    each leased by the previous one's finish transaction (``Kernel.execute_jobs``)."""
+    each leased by the previous one's finish transaction (``Kernel.execute_jobs``).
+
+    ``claim``: claim pending runs first (``run.claimPending``, as a tick does), so
+    that a run created in this process starts at once instead of at the next tick.
+    """
 
     slot: int
     max_jobs: int = 1
+    claim: bool = False
 
 
 @frozen

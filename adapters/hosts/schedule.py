@@ -27,8 +27,14 @@ Rules, in one place:
 * **Idle slots probe, then fan out.** After an empty dequeue, free slots
   wait ``job_poll_interval``; then one slot probes. A job found (or a job
   finished, a tick that enqueued work, a notification from the store) makes
-  every free slot ask at once. A notification while a slot is idle also
-  brings the next tick forward (a new run has no jobs until a tick claims it).
+  every free slot ask at once. A notification from another process while a
+  slot is idle also brings the next tick forward (a new run has no jobs
+  until a tick claims it).
+* **Runs created in this process start at once.** A run created through
+  the worker's own store object, by a thread not of the worker's
+  (``JobsAvailable(local=True)``), makes the next dequeue claim pending runs
+  first (``DequeueJob(claim=True)``), at once if a slot is free, else when a
+  slot finds the queue empty.
 * **Leases are renewed** every ``lease_renew_interval`` while a job runs, so
   a long stage on a live worker is never reaped.
 * **Stopping** (a signal or ``stop()``) stops ticks, dequeues and chains at
@@ -44,6 +50,7 @@ Rules, in one place:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from attrs import evolve
 
@@ -129,8 +136,10 @@ def step(
     >>> from datetime import UTC, timedelta
     >>> t0 = datetime(2025, 1, 1, tzinfo=UTC)
     >>> state, actions = step(initial_state(Settings(concurrency=2, max_chain=50)), t0, Started())
-    >>> actions
-    (RunTick(sweep=True), DequeueJob(slot=0, max_jobs=50), DequeueJob(slot=1, max_jobs=50))
+    >>> actions[0], len(actions)
+    (RunTick(sweep=True), 3)
+    >>> actions[1:] == (DequeueJob(slot=0, max_jobs=50), DequeueJob(slot=1, max_jobs=50))
+    True
     >>> state, actions = step(state, t0, DequeueEnded(0))
     >>> actions, state.idle_until == t0 + timedelta(milliseconds=200)
     ((), True)
@@ -182,26 +191,35 @@ def next_wakeup(state: WorkerState) -> datetime | None:
 # -- step, piece by piece ------------------------------------------------------------
 
 
-def _count(state: WorkerState, **increments: int) -> WorkerState:
-    counters = state.counters
+def _counted(counters: Counters, **increments: int) -> Counters:
     changes = {name: getattr(counters, name) + by for name, by in increments.items()}
-    return evolve(state, counters=evolve(counters, **changes))
+    return evolve(counters, **changes)
+
+
+def _count(state: WorkerState, **increments: int) -> WorkerState:
+    return evolve(state, counters=_counted(state.counters, **increments))
+
+
+def _slots_with(state: WorkerState, index: int, slot: Slot) -> tuple[Slot, ...]:
+    slots = list(state.slots)
+    slots[index] = slot
+    return tuple(slots)
 
 
 def _with_slot(state: WorkerState, index: int, slot: Slot) -> WorkerState:
-    slots = list(state.slots)
-    slots[index] = slot
-    return evolve(state, slots=tuple(slots))
+    return evolve(state, slots=_slots_with(state, index, slot))
 
 
 def _slot(state: WorkerState, index: int) -> Slot | None:
     return state.slots[index] if 0 <= index < len(state.slots) else None
 
 
-def _ended(state: WorkerState, outcome: JobEnd) -> WorkerState:
-    """Count one job that ended; a finished stage may have queued the next group: look at once."""
-    state = evolve(state, idle_until=None)
-    return _count(state, jobs_processed=1, jobs_failed=1 if outcome in ("failed", "error") else 0)
+def _ended(state: WorkerState, outcome: JobEnd, **changes: Any) -> WorkerState:
+    """Count one job that ended, with ``changes``; a finished stage may have queued the
+    next group: look at once."""
+    failed = 1 if outcome in ("failed", "error") else 0
+    counters = _counted(state.counters, jobs_processed=1, jobs_failed=failed)
+    return evolve(state, idle_until=None, counters=counters, **changes)
 
 
 def _absorb(
@@ -223,8 +241,8 @@ def _absorb(
             if found_work:
                 state = evolve(state, idle_until=None)
             if backlog:
-                # Runs are created faster than one claim per interval takes them:
-                # claim again as soon as notified_tick_gap allows.
+                # Runs (or events) are made faster than one tick per interval takes
+                # them: tick again as soon as notified_tick_gap allows.
                 state = evolve(state, tick_requested=True)
         case JobLeased(slot=index, job_id=job_id):
             slot = _slot(state, index)
@@ -234,8 +252,12 @@ def _absorb(
                 return _count(state, leases_released=1), (ReleaseLease(job_id),)
             # A stop may have come since the slot asked: the job runs all the same,
             # within the drain (it was asked for before, and it is started already).
-            state = _with_slot(state, index, Running(job_id, now, slot.taken + 1))
-            state = evolve(state, jobs_taken=state.jobs_taken + 1, idle_until=None)
+            state = evolve(
+                state,
+                slots=_slots_with(state, index, Running(job_id, now, slot.taken + 1)),
+                jobs_taken=state.jobs_taken + 1,
+                idle_until=None,
+            )
         case NextJobWanted(slot=index):
             slot = _slot(state, index)
             if not tracking or not isinstance(slot, Running | Ending | Dequeuing):
@@ -243,33 +265,48 @@ def _absorb(
             # Asked again (a finish transaction retried), the answer is decided anew.
             allowed = _may_take_next(state, index, slot.taken)
             match slot:
-                case Running():
-                    state = _with_slot(state, index, evolve(slot, chains=allowed))
+                case Running(job_id=job_id, renewed_at=renewed_at, taken=taken, chains=chains):
+                    if chains != allowed:
+                        answered = Running(job_id, renewed_at, taken, allowed)
+                        state = _with_slot(state, index, answered)
                 case Ending() | Dequeuing():
                     kept = Dequeuing(slot.taken) if allowed else Ending(slot.taken)
-                    state = _with_slot(state, index, kept)
+                    if kept != slot:
+                        state = _with_slot(state, index, kept)
             return state, (LeaseNext(index),) if allowed else ()
         case JobFinished(slot=index, job_id=job_id, outcome=outcome) if tracking:
             match _slot(state, index):
                 case Running(job_id=running, taken=taken, chains=chains) if running == job_id:
                     after: Slot = Dequeuing(taken) if chains else Ending(taken)
-                    state = _ended(_with_slot(state, index, after), outcome)
+                    state = _ended(state, outcome, slots=_slots_with(state, index, after))
                 case Dequeuing(taken=taken):
                     # Settled without running, straight from a lease: taken and ended.
-                    state = _with_slot(state, index, Ending(taken + 1))
-                    state = _ended(evolve(state, jobs_taken=state.jobs_taken + 1), outcome)
+                    state = _ended(
+                        state,
+                        outcome,
+                        slots=_slots_with(state, index, Ending(taken + 1)),
+                        jobs_taken=state.jobs_taken + 1,
+                    )
         case DequeueEnded(slot=index, failed=failed) if tracking:
             slot = _slot(state, index)
             if isinstance(slot, Running):  # the call raised while the job was running
                 state = _ended(state, "error")
             if slot is not None and not isinstance(slot, Free):
                 state = _with_slot(state, index, Free())
-                if isinstance(slot, Dequeuing) or failed:  # the queue is empty, or failing
+                if failed or (isinstance(slot, Dequeuing) and not state.claim_wanted):
+                    # The queue is empty (and no run created here waits for a claim),
+                    # or the store is failing: wait for the poll.
                     state = evolve(
                         state,
                         idle_until=now + state.settings.job_poll_interval,
                         queue_exhausted=state.queue_exhausted or state.settings.stop_when_idle,
                     )
+        case JobsAvailable(local=True):
+            # A run created beside the worker: the next dequeue claims it, at once if a
+            # slot is free. (A host that does not tick does not claim.)
+            claims = state.settings.orchestration_interval is not None
+            if state.idle_until is not None or (claims and not state.claim_wanted):
+                state = evolve(state, idle_until=None, claim_wanted=claims)
         case JobsAvailable():
             # Idle slots look at once; a new run needs a tick to claim it first.
             idle = state.phase == "running" and any(isinstance(s, Free) for s in state.slots)
@@ -400,8 +437,12 @@ def _plan_dequeues(state: WorkerState, now: datetime, planned: list[Action]) -> 
             chosen.append(index)
     if not chosen:
         return state
-    planned += [DequeueJob(index, state.settings.max_chain) for index in chosen]
-    return evolve(state, slots=tuple(slots))
+    claim = state.claim_wanted
+    planned += [
+        DequeueJob(index, state.settings.max_chain, claim=claim and index == chosen[0])
+        for index in chosen
+    ]
+    return evolve(state, slots=tuple(slots), claim_wanted=False)
 
 
 def _plan_renewals(state: WorkerState, now: datetime, planned: list[Action]) -> WorkerState:

@@ -174,7 +174,9 @@ class ServerlessHost:
         """Lease the named job (``job.lease``) and execute it under the step function."""
         why: list[str] = []
 
-        def take(max_jobs: int, on_start: OnStart, on_finish: OnFinish, _: KeepGoing) -> None:
+        def take(
+            max_jobs: int, on_start: OnStart, on_finish: OnFinish, _: KeepGoing, __: bool
+        ) -> None:
             lease = JobLease(
                 job_id=job_id, worker_id=self.worker_id, workflow_run_id=run.id, stage_id=stage_id
             )
@@ -228,7 +230,7 @@ class ServerlessHost:
             raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
 
         def take(
-            budget: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing
+            budget: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing, _: bool
         ) -> None:
             self.kernel.execute_jobs(
                 self.worker_id, budget, on_start, on_finish=on_finish, keep_going=keep_going
@@ -274,5 +276,7 @@ class ServerlessHost:
         )
 
 
-def _no_jobs(max_jobs: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing) -> None:
+def _no_jobs(
+    max_jobs: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing, claim: bool
+) -> None:
     pass

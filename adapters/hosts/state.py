@@ -83,8 +83,9 @@ class Settings:
     notified_tick_gap: timedelta = field(
         default=timedelta(milliseconds=50), validator=_positive_duration
     )
-    """A store notification while a slot is idle brings the next tick forward (a new run
-    must be claimed before its jobs exist), but never closer than this to the last tick."""
+    """A tick whose claim or outbox flush was full, or a notification from another process
+    while a slot is idle, brings the next tick forward (a new run must be claimed before
+    its jobs exist), but never closer than this to the last tick."""
     max_chain: int = field(default=1, validator=_positive_int)
     """How many jobs a slot may run one after another from one dequeue."""
     max_jobs: int | None = field(default=None, validator=_optional_positive_int)
@@ -169,7 +170,12 @@ class WorkerState:
     """Free slots wait until then after an empty dequeue; ``None``: ask at once."""
     tick_running: bool = False
     tick_requested: bool = False
-    """A notification came while a slot was idle: tick as soon as ``notified_tick_gap`` allows."""
+    """A full claim or flush, or a notification from another process while a slot was
+    idle: tick as soon as ``notified_tick_gap`` allows."""
+    claim_wanted: bool = False
+    """A run may have been created in this process since the last claim a slot made: the
+    next dequeue claims pending runs first, and a slot that finds the queue empty asks
+    again at once to do so."""
     last_tick_at: datetime | None = None
     last_sweep_at: datetime | None = None
     ticks_started: int = 0

@@ -25,6 +25,7 @@ from kernel.commands import (
     LeaseReapStale,
     OutboxFlush,
     RunClaimPending,
+    RunClaimPendingResult,
     RunsPurge,
     RunTransition,
     ScheduleTick,
@@ -36,6 +37,10 @@ from kernel.status import Status
 
 SWEEP_LIMIT = 500
 """RUNNING runs the safety net looks at per sweep (newest first): it is a net, not a scan."""
+
+SWEEP_PAGE = 50
+"""RUNNING runs the safety net reads at a time: a worker's memory needs no room for
+all of them at once (what a process once held, it keeps)."""
 
 SCHEDULE_EVERY = timedelta(seconds=1)
 """How often a host's ticks fire due schedules: the finest schedule a host serves
@@ -50,7 +55,9 @@ PURGE_BATCH = 100
 
 FLUSH_BATCH = 100
 FLUSH_ROUNDS = 10
-"""A tick publishes at most ``FLUSH_BATCH * FLUSH_ROUNDS`` events; the next tick goes on."""
+"""A tick publishes at most ``FLUSH_BATCH * FLUSH_ROUNDS`` events; a tick that did asks
+for the next one ``notified_tick_gap`` later (``TickReport.backlog``), so events made
+faster than that a second are not left waiting for the interval."""
 
 
 @frozen(kw_only=True)
@@ -68,7 +75,8 @@ class TickReport:
     purged: int = 0
     """Finished runs deleted by the retention purge (``purge_after``)."""
     backlog: bool = False
-    """The claim took as many runs as it may: more PENDING runs may be waiting."""
+    """The claim took as many runs as it may, or the flush published as many events as a
+    tick may: more PENDING runs, or more events, may be waiting."""
     errors: tuple[str, ...] = ()
     """``"part: Error: message"`` for each part of the tick that raised."""
 
@@ -125,18 +133,7 @@ class Orchestrator:
                 self.log.exception("tick: %s failed", name, extra={"workflow_run_id": run_id})
 
         def claim() -> None:
-            claimed = self.kernel.dispatch(
-                RunClaimPending(worker_id=self.worker_id, max_claims=self.max_claims)
-            ).claimed
-            counts["claimed"] = len(claimed)
-            for run in claimed:
-                self.log.info(
-                    "claimed run %s (%s), %d job(s) queued",
-                    run.workflow_run_id,
-                    run.workflow_id,
-                    len(run.job_ids),
-                    extra={"workflow_run_id": run.workflow_run_id},
-                )
+            counts["claimed"] = self._claim()
 
         def poll() -> None:
             polled = self.kernel.dispatch(StagePollSuspended())
@@ -155,10 +152,17 @@ class Orchestrator:
                 )
 
         def safety_net() -> None:
-            for run in self.store.list_runs(status=Status.RUNNING, limit=SWEEP_LIMIT):
-                stages = self.store.get_stages(run.id)
-                if stages and not any(stage.is_active for stage in stages):
-                    part("transition", self._transition, run.id, counts, run_id=run.id)
+            seen, before = 0, None
+            while seen < SWEEP_LIMIT:
+                wanted = min(SWEEP_PAGE, SWEEP_LIMIT - seen)
+                page = self.store.list_runs(status=Status.RUNNING, limit=wanted, before=before)
+                for run in page:
+                    stages = self.store.get_stages(run.id)
+                    if stages and not any(stage.is_active for stage in stages):
+                        part("transition", self._transition, run.id, counts, run_id=run.id)
+                if len(page) < wanted:
+                    return
+                seen, before = seen + len(page), page[-1].id
 
         part("schedules", self._fire_schedules, counts)
         part("claim", claim)
@@ -175,9 +179,30 @@ class Orchestrator:
         return TickReport(
             **counts,
             published=sum(published),
-            backlog=counts["claimed"] >= self.max_claims,
+            backlog=counts["claimed"] >= self.max_claims
+            or sum(published) >= FLUSH_BATCH * FLUSH_ROUNDS,
             errors=tuple(errors),
         )
+
+    def _claim(self) -> int:
+        claimed = self.kernel.dispatch(self.claim_command())
+        self.log_claimed(claimed)
+        return len(claimed.claimed)
+
+    def claim_command(self) -> RunClaimPending:
+        """The claim a tick makes, for a dequeue that claims before its first lease."""
+        return RunClaimPending(worker_id=self.worker_id, max_claims=self.max_claims)
+
+    def log_claimed(self, result: RunClaimPendingResult) -> None:
+        """Log each run a claim took."""
+        for run in result.claimed:
+            self.log.info(
+                "claimed run %s (%s), %d job(s) queued",
+                run.workflow_run_id,
+                run.workflow_id,
+                len(run.job_ids),
+                extra={"workflow_run_id": run.workflow_run_id},
+            )
 
     def flush(self) -> int:
         """Publish outbox events in batches until a batch comes back short; returns how many."""

@@ -147,21 +147,22 @@ class WorkerHost:
         )
         self.log = HostLog(worker_id)
         self._kernel = kernel
+        self._orchestrator = Orchestrator(
+            kernel,
+            store,
+            worker_id=worker_id,
+            stale_lease_threshold=stale_lease_threshold,
+            max_claims=MAX_CLAIMS_PER_TICK,
+            log=self.log,
+            purge_after=purge_after,
+        )
         self._driver = Driver(
             kernel,
             store,
             worker_id=worker_id,
             settings=self.settings,
             take_jobs=self._take_jobs,
-            orchestrator=Orchestrator(
-                kernel,
-                store,
-                worker_id=worker_id,
-                stale_lease_threshold=stale_lease_threshold,
-                max_claims=MAX_CLAIMS_PER_TICK,
-                log=self.log,
-                purge_after=purge_after,
-            ),
+            orchestrator=self._orchestrator,
             log=self.log,
         )
         self._thread: threading.Thread | None = None
@@ -171,10 +172,22 @@ class WorkerHost:
         """``time.monotonic()`` after which a stop no longer waits for the driver."""
 
     def _take_jobs(
-        self, max_jobs: int, on_start: OnStart, on_finish: OnFinish, keep_going: KeepGoing
+        self,
+        max_jobs: int,
+        on_start: OnStart,
+        on_finish: OnFinish,
+        keep_going: KeepGoing,
+        claim: bool,
     ) -> None:
+        orchestrator = self._orchestrator
         self._kernel.execute_jobs(
-            self.worker_id, max_jobs, on_start, on_finish=on_finish, keep_going=keep_going
+            self.worker_id,
+            max_jobs,
+            on_start,
+            on_finish=on_finish,
+            keep_going=keep_going,
+            claim_first=orchestrator.claim_command() if claim else None,
+            on_claimed=orchestrator.log_claimed,
         )
 
     # -- lifecycle ---------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import psycopg
 from psycopg import Connection
@@ -181,10 +181,12 @@ class ConnectHealth:
         self.failure: psycopg.Error | None = None
 
 
-def recording_connection(health: ConnectHealth) -> type[Connection[DictRow]]:
-    """A connection class that notes in ``health`` whether the pool's last connect worked."""
+def recording_connection(
+    health: ConnectHealth, base: type[Connection[DictRow]] = Connection
+) -> type[Connection[DictRow]]:
+    """A subclass of ``base`` that notes in ``health`` whether the pool's last connect worked."""
 
-    class PoolConnection(Connection[DictRow]):
+    class PoolConnection(base):  # type: ignore[valid-type, misc]
         @classmethod
         def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
             try:
@@ -193,6 +195,6 @@ def recording_connection(health: ConnectHealth) -> type[Connection[DictRow]]:
                 health.failure = exc
                 raise
             health.failure = None
-            return conn
+            return cast("Self", conn)
 
     return PoolConnection

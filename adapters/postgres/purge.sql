@@ -24,8 +24,8 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: purge_run
--- One round trip: the run goes if it is still at the version its decision read
--- (the one row returned says so), and every row it owns goes with it. Blob keys
+-- One statement: the run goes if it is still at the version its decision read
+-- (expect_rows fails the statement otherwise), and every row it owns goes with it. Blob keys
 -- of the run are the ones starting with 'runs/<id>/': the range up to
 -- 'runs/<id>0' ('0' follows '/'), compared byte-wise (COLLATE "C") so that the
 -- database's collation cannot widen or narrow it.
@@ -51,4 +51,4 @@ WITH run AS (
     WHERE key COLLATE "C" >= %(low)s AND key COLLATE "C" < %(high)s
       AND EXISTS (SELECT 1 FROM run)
 )
-SELECT id FROM run;
+SELECT expect_rows(count(*)) FROM run;

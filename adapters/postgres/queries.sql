@@ -3,6 +3,12 @@
 -- Each block starts with a "-- name: xyz" line and holds one statement with
 -- named %(param)s parameters. No string formatting happens anywhere: the
 -- schema is chosen per connection through search_path.
+--
+-- A store effect whose statement must change a row (an insert of a new id, an
+-- update at the version its decision read) ends in expect_rows(count(*)),
+-- which fails the statement on the server when it changed none (migration
+-- 0009): the effects of a transaction go out in one round trip with the
+-- statement after them, or with its COMMIT.
 
 -- name: get_run
 SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
@@ -104,25 +110,33 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: insert_run
-INSERT INTO runs (id, workflow_id, workflow_name, status, input, config, priority, metadata,
-                  output, error, created_at, started_at, completed_at, duration_ms,
-                  total_cost, total_tokens, budget, version, workflow_version)
-VALUES (%(id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(config)s,
-        %(priority)s, %(metadata)s, %(output)s, %(error)s, %(created_at)s, %(started_at)s,
-        %(completed_at)s, %(duration_ms)s, %(total_cost)s, %(total_tokens)s, %(budget)s,
-        %(version)s, %(workflow_version)s)
-ON CONFLICT DO NOTHING;
+WITH inserted AS (
+    INSERT INTO runs (id, workflow_id, workflow_name, status, input, config, priority, metadata,
+                      output, error, created_at, started_at, completed_at, duration_ms,
+                      total_cost, total_tokens, budget, version, workflow_version)
+    VALUES (%(id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(config)s,
+            %(priority)s, %(metadata)s, %(output)s, %(error)s, %(created_at)s, %(started_at)s,
+            %(completed_at)s, %(duration_ms)s, %(total_cost)s, %(total_tokens)s, %(budget)s,
+            %(version)s, %(workflow_version)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM inserted;
 
 -- name: update_run
-UPDATE runs
-SET workflow_id = %(workflow_id)s, workflow_name = %(workflow_name)s, status = %(status)s,
-    input = %(input)s, config = %(config)s, priority = %(priority)s,
-    metadata = %(metadata)s, output = %(output)s, error = %(error)s,
-    created_at = %(created_at)s, started_at = %(started_at)s,
-    completed_at = %(completed_at)s, duration_ms = %(duration_ms)s,
-    total_cost = %(total_cost)s, total_tokens = %(total_tokens)s, budget = %(budget)s,
-    version = %(version)s, workflow_version = %(workflow_version)s
-WHERE id = %(id)s AND version = %(expected_version)s;
+WITH changed AS (
+    UPDATE runs
+    SET workflow_id = %(workflow_id)s, workflow_name = %(workflow_name)s, status = %(status)s,
+        input = %(input)s, config = %(config)s, priority = %(priority)s,
+        metadata = %(metadata)s, output = %(output)s, error = %(error)s,
+        created_at = %(created_at)s, started_at = %(started_at)s,
+        completed_at = %(completed_at)s, duration_ms = %(duration_ms)s,
+        total_cost = %(total_cost)s, total_tokens = %(total_tokens)s, budget = %(budget)s,
+        version = %(version)s, workflow_version = %(workflow_version)s
+    WHERE id = %(id)s AND version = %(expected_version)s
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM changed;
 
 -- name: get_stages
 SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
@@ -132,6 +146,22 @@ SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group,
 FROM stages
 WHERE workflow_run_id = %(workflow_run_id)s
 ORDER BY stage_number, seq;
+
+-- name: get_stages_with_outputs
+-- get_stages, each record with what its output_ref names in blobs if it is a
+-- COMPLETED stage of execution group %(group)s (stored_input): found or not,
+-- and the value.
+SELECT s.id, s.workflow_run_id, s.stage_id, s.stage_name, s.stage_number, s.execution_group,
+       s.status, s.config, s.output_ref, s.suspended_state, s.next_poll_at, s.poll_interval,
+       s.max_wait_until, s.metrics, s.error, s.error_traceback, s.attempt, s.created_at,
+       s.started_at, s.completed_at, s.duration_ms, s.version,
+       s.status = 'COMPLETED' AND s.execution_group = %(group)s AS stored_input,
+       b.key IS NOT NULL AS stored_found, b.value AS stored_value
+FROM stages AS s
+LEFT JOIN blobs AS b
+       ON s.status = 'COMPLETED' AND s.execution_group = %(group)s AND b.key = s.output_ref
+WHERE s.workflow_run_id = %(workflow_run_id)s
+ORDER BY s.stage_number, s.seq;
 
 -- name: due_suspended_stages
 -- SKIP LOCKED: concurrent pollers claim different stages instead of all but
@@ -147,28 +177,36 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: insert_stage
-INSERT INTO stages (id, workflow_run_id, stage_id, stage_name, stage_number, execution_group,
-                    status, config, output_ref, suspended_state, next_poll_at, poll_interval,
-                    max_wait_until, metrics, error, error_traceback, attempt, created_at,
-                    started_at, completed_at, duration_ms, version)
-VALUES (%(id)s, %(workflow_run_id)s, %(stage_id)s, %(stage_name)s, %(stage_number)s,
-        %(execution_group)s, %(status)s, %(config)s, %(output_ref)s, %(suspended_state)s,
-        %(next_poll_at)s, %(poll_interval)s, %(max_wait_until)s, %(metrics)s, %(error)s,
-        %(error_traceback)s, %(attempt)s, %(created_at)s, %(started_at)s, %(completed_at)s, %(duration_ms)s,
-        %(version)s)
-ON CONFLICT DO NOTHING;
+WITH inserted AS (
+    INSERT INTO stages (id, workflow_run_id, stage_id, stage_name, stage_number, execution_group,
+                        status, config, output_ref, suspended_state, next_poll_at, poll_interval,
+                        max_wait_until, metrics, error, error_traceback, attempt, created_at,
+                        started_at, completed_at, duration_ms, version)
+    VALUES (%(id)s, %(workflow_run_id)s, %(stage_id)s, %(stage_name)s, %(stage_number)s,
+            %(execution_group)s, %(status)s, %(config)s, %(output_ref)s, %(suspended_state)s,
+            %(next_poll_at)s, %(poll_interval)s, %(max_wait_until)s, %(metrics)s, %(error)s,
+            %(error_traceback)s, %(attempt)s, %(created_at)s, %(started_at)s, %(completed_at)s, %(duration_ms)s,
+            %(version)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM inserted;
 
 -- name: update_stage
-UPDATE stages
-SET stage_name = %(stage_name)s, stage_number = %(stage_number)s,
-    execution_group = %(execution_group)s, status = %(status)s, config = %(config)s,
-    output_ref = %(output_ref)s, suspended_state = %(suspended_state)s,
-    next_poll_at = %(next_poll_at)s, poll_interval = %(poll_interval)s,
-    max_wait_until = %(max_wait_until)s, metrics = %(metrics)s, error = %(error)s,
-    error_traceback = %(error_traceback)s, attempt = %(attempt)s, created_at = %(created_at)s, started_at = %(started_at)s,
-    completed_at = %(completed_at)s, duration_ms = %(duration_ms)s, version = %(version)s
-WHERE id = %(id)s AND workflow_run_id = %(workflow_run_id)s AND stage_id = %(stage_id)s
-  AND version = %(expected_version)s;
+WITH changed AS (
+    UPDATE stages
+    SET stage_name = %(stage_name)s, stage_number = %(stage_number)s,
+        execution_group = %(execution_group)s, status = %(status)s, config = %(config)s,
+        output_ref = %(output_ref)s, suspended_state = %(suspended_state)s,
+        next_poll_at = %(next_poll_at)s, poll_interval = %(poll_interval)s,
+        max_wait_until = %(max_wait_until)s, metrics = %(metrics)s, error = %(error)s,
+        error_traceback = %(error_traceback)s, attempt = %(attempt)s, created_at = %(created_at)s, started_at = %(started_at)s,
+        completed_at = %(completed_at)s, duration_ms = %(duration_ms)s, version = %(version)s
+    WHERE id = %(id)s AND workflow_run_id = %(workflow_run_id)s AND stage_id = %(stage_id)s
+      AND version = %(expected_version)s
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM changed;
 
 -- name: delete_stage
 DELETE FROM stages WHERE workflow_run_id = %(workflow_run_id)s AND stage_id = %(stage_id)s;
@@ -185,6 +223,23 @@ SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, ma
 FROM jobs
 WHERE id = %(id)s
 FOR NO KEY UPDATE;
+
+-- name: lock_job_and_run
+-- A finish's check that what its start read is still so (unchanged): the job,
+-- then its run, each locked as lock_job and lock_run lock them and in this
+-- order, as a finish reads them, in one statement: the job's columns and the
+-- run's version (NULL: no such run; no row: no such job).
+SELECT job.*,
+       (SELECT version FROM runs WHERE id = %(run_id)s FOR NO KEY UPDATE) AS run__version
+FROM (
+    SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
+           max_attempts, worker_id, locked_at, available_at, payload, last_error, reap_count,
+           created_at, workflow_version, limit_key, limit_max_running, limit_rate_count,
+           limit_rate_per_us
+    FROM jobs
+    WHERE id = %(id)s
+    FOR NO KEY UPDATE
+) AS job;
 
 -- name: get_jobs
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
@@ -210,31 +265,79 @@ ORDER BY seq;
 -- lock). A job without a key skips every count. These counts see committed
 -- leases only: the caller counts again under the key's advisory lock
 -- (limit_lock, limit_room) before it keeps a limited lease.
-UPDATE jobs
-SET status = 'LEASED', worker_id = %(worker_id)s, locked_at = %(now)s
-WHERE id = (
-    SELECT id FROM jobs AS q
-    WHERE status = 'QUEUED' AND available_at <= %(now)s
-      AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
-      AND (%(version_ids)s::text[] IS NULL OR (workflow_id, workflow_version) IN (
-          SELECT * FROM unnest(%(version_ids)s::text[], %(version_names)s::text[])))
-      AND (q.limit_key IS NULL OR (
-          (%(held)s::text[] IS NULL OR q.limit_key <> ALL (%(held)s::text[]))
-          AND (q.limit_max_running IS NULL OR q.limit_max_running > (
-              SELECT count(*) FROM jobs AS l
-              WHERE l.status = 'LEASED' AND l.limit_key = q.limit_key))
-          AND (q.limit_rate_count IS NULL OR q.limit_rate_count > (
-              SELECT count(*) FROM limit_leases AS r
-              WHERE r.limit_key = q.limit_key
-                AND r.leased_us > %(now_us)s - q.limit_rate_per_us
-                AND r.leased_us <= %(now_us)s))))
-    ORDER BY priority DESC, created_at, seq
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+--
+-- The leased job's run comes back in the same row (its columns prefixed
+-- run__), locked as lock_run locks it, unless the job has a limit key (then
+-- the key's lock comes first, and the run is read afterwards). The job's id
+-- goes into the transaction's wfk.leased_job setting, for leased_stages.
+WITH leased AS (
+    UPDATE jobs
+    SET status = 'LEASED', worker_id = %(worker_id)s, locked_at = %(now)s
+    WHERE id = (
+        SELECT id FROM jobs AS q
+        WHERE status = 'QUEUED' AND available_at <= %(now)s
+          AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
+          AND (%(version_ids)s::text[] IS NULL OR (workflow_id, workflow_version) IN (
+              SELECT * FROM unnest(%(version_ids)s::text[], %(version_names)s::text[])))
+          AND (q.limit_key IS NULL OR (
+              (%(held)s::text[] IS NULL OR q.limit_key <> ALL (%(held)s::text[]))
+              AND (q.limit_max_running IS NULL OR q.limit_max_running > (
+                  SELECT count(*) FROM jobs AS l
+                  WHERE l.status = 'LEASED' AND l.limit_key = q.limit_key))
+              AND (q.limit_rate_count IS NULL OR q.limit_rate_count > (
+                  SELECT count(*) FROM limit_leases AS r
+                  WHERE r.limit_key = q.limit_key
+                    AND r.leased_us > %(now_us)s - q.limit_rate_per_us
+                    AND r.leased_us <= %(now_us)s))))
+        ORDER BY priority DESC, created_at, seq
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
+              worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
+              workflow_version, limit_key, limit_max_running, limit_rate_count, limit_rate_per_us,
+              set_config('wfk.leased_job', id, true) AS leased
 )
-RETURNING id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
-          worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
-          workflow_version, limit_key, limit_max_running, limit_rate_count, limit_rate_per_us;
+SELECT leased.*, run.*
+FROM leased
+LEFT JOIN LATERAL (
+    SELECT r.id AS run__id, r.workflow_id AS run__workflow_id,
+           r.workflow_name AS run__workflow_name, r.status AS run__status,
+           r.input AS run__input, r.config AS run__config, r.priority AS run__priority,
+           r.metadata AS run__metadata, r.output AS run__output, r.error AS run__error,
+           r.created_at AS run__created_at, r.started_at AS run__started_at,
+           r.completed_at AS run__completed_at, r.duration_ms AS run__duration_ms,
+           r.total_cost AS run__total_cost, r.total_tokens AS run__total_tokens,
+           r.budget AS run__budget, r.version AS run__version,
+           r.workflow_version AS run__workflow_version
+    FROM runs AS r
+    WHERE r.id = leased.workflow_run_id AND leased.limit_key IS NULL
+    FOR NO KEY UPDATE
+) AS run ON true;
+
+-- name: leased_stages
+-- After lease_next_job, in the same round trip (a statement of its own, so
+-- that it sees what was committed before the run's lock was granted): the
+-- stage records of the leased job's run, unless the job has a limit key, as
+-- get_stages_with_outputs returns them for the execution group before the
+-- leased stage's (whose outputs the leased stage takes as input).
+SELECT s.id, s.workflow_run_id, s.stage_id, s.stage_name, s.stage_number, s.execution_group,
+       s.status, s.config, s.output_ref, s.suspended_state, s.next_poll_at, s.poll_interval,
+       s.max_wait_until, s.metrics, s.error, s.error_traceback, s.attempt, s.created_at,
+       s.started_at, s.completed_at, s.duration_ms, s.version,
+       (s.status = 'COMPLETED' AND s.execution_group = this.execution_group - 1)
+           IS TRUE AS stored_input,
+       b.key IS NOT NULL AS stored_found, b.value AS stored_value
+FROM jobs AS leased
+JOIN stages AS s ON s.workflow_run_id = leased.workflow_run_id
+LEFT JOIN stages AS this
+       ON this.workflow_run_id = leased.workflow_run_id AND this.stage_id = leased.stage_id
+LEFT JOIN blobs AS b
+       ON s.status = 'COMPLETED' AND s.execution_group = this.execution_group - 1
+      AND b.key = s.output_ref
+WHERE leased.id = current_setting('wfk.leased_job', true) AND leased.status = 'LEASED'
+  AND leased.worker_id = %(worker_id)s AND leased.limit_key IS NULL
+ORDER BY s.stage_number, s.seq;
 
 -- name: advisory_lock
 -- Held until the transaction ends. Class 87150 serialises the leases of one
@@ -292,24 +395,32 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: insert_job
-INSERT INTO jobs (id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
-                  max_attempts, worker_id, locked_at, available_at, payload, last_error,
-                  reap_count, created_at, workflow_version, limit_key, limit_max_running,
-                  limit_rate_count, limit_rate_per_us)
-VALUES (%(id)s, %(workflow_run_id)s, %(workflow_id)s, %(stage_id)s, %(status)s, %(priority)s,
-        %(attempt)s, %(max_attempts)s, %(worker_id)s, %(locked_at)s, %(available_at)s,
-        %(payload)s, %(last_error)s, %(reap_count)s, %(created_at)s, %(workflow_version)s,
-        %(limit_key)s, %(limit_max_running)s, %(limit_rate_count)s, %(limit_rate_per_us)s)
-ON CONFLICT DO NOTHING;
+WITH inserted AS (
+    INSERT INTO jobs (id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
+                      max_attempts, worker_id, locked_at, available_at, payload, last_error,
+                      reap_count, created_at, workflow_version, limit_key, limit_max_running,
+                      limit_rate_count, limit_rate_per_us)
+    VALUES (%(id)s, %(workflow_run_id)s, %(workflow_id)s, %(stage_id)s, %(status)s, %(priority)s,
+            %(attempt)s, %(max_attempts)s, %(worker_id)s, %(locked_at)s, %(available_at)s,
+            %(payload)s, %(last_error)s, %(reap_count)s, %(created_at)s, %(workflow_version)s,
+            %(limit_key)s, %(limit_max_running)s, %(limit_rate_count)s, %(limit_rate_per_us)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM inserted;
 
 -- name: update_job
-UPDATE jobs
-SET workflow_run_id = %(workflow_run_id)s, workflow_id = %(workflow_id)s,
-    stage_id = %(stage_id)s, status = %(status)s, priority = %(priority)s,
-    attempt = %(attempt)s, max_attempts = %(max_attempts)s, worker_id = %(worker_id)s,
-    locked_at = %(locked_at)s, available_at = %(available_at)s, payload = %(payload)s,
-    last_error = %(last_error)s, reap_count = %(reap_count)s, created_at = %(created_at)s
-WHERE id = %(id)s;
+WITH changed AS (
+    UPDATE jobs
+    SET workflow_run_id = %(workflow_run_id)s, workflow_id = %(workflow_id)s,
+        stage_id = %(stage_id)s, status = %(status)s, priority = %(priority)s,
+        attempt = %(attempt)s, max_attempts = %(max_attempts)s, worker_id = %(worker_id)s,
+        locked_at = %(locked_at)s, available_at = %(available_at)s, payload = %(payload)s,
+        last_error = %(last_error)s, reap_count = %(reap_count)s, created_at = %(created_at)s
+    WHERE id = %(id)s
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM changed;
 
 -- name: renew_lease
 UPDATE jobs
@@ -317,8 +428,15 @@ SET locked_at = %(now)s
 WHERE id = %(id)s AND status = 'LEASED' AND worker_id = %(worker_id)s;
 
 -- name: notify_jobs
--- Delivered when the transaction commits; PostgreSQL folds repeats into one.
-SELECT pg_notify(%(channel)s, '');
+-- Sent after the COMMIT of a transaction that queued a job or created a run,
+-- in the same round trip, as a transaction of its own. PostgreSQL serialises
+-- the commits of notifying transactions (under one lock, held until the
+-- commit is flushed): inside the writing transaction, a NOTIFY would make the
+-- workers' commits wait for one another's disk flush. This transaction
+-- writes nothing but the notification, and commits without waiting for the
+-- flush: a notification is a wake-up, and the work it announces is already
+-- durable.
+SELECT set_config('synchronous_commit', 'off', true), pg_notify(%(channel)s, '');
 
 -- name: append_outbox
 -- The per-run counter row is upserted in the same statement. The upsert
@@ -346,18 +464,61 @@ SET workflow_run_id = EXCLUDED.workflow_run_id, sequence = EXCLUDED.sequence,
     causation_id = EXCLUDED.causation_id, occurred_at = EXCLUDED.occurred_at,
     published_at = NULL, retry_count = 0, dlq_at = NULL;
 
--- name: update_outbox
--- Records a publication attempt and ends the event's claim.
+-- name: append_outbox_many
+-- Several events in one statement, as append_outbox would append them one
+-- after another: each run's counter row is upserted once (in run id order)
+-- by the number of its events, which take the numbers up to the new value
+-- in their given order (ordinality n), and they are inserted in that order
+-- (seq). The payloads come as one JSON array. Event ids are distinct (the
+-- store applies a repeat on its own).
+WITH events AS (
+    SELECT e.*, p.payload
+    FROM unnest(%(ids)s::text[], %(run_ids)s::text[], %(types)s::text[],
+                %(causations)s::text[], %(times)s::timestamptz[])
+         WITH ORDINALITY AS e(id, workflow_run_id, event_type, causation_id, occurred_at, n)
+    JOIN jsonb_array_elements(%(payloads)s::jsonb) WITH ORDINALITY AS p(payload, n)
+      ON p.n = e.n
+),
+added AS (
+    SELECT workflow_run_id, count(*)::integer AS added
+    FROM events
+    GROUP BY workflow_run_id
+),
+next AS (
+    INSERT INTO outbox_sequences AS s (workflow_run_id, last_sequence)
+    SELECT workflow_run_id, added FROM added ORDER BY workflow_run_id
+    ON CONFLICT (workflow_run_id) DO UPDATE SET last_sequence = s.last_sequence + EXCLUDED.last_sequence
+    RETURNING s.workflow_run_id, s.last_sequence
+)
 INSERT INTO outbox (id, workflow_run_id, sequence, event_type, payload, causation_id,
-                    occurred_at, published_at, retry_count, dlq_at)
-VALUES (%(id)s, %(workflow_run_id)s, %(sequence)s, %(event_type)s, %(payload)s,
-        %(causation_id)s, %(occurred_at)s, %(published_at)s, %(retry_count)s, %(dlq_at)s)
+                    occurred_at)
+SELECT e.id, e.workflow_run_id,
+       (next.last_sequence - added.added
+        + row_number() OVER (PARTITION BY e.workflow_run_id ORDER BY e.n))::integer,
+       e.event_type, e.payload, e.causation_id, e.occurred_at
+FROM events AS e
+JOIN next ON next.workflow_run_id = e.workflow_run_id
+JOIN added ON added.workflow_run_id = e.workflow_run_id
+ORDER BY e.n
 ON CONFLICT (id) DO UPDATE
 SET workflow_run_id = EXCLUDED.workflow_run_id, sequence = EXCLUDED.sequence,
     event_type = EXCLUDED.event_type, payload = EXCLUDED.payload,
     causation_id = EXCLUDED.causation_id, occurred_at = EXCLUDED.occurred_at,
-    published_at = EXCLUDED.published_at, retry_count = EXCLUDED.retry_count,
-    dlq_at = EXCLUDED.dlq_at, claimed_until = NULL;
+    published_at = NULL, retry_count = 0, dlq_at = NULL;
+
+-- name: update_outbox_many
+-- Records the outcome of publication attempts, which also ends their claim:
+-- one row per event of a flush, found by id, run and sequence (an event
+-- appended again under its id since the claim is another event, left alone).
+-- Only the publication fields change: what an event says is fixed when it is
+-- appended, so its payload is not sent again for every attempt.
+UPDATE outbox AS o
+SET published_at = u.published_at, retry_count = u.retry_count, dlq_at = u.dlq_at,
+    claimed_until = NULL
+FROM unnest(%(ids)s::text[], %(run_ids)s::text[], %(sequences)s::integer[],
+            %(published)s::timestamptz[], %(retries)s::integer[], %(dlq)s::timestamptz[])
+     AS u(id, workflow_run_id, sequence, published_at, retry_count, dlq_at)
+WHERE o.id = u.id AND o.workflow_run_id = u.workflow_run_id AND o.sequence = u.sequence;
 
 -- name: claim_outbox
 -- Claims without a global lock. An unpublished event is held back when it or
@@ -491,18 +652,26 @@ WHERE workflow_run_id = %(workflow_run_id)s
 ORDER BY seq;
 
 -- name: insert_signal
-INSERT INTO signals (id, workflow_run_id, name, payload, created_at, consumed_at, stage_id)
-VALUES (%(id)s, %(workflow_run_id)s, %(name)s, %(payload)s, %(created_at)s, %(consumed_at)s,
-        %(stage_id)s)
-ON CONFLICT DO NOTHING;
+WITH inserted AS (
+    INSERT INTO signals (id, workflow_run_id, name, payload, created_at, consumed_at, stage_id)
+    VALUES (%(id)s, %(workflow_run_id)s, %(name)s, %(payload)s, %(created_at)s, %(consumed_at)s,
+            %(stage_id)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM inserted;
 
 -- name: consume_signal
 -- Only a buffered signal is consumed. A concurrent consumer of the same
 -- signal waits for this row, then finds it consumed and changes nothing
 -- (the caller raises StaleVersionError).
-UPDATE signals
-SET consumed_at = %(consumed_at)s, stage_id = %(stage_id)s
-WHERE id = %(id)s AND consumed_at IS NULL;
+WITH changed AS (
+    UPDATE signals
+    SET consumed_at = %(consumed_at)s, stage_id = %(stage_id)s
+    WHERE id = %(id)s AND consumed_at IS NULL
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM changed;
 
 -- name: buffered_signals
 SELECT id, workflow_run_id, name, payload, created_at, consumed_at, stage_id
@@ -517,22 +686,30 @@ WHERE workflow_run_id = %(workflow_run_id)s
 ORDER BY seq;
 
 -- name: insert_schedule
-INSERT INTO schedules (id, workflow_id, cron, every, input, config, timezone, overlap, catchup,
-                       enabled, next_fire_at, last_fire_at, last_run_id, created_at,
-                       updated_at, version)
-VALUES (%(id)s, %(workflow_id)s, %(cron)s, %(every)s, %(input)s, %(config)s, %(timezone)s,
-        %(overlap)s, %(catchup)s, %(enabled)s, %(next_fire_at)s, %(last_fire_at)s,
-        %(last_run_id)s, %(created_at)s, %(updated_at)s, %(version)s)
-ON CONFLICT DO NOTHING;
+WITH inserted AS (
+    INSERT INTO schedules (id, workflow_id, cron, every, input, config, timezone, overlap, catchup,
+                           enabled, next_fire_at, last_fire_at, last_run_id, created_at,
+                           updated_at, version)
+    VALUES (%(id)s, %(workflow_id)s, %(cron)s, %(every)s, %(input)s, %(config)s, %(timezone)s,
+            %(overlap)s, %(catchup)s, %(enabled)s, %(next_fire_at)s, %(last_fire_at)s,
+            %(last_run_id)s, %(created_at)s, %(updated_at)s, %(version)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM inserted;
 
 -- name: update_schedule
-UPDATE schedules
-SET workflow_id = %(workflow_id)s, cron = %(cron)s, every = %(every)s, input = %(input)s,
-    config = %(config)s, timezone = %(timezone)s, overlap = %(overlap)s,
-    catchup = %(catchup)s, enabled = %(enabled)s, next_fire_at = %(next_fire_at)s,
-    last_fire_at = %(last_fire_at)s, last_run_id = %(last_run_id)s,
-    created_at = %(created_at)s, updated_at = %(updated_at)s, version = %(version)s
-WHERE id = %(id)s AND version = %(expected_version)s;
+WITH changed AS (
+    UPDATE schedules
+    SET workflow_id = %(workflow_id)s, cron = %(cron)s, every = %(every)s, input = %(input)s,
+        config = %(config)s, timezone = %(timezone)s, overlap = %(overlap)s,
+        catchup = %(catchup)s, enabled = %(enabled)s, next_fire_at = %(next_fire_at)s,
+        last_fire_at = %(last_fire_at)s, last_run_id = %(last_run_id)s,
+        created_at = %(created_at)s, updated_at = %(updated_at)s, version = %(version)s
+    WHERE id = %(id)s AND version = %(expected_version)s
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM changed;
 
 -- name: delete_schedule
 DELETE FROM schedules WHERE id = %(id)s;
@@ -571,13 +748,17 @@ ORDER BY id COLLATE "C";
 
 -- name: insert_usage
 -- A call_id recorded before inserts nothing (the caller raises StoreError).
-INSERT INTO usage (call_id, workflow_run_id, stage_id, attempt, model, kind, input_tokens,
-                   output_tokens, cached_input_tokens, reasoning_tokens, cost, priced, note,
-                   recorded_at)
-VALUES (%(call_id)s, %(workflow_run_id)s, %(stage_id)s, %(attempt)s, %(model)s, %(kind)s,
-        %(input_tokens)s, %(output_tokens)s, %(cached_input_tokens)s, %(reasoning_tokens)s,
-        %(cost)s, %(priced)s, %(note)s, %(recorded_at)s)
-ON CONFLICT DO NOTHING;
+WITH inserted AS (
+    INSERT INTO usage (call_id, workflow_run_id, stage_id, attempt, model, kind, input_tokens,
+                       output_tokens, cached_input_tokens, reasoning_tokens, cost, priced, note,
+                       recorded_at)
+    VALUES (%(call_id)s, %(workflow_run_id)s, %(stage_id)s, %(attempt)s, %(model)s, %(kind)s,
+            %(input_tokens)s, %(output_tokens)s, %(cached_input_tokens)s, %(reasoning_tokens)s,
+            %(cost)s, %(priced)s, %(note)s, %(recorded_at)s)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT expect_rows(count(*)) FROM inserted;
 
 -- name: get_usage_call
 SELECT call_id, workflow_run_id, stage_id, attempt, model, kind, input_tokens, output_tokens,

@@ -1,10 +1,14 @@
-"""Each store effect as the one named statement that applies it on PostgreSQL,
-with the check that turns its row count into an error (a stale version, a
-missing row, a duplicate)."""
+"""Each store effect as the named statement that applies it on PostgreSQL, with
+the error its statement's failed check means (a stale version, a missing row,
+a duplicate): a checked statement fails on the server (``expect_rows``,
+migration 0009) and the store raises that error. Consecutive outbox appends,
+and consecutive publication records, share one statement."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from psycopg.types.json import Jsonb
 
 from adapters.postgres.rows import (
     Row,
@@ -41,49 +45,149 @@ from kernel.effects import (
     UpdateStage,
 )
 from kernel.errors import KernelError, StaleVersionError, StoreError
+from kernel.events import event_payload
+from kernel.records import OutboxEvent
 
-Check = Callable[[int], KernelError | None]
-"""Turns an effect statement's row count into the error it means, if any."""
+Failure = Callable[[], KernelError]
+"""The error a checked statement's failure means (it changed no row)."""
 
 
 class Statement:
-    __slots__ = ("check", "name", "params")
+    """A named query of ``queries.sql`` with its parameters; ``failure`` for a
+    checked one; ``first``: the index of the first effect it applies."""
 
-    def __init__(self, name: str, params: Row, check: Check | None = None) -> None:
+    __slots__ = ("failure", "first", "name", "params")
+
+    def __init__(
+        self, name: str, params: Row, failure: Failure | None = None, first: int = 0
+    ) -> None:
         self.name = name
         self.params = params
-        self.check = check
+        self.failure = failure
+        self.first = first
 
 
-def _expect_row(error: Callable[[], KernelError]) -> Check:
-    return lambda count: error() if count == 0 else None
+def effect_statements(effects: Sequence[StoreEffect]) -> list[Statement]:
+    """The statements that apply ``effects``: one per effect, except that the
+    ``AppendOutbox`` effects share one (where the first of them is), and so do
+    consecutive ``UpdateOutbox`` effects. Appends are grouped only between
+    effects that touch the outbox otherwise (``UpdateOutbox``, ``PurgeRun``)
+    and only with distinct event ids (a repeated id replaces its event): their
+    order among themselves is kept, which is all their outcome depends on."""
+    appends = _append_groups(effects)
+    statements: list[Statement] = []
+    index = 0
+    while index < len(effects):
+        effect = effects[index]
+        if isinstance(effect, AppendOutbox) and index in appends:
+            group = appends[index]
+            if len(group) > 1:
+                statements.append(_append_many(group, index))
+            else:
+                statements.append(_single(effect, index))
+            index += 1
+        elif isinstance(effect, AppendOutbox):
+            index += 1  # in the statement of its group
+        elif isinstance(effect, UpdateOutbox):
+            end = index + 1
+            ids = {effect.event.id}
+            while end < len(effects):
+                following = effects[end]
+                if not isinstance(following, UpdateOutbox) or following.event.id in ids:
+                    break
+                ids.add(following.event.id)
+                end += 1
+            if end - index > 1:
+                updates = [e.event for e in effects[index:end] if isinstance(e, UpdateOutbox)]
+                statements.append(_update_many(updates, index))
+            else:
+                statements.append(_single(effect, index))
+            index = end
+        else:
+            statements.append(_single(effect, index))
+            index += 1
+    return statements
+
+
+def _single(effect: StoreEffect, index: int) -> Statement:
+    statement = effect_statement(effect)
+    statement.first = index
+    return statement
+
+
+def _append_groups(effects: Sequence[StoreEffect]) -> dict[int, list[AppendOutbox]]:
+    """The appends, grouped as described in :func:`effect_statements`: by the index of
+    each group's first append (an append with a repeated id makes a group of its own
+    wherever it is: it must follow the event it replaces)."""
+    groups: dict[int, list[AppendOutbox]] = {}
+    first: int | None = None
+    ids: set[str] = set()
+    for index, effect in enumerate(effects):
+        if isinstance(effect, AppendOutbox):
+            if first is not None and effect.event_id not in ids:
+                groups[first].append(effect)
+                ids.add(effect.event_id)
+                continue
+            first, ids = index, {effect.event_id}
+            groups[first] = [effect]
+        elif isinstance(effect, UpdateOutbox | PurgeRun):
+            first, ids = None, set()
+    return groups
+
+
+def _append_many(effects: Sequence[AppendOutbox], first: int) -> Statement:
+    return Statement(
+        "append_outbox_many",
+        {
+            "ids": [effect.event_id for effect in effects],
+            "run_ids": [effect.event.workflow_run_id for effect in effects],
+            "types": [effect.event.type for effect in effects],
+            "payloads": Jsonb([event_payload(effect.event) for effect in effects]),
+            "causations": [effect.causation_id for effect in effects],
+            "times": [effect.event.timestamp for effect in effects],
+        },
+        first=first,
+    )
+
+
+def _update_many(events: Sequence[OutboxEvent], first: int) -> Statement:
+    return Statement(
+        "update_outbox_many",
+        {
+            "ids": [event.id for event in events],
+            "run_ids": [event.workflow_run_id for event in events],
+            "sequences": [event.sequence for event in events],
+            "published": [event.published_at for event in events],
+            "retries": [event.retry_count for event in events],
+            "dlq": [event.dlq_at for event in events],
+        },
+        first=first,
+    )
 
 
 def effect_statement(effect: StoreEffect) -> Statement:
-    """The one SQL statement that applies ``effect``, with its row-count check."""
+    """The one SQL statement that applies ``effect``, with what its failure means."""
     match effect:
         case InsertRun(run):
             return Statement(
                 "insert_run",
                 params(run),
-                _expect_row(lambda: StoreError(f"run {run.id!r} already exists")),
+                lambda: StoreError(f"run {run.id!r} already exists"),
             )
         case UpdateRun(run, expected):
             return Statement(
                 "update_run",
                 params(run, expected_version=expected),
-                _expect_row(lambda: StaleVersionError("run", run.id, expected)),
+                lambda: StaleVersionError("run", run.id, expected),
             )
         case InsertStage(stage):
             message = f"stage {stage.stage_id!r} of run {stage.workflow_run_id!r} already exists"
-            return Statement(
-                "insert_stage", params(stage), _expect_row(lambda: StoreError(message))
-            )
+            return Statement("insert_stage", params(stage), lambda: StoreError(message))
         case UpdateStage(stage, expected):
             return Statement(
                 "update_stage",
                 params(stage, expected_version=expected),
-                _expect_row(lambda: StaleVersionError("stage", stage.id, expected)),
+                lambda: StaleVersionError("stage", stage.id, expected),
             )
         case DeleteStage(stage):
             return Statement(
@@ -94,18 +198,18 @@ def effect_statement(effect: StoreEffect) -> Statement:
             return Statement(
                 "insert_job",
                 params(job),
-                _expect_row(lambda: StoreError(f"job {job.id!r} already exists")),
+                lambda: StoreError(f"job {job.id!r} already exists"),
             )
         case UpdateJob(job):
             return Statement(
                 "update_job",
                 params(job),
-                _expect_row(lambda: StoreError(f"job {job.id!r} does not exist")),
+                lambda: StoreError(f"job {job.id!r} does not exist"),
             )
         case AppendOutbox(event, event_id, causation_id):
             return Statement("append_outbox", event_params(event, event_id, causation_id))
         case UpdateOutbox(event):
-            return Statement("update_outbox", params(event))
+            return _update_many([event], 0)
         case PutBlob(key, value):
             return Statement("put_blob", {"key": key, "value": jsonb(value)})
         case DeleteBlob(key):
@@ -120,33 +224,31 @@ def effect_statement(effect: StoreEffect) -> Statement:
             return Statement(
                 "insert_signal",
                 params(signal),
-                _expect_row(lambda: StoreError(f"signal {signal.id!r} already exists")),
+                lambda: StoreError(f"signal {signal.id!r} already exists"),
             )
         case ConsumeSignal(signal):
             return Statement(
                 "consume_signal",
                 {"id": signal.id, "consumed_at": signal.consumed_at, "stage_id": signal.stage_id},
-                _expect_row(lambda: StaleVersionError("signal", signal.id, 1)),
+                lambda: StaleVersionError("signal", signal.id, 1),
             )
         case InsertSchedule(schedule):
             return Statement(
                 "insert_schedule",
                 params(schedule),
-                _expect_row(lambda: StoreError(f"schedule {schedule.id!r} already exists")),
+                lambda: StoreError(f"schedule {schedule.id!r} already exists"),
             )
         case UpdateSchedule(schedule, expected):
             return Statement(
                 "update_schedule",
                 params(schedule, expected_version=expected),
-                _expect_row(lambda: StaleVersionError("schedule", schedule.id, expected)),
+                lambda: StaleVersionError("schedule", schedule.id, expected),
             )
         case DeleteSchedule(schedule_id):
             return Statement("delete_schedule", {"id": schedule_id})
         case InsertUsage(entry):
             message = f"call {entry.call_id!r} is already in the usage ledger"
-            return Statement(
-                "insert_usage", usage_params(entry), _expect_row(lambda: StoreError(message))
-            )
+            return Statement("insert_usage", usage_params(entry), lambda: StoreError(message))
         case InsertBatchCancel(cancel):
             return Statement("insert_batch_cancel", params(cancel))
         case UpdateBatchCancel(cancel):
@@ -163,6 +265,6 @@ def effect_statement(effect: StoreEffect) -> Statement:
                     "low": f"runs/{run_id}/",
                     "high": f"runs/{run_id}0",
                 },
-                _expect_row(lambda: StaleVersionError("run", run_id, expected)),
+                lambda: StaleVersionError("run", run_id, expected),
             )
     raise TypeError(f"apply: expected a store effect, got {effect!r}")  # pragma: no cover

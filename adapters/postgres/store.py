@@ -3,9 +3,12 @@
 Connections come from a ``psycopg_pool.ConnectionPool``; each is configured
 with ``search_path`` set to the store's schema, so the named queries in
 ``queries.sql`` never mention it. Pooled connections run in autocommit: a
-store transaction sends ``BEGIN`` itself (with its first statement) and
-commits or rolls back at the end, and one-statement operations (reads,
-``renew_lease``, ``append_log``, blob writes) are a single round trip.
+store transaction sends ``BEGIN`` itself, with its first statement, and its
+effects with its next statement or its ``COMMIT``, in pipeline mode
+(:mod:`adapters.postgres.pipeline`); reads the kernel makes one after the
+other go out together (:mod:`adapters.postgres.ahead`). One-statement
+operations (reads, ``renew_lease``, ``append_log``, blob writes) are a single
+round trip.
 
 The first use connects once directly, outside the pool, and migrates on that
 connection: an unreachable server, an unknown host or a wrong database fails
@@ -72,6 +75,9 @@ class PostgresStore(PostgresReads):
         connect_timeout: seconds one connection attempt may take (libpq's
             ``connect_timeout``, at least 2); default: the DSN's
             ``connect_timeout``, else ``timeout``.
+        connection_class: the class of pooled connections, a subclass of
+            ``psycopg.Connection`` (to instrument them, as ``bench/pg_counting.py``
+            counts round trips).
 
     Raises:
         ValueError: a bad setting or DSN (the message names it).
@@ -85,6 +91,7 @@ class PostgresStore(PostgresReads):
         pool_size: int = 4,
         timeout: float = 30.0,
         connect_timeout: float | None = None,
+        connection_class: type[Connection[DictRow]] = Connection,
     ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size: expected >= 1, got {pool_size}")
@@ -117,7 +124,7 @@ class PostgresStore(PostgresReads):
         self._closed = False
         self._pool = ConnectionPool(
             dsn,
-            connection_class=recording_connection(self._health),
+            connection_class=recording_connection(self._health, connection_class),
             kwargs={"autocommit": True, "row_factory": dict_row, **self._connect_args},
             min_size=pool_size,
             max_size=pool_size,

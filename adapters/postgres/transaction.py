@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from contextlib import suppress
 from datetime import datetime, timedelta
 
-import psycopg
-from psycopg import Connection, Cursor
-from psycopg.pq import TransactionStatus
+from psycopg import Connection
 from psycopg.rows import DictRow
 
 from adapters.columns import epoch_us
 from adapters.postgres import limits
-from adapters.postgres.errors import translated
+from adapters.postgres.ahead import ReadAhead, plain
+from adapters.postgres.pipeline import RoundTrips
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import (
     Row,
@@ -22,15 +20,8 @@ from adapters.postgres.rows import (
     records,
     usage_entries,
 )
-from adapters.postgres.statements import Statement, effect_statement
 from kernel.ai.ledger import BatchCancel, UsageEntry
-from kernel.effects import (
-    EnqueueJob,
-    InsertRun,
-    StoreEffect,
-    UpdateJob,
-)
-from kernel.errors import KernelError, StoreError
+from kernel.effects import StoreEffect
 from kernel.records import (
     IdempotencyRecord,
     Job,
@@ -41,18 +32,34 @@ from kernel.records import (
     WorkflowStage,
 )
 from kernel.schedules import ScheduleRecord
-from kernel.status import JobStatus, Status
+from kernel.shell.reads import RunSnapshot
+from kernel.status import Status
 
-
-def _wakes_workers(effect: StoreEffect) -> bool:
-    """Whether ``effect`` makes work: a job in the queue, or a new run to claim
-    (workers blocked in LISTEN should look)."""
-    match effect:
-        case EnqueueJob(job) | UpdateJob(job):
-            return job.status == JobStatus.QUEUED
-        case InsertRun():
-            return True
-    return False
+_RUN_COLUMNS = tuple(
+    f"run__{name}"
+    for name in (
+        "id",
+        "workflow_id",
+        "workflow_name",
+        "status",
+        "input",
+        "config",
+        "priority",
+        "metadata",
+        "output",
+        "error",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "duration_ms",
+        "total_cost",
+        "total_tokens",
+        "budget",
+        "version",
+        "workflow_version",
+    )
+)
+"""The run's columns in ``lease_next_job``'s row."""
 
 
 def _id_list(ids: Collection[str] | None) -> list[str] | None:
@@ -73,56 +80,107 @@ def _version_lists(pairs: Collection[tuple[str, str]] | None) -> dict[str, list[
 
 
 class PostgresTransaction:
-    """One transaction on one pooled (autocommit) connection.
+    """One transaction on one pooled (autocommit) connection, in as few round trips
+    as it can (:class:`~adapters.postgres.pipeline.RoundTrips`).
 
-    ``BEGIN`` is sent lazily, in one round trip with the first statement, and
-    a transaction that ran no statement ends without a round trip at all.
+    Reads go out together where the kernel's next ones are known
+    (:mod:`adapters.postgres.ahead`): a read of a run (which locks it) brings
+    the run's stage records; a lease brings the leased job's run (locked), its
+    stage records and the stored outputs the stage takes as input;
+    ``unchanged`` brings the job, the run's version and its stage records.
     """
 
     def __init__(self, conn: Connection[DictRow], channel: str) -> None:
-        self._conn = conn
-        self._channel = channel
-        self._begun = False
-        # An apply savepoint may be left open: it is released by the next
-        # apply (in the same round trip) or by the commit.
-        self._savepoint = False
+        self._trips = RoundTrips(conn, channel)
+        self._ahead = ReadAhead()
 
-    def _execute(self, query: bytes, values: Row) -> Cursor[DictRow]:
-        if self._begun:
-            return self._conn.execute(query, values)
-        with self._conn.pipeline():
-            self._begin()
-            cursor = self._conn.cursor()
-            cursor.execute(query, values)
-        return cursor
-
-    def _begin(self) -> None:
-        """Queue ``BEGIN`` (the caller is in pipeline mode)."""
-        self._conn.execute(b"BEGIN")
-        self._begun = True
+    def _rows(self, name: str, values: Row) -> list[Row]:
+        return self._trips.send([(QUERIES[name], values)], f"run query {name}")[0].fetchall()
 
     # -- loads ---------------------------------------------------------------
 
-    def _rows(self, name: str, values: Row) -> list[Row]:
-        with translated(f"run query {name}"):
-            return self._execute(QUERIES[name], values).fetchall()
+    def _read_run(self, run_id: str, group: int) -> None:
+        """Lock and read the run, with its stage records (and ``group``'s outputs)."""
+        values = {"id": run_id, "workflow_run_id": run_id, "group": group}
+        stages_query = QUERIES["get_stages_with_outputs" if group else "get_stages"]
+        run, stages = self._trips.send(
+            [(QUERIES["lock_run"], values), (stages_query, values)], "run query lock_run"
+        )
+        self._ahead.keep_run(run_id, run.fetchall())
+        self._ahead.keep_stages(run_id, stages.fetchall(), group if group else None)
 
     def get_run(self, run_id: str) -> WorkflowRun | None:
-        rows = self._rows("lock_run", {"id": run_id})
-        return record(rows[0], WorkflowRun) if rows else None
+        if run_id not in self._ahead.runs:
+            self._read_run(run_id, 0)
+        row = self._ahead.runs[run_id]
+        return record(row, WorkflowRun) if row is not None else None
 
     def get_stages(self, run_id: str) -> list[WorkflowStage]:
-        return records(self._rows("get_stages", {"workflow_run_id": run_id}), WorkflowStage)
+        rows = self._ahead.stages.get(run_id)
+        if rows is None:
+            rows = self._rows("get_stages", {"workflow_run_id": run_id})
+        return records(rows, WorkflowStage)
+
+    def get_run_with_stages(self, run_id: str, group: int = 0) -> RunSnapshot:
+        """``get_run`` and ``get_stages`` at once, with the stored outputs of execution
+        group ``group``'s COMPLETED stages by stage record id: one round trip, or
+        none when they were read ahead."""
+        ahead = self._ahead
+        if run_id not in ahead.runs:
+            self._read_run(run_id, group)
+        row = ahead.runs[run_id]
+        if row is None:
+            return None, [], {}
+        outputs = ahead.outputs_of(run_id, group) if group else {}
+        if outputs is None:
+            values = {"workflow_run_id": run_id, "group": group}
+            ahead.keep_stages(run_id, self._rows("get_stages_with_outputs", values), group)
+            outputs = ahead.outputs_of(run_id, group) or {}
+        return record(row, WorkflowRun), records(ahead.stages[run_id], WorkflowStage), outputs
+
+    def unchanged(self, run: WorkflowRun, stages: Sequence[WorkflowStage], job: Job | None) -> bool:
+        """Whether ``job`` (if any) is still exactly this, and the run and its stage
+        records are still at these versions (the same records, no more, no fewer);
+        in one round trip that locks the job and the run (in that order, as a job's
+        finish reads them), so what it checked stays so until the transaction ends."""
+        ahead = self._ahead
+        if job is None:
+            found = self.get_run(run.id)
+            current = found.version if found is not None else None
+        else:
+            values = {"id": job.id, "run_id": run.id, "workflow_run_id": run.id}
+            locked, stage_rows = self._trips.send(
+                [(QUERIES["lock_job_and_run"], values), (QUERIES["get_stages"], values)],
+                "run query lock_job_and_run",
+            )
+            rows = locked.fetchall()
+            current = rows[0].pop("run__version") if rows else None
+            ahead.jobs[job.id] = rows[0] if rows else None
+            ahead.keep_stages(run.id, stage_rows.fetchall())
+            if not rows or record(rows[0], Job) != job:
+                return False
+        if current != run.version:
+            return False
+        return [(row["id"], row["version"]) for row in ahead.stages[run.id]] == [
+            (stage.id, stage.version) for stage in stages
+        ]
 
     def get_job(self, job_id: str) -> Job | None:
         """The job, locked until the transaction ends (a concurrent reader waits)."""
-        rows = self._rows("lock_job", {"id": job_id})
-        return record(rows[0], Job) if rows else None
+        if job_id in self._ahead.jobs:
+            row = self._ahead.jobs[job_id]
+        else:
+            rows = self._rows("lock_job", {"id": job_id})
+            row = rows[0] if rows else None
+        return record(row, Job) if row is not None else None
 
     def get_jobs(self, run_id: str) -> list[Job]:
         return records(self._rows("get_jobs", {"workflow_run_id": run_id}), Job)
 
     def get_blob(self, key: str) -> tuple[bool, Json]:
+        known = self._ahead.blobs.get(key)
+        if known is not None:
+            return known
         rows = self._rows("get_blob", {"key": key})
         return (True, rows[0]["value"]) if rows else (False, None)
 
@@ -132,8 +190,10 @@ class PostgresTransaction:
 
     def acquire_idempotency(self, claim: IdempotencyRecord) -> IdempotencyRecord | None:
         while True:
-            with translated("run query acquire_idempotency"):
-                inserted = self._execute(QUERIES["acquire_idempotency"], params(claim))
+            inserted = self._trips.send(
+                [(QUERIES["acquire_idempotency"], params(claim))],
+                "run query acquire_idempotency",
+            )[0]
             if inserted.rowcount == 1:
                 return None
             # Lost to a committed holder. Read it; if it released the key in
@@ -165,7 +225,7 @@ class PostgresTransaction:
         versions: Collection[tuple[str, str]] | None = None,
     ) -> Job | None:
         # A fresh transaction holds no row lock: it may wait for a limit key's lock.
-        wait = not self._begun
+        wait = self._trips.idle
         now_us = epoch_us(now)
         values = {
             "worker_id": worker_id,
@@ -177,7 +237,7 @@ class PostgresTransaction:
         }
         held: list[str] = []
         for _ in range(limits.MAX_TRIES):
-            rows = self._rows("lease_next_job", values)
+            rows = self._lease(values)
             if not rows:
                 return None
             job = record(rows[0], Job)
@@ -186,6 +246,27 @@ class PostgresTransaction:
             held.append(job.limit_key)  # full under its lock: pass over it (SPEC §15)
             values["held"] = held
         return None
+
+    def _lease(self, values: Row) -> list[Row]:
+        """Lease a job; an unlimited one's run (locked), stages and inputs come along."""
+        lease, stages = self._trips.send(
+            [(QUERIES["lease_next_job"], values), (QUERIES["leased_stages"], values)],
+            "run query lease_next_job",
+        )
+        rows = lease.fetchall()
+        if rows:
+            job = rows[0]
+            del job["leased"]
+            run = {name[len("run__") :]: job.pop(name) for name in _RUN_COLUMNS}
+            if run["id"] is not None:
+                stage_rows = stages.fetchall()
+                leased = [row for row in stage_rows if row["stage_id"] == job["stage_id"]]
+                self._ahead.keep_run(run["id"], [run])
+                if leased:
+                    self._ahead.keep_stages(run["id"], stage_rows, leased[0]["execution_group"] - 1)
+                else:
+                    self._ahead.keep_stages(run["id"], plain(stage_rows))
+        return rows
 
     def running_runs(self, workflow_ids: Collection[str]) -> dict[str, int]:
         return limits.running_runs(self._rows, workflow_ids)
@@ -242,86 +323,20 @@ class PostgresTransaction:
     # -- effects -------------------------------------------------------------
 
     def apply(self, effects: Sequence[StoreEffect]) -> None:
-        """Apply ``effects`` in order, in as few round trips as possible.
-
-        Several statements go out as one pipeline behind a savepoint. Row
-        counts are checked afterwards; on the first failed check the savepoint
-        is rolled back and the effects before the failing one are applied
-        again, so the outcome is exactly that of applying one by one and
-        stopping at the failure (as the in-memory store does).
-        """
-        statements = [effect_statement(effect) for effect in effects]
-        if any(_wakes_workers(effect) for effect in effects):
-            statements.append(Statement("notify_jobs", {"channel": self._channel}))
-        if not statements:
-            return
-        failure = self._run(statements)
-        if failure is None:
-            return
-        index, error = failure
-        if len(statements) > 1:
-            with translated("roll back a failed apply"):
-                self._conn.execute(QUERIES["rollback_apply"])
-            self.apply(effects[:index])
-        raise error
-
-    def _run(self, statements: list[Statement]) -> tuple[int, KernelError] | None:
-        """Execute ``statements``; the first failed row-count check, if any."""
-        cursors: list[Cursor[DictRow]] = []
-        with translated("apply effects"):
-            if len(statements) == 1:
-                only = statements[0]
-                cursors.append(self._execute(QUERIES[only.name], only.params))
-            else:
-                self._pipeline(statements, cursors)
-        for index, (statement, cursor) in enumerate(zip(statements, cursors, strict=True)):
-            error = statement.check(cursor.rowcount) if statement.check else None
-            if error is not None:
-                return index, error
-        return None
-
-    def _pipeline(self, statements: list[Statement], cursors: list[Cursor[DictRow]]) -> None:
-        savepoint = False
-        try:
-            with self._conn.pipeline():
-                if not self._begun:
-                    self._begin()
-                elif self._savepoint:
-                    self._conn.execute(QUERIES["release_apply"])
-                self._conn.execute(QUERIES["savepoint_apply"])
-                self._savepoint = savepoint = True
-                for statement in statements:
-                    cursor = self._conn.cursor()
-                    cursor.execute(QUERIES[statement.name], statement.params)
-                    cursors.append(cursor)
-        except psycopg.Error:
-            # The server refused a statement (the transaction is aborted) or
-            # the driver refused to send one (those before it ran): either way
-            # undo this apply and keep the transaction usable, unless the
-            # session itself is gone.
-            if savepoint and not self._conn.broken:
-                with suppress(psycopg.Error):
-                    self._conn.execute(QUERIES["rollback_apply"])
-            raise
+        """Apply ``effects`` in order: they go out with the transaction's next
+        statement, or with its commit, which raises the error of one that failed
+        (``StaleVersionError`` for a stale version; see
+        :mod:`adapters.postgres.pipeline`)."""
+        if effects:
+            self._ahead.forget()
+            self._trips.defer(effects)
 
     # -- end -----------------------------------------------------------------
 
     def commit(self) -> None:
         """Commit; refuse to report success for a transaction the server aborted."""
-        if not self._begun:
-            return
-        status = self._conn.info.transaction_status
-        if status == TransactionStatus.INERROR:
-            raise StoreError(
-                "PostgresStore could not commit: an earlier statement failed and the "
-                "transaction was rolled back"
-            )
-        with translated("commit"):
-            self._conn.execute(b"COMMIT")
+        self._trips.commit()
 
     def rollback(self) -> None:
         """Roll back if the session is still there; a dead session has nothing to undo."""
-        if not self._begun or self._conn.closed or self._conn.broken:
-            return
-        with suppress(psycopg.Error):  # it died meanwhile: the server rolled back
-            self._conn.execute(b"ROLLBACK")
+        self._trips.rollback()

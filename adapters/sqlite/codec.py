@@ -3,23 +3,25 @@
 Columns are named after record fields. A field's type decides its column
 form (read by :class:`adapters.columns.Columns`): datetimes become canonical
 UTC text (:func:`timestamp`), durations integer microseconds, JSON fields
-``json.dumps`` text, booleans 0 or 1, ``Decimal`` money the ``str`` of the
-Decimal (in TEXT columns, so the digits stay exact); everything else (strings,
-numbers, enum values) is stored as it is. Rows come back as records built field by field, so a
-record read equals the record written (datetimes aware UTC, durations, enum
-members).
+``json.dumps`` text (written and read with orjson where the two agree),
+booleans 0 or 1, ``Decimal`` money the ``str`` of the Decimal (in TEXT
+columns, so the digits stay exact); everything else (strings, numbers, enum
+values) is stored as it is. Rows come back as records built field by field,
+so a record read equals the record written (datetimes aware UTC, durations,
+enum members).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Self, TypeVar, get_type_hints
 
-from attrs import AttrsInstance, evolve, fields, frozen
+import orjson
+from attrs import AttrsInstance, field, fields, frozen
 
 from adapters.columns import Columns, _without_none
 from kernel.convert import to_json
@@ -28,6 +30,11 @@ from kernel.errors import StoreError
 R = TypeVar("R", bound=AttrsInstance)
 
 _MICROSECOND = timedelta(microseconds=1)
+
+
+_last_stamp: tuple[datetime | None, str] = (None, "")
+"""The last datetime :func:`timestamp` wrote and its text: a transaction stamps many
+columns with the same ``now``."""
 
 
 def timestamp(value: datetime) -> str:
@@ -40,17 +47,41 @@ def timestamp(value: datetime) -> str:
     >>> timestamp(datetime(2024, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))))
     '2024-01-01T00:00:00.000000+00:00'
     """
-    if value.tzinfo is None:
-        raise StoreError(f"cannot store naive datetime {value!r}: expected an aware UTC datetime")
+    global _last_stamp
+    last = _last_stamp
+    if value is last[0]:
+        return last[1]
     if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise StoreError(
+                f"cannot store naive datetime {value!r}: expected an aware UTC datetime"
+            )
         value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")
+    text = value.isoformat(timespec="microseconds")
+    _last_stamp = (value, text)
+    return text
 
 
 def parse_time(text: str) -> datetime:
     """The aware UTC datetime of a :func:`timestamp` text."""
     parsed = datetime.fromisoformat(text)
     return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+
+
+# -- JSON columns ------------------------------------------------------------------
+#
+# orjson writes JSON about ten times faster than the standard library. Where the two
+# would write different values, the standard library writes, so what a column holds
+# is what it always held: orjson writes NaN and infinities as null (a text with null
+# in it is written again by the standard library, which keeps NaN), and refuses
+# integers beyond 64 bits, keys that are not strings and lone surrogates (on any
+# refusal the standard library takes over). The one value orjson writes that the
+# standard library refused is a ``uuid.UUID``: as its string. Columns are read with
+# the standard library: orjson would read integers beyond 64 bits as floats, and
+# telling such texts apart costs what it saves.
+
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+"""Datetimes and dataclasses go through the kernel's converter, as with ``json``."""
 
 
 def _json_default(value: Any) -> Any:
@@ -62,10 +93,29 @@ def _json_default(value: Any) -> Any:
     return converted
 
 
-dump_json = json.JSONEncoder(
+_stdlib_dump = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), default=_json_default
 ).encode
-"""``json.dumps(to_json(value))``, compact: the text of a JSON column."""
+
+
+def dump_json(value: Any) -> str:
+    """``json.dumps(to_json(value))``, compact: the text of a JSON column.
+
+    >>> dump_json({"n": 1, "cost": Decimal("0.10"), "nan": float("nan")})
+    '{"n":1,"cost":"0.10","nan":NaN}'
+    """
+    if value is None:
+        return "null"
+    if type(value) is dict and not value:
+        return "{}"
+    try:
+        text = orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _stdlib_dump(value)
+    if b"null" in text:
+        return _stdlib_dump(value)  # a null may have been a NaN
+    return text.decode()
+
 
 _decode = json.JSONDecoder().decode
 
@@ -79,44 +129,50 @@ def load_json(text: str) -> Any:
     return _decode(text)
 
 
+# -- records -----------------------------------------------------------------------
+
+
 @frozen
 class RecordCodec(Columns[R]):
     """Converts one record class to named-parameter rows and back.
 
-    Built with ``RecordCodec.of(record_class)``, which reads the columns.
+    Built with ``RecordCodec.of(record_class)``, which reads the columns and
+    writes the two conversions as one function each (a dict display and a
+    constructor call, no loop over the fields: they run on every row).
     """
 
     bools: tuple[str, ...] = ()
     """The boolean fields (also in ``plain``): SQLite gives them back as 0 or 1."""
     decimals: tuple[str, ...] = ()
     """The ``Decimal`` fields (also in ``plain``): stored as the Decimal's ``str``."""
+    _encoder: Callable[[R], dict[str, Any]] = field(init=False, eq=False, repr=False)
+    _decoder: Callable[[Mapping[str, Any]], R] = field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        encoder, decoder = _compile(self)
+        object.__setattr__(self, "_encoder", encoder)
+        object.__setattr__(self, "_decoder", decoder)
 
     @classmethod
     def of(cls, record_class: type[R]) -> Self:
         """The columns of ``record_class``, and which of them are booleans or decimals."""
         hints = get_type_hints(record_class)
         kinds = {f.name: _without_none(hints[f.name]) for f in fields(record_class)}
-        return evolve(
-            super().of(record_class),
+        columns = Columns.of(record_class)
+        return cls(
+            record_class,
+            plain=columns.plain,
+            times=columns.times,
+            durations=columns.durations,
+            jsons=columns.jsons,
+            enums=columns.enums,
             bools=tuple(name for name, kind in kinds.items() if kind is bool),
             decimals=tuple(name for name, kind in kinds.items() if kind is Decimal),
         )
 
     def encode(self, record: R) -> dict[str, Any]:
         """The record as ``{column: value}``, ready to bind as named parameters."""
-        row = {name: getattr(record, name) for name in self.plain}
-        for name in self.times:
-            value = getattr(record, name)
-            row[name] = None if value is None else timestamp(value)
-        for name in self.durations:
-            value = getattr(record, name)
-            row[name] = None if value is None else value // _MICROSECOND
-        for name in self.jsons:
-            row[name] = dump_json(getattr(record, name))
-        for name in self.decimals:
-            value = getattr(record, name)
-            row[name] = None if value is None else str(value)
-        return row
+        return self._encoder(record)
 
     def decode(self, row: Mapping[str, Any]) -> R:
         """The record of a row; internal columns (``position``, ...) are ignored.
@@ -125,28 +181,78 @@ class RecordCodec(Columns[R]):
         built directly, without a validating structure pass (about three times
         cheaper, and decoding sits on every transaction's path).
         """
-        data = {name: row[name] for name in self.plain}
-        for name, enum_class in self.enums:
-            data[name] = enum_class(data[name])
-        for name in self.bools:
-            value = data[name]
-            data[name] = None if value is None else bool(value)
-        for name in self.times:
-            text = row[name]
-            data[name] = None if text is None else parse_time(text)
-        for name in self.durations:
-            value = row[name]
-            data[name] = None if value is None else timedelta(microseconds=value)
-        for name in self.jsons:
-            data[name] = load_json(row[name])
-        for name in self.decimals:
-            text = data[name]
-            data[name] = None if text is None else Decimal(text)
-        return self.record_class(**data)
+        return self._decoder(row)
 
     def decode_all(self, rows: list[dict[str, Any]]) -> list[R]:
         """Decode several rows, in order."""
-        return [self.decode(row) for row in rows]
+        decoder = self._decoder
+        return [decoder(row) for row in rows]
+
+
+def _compile(
+    codec: RecordCodec[R],
+) -> tuple[Callable[[R], dict[str, Any]], Callable[[Mapping[str, Any]], R]]:
+    """The encoder and the decoder of ``codec``'s record class, as Python source run once.
+
+    Field names are identifiers (attrs checked them), so they are safe in the source.
+    """
+    names: dict[str, Any] = {
+        "_record": codec.record_class,
+        "_timestamp": timestamp,
+        "_parse_time": parse_time,
+        "_dump": dump_json,
+        "_load": load_json,
+        "_Decimal": Decimal,
+        "_timedelta": timedelta,
+        "_US": _MICROSECOND,
+    }
+    enums = dict(codec.enums)
+    writes, reads = [], []
+    for name in (f.name for f in fields(codec.record_class)):
+        got, key = f"_r.{name}", repr(name)
+        column = f"_row[{key}]"
+        if name in codec.times:
+            write = f"None if (_v := {got}) is None else _timestamp(_v)"
+            read = f"None if (_v := {column}) is None else _parse_time(_v)"
+        elif name in codec.durations:
+            write = f"None if (_v := {got}) is None else _v // _US"
+            read = f"None if (_v := {column}) is None else _timedelta(microseconds=_v)"
+        elif name in codec.jsons:
+            write, read = f"_dump({got})", f"_load({column})"
+        elif name in codec.decimals:
+            write = f"None if (_v := {got}) is None else str(_v)"
+            read = f"None if (_v := {column}) is None else _Decimal(_v)"
+        elif name in codec.bools:
+            write, read = got, f"None if (_v := {column}) is None else bool(_v)"
+        elif name in enums:
+            # The member by value from a dict (an enum call costs a few dict lookups
+            # more); a value that is no member raises as the call does.
+            names[f"_enum_{name}"] = enums[name]
+            names[f"_members_{name}"] = {member.value: member for member in enums[name]}
+            read = (
+                f"_m if (_m := _members_{name}.get(_v := {column})) is not None "
+                f"else _enum_{name}(_v)"
+            )
+            write = got
+        else:
+            write, read = got, column
+        writes.append(f"        {key}: ({write}),")
+        reads.append(f"        {name}=({read}),")
+    source = "\n".join(
+        [
+            "def encode(_r):",
+            "    return {",
+            *writes,
+            "    }",
+            "",
+            "def decode(_row):",
+            "    return _record(",
+            *reads,
+            "    )",
+        ]
+    )
+    exec(compile(source, f"<codec of {codec.record_class.__name__}>", "exec"), names)
+    return names["encode"], names["decode"]
 
 
 def fetch_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:

@@ -21,6 +21,9 @@ class Queries:
     insert_run: str
     update_run: str
     get_run: str
+    get_run_with_stages: str
+    run_versions: str
+    run_versions_and_job: str
     pending_runs: str
     list_runs: str
     list_runs_by_status: str

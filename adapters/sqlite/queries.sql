@@ -33,6 +33,44 @@ WHERE id = :id AND version = :expected_version;
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;
 
+-- name: get_run_with_stages
+-- The run and its stage records in one statement (what a job's start and
+-- finish read): one row per stage in get_stages' order, the run's columns,
+-- the marker column stage_columns, the stage's columns (all NULL for a run
+-- without stages), then stored_output: for a COMPLETED stage of execution
+-- group :group, the stored value its output_ref names (the outputs a start
+-- passes on, or a finish collects), else NULL. No row: no such run.
+SELECT runs.*, 0 AS stage_columns, stages.*, blobs.value AS stored_output
+FROM runs
+LEFT JOIN stages ON stages.workflow_run_id = runs.id
+LEFT JOIN blobs ON blobs.key = stages.output_ref
+    AND stages.execution_group = :group AND stages.status = 'COMPLETED'
+WHERE runs.id = :id
+ORDER BY stages.stage_number, stages.position;
+
+-- name: run_versions
+-- What a finish checks before it decides on the records its start left,
+-- instead of reading them again: the run's version and its stages' (ids and
+-- versions). Every change to a run or a stage record bumps its version.
+SELECT 'run' AS kind, id, version FROM runs WHERE id = :workflow_run_id
+UNION ALL
+SELECT 'stage', id, version FROM stages WHERE workflow_run_id = :workflow_run_id;
+
+-- name: run_versions_and_job
+-- run_versions, and a row for the job only if none of the columns a job's
+-- update writes has changed (jobs have no version; a renewed lease moves
+-- locked_at, a reap its status and reap_count).
+SELECT 'run' AS kind, id, version FROM runs WHERE id = :workflow_run_id
+UNION ALL
+SELECT 'stage', id, version FROM stages WHERE workflow_run_id = :workflow_run_id
+UNION ALL
+SELECT 'job', id, 0 FROM jobs
+WHERE id = :id AND workflow_run_id = :workflow_run_id AND workflow_id = :workflow_id
+  AND stage_id = :stage_id AND status = :status AND priority = :priority
+  AND attempt = :attempt AND max_attempts = :max_attempts AND worker_id IS :worker_id
+  AND locked_at IS :locked_at AND available_at = :available_at AND payload = :payload
+  AND last_error IS :last_error AND reap_count = :reap_count;
+
 -- name: pending_runs
 -- :workflow_ids is NULL (every workflow) or a JSON array of the workflow ids
 -- the caller can serve, :versions NULL or a JSON array of [workflow id,
@@ -238,13 +276,18 @@ INSERT INTO outbox (
 );
 
 -- name: update_outbox
--- Records the outcome of a publication attempt, which also ends the claim.
--- Only the publication fields change: what an event says is fixed when it is
--- appended (so the payload is not encoded again for every attempt).
+-- Records the outcome of publication attempts, which also ends their claim:
+-- :events is a JSON array of [workflow_run_id, sequence, id, published_at,
+-- retry_count, dlq_at], one per event of a flush, each found through the
+-- (workflow_run_id, sequence) index. Only the publication fields change: what
+-- an event says is fixed when it is appended (so the payload is not encoded
+-- again for every attempt).
 UPDATE outbox SET
-    published_at = :published_at, retry_count = :retry_count, dlq_at = :dlq_at,
+    published_at = u.value ->> 3, retry_count = u.value ->> 4, dlq_at = u.value ->> 5,
     claimed_until = NULL
-WHERE workflow_run_id = :workflow_run_id AND sequence = :sequence AND id = :id;
+FROM json_each(:events) AS u
+WHERE outbox.workflow_run_id = u.value ->> 0 AND outbox.sequence = u.value ->> 1
+  AND outbox.id = u.value ->> 2;
 
 -- name: claim_outbox
 -- Unpublished, live events in insertion order. An event still claimed by

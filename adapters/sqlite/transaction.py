@@ -9,204 +9,65 @@ never hand the same row to two transactions, in this process or another.
 This is a hot path: statements run through the raw ``sqlite3`` connection
 of the sqlite-utils ``Database`` (``db.conn.execute``), which skips the
 savepoint that ``Database.query`` wraps around every read, and consecutive
-effects of one kind are written with a single ``executemany``.
+effects of one kind are written together (:mod:`adapters.sqlite.handlers`).
 """
 
 from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
 from adapters.columns import epoch_us
-from adapters.sqlite.codec import RecordCodec, dump_json, fetch_dicts, load_json, timestamp
+from adapters.sqlite.codec import dump_json, fetch_dicts, load_json, timestamp
 from adapters.sqlite.errors import ErrorMap
-from adapters.sqlite.ledger import (
-    CANCELS,
-    delete_batch_cancels,
-    insert_batch_cancels,
-    insert_usage,
-    update_batch_cancels,
-    usage_entry,
-)
-from adapters.sqlite.purge import purge_runs, purgeable_rows
+from adapters.sqlite.handlers import ANNOUNCED, HANDLERS
+from adapters.sqlite.ledger import CANCELS, usage_entry
+from adapters.sqlite.purge import purgeable_rows
 from adapters.sqlite.queries import QUERIES as Q
-from kernel.ai.ledger import BatchCancel, UsageEntry
-from kernel.effects import (
-    AppendLog,
-    AppendOutbox,
-    CompleteIdempotency,
-    ConsumeSignal,
-    DeleteBatchCancel,
-    DeleteBlob,
-    DeleteSchedule,
-    DeleteStage,
-    EnqueueJob,
-    InsertBatchCancel,
-    InsertRun,
-    InsertSchedule,
-    InsertSignal,
-    InsertStage,
-    InsertUsage,
-    PurgeRun,
-    PutBlob,
-    ReleaseIdempotency,
-    StoreEffect,
-    UpdateBatchCancel,
-    UpdateJob,
-    UpdateOutbox,
-    UpdateRun,
-    UpdateSchedule,
-    UpdateStage,
+from adapters.sqlite.rows import (
+    IDEMPOTENCY,
+    JOBS,
+    LOGS,
+    OUTBOX,
+    RUNS,
+    SCHEDULES,
+    SIGNALS,
+    STAGES,
 )
-from kernel.errors import StaleVersionError, StoreError
-from kernel.events import event_payload
+from kernel.ai.ledger import BatchCancel, UsageEntry
+from kernel.effects import StoreEffect
+from kernel.errors import StoreError
 from kernel.records import (
     IdempotencyRecord,
     Job,
     Json,
-    LogEntry,
     OutboxEvent,
     SignalRecord,
     WorkflowRun,
     WorkflowStage,
 )
 from kernel.schedules import ScheduleRecord
+from kernel.shell.reads import RunSnapshot
 from kernel.status import Status
+
+__all__ = [
+    "IDEMPOTENCY",
+    "JOBS",
+    "LOGS",
+    "OUTBOX",
+    "RUNS",
+    "SCHEDULES",
+    "SIGNALS",
+    "STAGES",
+    "SqliteTransaction",
+]
 
 CLAIM_WINDOW = 1000
 """How many of the oldest unpublished events a claim looks at, at least (see queries.sql)."""
-
-RUNS = RecordCodec.of(WorkflowRun)
-STAGES = RecordCodec.of(WorkflowStage)
-JOBS = RecordCodec.of(Job)
-OUTBOX = RecordCodec.of(OutboxEvent)
-IDEMPOTENCY = RecordCodec.of(IdempotencyRecord)
-LOGS = RecordCodec.of(LogEntry)
-SIGNALS = RecordCodec.of(SignalRecord)
-SCHEDULES = RecordCodec.of(ScheduleRecord)
-
-
-Handler = Callable[["SqliteTransaction", list[Any]], None]
-"""Writes one run of consecutive effects of the same kind."""
-
-
-def _many(query: str, rows: Callable[[Any], dict[str, Any]]) -> Handler:
-    """A handler writing a run of same-kind effects with one ``executemany``."""
-
-    def handle(tx: SqliteTransaction, effects: list[Any]) -> None:
-        tx.conn.executemany(query, [rows(effect) for effect in effects])
-
-    return handle
-
-
-def _outbox_row(effect: AppendOutbox) -> dict[str, Any]:
-    # No sequence here: append_outbox numbers the event inside this BEGIN
-    # IMMEDIATE transaction, which serialises every writer of the file.
-    event = effect.event
-    return {
-        "id": effect.event_id,
-        "workflow_run_id": event.workflow_run_id,
-        "event_type": event.type,
-        "payload": dump_json(event_payload(event)),
-        "causation_id": effect.causation_id,
-        "occurred_at": timestamp(event.timestamp),
-    }
-
-
-def _publication_row(effect: UpdateOutbox) -> dict[str, Any]:
-    event = effect.event
-    return {
-        "workflow_run_id": event.workflow_run_id,
-        "sequence": event.sequence,
-        "id": event.id,
-        "published_at": None if event.published_at is None else timestamp(event.published_at),
-        "retry_count": event.retry_count,
-        "dlq_at": None if event.dlq_at is None else timestamp(event.dlq_at),
-    }
-
-
-def _update_runs(tx: SqliteTransaction, effects: list[UpdateRun]) -> None:
-    # One statement each: the row count tells which update lost its version race.
-    for effect in effects:
-        row = RUNS.encode(effect.run)
-        row["expected_version"] = effect.expected_version
-        if tx.conn.execute(Q.update_run, row).rowcount != 1:
-            raise StaleVersionError("run", effect.run.id, effect.expected_version)
-
-
-def _update_stages(tx: SqliteTransaction, effects: list[UpdateStage]) -> None:
-    for effect in effects:
-        row = STAGES.encode(effect.stage)
-        row["expected_version"] = effect.expected_version
-        if tx.conn.execute(Q.update_stage, row).rowcount != 1:
-            raise StaleVersionError("stage", effect.stage.id, effect.expected_version)
-
-
-def _consume_signals(tx: SqliteTransaction, effects: list[ConsumeSignal]) -> None:
-    for effect in effects:
-        signal = effect.signal
-        row = {
-            "id": signal.id,
-            "consumed_at": None if signal.consumed_at is None else timestamp(signal.consumed_at),
-            "stage_id": signal.stage_id,
-        }
-        if tx.conn.execute(Q.consume_signal, row).rowcount != 1:
-            raise StaleVersionError("signal", signal.id, 1)
-
-
-def _update_schedules(tx: SqliteTransaction, effects: list[UpdateSchedule]) -> None:
-    for effect in effects:
-        row = SCHEDULES.encode(effect.schedule)
-        row["expected_version"] = effect.expected_version
-        if tx.conn.execute(Q.update_schedule, row).rowcount != 1:
-            raise StaleVersionError("schedule", effect.schedule.id, effect.expected_version)
-
-
-def _update_jobs(tx: SqliteTransaction, effects: list[UpdateJob]) -> None:
-    for effect in effects:
-        if tx.conn.execute(Q.update_job, JOBS.encode(effect.job)).rowcount != 1:
-            raise StoreError(f"job {effect.job.id!r} does not exist")
-
-
-_HANDLERS: dict[type[Any], Handler] = {
-    InsertRun: _many(Q.insert_run, lambda e: RUNS.encode(e.run)),
-    UpdateRun: _update_runs,
-    InsertStage: _many(Q.insert_stage, lambda e: STAGES.encode(e.stage)),
-    UpdateStage: _update_stages,
-    DeleteStage: _many(
-        Q.delete_stage,
-        lambda e: {"workflow_run_id": e.stage.workflow_run_id, "stage_id": e.stage.stage_id},
-    ),
-    EnqueueJob: _many(Q.insert_job, lambda e: JOBS.encode(e.job)),
-    UpdateJob: _update_jobs,
-    AppendOutbox: _many(Q.append_outbox, _outbox_row),
-    UpdateOutbox: _many(Q.update_outbox, _publication_row),
-    PutBlob: _many(Q.put_blob, lambda e: {"key": e.key, "value": dump_json(e.value)}),
-    DeleteBlob: _many(Q.delete_blob, lambda e: {"key": e.key}),
-    AppendLog: _many(Q.insert_log, lambda e: LOGS.encode(e.entry)),
-    CompleteIdempotency: _many(Q.complete_idempotency, lambda e: IDEMPOTENCY.encode(e.record)),
-    ReleaseIdempotency: _many(
-        Q.release_idempotency, lambda e: {"key": e.key, "command_type": e.command_type}
-    ),
-    InsertSignal: _many(Q.insert_signal, lambda e: SIGNALS.encode(e.signal)),
-    ConsumeSignal: _consume_signals,
-    InsertSchedule: _many(Q.insert_schedule, lambda e: SCHEDULES.encode(e.schedule)),
-    UpdateSchedule: _update_schedules,
-    DeleteSchedule: _many(Q.delete_schedule, lambda e: {"id": e.schedule_id}),
-    InsertUsage: insert_usage,
-    InsertBatchCancel: insert_batch_cancels,
-    UpdateBatchCancel: update_batch_cancels,
-    DeleteBatchCancel: delete_batch_cancels,
-    PurgeRun: purge_runs,
-}
-
-
-_ANNOUNCED = (InsertRun, EnqueueJob)
-"""Effects after whose commit the store calls its work subscribers (a new run, a queued job)."""
 
 
 def _id_list(ids: Collection[str] | None) -> str | None:
@@ -262,6 +123,44 @@ class SqliteTransaction:
 
     def get_stages(self, run_id: str) -> list[WorkflowStage]:
         return STAGES.decode_all(self._select(Q.get_stages, {"workflow_run_id": run_id}))
+
+    def get_run_with_stages(self, run_id: str, group: int = 0) -> RunSnapshot:
+        """``get_run``, ``get_stages`` and the stored outputs of ``group``'s completed stages
+        (by stage record id), in one statement (``SnapshotReads``)."""
+        with self.errors:
+            cursor = self.conn.execute(Q.get_run_with_stages, {"id": run_id, "group": group})
+            rows = cursor.fetchall()
+        if not rows:
+            return None, [], {}
+        names = [column[0] for column in cursor.description]
+        split, last = names.index("stage_columns"), len(names) - 1  # stored_output is last
+        run = RUNS.decode(dict(zip(names[:split], rows[0][:split], strict=True)))
+        if rows[0][split + 1] is None:  # the LEFT JOIN found no stage
+            return run, [], {}
+        stage_names = names[split + 1 : last]
+        stages, outputs = [], {}
+        for row in rows:
+            stage = STAGES.decode(dict(zip(stage_names, row[split + 1 : last], strict=True)))
+            stages.append(stage)
+            if row[last] is not None:
+                outputs[stage.id] = load_json(row[last])
+        return run, stages, outputs
+
+    def unchanged(self, run: WorkflowRun, stages: Sequence[WorkflowStage], job: Job | None) -> bool:
+        """Whether the run, its stage records and ``job`` are still exactly these, in one
+        statement (``kernel.shell.reads.SnapshotReads``). BEGIN IMMEDIATE keeps it so
+        until this transaction ends."""
+        expected = {("run", run.id, run.version), *(("stage", s.id, s.version) for s in stages)}
+        if job is None:
+            query, params = Q.run_versions, {"workflow_run_id": run.id}
+        elif job.workflow_run_id != run.id:
+            return False
+        else:
+            query, params = Q.run_versions_and_job, JOBS.encode(job)
+            expected.add(("job", job.id, 0))
+        with self.errors:
+            rows = self.conn.execute(query, params).fetchall()
+        return len(rows) == len(expected) and set(rows) == expected
 
     def get_job(self, job_id: str) -> Job | None:
         rows = self._select(Q.get_job, {"id": job_id})
@@ -392,9 +291,9 @@ class SqliteTransaction:
         """Apply ``effects`` in order, each run of one kind as one batch."""
         with self.errors:
             for kind, group in groupby(effects, type):
-                if kind in _ANNOUNCED:
+                if kind in ANNOUNCED:
                     self.announces_work = True
-                handler = _HANDLERS.get(kind)
+                handler = HANDLERS.get(kind)
                 if handler is None:
                     raise StoreError(f"SqliteStore cannot apply effect {kind.__name__}")
                 handler(self, list(group))

@@ -41,7 +41,8 @@ def decide(
     still the stage's own (same attempt, running or being polled, run live).
 
     An intent already recorded under the same tag is not written again: the
-    result carries its batch id when that is known, and the caller adopts it.
+    result says so (``earlier``) and carries its batch id when that is known; the
+    caller adopts that id, or asks the provider for the tag before submitting.
     An older generation than the one recorded is refused.
     """
     run, record, stage = state.run, state.record, state.stage
@@ -70,6 +71,8 @@ def decide(
     if current is not None and current.generation > cmd.generation:
         return _refused(f"generation {current.generation} is already recorded")
     if current is not None and current.tag == cmd.tag:
-        return Success(Decision(BatchIntentResult(recorded=True, batch_id=current.batch_id)))
+        return Success(
+            Decision(BatchIntentResult(recorded=True, batch_id=current.batch_id, earlier=True))
+        )
     _, update = bump_stage(record, suspended_state=cmd.state)
     return Success(Decision(BatchIntentResult(recorded=True), (update,)))

@@ -17,19 +17,17 @@ from kernel.decisions.lifecycle import StageState
 from kernel.effects import Decision, ExecuteStage
 from kernel.errors import KernelError
 from kernel.outcomes import AwaitSignal, StageRun
-from kernel.records import Job, WorkflowRun
-from kernel.shell.reads import Reads
+from kernel.records import Job, WorkflowStage
+from kernel.shell.reads import Reads, RunRecords
 from kernel.shell.steps import Done, Outside, Phase, Step, Transaction, Within
 
 R = TypeVar("R")
 
 
 def _start_state(
-    reads: Reads, cmd: JobExecute, job: Job | None, run: WorkflowRun | None = None
+    reads: Reads, cmd: JobExecute, job: Job | None, records: RunRecords
 ) -> start.StartState:
-    if run is None:
-        run = reads.tx.get_run(cmd.workflow_run_id)
-    stages = reads.tx.get_stages(cmd.workflow_run_id) if run is not None else []
+    run, stages = records
     record = next((s for s in stages if s.stage_id == cmd.stage_id), None)
     workflow = (
         reads.workflow_of(run)
@@ -40,12 +38,48 @@ def _start_state(
     return start.StartState(run, record, job, workflow, previous)
 
 
+def _group_before(reads: Reads, job: Job) -> int:
+    """The execution group whose outputs ``job``'s stage takes as input (0: none), read
+    with the run. Only a hint: ``previous_outputs`` reads what it misses."""
+    workflow = reads.registry.get_workflow(job.workflow_id, job.workflow_version)
+    if workflow is None or workflow.stage(job.stage_id) is None:
+        return 0
+    return workflow.group_of(job.stage_id) - 1
+
+
+def _carrying(plan: start.JobStart, stages: list[WorkflowStage]) -> start.JobStart:
+    """``plan`` whose stage to execute carries the run's stage records as the start's
+    effects leave them: those read, with the started record in place of its old one
+    (or inserted where ``get_stages`` puts it). The start changes no other record (if
+    it did, its version would differ, the finish's check would fail, and the finish
+    would read the records afresh)."""
+    started = plan.execute
+    if started is None:
+        return plan
+    record = started.stage
+    if any(stage.id == record.id for stage in stages):
+        after = tuple(record if stage.id == record.id else stage for stage in stages)
+    else:  # a new record: after those of its stage number or lower (get_stages' order)
+        at = sum(1 for stage in stages if stage.stage_number <= record.stage_number)
+        after = (*stages[:at], record, *stages[at:])
+    return evolve(plan, execute=evolve(started, stages_read=after))
+
+
 def begin(cmd: JobExecute) -> Phase[JobExecuteResult]:
     """Phase 1: start the attempt, or skip a job with nothing to do."""
 
-    def load(reads: Reads) -> start.StartState:
+    def load(reads: Reads) -> tuple[start.StartState, list[WorkflowStage]]:
         job = reads.tx.get_job(cmd.job_id) if cmd.job_id is not None else None
-        return _start_state(reads, cmd, job)
+        group = _group_before(reads, job) if job is not None else 0
+        records = reads.run_records(cmd.workflow_run_id, outputs_of=group)
+        return _start_state(reads, cmd, job, records), records[1]
+
+    def decide(
+        loaded: tuple[start.StartState, list[WorkflowStage]], env: Env
+    ) -> Result[Decision[start.JobStart], KernelError]:
+        state, stages = loaded
+        decided = start.decide(cmd, state, env)
+        return decided.map(lambda d: Decision(_carrying(d.result, stages), d.effects))
 
     def then(plan: start.JobStart) -> Step[JobExecuteResult]:
         if plan.execute is None:
@@ -54,7 +88,7 @@ def begin(cmd: JobExecute) -> Phase[JobExecuteResult]:
         started = plan.execute
         return Outside(started, lambda ran: finishing(started, ran))
 
-    return Transaction(load, lambda state, env: start.decide(cmd, state, env), then)
+    return Transaction(load, decide, then)
 
 
 def finishing(started: ExecuteStage, ran: StageRun) -> Phase[JobExecuteResult]:
@@ -68,8 +102,17 @@ def finishing(started: ExecuteStage, ran: StageRun) -> Phase[JobExecuteResult]:
 
 
 def _finish_state(reads: Reads, started: ExecuteStage, ran: StageRun) -> StageState:
-    job = reads.tx.get_job(started.job.id) if started.job is not None else None
-    state = reads.stage_state(started.run.id, group=started.stage.execution_group, job=job)
+    """What the finish decides on: the records the start left, if the store confirms
+    them current (then nothing is read again), or else the records read now."""
+    job, carried = started.job, started.stages_read
+    records: RunRecords | None = None
+    if carried is not None and reads.unchanged(started.run, carried, job):
+        records = (started.run, list(carried))
+    elif job is not None:
+        job = reads.tx.get_job(job.id)
+    state = reads.stage_state(
+        started.run.id, group=started.stage.execution_group, job=job, records=records
+    )
     if isinstance(ran.outcome, AwaitSignal) and state.run is not None:
         # Read after the run (locked on PostgreSQL): a concurrent run.signal either
         # committed its buffered signal already, or waits and then finds the stage waiting.
@@ -92,22 +135,23 @@ def lease_next(worker_id: str, then: Callable[[Leased | None], Step[R]]) -> Phas
     """Lease the next available job and start it in the same transaction; ``None``
     when no job is available."""
 
-    def load(reads: Reads) -> tuple[Job, start.StartState] | None:
+    def load(reads: Reads) -> tuple[Job, start.StartState, list[WorkflowStage]] | None:
         # Jobs of workflow versions this worker does not know stay QUEUED for one that does.
         job = reads.tx.lease_next_job(worker_id, reads.now, versions=reads.known_versions())
         if job is None:
             return None
-        run = reads.tx.get_run(job.workflow_run_id)
-        return job, _start_state(reads, start.command_for(job, run), job, run)
+        records = reads.run_records(job.workflow_run_id, outputs_of=_group_before(reads, job))
+        cmd = start.command_for(job, records[0])
+        return job, _start_state(reads, cmd, job, records), records[1]
 
     def decide(
-        loaded: tuple[Job, start.StartState] | None, env: Env
+        loaded: tuple[Job, start.StartState, list[WorkflowStage]] | None, env: Env
     ) -> Result[Decision[Leased | None], KernelError]:
         if loaded is None:
             return Success(Decision(None))
-        job, state = loaded
+        job, state, stages = loaded
         decided = start.start_leased(job, state, env)
-        return decided.map(lambda d: Decision(Leased(job, d.result), d.effects))
+        return decided.map(lambda d: Decision(Leased(job, _carrying(d.result, stages)), d.effects))
 
     return Transaction(load, decide, then)
 

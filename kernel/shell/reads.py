@@ -5,13 +5,61 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast, runtime_checkable
 
 from kernel.decisions.lifecycle import StageState, output_key
 from kernel.ports import StoreTransaction, WorkflowRegistry
 from kernel.records import Job, Json, WorkflowRun, WorkflowStage
 from kernel.status import Status
 from kernel.workflows import Workflow
+
+RunRecords = tuple[WorkflowRun | None, list[WorkflowStage]]
+"""A run (``None``: no such run) and its stage records, in ``get_stages``' order."""
+
+RunSnapshot = tuple[WorkflowRun | None, list[WorkflowStage], dict[str, Json]]
+"""A run, its stage records, and stored outputs of some of them by stage record id."""
+
+
+@runtime_checkable
+class SnapshotReads(Protocol):
+    """Reads a store transaction may add to the port's to save statements on a job's
+    path; without them the shell uses ``get_run``, ``get_stages``, ``get_blob`` and
+    ``get_job``.
+
+    ``unchanged`` lets a job's finish decide on the records its start left
+    (:attr:`~kernel.effects.ExecuteStage.stages_read`) instead of reading them
+    again. What it checked must stay so until the transaction ends: a store whose
+    write transactions run one at a time (SQLite's ``BEGIN IMMEDIATE``) has
+    that for free; one with row locks must take them, as its ``get_run`` does.
+    """
+
+    def get_run_with_stages(self, run_id: str, group: int = 0) -> RunSnapshot:
+        """``get_run`` and ``get_stages`` at once, with the stored value named by the
+        ``output_ref`` of COMPLETED stages of execution group ``group``, by stage record
+        id (none for group 0, or where nothing is stored). A store may leave any out:
+        the shell reads what is missing with ``get_blob``."""
+        ...
+
+    def unchanged(self, run: WorkflowRun, stages: Sequence[WorkflowStage], job: Job | None) -> bool:
+        """Whether the run and its stage records are still at these versions (the
+        same records, no more, no fewer) and ``job`` (if any) is still exactly this."""
+        ...
+
+
+_SNAPSHOTS: dict[type[Any], bool] = {}
+"""Whether each transaction class has the :class:`SnapshotReads` (checked once a class)."""
+
+
+def _snapshot_reads(tx: StoreTransaction) -> SnapshotReads | None:
+    kind = type(tx)
+    found = _SNAPSHOTS.get(kind)
+    if found is None:
+        # Looked up on the class, not the object: a wrapper that hands unknown
+        # attributes on to the transaction it wraps (adapters.blobs_store) must not
+        # lend out reads that would skip what it does to get_run.
+        names = ("get_run_with_stages", "unchanged")
+        found = _SNAPSHOTS[kind] = all(callable(getattr(kind, name, None)) for name in names)
+    return cast("SnapshotReads", tx) if found else None
 
 
 class Reads:
@@ -23,6 +71,25 @@ class Reads:
         self.registry = registry
         self.now = now
         """The decision's time, for reads that choose rows by it (due, stale)."""
+        self._snapshots = _snapshot_reads(tx)
+        self._outputs: dict[str, Json] = {}
+        """Stored outputs this phase read along with their run, by stage record id."""
+
+    def run_records(self, run_id: str, *, outputs_of: int = 0) -> RunRecords:
+        """The run and its stage records (no stages without a run). A store with
+        :class:`SnapshotReads` also reads the stored outputs of group ``outputs_of``
+        in the same statement, for :meth:`group_outputs` to take."""
+        if self._snapshots is not None:
+            run, stages, outputs = self._snapshots.get_run_with_stages(run_id, outputs_of)
+            self._outputs.update(outputs)
+            return run, stages
+        run = self.tx.get_run(run_id)
+        return run, self.tx.get_stages(run_id) if run is not None else []
+
+    def unchanged(self, run: WorkflowRun, stages: Sequence[WorkflowStage], job: Job | None) -> bool:
+        """Whether the store confirms these records current (``False``: it cannot tell,
+        read them again)."""
+        return self._snapshots is not None and self._snapshots.unchanged(run, stages, job)
 
     def known_workflow_ids(self) -> Collection[str]:
         """The ids of the workflows this kernel has registered: schedule ticks only
@@ -48,7 +115,12 @@ class Reads:
         outputs: dict[str, Json] = {}
         for stage in stages:
             if stage.execution_group == group and stage.status == Status.COMPLETED:
-                found, value = self.tx.get_blob(output_key(run_id, stage.stage_id))
+                key = output_key(run_id, stage.stage_id)
+                if stage.output_ref == key and stage.id in self._outputs:
+                    # Read with the run in this phase's transaction: the same value.
+                    outputs[stage.stage_id] = self._outputs[stage.id]
+                    continue
+                found, value = self.tx.get_blob(key)
                 if found:
                     outputs[stage.stage_id] = value
         return outputs
@@ -65,13 +137,20 @@ class Reads:
         return self.group_outputs(run.id, stages, group - 1) if group > 1 else {}
 
     def stage_state(
-        self, run_id: str, *, group: int | None = None, job: Job | None = None
+        self,
+        run_id: str,
+        *,
+        group: int | None = None,
+        job: Job | None = None,
+        records: RunRecords | None = None,
     ) -> StageState:
-        """A run as a stage's outcome (or a transition) sees it: the run, its stages,
-        ``job``, the stored outputs of ``group`` (default: of the latest group, once
-        none of the run's stages is active), and the workflow."""
-        run = self.tx.get_run(run_id)
-        stages = self.tx.get_stages(run_id) if run is not None else []
+        """A run as a stage's outcome (or a transition) sees it: the run, its stages
+        (``records``, if already known to be current), ``job``, the stored outputs of
+        ``group`` (default: of the latest group, once none of the run's stages is
+        active), and the workflow."""
+        if records is None:
+            records = self.run_records(run_id, outputs_of=group or 0)
+        run, stages = records
         if group is None:
             finished = bool(stages) and not any(stage.is_active for stage in stages)
             group = max(stage.execution_group for stage in stages) if finished else 0

@@ -2,7 +2,8 @@
 
 The client creates runs (each ``run.create`` with an idempotency key, so a
 create whose answer was lost, or that is delivered twice, may be sent
-again), cancels runs and reruns finished ones from a stage. The serverless
+again), cancels runs and reruns finished ones from a stage, and sends signals
+and upserts schedules (:mod:`testing.simulate.outside`). The serverless
 function ``fn`` handles job queue messages as ``ServerlessHost.handle_job``
 does: lease the named job (``job.lease``), then execute it (``job.execute``);
 a message delivered twice must run the job at most once.
@@ -12,18 +13,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from kernel.commands import JobExecute, JobLease, RunCancel, RunCreate, RunRerunFrom
 from kernel.dispatch import Kernel
-from kernel.effects import CompleteIdempotency, InsertRun, ReleaseIdempotency
+from kernel.effects import InsertRun
 from kernel.errors import IdempotencyInProgressError, KernelError, StoreError
 from kernel.status import RUN_TERMINAL, JobStatus
-from testing.simulate.invariants import SERVERLESS, Violation
+from testing.batch import SimulatedCrash
+from testing.simulate.invariants import SERVERLESS
+from testing.simulate.outside import KEYS, START, Outside
 from testing.simulate.store import Change, SimStore
-
-KEYS = (CompleteIdempotency, ReleaseIdempotency)
-"""Effects on idempotency keys only: what replaying an idempotent command may write."""
+from testing.simulate.violation import Violation
 
 
 def create_key(name: str, workflow_id: str, input: Any) -> str:
@@ -35,9 +37,16 @@ class Client:
     """Sends the client's commands and the serverless function's messages."""
 
     def __init__(
-        self, kernel: Kernel, store: SimStore, names: dict[str, str], reopened: set[str]
+        self,
+        kernel: Kernel,
+        store: SimStore,
+        names: dict[str, str],
+        reopened: set[str],
+        outside: Outside,
     ) -> None:
         self.kernel = kernel
+        self.outside = outside
+        """Signals and schedules."""
         self.reopened = reopened
         """Where a rerun says which run it moves back from terminal (the checker's)."""
         self.store = store
@@ -59,6 +68,8 @@ class Client:
 
     def execute(self, words: list[str]) -> str | None:
         """Carry out ``client ...`` (without the word ``client``); ``None``: it cannot."""
+        if words[0] in ("signal", "resignal", "schedule", "unschedule"):
+            return self.outside.execute(words)
         run_id = self.by_name(words[1]) if len(words) > 1 else None
         match words:
             case ["create", name, workflow_id, data] if run_id is None:
@@ -88,6 +99,7 @@ class Client:
                 f"{json.dumps(input, default=str)}: {exc} (check inputs=)"
             ) from exc
         self.names[created.workflow_run_id] = name
+        self.outside.plan_run(name, workflow_id, self.kernel.clock.now())
         return f"run {created.workflow_run_id}"
 
     def _inserted_once(self, name: str, changes: Sequence[Change]) -> None:
@@ -114,17 +126,22 @@ class Client:
                     f"sent again wrote {writes}"
                 )
 
-        self.step = nothing_changed
+        answered: list[str] = []
+
+        def same_run(changes: Sequence[Change]) -> None:
+            nothing_changed(changes)
+            if answered and answered[0] != first:
+                raise Violation(
+                    f"replaying an idempotent command changes nothing: {name}'s run.create "
+                    f"sent again answered run {answered[0]}, not {first}"
+                )
+
+        self.step = same_run
         try:
-            again = self.kernel.dispatch(command)
+            answered.append(self.kernel.dispatch(command).workflow_run_id)
         except KernelError as exc:
             return f"failed: {type(exc).__name__}: {exc}"
-        if again.workflow_run_id != first:
-            raise Violation(
-                f"replaying an idempotent command changes nothing: {name}'s run.create "
-                f"sent again answered run {again.workflow_run_id}, not {first}"
-            )
-        return f"answered run {again.workflow_run_id} again"
+        return f"answered run {answered[0]} again"
 
     def _refusable(self, act: Callable[[], str]) -> str:
         try:
@@ -139,6 +156,10 @@ class Client:
     def _rerun(self, run_id: str, stage_id: str) -> str:
         self.reopened.add(run_id)
         rerun = self.kernel.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id=stage_id))
+        run = self.store.get_run(run_id)
+        if run is not None and rerun.deleted_stages:  # its signal stages wait again
+            now = self.kernel.clock.now()
+            self.outside.plan_run(self.names[run_id], run.workflow_id, now, rerun.deleted_stages)
         return f"rerun, deleted {rerun.deleted_stages}"
 
     # -- the serverless function ---------------------------------------------------------
@@ -154,6 +175,8 @@ class Client:
         except StoreError as exc:  # the platform delivers the message again later
             self.messages.append(job_name)
             return f"failed: {exc}"
+        except SimulatedCrash as exc:  # the function died; its lease is left to be reaped
+            return f"died: {exc}"
 
     def _handle(self, job_name: str) -> str:
         name, _, stage_id = job_name.partition("/")
@@ -172,10 +195,16 @@ class Client:
         if took.job is None:
             return f"skipped: {took.reason}"
         if run.status in RUN_TERMINAL:
-            raise Violation(
+            broken = (
                 f"a terminal run starts no user code: {SERVERLESS} leased {job_name} of a "
                 f"{run.status} run"
             )
+
+            def started(changes: Sequence[Change]) -> None:
+                raise Violation(broken)
+
+            self.step = started
+            return f"leased {took.job.id} of a {run.status} run"
         command = JobExecute(
             workflow_run_id=run_id,
             workflow_id=run.workflow_id,
@@ -187,6 +216,27 @@ class Client:
         return f"{took.job.id}: {result.outcome}"
 
     def check(self, changes: Sequence[Change]) -> None:
+        """Name the runs schedules created; then check what this step's commands must
+        have answered or written."""
+        if self.outside.schedules:
+            for change in changes:
+                effect = change.effect
+                if isinstance(effect, InsertRun) and effect.run.id not in self.names:
+                    self._name_scheduled(effect.run.id, effect.run.metadata)
         step, self.step = self.step, None
         if step is not None:
             step(changes)
+        if self.outside.step is not None:
+            self.outside.check(changes)
+
+    def _name_scheduled(self, run_id: str, metadata: dict[str, Any]) -> None:
+        """A schedule's run is named by its schedule and fire time: ``every-20s@41.2s``."""
+        schedule_id, fire_time = metadata.get("schedule_id"), metadata.get("fire_time")
+        if not isinstance(schedule_id, str) or not isinstance(fire_time, str):
+            return
+        fire = (datetime.fromisoformat(fire_time) - START).total_seconds()
+        name = f"{schedule_id}@{f'{fire:.3f}'.rstrip('0').rstrip('.')}s"
+        self.names[run_id] = name
+        run = self.store.tables.runs.get(run_id)
+        if run is not None:
+            self.outside.plan_run(name, run.workflow_id, self.kernel.clock.now())

@@ -10,6 +10,7 @@ seed with a little of everything.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from datetime import timedelta
 
 from attrs import Attribute, field, frozen
@@ -26,6 +27,7 @@ KINDS = (
     "duplicate",
     "cancel",
     "rerun",
+    "provider",
 )
 """The kinds of fault, in the order a seed draws their rates."""
 
@@ -59,6 +61,10 @@ class FaultPlan:
       function gets a job's queue message a second time.
     * ``cancel``, ``rerun``: the client cancels a run, or reruns a finished one
       from one of its stages.
+    * ``provider``: an AI or batch provider fails (``simulate(ai=..., batch_providers=...)``
+      only): a rate limit, an answer lost after the provider did the work, a batch
+      submission the provider accepted but whose answer was lost, a worker that dies
+      right after the provider accepted its batch, a failing status check or cancel.
 
     ``swarm``: the chance that a seed leaves a kind out altogether.
     """
@@ -74,6 +80,7 @@ class FaultPlan:
     duplicate: float = field(default=0.005, validator=_rate)
     cancel: float = field(default=0.002, validator=_rate)
     rerun: float = field(default=0.002, validator=_rate)
+    provider: float = field(default=0.01, validator=_rate)
     swarm: float = field(default=0.3, validator=_rate)
 
     @classmethod
@@ -81,10 +88,16 @@ class FaultPlan:
         """A plan that injects nothing: the schedule alone is explored."""
         return cls(**dict.fromkeys(KINDS, 0.0))
 
-    def draw(self, rng: random.Random) -> dict[str, float]:
-        """This seed's rate per kind: each between 0 and its ceiling, or 0 when swarmed out."""
+    def draw(self, rng: random.Random, without: Collection[str] = ()) -> dict[str, float]:
+        """This seed's rate per kind: each between 0 and its ceiling, or 0 when swarmed out.
+        Kinds ``without`` (that cannot happen: ``provider`` with no providers) are 0 and
+        draw nothing, so adding a kind leaves the seeds of simulations without it as
+        they were."""
         rates: dict[str, float] = {}
         for kind in KINDS:
+            if kind in without:
+                rates[kind] = 0.0
+                continue
             ceiling: float = getattr(self, kind)
             left_out = rng.random() < self.swarm
             rates[kind] = 0.0 if left_out or ceiling == 0 else rng.uniform(0, ceiling)
@@ -103,6 +116,11 @@ class Timing:
     """After the faults stop, every run must be terminal within this virtual time."""
     idempotency_timeout: timedelta = timedelta(minutes=2)
     """A key held by a command whose answer was lost may be taken over after this long."""
+    schedule_lifetime: timedelta = timedelta(seconds=90)
+    """How long after the client upserts a schedule it deletes it again (``schedules=``)."""
+    signal_wait: timedelta = timedelta(minutes=2)
+    """The longest the client waits before sending a signal, but past a stage's
+    ``timeout`` (only one no longer than this is ever reached)."""
 
 
 DEFAULT_FAULTS = FaultPlan()

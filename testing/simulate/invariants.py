@@ -8,7 +8,7 @@ readable message, or ``None``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from kernel.effects import (
@@ -25,7 +25,11 @@ from kernel.effects import (
 from kernel.ports import Clock
 from kernel.records import Job, OutboxEvent, WorkflowRun, WorkflowStage
 from kernel.status import RUN_TERMINAL, JobStatus, Status, can_run_move, can_stage_move
+from kernel.workflows import Workflow
+from testing.simulate.feature_checks import FeatureChecks
+from testing.simulate.providers import ProviderFaults
 from testing.simulate.store import Change, SimStore
+from testing.simulate.violation import Violation
 from testing.simulate.worker import VirtualWorker
 
 SERVERLESS = "fn"
@@ -35,10 +39,6 @@ Predicate = Callable[[Any], None]
 """A user invariant: given the store, raises ``AssertionError`` when violated."""
 
 JOB_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-class Violation(Exception):
-    """An invariant does not hold; the message says which and why."""
 
 
 class Checker:
@@ -53,6 +53,10 @@ class Checker:
         delivered: Mapping[str, int],
         clock: Clock,
         stale_threshold: timedelta,
+        workflows: Mapping[str, Workflow[Any, Any]],
+        providers: ProviderFaults,
+        start: datetime,
+        watch: bool = False,
     ) -> None:
         self.store = store
         self.delivered = delivered
@@ -74,6 +78,10 @@ class Checker:
         """Run id → its jobs' ids, in enqueue order."""
         self.reopened: set[str] = set()
         """Runs a ``run.rerunFrom`` of this step moved from terminal back to running."""
+        self.features = FeatureChecks(
+            store, workflows, self.run_name, self.call_ids, providers, start, watch=watch
+        )
+        """Signals, schedules and provider calls (:mod:`testing.simulate.feature_checks`)."""
 
     def run_name(self, run_id: str) -> str:
         return f"{self.names.get(run_id, '?')} ({run_id})"
@@ -98,6 +106,8 @@ class Checker:
                 touched[touched_run] = None
         for run_id in touched:
             self._check_agreement(run_id)
+        if self.features.active:
+            self.features.after_step(changes)
         self._check_workers(list(workers))
         self.reopened.clear()
         for predicate in self.predicates:

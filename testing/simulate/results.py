@@ -19,6 +19,11 @@ def key_of(line: str) -> tuple[float, str]:
     rest = found["rest"]
     if rest.startswith("client create "):  # its key ends with the input's JSON
         return float(found["t"]), rest.split(": failed: ", 1)[0]
+    if rest.startswith("client signal "):  # its key ends with the payload's JSON
+        head = rest.split(" ", 4)
+        if len(head) == 5:
+            _, end = json.JSONDecoder().raw_decode(head[4])
+            return float(found["t"]), " ".join([*head[:4], head[4][:end]])
     key = rest.split(": ", 1)[0]
     return float(found["t"]), key
 

@@ -21,7 +21,7 @@ from attrs import frozen
 
 from adapters.memory import InMemoryStore, MemoryTransaction, _Tables
 from adapters.memory_signals import MISSING
-from kernel.effects import StoreEffect, UpdateJob, UpdateRun, UpdateStage
+from kernel.effects import InsertUsage, StoreEffect, UpdateJob, UpdateRun, UpdateStage
 from kernel.errors import StaleVersionError, StoreError
 from kernel.records import Job, WorkflowRun, WorkflowStage
 from testing.simulate import snapshot
@@ -44,8 +44,15 @@ class _Recording(MemoryTransaction):
         super().__init__(tables)
         self._store = store
         self.changes: list[Change] = []
+        self.writes_usage = False
+        """Whether the transaction writes a ledger row of an AI call (``usage.record``
+        from ``ctx.ai``; a batch item's row is not a call)."""
 
     def apply(self, effects: Sequence[StoreEffect]) -> None:
+        if self._store.watch_usage:  # known before the first effect, which may fail
+            self.writes_usage |= any(
+                type(effect) is InsertUsage and effect.entry.kind != "batch" for effect in effects
+            )
         for effect in effects:
             store = self._store
             if store.fail_after is not None and len(self.changes) >= store.fail_after:
@@ -100,6 +107,10 @@ class SimStore(InMemoryStore):
         self.lose_answer: int | None = None
         """Let this many more write transactions commit; the next one commits too, then
         raises as if it had failed (``None``: none)."""
+        self.usage_lost = 0
+        """Ledger writes of AI calls a ``store_failure`` rolled back, since last taken."""
+        self.watch_usage = False
+        """Whether to count them (the simulation has an ``AIConfig``)."""
 
     def snapshot(self) -> _Tables:
         """The tables as they are now, for a transaction that commits later."""
@@ -117,11 +128,13 @@ class SimStore(InMemoryStore):
                 yield tx
                 if early is not None:
                     self._commit(tx, early)
-            except BaseException:
+            except BaseException as exc:
                 undo = list(tx._undo)
                 tx.rollback()
                 if early is None:
                     self.leftovers += _left_behind(self._tables, undo)
+                if isinstance(exc, SimulatedStoreFailure) and tx.writes_usage:
+                    self.usage_lost += 1
                 raise
             finally:
                 self._current = None
@@ -144,6 +157,11 @@ class SimStore(InMemoryStore):
         # Each change against the record it replaces in the live tables.
         tx.changes = [Change(change.effect, live._before(change.effect)) for change in tx.changes]
         snapshot.publish(rows, early, self._tables, tx._logs_before)
+
+    def take_usage_lost(self) -> int:
+        """How many usage ledger writes failed on purpose since the last call."""
+        lost, self.usage_lost = self.usage_lost, 0
+        return lost
 
     def take_changes(self) -> list[Change]:
         """The changes committed since the last call."""

@@ -39,11 +39,13 @@ from adapters.hosts.schedule import (
     step,
 )
 from kernel.commands import (
+    BatchCancelPending,
     LeaseReapStale,
     LeaseRelease,
     OutboxFlush,
     RunClaimPending,
     RunTransition,
+    ScheduleTick,
     StagePollSuspended,
 )
 from kernel.dispatch import Kernel, _nothing
@@ -53,6 +55,7 @@ from kernel.records import Job
 from kernel.shell.job_execute import Leased, finish_and_lease, lease_next
 from kernel.shell.steps import Done
 from kernel.status import RUN_TERMINAL, JobStatus, Status
+from testing.batch import SimulatedCrash
 
 FLUSH_BATCH = 5
 """Events one flush step publishes at most (a tick's flush repeats while there are more)."""
@@ -105,6 +108,9 @@ class VirtualWorker:
         self.slots: dict[int, SlotWork] = {}
         self._acts: dict[int, Callable[[], str]] = {}
         """Each slot's operation (made once: it looks the slot's work up when run)."""
+        self.schedules = False
+        """Whether its ticks fire schedules (``schedule.tick``), as a host's do; a
+        simulation without schedules leaves that part out (it would find nothing)."""
         self.notes: list[str] = []
         self.broken: list[str] = []
         """Invariants this worker saw broken: a lost lease's finish accepted, user code
@@ -144,7 +150,16 @@ class VirtualWorker:
     def _perform(self, action: Action) -> None:
         match action:
             case RunTick(sweep=sweep):
-                parts = ["claim", "poll", "reap", *(["sweep"] if sweep else []), "flush"]
+                # The parts of adapters.hosts.tick.Orchestrator.tick, in its order.
+                parts = [
+                    *(["schedules"] if self.schedules else []),
+                    "claim",
+                    "poll",
+                    "reap",
+                    *(["batch cancels"] if self.kernel.batch_providers else []),
+                    *(["sweep"] if sweep else []),
+                    "flush",
+                ]
                 self.tick = Tick(parts)
             case DequeueJob(slot=slot, max_jobs=max_jobs):
                 self.slots[slot] = SlotWork(max_jobs)
@@ -224,6 +239,9 @@ class VirtualWorker:
         except Exception as exc:  # a failing part is logged; the tick goes on (as the host's)
             tick.ok = False
             said, repeat = f"failed: {type(exc).__name__}: {exc}", False
+        except SimulatedCrash as exc:  # a batch provider's fake killed this worker
+            self.crash()
+            return self._said(f"died: {exc}")
         if not repeat:
             tick.parts.pop(0)
         if not tick.parts:
@@ -234,6 +252,13 @@ class VirtualWorker:
     def _run_part(self, tick: Tick, part: str) -> tuple[str, bool]:
         k = self.kernel
         match part:
+            case "schedules":
+                ticked = k.dispatch(ScheduleTick())
+                tick.found_work |= bool(ticked.created)
+                return f"fired {len(ticked.created)}, skipped {ticked.skipped}", False
+            case "batch cancels":
+                done = k.dispatch(BatchCancelPending())
+                return f"cancelled {done.cancelled}, {done.failed} failed", False
             case "claim":
                 claimed = k.dispatch(RunClaimPending(worker_id=self.worker_id, max_claims=10))
                 tick.found_work |= bool(claimed.claimed)
@@ -285,6 +310,9 @@ class VirtualWorker:
                     self.feed(JobFinished(index, work.job.id, "error"))
                 self.feed(DequeueEnded(index, failed=True))
                 said = f"failed: {type(exc).__name__}: {exc}"
+            except SimulatedCrash as exc:  # a batch provider's fake killed this worker
+                self.crash()
+                said = f"died: {exc}"
             return self._said(said)
 
         return act

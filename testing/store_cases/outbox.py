@@ -66,6 +66,30 @@ class OutboxCases(StoreCase):
         self.apply(AppendOutbox(event, event_id="ev-1", causation_id="cmd"))
         assert self.store.get_outbox()[0].payload == {"type": "stage:progress", **to_json(event)}
 
+    def test_appends_of_one_transaction_keep_their_order_across_applies(self) -> None:
+        """Events appended by several ``apply`` calls of one transaction (a job's finish
+        and the next job's start) are numbered per run after those already stored, and
+        stored in the order appended."""
+        self.add_runs("run-1", "run-2")
+        self.apply(append("a1"))
+        with self.store.transaction() as tx:
+            tx.apply([append("a2"), append("b1", "run-2")])
+            tx.apply([append("b2", "run-2")])
+            tx.apply([append("a3")])
+        stored = [(e.id, e.sequence) for e in self.store.get_outbox()]
+        assert stored == [("a1", 1), ("a2", 2), ("b1", 1), ("b2", 2), ("a3", 3)]
+
+    def test_a_claim_sees_the_events_its_transaction_appended(self) -> None:
+        """Reads in the appending transaction see its events, numbered and in order."""
+        self.add_runs("run-1")
+        self.apply(append("a1"))
+        with self.store.transaction() as tx:
+            tx.apply([append("a2"), append("a3")])
+            claimed = tx.claim_outbox(at(0), 10, LEASE)
+            tx.apply([append("a4")])
+        assert [(e.id, e.sequence) for e in claimed] == [("a1", 1), ("a2", 2), ("a3", 3)]
+        assert [e.sequence for e in self.store.get_outbox("run-1")] == [1, 2, 3, 4]
+
     def test_outbox_sequences_stay_gap_free_under_concurrent_appends(self) -> None:
         """Threads appending to one run get each number exactly once."""
         self.add_runs("run-1")
@@ -137,6 +161,28 @@ class OutboxCases(StoreCase):
         self.apply(UpdateOutbox(evolve(self.event("a1"), retry_count=1)))
         assert self.claim(1) == ["a1"]
         assert self.event("a1").retry_count == 1
+
+    def test_a_flush_records_each_events_own_outcome(self) -> None:
+        """Publication records of several events in one ``apply`` (one flush) each keep
+        their own outcome and end their claim; other events are left as they were."""
+        self.add_runs("run-1", "run-2")
+        self.apply(append("a1"), append("a2"), append("b1", "run-2"), append("b2", "run-2"))
+        assert self.claim(0, limit=3) == ["a1", "a2", "b1"]
+        self.apply(
+            UpdateOutbox(evolve(self.event("a1"), published_at=at(1))),
+            UpdateOutbox(evolve(self.event("a2"), retry_count=1)),
+            UpdateOutbox(evolve(self.event("b1"), retry_count=3, dlq_at=at(2))),
+        )
+        outcomes = {
+            e.id: (e.published_at, e.retry_count, e.dlq_at) for e in self.store.get_outbox()
+        }
+        assert outcomes == {
+            "a1": (at(1), 0, None),
+            "a2": (None, 1, None),
+            "b1": (None, 3, at(2)),
+            "b2": (None, 0, None),
+        }
+        assert self.claim(1) == ["a2", "b2"]
 
     def test_claim_outbox_skips_published_and_dead_lettered_events(self) -> None:
         """Published and dead-lettered events are never claimed."""

@@ -16,7 +16,7 @@ import psycopg
 
 from adapters.postgres.rows import params
 from adapters.sqlite.transaction import JOBS, RUNS
-from kernel.records import Job, WorkflowRun
+from kernel.records import Job, WorkflowRun, WorkflowStage
 
 COLUMNS = (
     "id, workflow_id, workflow_name, status, input, config, priority, metadata, output, error, "
@@ -57,6 +57,15 @@ def insert_postgres_run(
 ) -> None:
     """Insert ``run`` into a version 1-4 PostgreSQL schema (as :func:`insert_sqlite_run`)."""
     conn.execute(POSTGRES_INSERT_RUN.encode(), _as_before(params(run), run, cost))
+
+
+def insert_postgres_stage(conn: psycopg.Connection[Any], stage: WorkflowStage) -> None:
+    """Insert ``stage`` into a version 2-8 PostgreSQL schema (a plain ``INSERT``: the
+    store's own ``insert_stage`` calls ``expect_rows``, which version 9 adds)."""
+    values = params(stage)
+    names = ", ".join(values)
+    placeholders = ", ".join(f"%({name})s" for name in values)
+    conn.execute(f"INSERT INTO stages ({names}) VALUES ({placeholders})".encode(), values)
 
 
 JOB_COLUMNS = (

@@ -16,7 +16,6 @@ from sqlite_utils import Database
 
 from adapters.postgres import PostgresStore
 from adapters.postgres import queries as pg_queries
-from adapters.postgres.rows import params
 from adapters.sqlite import SqliteStore
 from adapters.sqlite.queries import QUERIES
 from adapters.sqlite.schema import migrate
@@ -26,7 +25,7 @@ from kernel.ports import Store
 from kernel.status import Status
 from testing.store_cases.base import at, make_run, make_stage
 from testing.store_cases.signals_schedules import consumed, make_schedule, make_signal
-from tests.adapters.old_runs import insert_postgres_run, insert_sqlite_run
+from tests.adapters.old_runs import insert_postgres_run, insert_postgres_stage, insert_sqlite_run
 from tests.postgres_support import DSN, apply, drop_schema, fresh_schema, require_postgres
 
 SIGNALS_SCHEDULES = 3
@@ -117,7 +116,7 @@ def test_postgres_schema_at_version_2_is_upgraded_keeping_its_rows(schema: str) 
             conn.execute(migration.sql.encode())
             conn.execute(pg_queries.QUERIES["record_version"], {"version": migration.version})
         insert_postgres_run(conn, make_run())
-        conn.execute(pg_queries.QUERIES["insert_stage"], params(FAILED))
+        insert_postgres_stage(conn, FAILED)
         found = conn.execute(
             "SELECT count(*) AS n FROM pg_tables WHERE schemaname = %s "
             "AND tablename IN ('signals', 'schedules')",

@@ -19,7 +19,6 @@ from sqlite_utils import Database
 
 from adapters.postgres import PostgresStore
 from adapters.postgres import queries as pg_queries
-from adapters.postgres.rows import params
 from adapters.sqlite import SqliteStore
 from adapters.sqlite.queries import QUERIES
 from adapters.sqlite.schema import migrate
@@ -32,6 +31,7 @@ from testing.store_cases.ledger import make_cancel, make_entry
 from tests.adapters.old_runs import (
     insert_postgres_job,
     insert_postgres_run,
+    insert_postgres_stage,
     insert_sqlite_job,
     insert_sqlite_run,
 )
@@ -219,7 +219,7 @@ def test_postgres_schema_at_version_4_is_upgraded_keeping_its_rows(schema: str) 
             conn.execute(pg_queries.QUERIES["record_version"], {"version": migration.version})
         for run in OLD_RUNS:
             insert_postgres_run(conn, run, OLD_COSTS[run.id])
-        conn.execute(pg_queries.QUERIES["insert_stage"], params(STAGE))
+        insert_postgres_stage(conn, STAGE)
         insert_postgres_job(conn, JOB)
     store = PostgresStore(DSN, schema=schema)
     try:

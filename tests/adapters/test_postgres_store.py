@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from typing import Any
 
 import pytest
@@ -179,6 +180,7 @@ def test_killed_session_fails_the_transaction_and_writes_nothing(store: Postgres
     store.migrate()
     lost = pytest.raises(StoreError, match="lost the PostgreSQL connection")
     with lost, store.transaction() as tx:
+        tx.get_run("run-0")  # the transaction begins
         tx.apply([InsertRun(make_run("run-1")), PutBlob("blob", 1)])
         (session,) = server_execute(
             sql.SQL(
@@ -227,7 +229,11 @@ def test_unreachable_server_raises_store_error() -> None:
 def test_stale_update_caught_inside_a_transaction_acts_like_the_memory_store(
     store: PostgresStore,
 ) -> None:
-    """Effects before the stale one stay applied, effects after it do not, as in memory."""
+    """Effects before the stale one stay applied, effects after it do not, as in memory.
+
+    In memory ``apply`` raises at once; PostgreSQL sends the effects with the
+    transaction's next statement, and that call raises.
+    """
     results = []
     for candidate in (InMemoryStore(), store):
         apply(candidate, InsertRun(make_run()))
@@ -235,6 +241,8 @@ def test_stale_update_caught_inside_a_transaction_acts_like_the_memory_store(
         with candidate.transaction() as tx:
             with pytest.raises(StaleVersionError):
                 tx.apply([PutBlob("before", 1), stale, PutBlob("after", 2)])
+                tx.get_blob("before")
+            assert tx.get_blob("before") == (True, 1)
             tx.apply([PutBlob("later", 3)])
         results.append(
             [candidate.get_blob(name) for name in ("before", "after", "later")]
@@ -242,6 +250,18 @@ def test_stale_update_caught_inside_a_transaction_acts_like_the_memory_store(
         )
     assert results[0] == results[1]
     assert results[1][:3] == [(True, 1), (False, None), (True, 3)]
+
+
+def test_stale_update_sent_with_the_commit_commits_nothing(store: PostgresStore) -> None:
+    """Effects that go out with the ``COMMIT`` are checked on the server first: a
+    stale one raises ``StaleVersionError`` and none of the transaction's writes land."""
+    apply(store, InsertRun(make_run()))
+    with pytest.raises(StaleVersionError), store.transaction() as tx:
+        assert tx.get_run("run-1") == make_run()
+        tx.apply([PutBlob("before", 1)])
+        tx.apply([UpdateRun(bump(make_run(version=4)), expected_version=4)])
+    assert store.get_blob("before") == (False, None)
+    assert store.get_run("run-1") == make_run()
 
 
 def test_deadlock_is_a_stale_version_the_kernel_retries(store: PostgresStore) -> None:
@@ -286,6 +306,8 @@ def test_database_error_inside_apply_undoes_that_apply_only(
     with store.transaction() as tx:
         with pytest.raises(StoreError):
             tx.apply([PutBlob("undone", 1), EnqueueJob(make_job("job-1")), refused()])
+            tx.get_blob("undone")  # the effects go out with this read
+        assert tx.get_blob("undone") == (False, None)
         tx.apply([PutBlob("kept", 2)])
     assert store.get_blob("undone") == (False, None)
     assert store.get_jobs("run-1") == []
@@ -293,13 +315,26 @@ def test_database_error_inside_apply_undoes_that_apply_only(
 
 
 def test_commit_after_a_swallowed_database_error_raises(store: PostgresStore) -> None:
-    """A transaction the server aborted never reports a successful commit."""
-    apply(store, InsertRun(make_run()))
-    refused = pytest.raises(StoreError, match="could not commit")
-    with refused, store.transaction() as tx, pytest.raises(StoreError):
-        tx.apply([unstorable_blob()])
-    apply(store, PutBlob("next", 1))
-    assert store.get_blob("next") == (True, 1)
+    """A transaction the server aborted (here, to break a deadlock) never reports a
+    successful commit, even when its caller swallowed the error."""
+    apply(store, InsertRun(make_run("run-1")), InsertRun(make_run("run-2")))
+    both_locked = threading.Barrier(2, timeout=10)
+
+    def lock_both(index: int) -> str:
+        first, second = ("run-1", "run-2") if index == 0 else ("run-2", "run-1")
+        try:
+            with store.transaction() as tx:
+                tx.get_run(first)
+                both_locked.wait()
+                with suppress(StaleVersionError):
+                    tx.get_run(second)
+        except StoreError as exc:
+            return str(exc)
+        return "committed"
+
+    committed, refused = sorted(race(2, lock_both), key=lambda outcome: outcome != "committed")
+    assert committed == "committed"
+    assert "could not commit" in refused
 
 
 # -- schema ------------------------------------------------------------------

@@ -67,7 +67,22 @@ def test_an_intent_recorded_before_hands_back_its_batch_id() -> None:
     record = evolve(RECORD, suspended_state=known.to_state())
     match decide(intent(), Intending(RUN, record, STAGE), env()):
         case Success(made):
-            assert made.result == BatchIntentResult(recorded=True, batch_id="b-7")
+            assert made.result == BatchIntentResult(recorded=True, batch_id="b-7", earlier=True)
+            assert made.effects == ()
+        case Failure(error):
+            raise AssertionError(error)
+
+
+def test_an_intent_recorded_before_without_a_batch_id_says_so() -> None:
+    """A worker whose lease was reaped runs the same attempt number as the worker that
+    took over: if that one recorded the intent (and maybe submitted), the answer says
+    the intent is earlier, and the stage asks the provider for the tag instead of
+    submitting again (found by the simulator: the provider was paid twice)."""
+    pending = BatchProgress(provider="fakebatch", tag="t1", generation=1)
+    record = evolve(RECORD, suspended_state=pending.to_state())
+    match decide(intent(), Intending(RUN, record, STAGE), env()):
+        case Success(made):
+            assert made.result == BatchIntentResult(recorded=True, earlier=True)
             assert made.effects == ()
         case Failure(error):
             raise AssertionError(error)

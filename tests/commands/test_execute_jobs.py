@@ -7,9 +7,17 @@ says so inside the finish transaction (a host that is stopping).
 
 from __future__ import annotations
 
-from kernel import JobExecuteResult, JobStatus, Status
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from kernel import JobExecuteResult, JobStatus, RunClaimPending, Status
+from kernel.commands import RunClaimPendingResult
+from kernel.ports import StoreTransaction
 from kernel.records import Job
-from tests.harness import MakeKernel, event_types, job_of, run_of, start
+from tests.harness import MakeKernel, create, event_types, job_of, run_of, start
 from tests.workflows import Calls, linear
 
 
@@ -71,3 +79,50 @@ def test_max_jobs_bounds_the_chain(make_tk: MakeKernel) -> None:
 def test_an_idle_worker_gets_an_empty_chain(make_tk: MakeKernel) -> None:
     tk = make_tk(linear(Calls()))
     assert tk.kernel.execute_jobs("w1") == []
+
+
+def test_claim_first_claims_a_new_run_and_starts_it_in_one_transaction(
+    make_tk: MakeKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker told of a new run claims it and leases its first job together: four
+    write transactions for three stages, the claim's among them."""
+    calls = Calls()
+    tk = make_tk(linear(calls))
+    run_id = create(tk, "linear", value=1)
+    store, opened = tk.kernel.store, []
+    transaction = store.transaction
+
+    @contextmanager
+    def counted() -> Iterator[StoreTransaction]:
+        opened.append(1)
+        with transaction() as tx:
+            yield tx
+
+    monkeypatch.setattr(store, "transaction", counted)
+    claims: list[RunClaimPendingResult] = []
+
+    done = tk.kernel.execute_jobs(
+        "w1", claim_first=RunClaimPending(worker_id="w1"), on_claimed=claims.append
+    )
+
+    assert [job.stage_id for job, _ in done] == ["first", "second", "third"]
+    assert run_of(tk.store, run_id).status == Status.COMPLETED
+    assert [[c.workflow_run_id for c in claim.claimed] for claim in claims] == [[run_id]]
+    assert len(opened) == 4
+
+
+def test_claim_first_with_nothing_pending_claims_nothing_and_leases_what_is_queued(
+    make_tk: MakeKernel,
+) -> None:
+    calls = Calls()
+    tk = make_tk(linear(calls))
+    run_id = start(tk, "linear")  # claimed already: its first job is queued
+    claims: list[Any] = []
+
+    done = tk.kernel.execute_jobs(
+        "w1", max_jobs=1, claim_first=RunClaimPending(worker_id="w1"), on_claimed=claims.append
+    )
+
+    assert [job.stage_id for job, _ in done] == ["first"]
+    assert [claim.claimed for claim in claims] == [[]]
+    assert job_of(tk.store, run_id, "second").status == JobStatus.QUEUED

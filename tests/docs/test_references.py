@@ -335,6 +335,7 @@ TYPED_BY = {
     "sqlite_utils": ("sqlite-utils", "py.typed"),
     "typing_extensions": ("typing-extensions", "typeshed"),
     "cronsim": ("cronsim", "py.typed"),
+    "orjson": ("orjson", "py.typed"),
     "psycopg": ("psycopg", "py.typed"),
     "psycopg_pool": ("psycopg-pool", "py.typed"),
     "rich": ("rich", "py.typed"),

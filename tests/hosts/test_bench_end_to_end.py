@@ -1,4 +1,5 @@
-"""Smoke test of ``bench/end_to_end.py``: it runs, every run completes, the numbers print."""
+"""Smoke tests of ``bench/end_to_end.py``: each mode runs, every run completes, the
+numbers print."""
 
 from __future__ import annotations
 
@@ -7,16 +8,41 @@ import pytest
 from bench import end_to_end
 
 
-def test_end_to_end_bench_completes_every_run_and_prints_its_numbers(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert end_to_end.main(["--runs", "30", "--tick-ms", "50", "--rate", "1000"]) == 0
-    out = capsys.readouterr().out
+def _last_row(out: str) -> list[float]:
     assert "python 3." in out and "cores" in out
     assert "created_at/completed_at" in out
-    row = out.strip().splitlines()[-1].split()
-    assert len(row) == 8
-    number, completed, seconds, rate, tx, statements, p50, p99 = (float(v) for v in row)
+    row = [float(value) for value in out.strip().splitlines()[-1].split()]
+    assert len(row) == 9
+    return row
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["--rate", "1000"],
+        ["--rate", "1000", "--concurrency", "2"],
+        ["--processes", "2"],
+        ["--idle", "--gap-ms", "1"],
+    ],
+    ids=["one-slot", "two-slots", "two-processes", "idle"],
+)
+def test_end_to_end_bench_completes_every_run_and_prints_its_numbers(
+    mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert end_to_end.main(["--runs", "30", "--tick-ms", "50", *mode]) == 0
+    row = _last_row(capsys.readouterr().out)
+    number, completed, seconds, rate, tx, statements, cpu, p50, p99 = row
     assert number == 1 and completed == 30
-    assert min(seconds, rate, tx, statements, p50, p99) > 0
+    assert min(seconds, rate, tx, statements, cpu, p50, p99) > 0
     assert p50 <= p99
+
+
+def test_the_memory_mode_prints_the_workers_resident_memory_at_both_marks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert end_to_end.main(["--memory", "--memory-stages", "1200", "--tick-ms", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    marks = [line.split() for line in lines if line.strip().startswith("after")]
+    assert [mark[1] for mark in marks] == ["1,000", "1,200"]
+    assert all(float(mark[4]) > 0 for mark in marks)  # "after N stages: RSS x MiB"
+    assert lines[-1].strip().startswith("grew") and lines[-1].endswith("from 1,000 to 1,200 stages")

@@ -189,6 +189,53 @@ def test_a_notification_to_a_worker_with_no_idle_slot_leaves_the_ticks_alone() -
     assert not worker.state.tick_requested
 
 
+def test_a_run_created_in_the_process_is_claimed_by_the_next_dequeue_at_once() -> None:
+    """A run created beside the worker, through its own store object, is claimed by a
+    free slot's dequeue right away: no tick, so no ``notified_tick_gap`` to wait for."""
+    worker = started()
+    worker.at(5 * MS).feed(TickDone())
+    worker.feed(DequeueEnded(0))
+    worker.feed(DequeueEnded(1))
+    actions = worker.at(20 * MS).feed(JobsAvailable(local=True))
+    assert actions == (DequeueJob(0, claim=True), DequeueJob(1))  # one slot claims
+    assert not worker.state.tick_requested and not worker.state.claim_wanted
+    assert next_wakeup(worker.state) == T0 + timedelta(seconds=1)  # the usual tick
+
+
+def test_a_run_created_while_every_slot_is_busy_is_claimed_when_a_slot_runs_dry() -> None:
+    """The queue does not hold the new run's jobs yet: the slot that finds it empty
+    claims at once instead of waiting for the poll, and only then waits."""
+    worker = started()
+    worker.feed(TickDone())
+    worker.feed(JobLeased(0, "a"))
+    worker.feed(JobLeased(1, "b"))
+    assert worker.at(10 * MS).feed(JobsAvailable(local=True)) == ()
+    assert worker.state.claim_wanted
+    worker.feed(JobFinished(0, "a", "completed"))
+    assert worker.feed(DequeueEnded(0)) == (DequeueJob(0, claim=True),)
+    assert worker.feed(DequeueEnded(0)) == ()  # claimed nothing, found nothing: now it waits
+    assert worker.state.idle_until == T0 + 210 * MS
+
+
+def test_a_run_announced_as_the_worker_starts_is_claimed_by_its_first_dequeue() -> None:
+    """The driver listens before it starts: its first tick and dequeues start at once."""
+    worker = Worker()
+    assert worker.feed(JobsAvailable(local=True)) == ()
+    assert worker.feed(Started()) == (
+        RunTick(sweep=True),
+        DequeueJob(0, claim=True),
+        DequeueJob(1),
+    )
+
+
+def test_a_worker_that_does_not_tick_does_not_claim_for_a_local_run() -> None:
+    """Bounded job-only runs (the serverless calls) leave claims to the ticks."""
+    worker = started(evolve(SETTINGS, orchestration_interval=None, concurrency=1))
+    worker.feed(DequeueEnded(0))
+    assert worker.at(10 * MS).feed(JobsAvailable(local=True)) == (DequeueJob(0),)
+    assert not worker.state.claim_wanted
+
+
 def test_ticks_come_every_interval_and_never_overlap() -> None:
     worker = started()
     assert worker.at(timedelta(seconds=1)).feed(Wakeup()) == ()  # the first is still running
@@ -537,6 +584,7 @@ EVENT_KINDS = (
     "fail",
     "wakeup",
     "notify",
+    "notify-local",
     "stop",
     "force",
     "stray",
@@ -592,6 +640,8 @@ def _happening(state: WorkerState, kind: str, pick: int, serial: int) -> Happene
             return TickDone(found_work=pick % 2 == 0)
         case "notify":
             return JobsAvailable()
+        case "notify-local":
+            return JobsAvailable(local=True)
         case "stop":
             return StopRequested()
         case "force":
@@ -673,7 +723,8 @@ def test_every_history_keeps_the_worker_s_promises(
                 if isinstance(slot_before, Running):
                     held.discard(slot_before.job_id)
                     finished += 1
-                assert state.slots[slot] == Free() or DequeueJob(slot, max_chain) in actions
+                asks = [a for a in actions if isinstance(a, DequeueJob) and a.slot == slot]
+                assert state.slots[slot] == Free() or asks
         # Leases are released at the drain deadline, each once, and only if held (or
         # leased just now, unasked); after that the worker holds nothing.
         assert len(released) == len(set(released))
@@ -695,6 +746,7 @@ def test_every_history_keeps_the_worker_s_promises(
                 assert isinstance(before.slots[action.slot], Free) or freed_now
                 assert state.slots[action.slot] == Dequeuing()
                 assert action.max_jobs == max_chain
+                assert not action.claim or not bounded  # only hosts that tick claim
                 taken[action.slot] = 0
             if isinstance(action, RunTick):
                 # One tick at a time, and none after a stop.

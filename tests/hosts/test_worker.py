@@ -578,5 +578,26 @@ def test_a_run_created_through_the_workers_own_sqlite_store_starts_without_a_tic
     ).workflow_run_id
     wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED, 5)
     host.stop()
-    assert host.stats().ticks <= 3  # claimed by a tick the announcement brought forward
+    assert host.stats().ticks == 1  # claimed by the slot the announcement woke, not a tick
+    store.close()
+
+
+def test_a_run_created_beside_a_busy_worker_starts_when_its_slot_is_free(
+    hosts: list[WorkerHost], tmp_path: Path
+) -> None:
+    """The announcement of a run created while the only slot runs another finds no idle
+    slot: the slot claims the run as soon as it finds the queue empty."""
+    store = SqliteStore(tmp_path / "app.db")
+    kernel = create_kernel(slow_workflow, store=store)
+    host = make_host(kernel, store, concurrency=1, **NOTHING_FOR_30_S)
+    hosts.append(host)
+    host.start()
+    wait_for("the first tick", lambda: host.stats().ticks == 1)
+    first = create_slow_run(kernel, tmp_path, 0.3)
+    wait_for("the first run's stage to start", lambda: host.stats().busy_slots == 1)
+    second = create_slow_run(kernel, tmp_path, 0.0)
+    wait_for("both runs to complete", lambda: status_of(store, second) == Status.COMPLETED, 5)
+    assert status_of(store, first) == Status.COMPLETED
+    host.stop()
+    assert host.stats().ticks == 1
     store.close()

@@ -136,7 +136,7 @@ def test_postgres_schema_at_version_7_is_upgraded_keeping_its_jobs(schema: str) 
             insert_postgres_job(conn, job)
     store = PostgresStore(DSN, schema=schema)
     try:
-        assert store.migrate() == len(pg_queries.MIGRATIONS) == LIMITS
+        assert store.migrate() == len(pg_queries.MIGRATIONS) >= LIMITS
         check_upgraded(store)
     finally:
         store.close()

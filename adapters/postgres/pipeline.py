@@ -1,0 +1,192 @@
+"""The round trips of one store transaction on one pooled (autocommit) connection.
+
+Every statement of a transaction waits for the server once, and most carry
+others along in the same round trip (psycopg's pipeline mode):
+
+- ``BEGIN`` goes out with the transaction's first statement; a transaction
+  that sends nothing ends without a round trip.
+- Effects (``apply``) wait for the transaction's next statement and go out
+  with it, or with its ``COMMIT``: a transaction that loads, decides and
+  applies costs its loads plus one round trip. Effects applied one after
+  another without a load in between go out together.
+- A checked effect (an update at the version its decision read, an insert of
+  a new id) fails on the server (``expect_rows``, migration 0009), so a
+  ``COMMIT`` in the same pipeline never commits past it.
+
+Effects that go out with a load sit behind a savepoint. If one of them fails,
+the savepoint is rolled back, the effects before the failed one are applied
+again (with the next statement), and the call that sent them raises the
+effect's error (``StaleVersionError`` for a stale version); the transaction
+stays usable. So a failed effect is reported by the call after its
+``apply`` at the latest, or by the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import NoReturn
+
+import psycopg
+from psycopg import Connection, Cursor
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow
+
+from adapters.postgres.errors import translated
+from adapters.postgres.queries import QUERIES
+from adapters.postgres.rows import Row
+from adapters.postgres.statements import Statement, effect_statements
+from kernel.effects import EnqueueJob, InsertRun, StoreEffect, UpdateJob
+from kernel.errors import StoreError
+from kernel.status import JobStatus
+
+Query = tuple[bytes, Row | None]
+"""A statement to send: its SQL and its parameters."""
+
+CHECK_FAILED = "WK001"
+"""The SQLSTATE of ``expect_rows``: a checked statement changed no row."""
+
+_BEGIN = b"BEGIN"
+_COMMIT = b"COMMIT"
+_ROLLBACK = b"ROLLBACK"
+
+
+def _wakes_workers(effect: StoreEffect) -> bool:
+    """Whether ``effect`` makes work: a job in the queue, or a new run to claim
+    (workers blocked in LISTEN should look)."""
+    match effect:
+        case EnqueueJob(job) | UpdateJob(job):
+            return job.status == JobStatus.QUEUED
+        case InsertRun():
+            return True
+    return False
+
+
+def _first_unfinished(cursors: Sequence[Cursor[DictRow]], sent: int) -> int | None:
+    """The index of the first of ``sent`` statements that did not complete (``None``:
+    all did); ``cursors`` holds those the driver accepted, in order."""
+    for index, cursor in enumerate(cursors):
+        if cursor.pgresult is None:
+            return index
+    return len(cursors) if len(cursors) < sent else None
+
+
+class RoundTrips:
+    """A transaction's statements on ``conn``, sent in as few round trips as possible."""
+
+    def __init__(self, conn: Connection[DictRow], channel: str) -> None:
+        self._conn = conn
+        self._channel = channel
+        self.begun = False
+        """Whether ``BEGIN`` went out."""
+        self._savepoint = False
+        """Whether an apply savepoint is open (released by the next apply that sends)."""
+        self._pending: list[StoreEffect] = []
+        self._wakes = False
+        """Whether the commit should notify waiting workers (a job was queued, a run created)."""
+
+    @property
+    def idle(self) -> bool:
+        """Whether the transaction holds nothing yet: no statement sent, no effect waiting."""
+        return not self.begun and not self._pending
+
+    def defer(self, effects: Sequence[StoreEffect]) -> None:
+        """Apply ``effects`` with the next statement (or the commit)."""
+        self._pending.extend(effects)
+        self._wakes = self._wakes or any(_wakes_workers(effect) for effect in effects)
+
+    def send(
+        self, queries: Sequence[Query], action: str, *, ending: bool = False
+    ) -> list[Cursor[DictRow]]:
+        """Send the waiting effects and ``queries`` in one round trip; the queries'
+        cursors, with their results. ``action`` names the queries in errors;
+        ``ending``: the queries end the transaction (no savepoint is needed)."""
+        conn = self._conn
+        if self.begun and not self._pending and len(queries) == 1:
+            query, values = queries[0]
+            with translated(action):
+                return [conn.execute(query, values)]
+        pending = self._pending
+        self._pending = []
+        statements = effect_statements(pending) if pending else []
+        applied: list[Cursor[DictRow]] = []
+        cursors: list[Cursor[DictRow]] = []
+        try:
+            with conn.pipeline():
+                if not self.begun:
+                    conn.execute(_BEGIN)
+                    self.begun = True
+                if statements and not ending:
+                    if self._savepoint:
+                        conn.execute(QUERIES["release_apply"])
+                    conn.execute(QUERIES["savepoint_apply"])
+                    self._savepoint = True
+                for statement in statements:
+                    cursor = conn.cursor()
+                    cursor.execute(QUERIES[statement.name], statement.params)
+                    applied.append(cursor)
+                for query, values in queries:
+                    cursor = conn.cursor()
+                    cursor.execute(query, values)
+                    cursors.append(cursor)
+        except psycopg.Error as exc:
+            # The server refused a statement (the transaction is aborted, and the
+            # statements after it were skipped) or the driver refused to send one.
+            failed = _first_unfinished(applied, len(statements))
+            if failed is not None:
+                self._apply_failed(pending, statements[failed], exc, ending=ending)
+            if ending and cursors and cursors[0].pgresult is not None:
+                # Committed: only the wake-up after the COMMIT failed (workers
+                # find the work at their next poll).
+                return cursors
+            with translated(action):
+                raise
+        return cursors
+
+    def _apply_failed(
+        self,
+        effects: list[StoreEffect],
+        statement: Statement,
+        exc: psycopg.Error,
+        *,
+        ending: bool,
+    ) -> NoReturn:
+        """Undo the failed apply and raise what its failure means. A failed check
+        leaves the effects before it applied (they go out again with the next
+        statement), as if the effects had been applied one by one up to it."""
+        checked = exc.sqlstate == CHECK_FAILED and statement.failure is not None
+        if not ending and self._savepoint and not self._conn.broken:
+            with suppress(psycopg.Error):  # if even this fails, the commit refuses
+                self._conn.execute(QUERIES["rollback_apply"])
+                if checked:
+                    self._pending = effects[: statement.first]
+        if checked:
+            assert statement.failure is not None
+            raise statement.failure() from exc
+        with translated("apply effects"):
+            raise exc
+
+    def commit(self) -> None:
+        """Send the waiting effects and ``COMMIT``; refuse to report success for a
+        transaction the server aborted."""
+        if self.idle:
+            return
+        if self.begun and self._conn.info.transaction_status == TransactionStatus.INERROR:
+            raise StoreError(
+                "PostgresStore could not commit: an earlier statement failed and the "
+                "transaction was rolled back"
+            )
+        if not self._wakes:
+            self.send([(_COMMIT, None)], "commit", ending=True)
+            return
+        notify = (QUERIES["notify_jobs"], {"channel": self._channel})
+        self.send([(_COMMIT, None), notify], "commit", ending=True)
+
+    def rollback(self) -> None:
+        """Forget the waiting effects; roll back if the session is still there (a
+        dead session has nothing to undo)."""
+        self._pending = []
+        if not self.begun or self._conn.closed or self._conn.broken:
+            return
+        with suppress(psycopg.Error):  # it died meanwhile: the server rolled back
+            self._conn.execute(_ROLLBACK)

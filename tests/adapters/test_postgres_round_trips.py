@@ -1,0 +1,188 @@
+"""How many times a ``PostgresStore`` transaction waits for the server (issue 14).
+
+``BEGIN`` goes out with a transaction's first statement and its effects with
+its next statement or its ``COMMIT``; reads the kernel makes one after another
+go out together (a run with its stages; a lease with the leased job's run,
+stages and inputs; a finish's check of the job, run and stages). The counts
+come from ``bench/pg_counting.py``'s connection class, below the store's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from attrs import evolve
+
+from adapters.postgres import PostgresStore
+from bench.pg_counting import COUNTS, counting_store
+from kernel.decisions.lifecycle import output_key
+from kernel.effects import (
+    AppendOutbox,
+    EnqueueJob,
+    InsertRun,
+    InsertStage,
+    PutBlob,
+    UpdateRun,
+)
+from kernel.errors import StaleVersionError
+from kernel.events import StageStarted
+from kernel.status import Status
+from testing.store_cases.base import T0, append, at, bump, make_job, make_run, make_stage
+from tests.postgres_support import apply, fresh_schema, require_postgres
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def store() -> Iterator[PostgresStore]:
+    made = counting_store(require_postgres(), schema=fresh_schema(), pool_size=2)
+    made.migrate()
+    made._pool.wait()  # pooled connections are set up (and counted) in the background
+    yield made
+    made.drop_schema()
+    made.close()
+
+
+class Trips:
+    """Round trips since it was made."""
+
+    def __init__(self) -> None:
+        self.start = COUNTS.round_trips
+
+    @property
+    def count(self) -> int:
+        return COUNTS.round_trips - self.start
+
+
+def test_read_modify_write_transaction_costs_two_round_trips(store: PostgresStore) -> None:
+    """Reading a run brings its stages along; the update goes out with the commit."""
+    apply(store, InsertRun(make_run()), InsertStage(make_stage("run-1", "a")))
+    trips = Trips()
+    with store.transaction() as tx:
+        run = tx.get_run("run-1")
+        assert run is not None
+        assert tx.get_stages("run-1") == [make_stage("run-1", "a")]
+        tx.apply([UpdateRun(bump(run, error="x"), expected_version=run.version)])
+    assert trips.count == 2
+    assert store.get_run("run-1") == bump(make_run(), error="x")
+
+
+def test_effects_go_out_with_the_next_read_which_sees_them(store: PostgresStore) -> None:
+    trips = Trips()
+    with store.transaction() as tx:
+        tx.apply([InsertRun(make_run()), PutBlob("k", {"v": 1})])
+        assert trips.count == 0
+        assert tx.get_blob("k") == (True, {"v": 1})
+        assert trips.count == 1
+    assert trips.count == 2
+    assert store.get_run("run-1") == make_run()
+
+
+def test_transaction_that_only_applies_costs_one_round_trip(store: PostgresStore) -> None:
+    """``BEGIN``, the effects (two applies) and ``COMMIT`` go out together."""
+    trips = Trips()
+    with store.transaction() as tx:
+        tx.apply([InsertRun(make_run())])
+        tx.apply([EnqueueJob(make_job("job-1"))])
+    assert trips.count == 1
+    assert [job.id for job in store.get_jobs("run-1")] == ["job-1"]
+
+
+def test_rolled_back_transaction_sends_effects_that_never_went_out(
+    store: PostgresStore,
+) -> None:
+    trips = Trips()
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.apply([InsertRun(make_run())])
+        raise RuntimeError("boom")
+    assert trips.count == 0
+    assert store.get_run("run-1") is None
+
+
+def test_lease_brings_the_run_its_stages_and_the_stages_inputs(store: PostgresStore) -> None:
+    """After a lease, the leased job's run, its stages and the stored outputs of the group
+    before the leased stage's are read without another round trip."""
+    done = make_stage("run-1", "a", status=Status.COMPLETED, output_ref=output_key("run-1", "a"))
+    apply(
+        store,
+        InsertRun(make_run()),
+        InsertStage(done),
+        InsertStage(make_stage("run-1", "b", number=2)),
+        PutBlob(output_key("run-1", "a"), {"n": 7}),
+        EnqueueJob(make_job("job-1", stage_id="b")),
+    )
+    trips = Trips()
+    with store.transaction() as tx:
+        job = tx.lease_next_job("w1", T0)
+        assert job is not None and job.worker_id == "w1"
+        run, stages, outputs = tx.get_run_with_stages("run-1", 1)
+        assert tx.get_blob(output_key("run-1", "a")) == (True, {"n": 7})
+        assert trips.count == 1
+    assert run == make_run()
+    assert [stage.stage_id for stage in stages] == ["a", "b"]
+    assert outputs == {done.id: {"n": 7}}
+
+
+def test_unchanged_checks_job_run_and_stages_in_one_round_trip(store: PostgresStore) -> None:
+    stage = make_stage("run-1", "a")
+    job = make_job("job-1", stage_id="a")
+    apply(store, InsertRun(make_run()), InsertStage(stage), EnqueueJob(job))
+    trips = Trips()
+    with store.transaction() as tx:
+        assert tx.unchanged(make_run(), [stage], job)
+        assert tx.get_job("job-1") == job
+        assert trips.count == 1
+    with store.transaction() as tx:
+        assert not tx.unchanged(make_run(), [bump(stage)], job)
+        assert not tx.unchanged(make_run(), [], job)
+        assert not tx.unchanged(make_run(), [stage], evolve(job, attempt=2))
+        assert not tx.unchanged(bump(make_run()), [stage], job)
+
+
+def test_stale_effect_is_reported_by_the_next_read(store: PostgresStore) -> None:
+    apply(store, InsertRun(make_run()))
+    with pytest.raises(StaleVersionError), store.transaction() as tx:
+        tx.apply([UpdateRun(bump(make_run(version=5)), expected_version=5)])
+        tx.get_blob("anything")
+
+
+def test_one_applys_events_share_a_statement_and_keep_each_runs_order(
+    store: PostgresStore,
+) -> None:
+    """Events of two runs, interleaved, and event ids appended again (one from an earlier
+    transaction, one twice in the same ``apply``): numbered per run in the order
+    appended, and each repeat replaces its event (which keeps its place in the outbox)."""
+    apply(store, InsertRun(make_run("run-1")), InsertRun(make_run("run-2")))
+    apply(store, append("a1"), append("b1", "run-2"), append("a2"), append("b2", "run-2"))
+
+    def started(stage_id: str) -> StageStarted:
+        return StageStarted(
+            workflow_run_id="run-1",
+            timestamp=at(3),
+            stage_id=stage_id,
+            stage_name=stage_id,
+            stage_number=1,
+        )
+
+    apply(
+        store,
+        PutBlob("unrelated", 1),
+        append("a3"),
+        AppendOutbox(started("x"), "a1", "cause"),
+        append("b3", "run-2"),
+        append("a4"),
+        AppendOutbox(started("y"), "a4", "cause"),
+    )
+    events = store.get_outbox()
+    assert [(e.id, e.workflow_run_id, e.sequence) for e in events] == [
+        ("a1", "run-1", 4),
+        ("b1", "run-2", 1),
+        ("a2", "run-1", 2),
+        ("b2", "run-2", 2),
+        ("a3", "run-1", 3),
+        ("b3", "run-2", 3),
+        ("a4", "run-1", 6),
+    ]
+    assert events[0].payload["stage_id"] == "x"
+    assert events[-1].payload["stage_id"] == "y"
