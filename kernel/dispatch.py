@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta, tzinfo
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from attrs import frozen
-from returns.result import Failure, Result, Success
+from returns.result import Failure, Success
 
 from kernel.ai.config import AIConfig
 from kernel.commands import Command, JobExecuteResult, RunClaimPending, RunClaimPendingResult
@@ -23,7 +22,7 @@ from kernel.decisions import idempotency
 from kernel.decisions.context import IDEMPOTENCY_TIMEOUT as IDEMPOTENCY_TIMEOUT
 from kernel.decisions.context import MAX_DELIVERY_ATTEMPTS, Env, Settings, utc_only
 from kernel.effects import Decision, ReleaseIdempotency, StoreEffect
-from kernel.errors import DefinitionError, KernelError, StaleVersionError
+from kernel.errors import DefinitionError, StaleVersionError
 from kernel.llm_batch import check_batch_providers
 from kernel.ports import (
     BatchProvider,
@@ -39,12 +38,11 @@ from kernel.records import IdempotencyRecord, Job
 from kernel.shell import job_execute
 from kernel.shell.outside import Outside
 from kernel.shell.reads import Reads
-from kernel.shell.steps import Done, Phase, Resumable, Step, Within, single
+from kernel.shell.steps import Before, Done, Phase, Resumable, Step, Within, single
 from kernel.shell.table import TABLE
 from kernel.stages import Stage
 
 R = TypeVar("R")
-A = TypeVar("A")
 
 Finalize = Callable[[R], Sequence[StoreEffect]]
 """Extra effects for a command's last transaction, given its result (idempotency)."""
@@ -215,7 +213,7 @@ class Kernel:
                 claimed[:] = [result]  # a retried transaction claims anew
                 return Within(job_execute.lease_next(worker_id, Done))
 
-            first = _Before(TABLE.find(claim_first).begin(claim_first), lease_after)
+            first = Before(TABLE.find(claim_first).begin(claim_first), lease_after)
         leased = self._drive(first, _nothing)
         if claimed and on_claimed is not None:
             on_claimed(claimed[0])
@@ -319,29 +317,6 @@ class Kernel:
             with self.store.transaction() as tx:
                 tx.apply((ReleaseIdempotency(key, cmd.type),))
             raise
-
-
-@frozen
-class _Before(Generic[A, R]):
-    """The phase ``first`` (of another command), then, in the same transaction, what
-    ``then`` makes of its result: two commands that commit together."""
-
-    first: Phase[A]
-    then: Callable[[A], Step[R]]
-
-    def run(self, reads: Reads, env: Env) -> Result[Decision[Step[R]], KernelError]:
-        def chain(decided: Decision[Step[A]]) -> Decision[Step[R]]:
-            step = decided.result
-            following: Step[R]
-            if isinstance(step, Done):
-                following = self.then(step.result)
-            elif isinstance(step, Within):
-                following = Within(_Before(step.then, self.then))
-            else:  # work outside any transaction cannot join this one
-                raise TypeError(f"a phase with work outside cannot go first: {step!r}")
-            return Decision(following, decided.effects)
-
-        return self.first.run(reads, env).map(chain)
 
 
 def _stages_of(registry: WorkflowRegistry) -> list[Stage[Any, Any, Any]]:

@@ -9,6 +9,8 @@ effects in that same transaction. The step says what comes next:
 - :class:`Within`: another phase in the same transaction (it sees the effects).
 - :class:`Outside`: commit, carry out a work item (user code, publishing)
   outside any transaction, then run the phase built from its outcome.
+
+:class:`Before` joins two commands' phases in one transaction.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ S = TypeVar("S")
 T = TypeVar("T")
 O = TypeVar("O")
 C = TypeVar("C")
+A = TypeVar("A")
 
 
 @frozen
@@ -99,6 +102,29 @@ def single(
 ) -> Transaction[S, R, R]:
     """The one phase of a single-transaction command: its decision's result is the command's."""
     return Transaction(load, decide, Done)
+
+
+@frozen
+class Before(Generic[A, R]):
+    """The phase ``first`` (of another command), then, in the same transaction, what
+    ``then`` makes of its result: two commands that commit together."""
+
+    first: Phase[A]
+    then: Callable[[A], Step[R]]
+
+    def run(self, reads: Reads, env: Env) -> Result[Decision[Step[R]], KernelError]:
+        def chain(decided: Decision[Step[A]]) -> Decision[Step[R]]:
+            step = decided.result
+            following: Step[R]
+            if isinstance(step, Done):
+                following = self.then(step.result)
+            elif isinstance(step, Within):
+                following = Within(Before(step.then, self.then))
+            else:  # work outside any transaction cannot join this one
+                raise TypeError(f"a phase with work outside cannot go first: {step!r}")
+            return Decision(following, decided.effects)
+
+        return self.first.run(reads, env).map(chain)
 
 
 @frozen
