@@ -35,10 +35,10 @@ from kernel.ports import (
     WorkflowRegistry,
 )
 from kernel.records import IdempotencyRecord, Job
-from kernel.shell import job_execute
+from kernel.shell.job_groups import GroupSizer, JobLoop
 from kernel.shell.outside import Outside
 from kernel.shell.reads import Reads
-from kernel.shell.steps import Before, Done, Phase, Resumable, Step, Within, single
+from kernel.shell.steps import Done, Phase, Resumable, Step, Within, single
 from kernel.shell.table import TABLE
 from kernel.stages import Stage
 
@@ -178,6 +178,7 @@ class Kernel:
         keep_going: Callable[[], bool] | None = None,
         claim_first: RunClaimPending | None = None,
         on_claimed: Callable[[RunClaimPendingResult], None] | None = None,
+        groups: GroupSizer | None = None,
     ) -> list[tuple[Job, JobExecuteResult]]:
         """Execute available jobs one after another, up to ``max_jobs``.
 
@@ -197,46 +198,35 @@ class Kernel:
                 first job, before the lease: a worker told of a new run claims it
                 and starts its first stage in one transaction.
             on_claimed: called with that claim's result once it has committed.
+            groups: lease, run and finish several jobs per transaction, as many as
+                this sizer says (``kernel.shell.job_groups``; one sizer per slot,
+                kept across calls so that it remembers how quick the stages are).
+                ``None``: one job per transaction. Within a group, ``on_start`` is
+                called as each job's code starts, and ``on_finish`` once the
+                group's finishes commit: first for the jobs settled without
+                running, then for those that ran, in order.
         """
         if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise ValueError(f"max_jobs: expected an int >= 1, got {max_jobs!r}")
-        done: list[tuple[Job, JobExecuteResult]] = []
-
-        def more() -> bool:
-            return len(done) + 1 < max_jobs and (keep_going is None or keep_going())
-
-        first: Phase[job_execute.Leased | None] = job_execute.lease_next(worker_id, Done)
-        claimed: list[RunClaimPendingResult] = []
-        if claim_first is not None:
-
-            def lease_after(result: RunClaimPendingResult) -> Step[job_execute.Leased | None]:
-                claimed[:] = [result]  # a retried transaction claims anew
-                return Within(job_execute.lease_next(worker_id, Done))
-
-            first = Before(TABLE.find(claim_first).begin(claim_first), lease_after)
-        leased = self._drive(first, _nothing)
-        if claimed and on_claimed is not None:
-            on_claimed(claimed[0])
-        while leased is not None:
-            job, started = leased.job, leased.plan.execute
-            if started is None:
-                assert leased.plan.skipped is not None
-                result, leased = leased.plan.skipped, None
-                if more():
-                    leased = self._drive(job_execute.lease_next(worker_id, Done), _nothing)
-            else:
-                job = started.job or job
-                if on_start is not None:
-                    on_start(job)
-                ran = started.carry_out(self._outside)
-                finish = job_execute.finish_and_lease(started, ran, worker_id, more)
-                result, leased = self._drive(finish, _nothing)
-            done.append((job, result))
-            if on_finish is not None:
-                on_finish(job, result)
-        return done
+        if groups is not None and not isinstance(groups, GroupSizer):
+            raise TypeError(f"groups: expected a GroupSizer or None, got {groups!r}")
+        loop = JobLoop(
+            drive=self._drive_only,
+            world=self._outside,
+            clock=self.clock,
+            worker_id=worker_id,
+            max_jobs=max_jobs,
+            on_start=on_start,
+            on_finish=on_finish,
+            keep_going=keep_going,
+            sizer=groups or GroupSizer(1),
+        )
+        return loop.run(claim_first, on_claimed)
 
     # -- the loop ----------------------------------------------------------------
+
+    def _drive_only(self, phase: Phase[R]) -> R:
+        return self._drive(phase, _nothing)
 
     def _drive(self, phase: Phase[R], finalize: Finalize[R]) -> R:
         """Run phases until one is done; work between them runs outside any transaction."""

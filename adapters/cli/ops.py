@@ -22,7 +22,7 @@ from adapters.cli.render import dump, events_table, run_summary
 from adapters.cli.stores import Stores, create_flag, redact, store_url, verify
 from adapters.hosts import WorkerHost
 from adapters.hosts.logs import CONTEXT_FIELDS
-from adapters.hosts.worker import MAX_CHAIN
+from adapters.hosts.worker import MAX_CHAIN, MAX_GROUP
 from kernel.ai.ledger import UsageEntry
 from kernel.commands import PluginReplayDLQ, RunCreate
 from kernel.ports import AIProvider
@@ -134,6 +134,7 @@ def cmd_worker(args: argparse.Namespace, stores: Stores) -> int:
         lease_renew_interval=args.lease_renew,
         drain_timeout=args.drain,
         max_chain=args.chain,
+        max_group=args.group,
     )
     print(
         f"wfk worker {host.worker_id} on {redact(url)}: {app.served()}; SIGTERM or Ctrl-C stops it",
@@ -330,6 +331,13 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         default=MAX_CHAIN,
         metavar="N",
         help=f"jobs a slot runs back to back, each leased by the last one's finish ({MAX_CHAIN})",
+    )
+    worker.add_argument(
+        "--group",
+        type=positive_int,
+        default=MAX_GROUP,
+        metavar="N",
+        help=f"jobs a slot leases and commits per transaction while stages are quick ({MAX_GROUP})",
     )
     worker.add_argument(
         "--log-level", type=str.upper, default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]

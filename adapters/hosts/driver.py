@@ -243,6 +243,7 @@ class Driver:
         """One dequeue (claiming pending runs first if ``claim``): every job is reported
         as it starts and as its result commits."""
         running: list[Job] = []  # the job whose user code runs now, if any
+        started: set[str] = set()  # jobs of this dequeue whose code ran, result not reported
         deferred: list[Action] = []  # actions due while the kernel held a transaction open
 
         def catch_up() -> None:
@@ -251,9 +252,12 @@ class Driver:
 
         def on_start(job: Job) -> None:
             catch_up()
-            if ReleaseLease(job.id) in self.feed(JobLeased(slot, job.id)):
+            # A job of a group follows the one whose code ran just before.
+            after = running[0].id if running and running[0].id in started else None
+            if ReleaseLease(job.id) in self.feed(JobLeased(slot, job.id, after=after)):
                 raise _Abandoned(job)
             running[:] = [job]
+            started.add(job.id)
             self.log.debug(
                 "stage %s started (attempt %d)",
                 job.stage_id,
@@ -269,13 +273,14 @@ class Driver:
 
         def on_finish(job: Job, result: JobExecuteResult) -> None:
             catch_up()
-            ran = bool(running) and running[0].id == job.id
-            if ran:
+            ran = job.id in started
+            started.discard(job.id)
+            if running and running[0].id == job.id:
                 running.clear()
             self._log_result(job, result.outcome, result.error, ran=ran)
             if self._on_result is not None:
                 self._on_result(job, result)
-            self.feed(JobFinished(slot, job.id, result.outcome))
+            self.feed(JobFinished(slot, job.id, result.outcome, ran=ran))
 
         if not self.log.outage.may_try():  # the store is unavailable: wait for the next step
             self.feed(DequeueEnded(slot, failed=True))

@@ -38,11 +38,14 @@ class TickDone:
 class JobLeased:
     """A job of the slot's dequeue was leased and started; its user code is about to run.
 
-    The dequeue's first job, or one its last job's finish transaction leased.
+    The dequeue's first job, or one its last job's finish transaction leased, or
+    (``after``: the job whose code ran just before, in the same group) the next
+    job of a group whose finishes commit together.
     """
 
     slot: int
     job_id: str
+    after: str | None = None
 
 
 @frozen
@@ -58,14 +61,17 @@ class NextJobWanted:
 class JobFinished:
     """A job of the slot's dequeue ended with ``outcome``, and that result committed.
 
-    ``job_id`` is the job the slot runs (:class:`JobLeased` named it), or, while
-    the slot waits for a job, one the kernel settled without running it (its run
-    had ended, for example).
+    ``job_id`` is the job the slot runs (:class:`JobLeased` named it), an earlier
+    job of the slot's group (several jobs whose finishes commit together), or one
+    the kernel settled without running it (its run had ended, for example).
     """
 
     slot: int
     job_id: str
     outcome: JobEnd
+    ran: bool = True
+    """Whether the job's code ran (``False``: the kernel settled it straight from its
+    lease, as when its run had ended)."""
 
 
 @frozen

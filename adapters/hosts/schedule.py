@@ -244,8 +244,15 @@ def _absorb(
                 # Runs (or events) are made faster than one tick per interval takes
                 # them: tick again as soon as notified_tick_gap allows.
                 state = evolve(state, tick_requested=True)
-        case JobLeased(slot=index, job_id=job_id):
+        case JobLeased(slot=index, job_id=job_id, after=after):
             slot = _slot(state, index)
+            if tracking and isinstance(slot, Running) and after == slot.job_id:
+                # The next job of the slot's group starts: the one before has run,
+                # and its result commits with the group's.
+                earlier = (*slot.earlier, slot.job_id)
+                following = Running(job_id, now, slot.taken + 1, slot.chains, earlier)
+                slots = _slots_with(state, index, following)
+                return evolve(state, slots=slots, jobs_taken=state.jobs_taken + 1), ()
             if not tracking or not isinstance(slot, Dequeuing):
                 # The slot was freed at the drain deadline while its dequeue was
                 # still asking: the job goes back before its code starts.
@@ -265,20 +272,40 @@ def _absorb(
             # Asked again (a finish transaction retried), the answer is decided anew.
             allowed = _may_take_next(state, index, slot.taken)
             match slot:
-                case Running(job_id=job_id, renewed_at=renewed_at, taken=taken, chains=chains):
+                case Running(chains=chains):
                     if chains != allowed:
-                        answered = Running(job_id, renewed_at, taken, allowed)
-                        state = _with_slot(state, index, answered)
+                        state = _with_slot(state, index, evolve(slot, chains=allowed))
                 case Ending() | Dequeuing():
                     kept = Dequeuing(slot.taken) if allowed else Ending(slot.taken)
                     if kept != slot:
                         state = _with_slot(state, index, kept)
             return state, (LeaseNext(index),) if allowed else ()
-        case JobFinished(slot=index, job_id=job_id, outcome=outcome) if tracking:
+        case JobFinished(slot=index, job_id=job_id, outcome=outcome, ran=ran) if tracking:
             match _slot(state, index):
                 case Running(job_id=running, taken=taken, chains=chains) if running == job_id:
-                    after: Slot = Dequeuing(taken) if chains else Ending(taken)
-                    state = _ended(state, outcome, slots=_slots_with(state, index, after))
+                    then: Slot = Dequeuing(taken) if chains else Ending(taken)
+                    state = _ended(state, outcome, slots=_slots_with(state, index, then))
+                case Running(taken=taken) as current if not ran:
+                    # Of the slot's group, settled without running: taken and ended.
+                    state = _ended(
+                        state,
+                        outcome,
+                        slots=_slots_with(state, index, evolve(current, taken=taken + 1)),
+                        jobs_taken=state.jobs_taken + 1,
+                    )
+                case Running(earlier=earlier) as current if job_id in earlier:
+                    # An earlier job of the slot's group (the slot runs a later one).
+                    left = tuple(known for known in earlier if known != job_id)
+                    slots = _slots_with(state, index, evolve(current, earlier=left))
+                    state = _ended(state, outcome, slots=slots)
+                case Ending(taken=taken) if not ran:
+                    # Of a group settled without running (after another such job).
+                    state = _ended(
+                        state,
+                        outcome,
+                        slots=_slots_with(state, index, Ending(taken + 1)),
+                        jobs_taken=state.jobs_taken + 1,
+                    )
                 case Dequeuing(taken=taken):
                     # Settled without running, straight from a lease: taken and ended.
                     state = _ended(

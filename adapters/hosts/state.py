@@ -129,6 +129,9 @@ class Running:
     renewed_at: datetime
     taken: int = 1
     chains: bool = False
+    earlier: tuple[str, ...] = ()
+    """Jobs of the slot's group whose code ran before this one's; their results commit
+    with the group's (their leases need no renewal: their code is done)."""
 
 
 @frozen

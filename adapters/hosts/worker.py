@@ -29,9 +29,13 @@ from adapters.hosts.schedule import Settings
 from adapters.hosts.tick import Orchestrator
 from kernel.dispatch import Kernel
 from kernel.ports import JobNotifier, Store
+from kernel.shell.job_groups import GROUP_STALL, GroupSizer
 
 MAX_CHAIN = 50
 """Jobs a slot runs back to back by default, each leased by the previous one's finish."""
+
+MAX_GROUP = 16
+"""Jobs a slot leases, runs and finishes per transaction at most, while its stages are quick."""
 
 MAX_CLAIMS_PER_TICK = 50
 """Pending runs one tick claims; their jobs go to the shared queue, so claiming is cheap."""
@@ -91,6 +95,13 @@ class WorkerHost:
             queue is empty, after ``max_chain`` jobs, or at a stop (the job
             that is running finishes, and its finish leases nothing). 1: every
             job is dequeued on its own.
+        max_group: group commit. While a slot's stages are quick (a whole group's
+            code within 20 ms) and jobs are queued, it leases up to this many
+            jobs in one transaction, runs them one after another, and commits
+            their finishes together with the next group's lease; a group that
+            takes longer shrinks the next, down to one job at a time. Jobs of a
+            group not started within 5 s (or ``lease_renew_interval``, if
+            shorter) go back to the queue. 1: one job per transaction.
         purge_after: with a duration, the orchestration tick purges runs that
             finished longer ago than that (``runs.purge``, at most once a minute,
             in batches), with everything they own; ``None`` (the default) keeps
@@ -113,6 +124,7 @@ class WorkerHost:
         lease_renew_interval: timedelta = timedelta(seconds=15),
         drain_timeout: timedelta = timedelta(seconds=30),
         max_chain: int = MAX_CHAIN,
+        max_group: int = MAX_GROUP,
         purge_after: timedelta | None = None,
     ) -> None:
         if not worker_id:
@@ -121,6 +133,8 @@ class WorkerHost:
             raise ValueError(f"concurrency: expected an int >= 1, got {concurrency!r}")
         if isinstance(max_chain, bool) or not isinstance(max_chain, int) or max_chain < 1:
             raise ValueError(f"max_chain: expected an int >= 1, got {max_chain!r}")
+        if isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1:
+            raise ValueError(f"max_group: expected an int >= 1, got {max_group!r}")
         if purge_after is not None and (
             not isinstance(purge_after, timedelta) or purge_after <= timedelta(0)
         ):
@@ -147,6 +161,10 @@ class WorkerHost:
         )
         self.log = HostLog(worker_id)
         self._kernel = kernel
+        self._max_group = max_group
+        self._group_stall = min(GROUP_STALL, lease_renew_interval)
+        self._sizers = threading.local()
+        """Each slot's lane is a thread of its own: its ``GroupSizer`` is thread-local."""
         self._orchestrator = Orchestrator(
             kernel,
             store,
@@ -180,6 +198,10 @@ class WorkerHost:
         claim: bool,
     ) -> None:
         orchestrator = self._orchestrator
+        sizer: GroupSizer | None = getattr(self._sizers, "sizer", None)
+        if sizer is None:
+            sizer = GroupSizer(self._max_group, stall=self._group_stall)
+            self._sizers.sizer = sizer
         self._kernel.execute_jobs(
             self.worker_id,
             max_jobs,
@@ -188,6 +210,7 @@ class WorkerHost:
             keep_going=keep_going,
             claim_first=orchestrator.claim_command() if claim else None,
             on_claimed=orchestrator.log_claimed,
+            groups=sizer,
         )
 
     # -- lifecycle ---------------------------------------------------------------

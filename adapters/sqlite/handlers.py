@@ -1,16 +1,19 @@
 """How ``SqliteTransaction.apply`` writes each kind of effect.
 
-Consecutive effects of one kind are written together: most with one
-``executemany``; versioned updates one statement each, so the row count tells
-which lost its version race; the publication records of a flush with one
-``UPDATE ... FROM json_each``.
+Consecutive effects of one kind are written together: inserts, record
+updates and outbox appends of several rows with one multi-row statement
+(:mod:`adapters.sqlite.batched`), the rest with one ``executemany``; the
+publication records of a flush with one ``UPDATE ... FROM json_each``. A
+versioned multi-row update whose row count falls short names the first row
+that lost its version race.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from adapters.sqlite.batched import OUTBOX_COLUMNS, MultiInsert, MultiUpdate, append_outbox_sql
 from adapters.sqlite.codec import dump_json, timestamp
 from adapters.sqlite.ledger import (
     delete_batch_cancels,
@@ -57,30 +60,72 @@ Handler = Callable[["SqliteTransaction", list[Any]], None]
 """Writes one run of consecutive effects of the same kind."""
 
 
+_CHUNK = 200
+"""Rows per multi-row statement at most (SQLite binds at most 32,766 values)."""
+
+
 def _many(query: str, rows: Callable[[Any], dict[str, Any]]) -> Handler:
-    """A handler writing a run of same-kind effects with one ``executemany``."""
+    """A handler writing a run of same-kind effects: one statement for one row, one
+    multi-row INSERT for several (``executemany`` where the query has no such form)."""
+    try:
+        multi: MultiInsert | None = MultiInsert.of(query)
+    except ValueError:
+        multi = None
 
     def handle(tx: SqliteTransaction, effects: list[Any]) -> None:
-        tx.conn.executemany(query, [rows(effect) for effect in effects])
+        if len(effects) == 1:
+            tx.conn.execute(query, rows(effects[0]))
+        elif multi is None:
+            tx.conn.executemany(query, [rows(effect) for effect in effects])
+        else:
+            for at in range(0, len(effects), _CHUNK):
+                chunk = [rows(effect) for effect in effects[at : at + _CHUNK]]
+                tx.conn.execute(multi.sql(len(chunk)), multi.args(chunk))
 
     return handle
 
 
-def _update_runs(tx: SqliteTransaction, effects: list[UpdateRun]) -> None:
-    # One statement each: the row count tells which update lost its version race.
-    for effect in effects:
-        row = RUNS.encode(effect.run)
+def _versioned(
+    query: str,
+    table: str,
+    kind: str,
+    record: Callable[[Any], Any],
+    encode: Callable[[Any], dict[str, Any]],
+) -> Handler:
+    """A handler for updates that must find the row at ``expected_version``: one
+    statement for all (several distinct rows) or one each (a row updated twice)."""
+    multi = MultiUpdate.of(query)
+
+    def one(tx: SqliteTransaction, effect: Any) -> None:
+        row = encode(record(effect))
         row["expected_version"] = effect.expected_version
-        if tx.conn.execute(Q.update_run, row).rowcount != 1:
-            raise StaleVersionError("run", effect.run.id, effect.expected_version)
+        if tx.conn.execute(query, row).rowcount != 1:
+            raise StaleVersionError(kind, record(effect).id, effect.expected_version)
+
+    def handle(tx: SqliteTransaction, effects: list[Any]) -> None:
+        ids = [record(effect).id for effect in effects]
+        if len(effects) == 1 or len(set(ids)) != len(ids) or len(effects) > _CHUNK:
+            for effect in effects:
+                one(tx, effect)
+            return
+        rows = []
+        for effect in effects:
+            row = encode(record(effect))
+            row["expected_version"] = effect.expected_version
+            rows.append(row)
+        sql = multi.sql(len(rows)) + f" RETURNING {table}.id"
+        updated = tx.conn.execute(sql, multi.args(rows)).fetchall()
+        if len(updated) == len(rows):
+            return
+        found = {row[0] for row in updated}
+        lost = next(effect for effect in effects if record(effect).id not in found)
+        raise StaleVersionError(kind, record(lost).id, lost.expected_version)
+
+    return handle
 
 
-def _update_stages(tx: SqliteTransaction, effects: list[UpdateStage]) -> None:
-    for effect in effects:
-        row = STAGES.encode(effect.stage)
-        row["expected_version"] = effect.expected_version
-        if tx.conn.execute(Q.update_stage, row).rowcount != 1:
-            raise StaleVersionError("stage", effect.stage.id, effect.expected_version)
+_update_runs = _versioned(Q.update_run, "runs", "run", lambda e: e.run, RUNS.encode)
+_update_stages = _versioned(Q.update_stage, "stages", "stage", lambda e: e.stage, STAGES.encode)
 
 
 def _consume_signals(tx: SqliteTransaction, effects: list[ConsumeSignal]) -> None:
@@ -103,7 +148,25 @@ def _update_schedules(tx: SqliteTransaction, effects: list[UpdateSchedule]) -> N
             raise StaleVersionError("schedule", effect.schedule.id, effect.expected_version)
 
 
+_UPDATE_JOBS = MultiUpdate.of(Q.update_job)
+
+
 def _update_jobs(tx: SqliteTransaction, effects: list[UpdateJob]) -> None:
+    ids = [effect.job.id for effect in effects]
+    if len(effects) > 1 and len(set(ids)) == len(ids) and len(effects) <= _CHUNK:
+        rows = [JOBS.encode(effect.job) for effect in effects]
+        if tx.conn.execute(_UPDATE_JOBS.sql(len(rows)), _UPDATE_JOBS.args(rows)).rowcount == len(
+            rows
+        ):
+            return
+        found = {
+            row[0]
+            for row in tx.conn.execute(
+                f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(ids))})", ids
+            )
+        }
+        missing = next(job_id for job_id in ids if job_id not in found)
+        raise StoreError(f"job {missing!r} does not exist")
     for effect in effects:
         if tx.conn.execute(Q.update_job, JOBS.encode(effect.job)).rowcount != 1:
             raise StoreError(f"job {effect.job.id!r} does not exist")
@@ -135,6 +198,20 @@ def _publication(effect: UpdateOutbox) -> list[Any]:
     ]
 
 
+def _append_outbox(tx: SqliteTransaction, effects: list[AppendOutbox]) -> None:
+    if len(effects) == 1:
+        tx.conn.execute(Q.append_outbox, _outbox_row(effects[0]))
+        return
+    for at in range(0, len(effects), _CHUNK):
+        chunk = effects[at : at + _CHUNK]
+        args: list[Any] = []
+        for number, effect in enumerate(chunk):
+            row = _outbox_row(effect)
+            args += [row[column] for column in OUTBOX_COLUMNS]
+            args.append(number)
+        tx.conn.execute(append_outbox_sql(len(chunk)), args)
+
+
 def _record_publications(tx: SqliteTransaction, effects: list[UpdateOutbox]) -> None:
     # One statement for a whole flush (update_outbox in queries.sql).
     events = dump_json([_publication(effect) for effect in effects])
@@ -152,7 +229,7 @@ HANDLERS: dict[type[Any], Handler] = {
     ),
     EnqueueJob: _many(Q.insert_job, lambda e: JOBS.encode(e.job)),
     UpdateJob: _update_jobs,
-    AppendOutbox: _many(Q.append_outbox, _outbox_row),
+    AppendOutbox: _append_outbox,
     UpdateOutbox: _record_publications,
     PutBlob: _many(Q.put_blob, lambda e: {"key": e.key, "value": dump_json(e.value)}),
     DeleteBlob: _many(Q.delete_blob, lambda e: {"key": e.key}),
@@ -176,3 +253,36 @@ HANDLERS: dict[type[Any], Handler] = {
 
 ANNOUNCED = (InsertRun, EnqueueJob)
 """Effects after whose commit the store calls its work subscribers (a new run, a queued job)."""
+
+
+_ORDER: dict[type[Any], int] = {
+    kind: rank
+    for rank, kind in enumerate(
+        (
+            InsertRun,
+            UpdateRun,
+            InsertStage,
+            UpdateStage,
+            EnqueueJob,
+            UpdateJob,
+            AppendOutbox,
+            PutBlob,
+        )
+    )
+}
+"""Effects of these kinds may be applied grouped by kind, in this order: the only
+order that matters among them is a row's insert before its updates (and a run's
+before its stages' and jobs'), and the updates of one row in their order, which
+a stable sort keeps."""
+
+
+def by_kind(effects: Sequence[Any]) -> Sequence[Any]:
+    """``effects`` grouped by kind (a stable sort) when every one is of a kind in
+    ``_ORDER``, so each kind is written with one statement; else as they are."""
+    if len(effects) < 3:
+        return effects
+    order = _ORDER
+    for effect in effects:
+        if type(effect) not in order:
+            return effects
+    return sorted(effects, key=lambda effect: order[type(effect)])

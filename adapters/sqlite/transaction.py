@@ -24,7 +24,7 @@ from typing import Any
 from adapters.columns import epoch_us
 from adapters.sqlite.codec import dump_json, fetch_dicts, load_json, timestamp
 from adapters.sqlite.errors import ErrorMap
-from adapters.sqlite.handlers import ANNOUNCED, HANDLERS
+from adapters.sqlite.handlers import ANNOUNCED, HANDLERS, by_kind
 from adapters.sqlite.ledger import CANCELS, usage_entry
 from adapters.sqlite.purge import purgeable_rows
 from adapters.sqlite.queries import QUERIES as Q
@@ -290,7 +290,7 @@ class SqliteTransaction:
     def apply(self, effects: Sequence[StoreEffect]) -> None:
         """Apply ``effects`` in order, each run of one kind as one batch."""
         with self.errors:
-            for kind, group in groupby(effects, type):
+            for kind, group in groupby(by_kind(effects), type):
                 if kind in ANNOUNCED:
                     self.announces_work = True
                 handler = HANDLERS.get(kind)

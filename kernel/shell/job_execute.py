@@ -5,7 +5,7 @@ job's finish transaction."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from attrs import evolve, frozen
 from returns.result import Result, Success
@@ -14,7 +14,7 @@ from kernel.commands import JobExecute, JobExecuteResult
 from kernel.decisions.context import Env
 from kernel.decisions.job_execute import finish, start
 from kernel.decisions.lifecycle import StageState
-from kernel.effects import Decision, ExecuteStage
+from kernel.effects import Decision, ExecuteStage, StoreEffect
 from kernel.errors import KernelError
 from kernel.outcomes import AwaitSignal, StageRun
 from kernel.records import Job, WorkflowStage
@@ -173,3 +173,106 @@ def finish_and_lease(
         lambda state, env: finish.decide(started, ran, state, env),
         then,
     )
+
+
+# -- groups: several jobs per transaction -------------------------------------------
+
+
+def lease_up_to(
+    worker_id: str,
+    n: int,
+    then: Callable[[tuple[Leased, ...]], Step[R]],
+    got: tuple[Leased, ...] = (),
+) -> Phase[R]:
+    """Lease and start up to ``n`` jobs in one transaction (one phase each, so each
+    sees the effects of the ones before); ``then`` gets those leased, maybe none."""
+
+    def after(leased: Leased | None) -> Step[R]:
+        if leased is None:
+            return then(got)
+        have = (*got, leased)
+        if len(have) >= n:
+            return then(have)
+        return Within(lease_up_to(worker_id, n, then, have))
+
+    return lease_next(worker_id, after)
+
+
+Ran = tuple[ExecuteStage, StageRun]
+"""A started attempt and what its user code did."""
+
+Results = tuple[JobExecuteResult, ...]
+
+
+def finish_all(
+    ran: tuple[Ran, ...],
+    then: Callable[[tuple[JobExecuteResult, ...]], Step[R]],
+    got: tuple[JobExecuteResult, ...] = (),
+) -> Phase[R]:
+    """Phase 3 of each of ``ran`` (at least one), in order, in one transaction;
+    ``then`` gets their results."""
+    started, outcome = ran[len(got)]
+
+    def after(result: JobExecuteResult) -> Step[R]:
+        have = (*got, result)
+        if len(have) == len(ran):
+            return then(have)
+        return Within(finish_all(ran, then, have))
+
+    return Transaction(
+        lambda reads: _finish_state(reads, started, outcome),
+        lambda state, env: finish.decide(started, outcome, state, env),
+        after,
+    )
+
+
+def finish_together(
+    ran: tuple[Ran, ...], then: Callable[[tuple[JobExecuteResult, ...]], Step[R]]
+) -> Phase[R]:
+    """Phase 3 of each of ``ran`` as one phase: every load, then every decision, and
+    their effects applied together (a store writes each kind of record with one
+    statement). Only for attempts of distinct runs: a finish changes only its own
+    run's records, so no load here depends on another finish's effects. Each
+    decision has a causation id of its own, as if finished alone."""
+
+    def load(reads: Reads) -> list[StageState]:
+        return [_finish_state(reads, started, outcome) for started, outcome in ran]
+
+    def decide(states: list[StageState], env: Env) -> Result[Decision[Results], KernelError]:
+        results: list[JobExecuteResult] = []
+        effects: list[StoreEffect] = []
+        for index, ((started, outcome), state) in enumerate(zip(ran, states, strict=True)):
+            own = env if index == 0 else evolve(env, causation_id=env.new_id())
+            match finish.decide(started, outcome, state, own):
+                case Success(decided):
+                    made: Decision[JobExecuteResult] = decided
+                    results.append(made.result)
+                    effects.extend(made.effects)
+                case failed:
+                    return cast(
+                        "Result[Decision[tuple[JobExecuteResult, ...]], KernelError]", failed
+                    )
+        return Success(Decision(tuple(results), tuple(effects)))
+
+    return Transaction(load, decide, then)
+
+
+def finish_all_and_lease(
+    ran: tuple[Ran, ...], worker_id: str, how_many: Callable[[], int]
+) -> Phase[tuple[tuple[JobExecuteResult, ...], tuple[Leased, ...]]]:
+    """Finish every attempt of ``ran`` (together when their runs are distinct, else
+    one after another); then lease and start ``how_many()`` (asked inside the
+    transaction, after the finishes) more jobs in the same transaction."""
+
+    def then(
+        results: tuple[JobExecuteResult, ...],
+    ) -> Step[tuple[tuple[JobExecuteResult, ...], tuple[Leased, ...]]]:
+        wanted = how_many()
+        if wanted < 1:
+            return Done((results, ()))
+        return Within(lease_up_to(worker_id, wanted, lambda leased: Done((results, leased))))
+
+    runs = {started.run.id for started, _ in ran}
+    if len(ran) > 1 and len(runs) == len(ran):
+        return finish_together(ran, then)
+    return finish_all(ran, then)

@@ -442,6 +442,37 @@ def test_a_slot_chains_when_allowed_and_reports_each_job_as_it_finishes() -> Non
     assert worker.state.jobs_taken == 3
 
 
+def test_a_group_runs_its_jobs_on_one_slot_and_reports_them_when_they_commit() -> None:
+    worker = Worker(evolve(CHAINING, max_chain=5))
+    worker.feed(Started())
+    worker.feed(JobLeased(0, "a"))
+    # b was leased with a (a group): it starts once a's code has run
+    assert worker.at(5 * MS).feed(JobLeased(0, "b", after="a")) == ()
+    assert worker.slots() == (Running("b", T0 + 5 * MS, taken=2, earlier=("a",)),)
+    assert worker.state.running_jobs == ("b",)  # only b's lease needs renewing
+    # the group's finishes commit together, with the next group's lease
+    assert worker.feed(NextJobWanted(0)) == (LeaseNext(0),)
+    assert worker.slots() == (Running("b", T0 + 5 * MS, taken=2, chains=True, earlier=("a",)),)
+    worker.feed(JobFinished(0, "settled", "skipped", ran=False))  # of the group, not run
+    worker.feed(JobFinished(0, "a", "completed"))
+    assert worker.slots() == (Running("b", T0 + 5 * MS, taken=3, chains=True),)
+    worker.feed(JobFinished(0, "b", "failed"))
+    assert worker.slots() == (Dequeuing(taken=3),)
+    assert (worker.state.counters.jobs_processed, worker.state.counters.jobs_failed) == (3, 1)
+    assert worker.state.jobs_taken == 3
+
+
+def test_a_lease_that_does_not_follow_the_running_job_goes_back() -> None:
+    worker = Worker(CHAINING)
+    worker.feed(Started())
+    worker.feed(JobLeased(0, "a"))
+    assert worker.feed(JobLeased(0, "late")) == (ReleaseLease("late"),)
+    assert worker.feed(JobLeased(0, "late2", after="other")) == (ReleaseLease("late2"),)
+    assert worker.feed(JobFinished(0, "stray", "completed")) == ()
+    assert worker.slots() == (Running("a", T0, taken=1),)
+    assert worker.state.counters.jobs_processed == 0
+
+
 def test_a_chain_whose_next_lease_finds_nothing_leaves_the_slot_idle() -> None:
     worker = Worker(CHAINING)
     worker.feed(Started())
@@ -590,6 +621,9 @@ EVENT_KINDS = (
     "stray",
     "stray-ask",
     "stray-lease",
+    "group-lease",
+    "group-finish",
+    "group-settle",
 )
 OUTCOMES: tuple[JobEnd, ...] = ("completed", "failed", "skipped", "suspended", "error")
 
@@ -618,6 +652,15 @@ def _happening(state: WorkerState, kind: str, pick: int, serial: int) -> Happene
     slots = list(enumerate(state.slots))
     asking = [i for i, slot in slots if isinstance(slot, Dequeuing)]
     running = [(i, s.job_id) for i, s in slots if isinstance(s, Running)]
+    grouped = [(i, s.earlier) for i, s in slots if isinstance(s, Running) and s.earlier]
+    # Groups: only hosts without a job budget (WorkerHost) lease them, each within its
+    # dequeue's max_jobs (the chain's limit).
+    settings = state.settings
+    growing = [
+        (i, s.job_id)
+        for i, s in slots
+        if isinstance(s, Running) and s.taken < settings.max_chain and settings.max_jobs is None
+    ]
     may_ask = [i for i, slot in slots if isinstance(slot, Running | Ending)]
     ending = [i for i, slot in slots if isinstance(slot, Ending)]
     busy = [i for i, slot in slots if not isinstance(slot, Free)]
@@ -652,6 +695,15 @@ def _happening(state: WorkerState, kind: str, pick: int, serial: int) -> Happene
             return NextJobWanted(pick % 3)
         case "stray-lease" if pick % 3 not in asking:  # ... or a late lease
             return JobLeased(pick % 3, f"job-{serial}")
+        case "group-lease" if growing:  # the next job of a group starts
+            slot, job_id = growing[pick % len(growing)]
+            return JobLeased(slot, f"job-{serial}", after=job_id)
+        case "group-finish" if grouped:  # an earlier job of a group, once the group commits
+            slot, earlier = grouped[pick % len(grouped)]
+            return JobFinished(slot, earlier[pick % len(earlier)], OUTCOMES[pick % 3])
+        case "group-settle" if growing:  # a job of a group settled without running
+            slot, _ = growing[pick % len(growing)]
+            return JobFinished(slot, f"settled-{serial}", OUTCOMES[pick % 3], ran=False)
     return Wakeup()
 
 
@@ -698,6 +750,18 @@ def test_every_history_keeps_the_worker_s_promises(
         slot_before = before.slots[index] if index is not None and index < concurrency else None
         tracking = before.phase in ("running", "draining")
         match happened:
+            case JobLeased(slot=slot, job_id=job_id, after=after) if (
+                tracking and isinstance(slot_before, Running) and after == slot_before.job_id
+            ):
+                # The next job of a group: the slot now runs (and renews) it; the one
+                # before ran, and waits for the group's commit.
+                held.discard(after)
+                held.add(job_id)
+                taken[slot] += 1
+                if state.phase != "stopped":
+                    assert state.slots[slot] == Running(
+                        job_id, now, taken[slot], slot_before.chains, (*slot_before.earlier, after)
+                    )
             case JobLeased(slot=slot, job_id=job_id):
                 if isinstance(slot_before, Dequeuing) and tracking:
                     # A job the slot asked for runs, even if a stop came since it asked.
@@ -716,9 +780,24 @@ def test_every_history_keeps_the_worker_s_promises(
                     if state.phase != "stopped":  # it asks on only if it was allowed to
                         after = state.slots[slot]
                         assert after == (Dequeuing if slot_before.chains else Ending)(taken[slot])
-                elif isinstance(slot_before, Dequeuing):
+                elif isinstance(slot_before, Running) and job_id in slot_before.earlier:
+                    finished += 1  # an earlier job of the slot's group
+                    if state.phase != "stopped":
+                        assert job_id not in state.slots[slot].earlier  # type: ignore[union-attr]
+                elif isinstance(slot_before, Running) and not happened.ran:
+                    taken[slot] += 1  # a job of the group settled without running
+                    finished += 1
+                elif isinstance(slot_before, Dequeuing) or (
+                    isinstance(slot_before, Ending) and not happened.ran
+                ):
                     taken[slot] += 1
                     finished += 1
+            case NextJobWanted(slot=slot) if isinstance(slot_before, Running):
+                # Answering changes only whether the slot goes on: the group it runs stays.
+                after_ask = state.slots[slot]
+                if isinstance(after_ask, Running):
+                    assert after_ask.earlier == slot_before.earlier
+                    assert after_ask.job_id == slot_before.job_id
             case DequeueEnded(slot=slot) if tracking and slot_before not in (None, Free()):
                 if isinstance(slot_before, Running):
                     held.discard(slot_before.job_id)

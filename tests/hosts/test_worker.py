@@ -241,15 +241,21 @@ class SlotCountingStore(InMemoryStore):
 def test_a_busy_slot_commits_one_write_transaction_per_stage(
     tmp_path: Path, hosts: list[WorkerHost], max_chain: int, most: float
 ) -> None:
-    """Each finish transaction also leases and starts the slot's next job (a chain); one
-    job per dequeue (``max_chain=1``) takes two write transactions per stage."""
+    """Without groups (``max_group=1``), each finish transaction also leases and starts
+    the slot's next job (a chain); one job per dequeue (``max_chain=1``) takes two
+    write transactions per stage."""
     store = SlotCountingStore()
     kernel = create_kernel(slow_workflow, store=store)
     run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(10)]
     kernel.dispatch(RunClaimPending(worker_id="setup"))
     # Idle slots look again only after a second: the count is the busy slot's own.
     host = make_host(
-        kernel, store, concurrency=1, max_chain=max_chain, job_poll_interval=timedelta(seconds=1)
+        kernel,
+        store,
+        concurrency=1,
+        max_chain=max_chain,
+        max_group=1,
+        job_poll_interval=timedelta(seconds=1),
     )
     hosts.append(host)
     host.start()
@@ -262,6 +268,29 @@ def test_a_busy_slot_commits_one_write_transaction_per_stage(
     assert (stats.jobs_processed, stats.jobs_failed, stats.leases_released) == (stages, 0, 0)
     # Plus the dequeue that found the queue empty (and its poll a second later, at worst).
     assert stages <= store.slot_transactions <= most * stages + 2
+    assert len(start_markers(tmp_path)) == len(run_ids)
+
+
+def test_a_busy_slot_with_quick_stages_commits_them_in_groups(
+    tmp_path: Path, hosts: list[WorkerHost]
+) -> None:
+    """Group commit (the default ``max_group``): quick stages are leased, run and finished
+    several per transaction, and every job is still counted once."""
+    store = SlotCountingStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(20)]
+    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    host = make_host(kernel, store, concurrency=1, job_poll_interval=timedelta(seconds=1))
+    hosts.append(host)
+    host.start()
+    wait_for(
+        "every run to complete",
+        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
+    )
+    stats = host.stop()
+    stages = 3 * len(run_ids)
+    assert (stats.jobs_processed, stats.jobs_failed, stats.leases_released) == (stages, 0, 0)
+    assert store.slot_transactions <= stages / 2
     assert len(start_markers(tmp_path)) == len(run_ids)
 
 
@@ -560,6 +589,8 @@ def test_bad_settings_are_refused_with_their_name() -> None:
         WorkerHost(kernel, store, worker_id="w", concurrency=0)
     with pytest.raises(ValueError, match="worker_id"):
         WorkerHost(kernel, store, worker_id="")
+    with pytest.raises(ValueError, match="max_group: expected an int >= 1, got 0"):
+        WorkerHost(kernel, store, worker_id="w", max_group=0)
 
 
 def test_a_run_created_through_the_workers_own_sqlite_store_starts_without_a_tick(
