@@ -51,6 +51,9 @@ def timestamp(value: datetime) -> str:
     last = _last_stamp
     if value is last[0]:
         return last[1]
+    known = _TEXTS.get(value)
+    if known is not None:
+        return known
     if value.tzinfo is not UTC:
         if value.tzinfo is None:
             raise StoreError(
@@ -62,10 +65,28 @@ def timestamp(value: datetime) -> str:
     return text
 
 
+_TEXTS: dict[datetime, str] = {}
+"""Texts of datetimes read lately: a record read, changed and written again keeps
+most of its times, which need not be formatted again. Keys are instants (equal
+aware datetimes have one canonical text); naive ones never equal them."""
+
+_TEXTS_KEPT = 4096
+"""How many read times :data:`_TEXTS` holds before it starts afresh."""
+
+
 def parse_time(text: str) -> datetime:
     """The aware UTC datetime of a :func:`timestamp` text."""
     parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+    if parsed.tzinfo is not UTC:
+        return parsed.astimezone(UTC)
+    if len(text) == _CANONICAL:
+        if len(_TEXTS) >= _TEXTS_KEPT:
+            _TEXTS.clear()
+        _TEXTS[parsed] = text
+    return parsed
+
+
+_CANONICAL = len("2024-01-01T00:00:00.000000+00:00")
 
 
 # -- JSON columns ------------------------------------------------------------------

@@ -22,6 +22,7 @@ class Queries:
     update_run: str
     get_run: str
     get_run_with_stages: str
+    get_runs_with_stages: str
     run_versions: str
     run_versions_and_job: str
     pending_runs: str

@@ -48,6 +48,18 @@ LEFT JOIN blobs ON blobs.key = stages.output_ref
 WHERE runs.id = :id
 ORDER BY stages.stage_number, stages.position;
 
+-- name: get_runs_with_stages
+-- get_run_with_stages for several runs at once (a worker starting a group of
+-- jobs): :runs is a JSON array of [run id, group] pairs, one per run; the
+-- rows come run by run in that order.
+SELECT runs.*, 0 AS stage_columns, stages.*, blobs.value AS stored_output
+FROM json_each(:runs) AS wanted
+JOIN runs ON runs.id = wanted.value ->> 0
+LEFT JOIN stages ON stages.workflow_run_id = runs.id
+LEFT JOIN blobs ON blobs.key = stages.output_ref
+    AND stages.execution_group = wanted.value ->> 1 AND stages.status = 'COMPLETED'
+ORDER BY wanted.key, stages.stage_number, stages.position;
+
 -- name: run_versions
 -- What a finish checks before it decides on the records its start left,
 -- instead of reading them again: the run's version and its stages' (ids and

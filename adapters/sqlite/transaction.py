@@ -100,6 +100,33 @@ def _frozen_version_list(pairs: frozenset[tuple[str, str]]) -> str:
     return dump_json([list(pair) for pair in sorted(pairs)])
 
 
+def _snapshots(cursor: sqlite3.Cursor, rows: list[Any]) -> list[RunSnapshot]:
+    """Rows of ``get_run(s)_with_stages`` as snapshots, one per run, in row order: the
+    run's columns, the marker column ``stage_columns``, the stage's columns, then
+    ``stored_output`` (last)."""
+    names = [column[0] for column in cursor.description]
+    split, last = names.index("stage_columns"), len(names) - 1
+    run_names, stage_names = names[:split], names[split + 1 : last]
+    at_id = run_names.index("id")
+    found: list[RunSnapshot] = []
+    current: str | None = None
+    stages: list[WorkflowStage] = []
+    outputs: dict[str, Json] = {}
+    for row in rows:
+        if row[at_id] != current:
+            current = row[at_id]
+            run = RUNS.decode(dict(zip(run_names, row[:split], strict=True)))
+            stages, outputs = [], {}
+            found.append((run, stages, outputs))
+        if row[split + 1] is None:  # the LEFT JOIN found no stage
+            continue
+        stage = STAGES.decode(dict(zip(stage_names, row[split + 1 : last], strict=True)))
+        stages.append(stage)
+        if row[last] is not None:
+            outputs[stage.id] = load_json(row[last])
+    return found
+
+
 class SqliteTransaction:
     """One open ``BEGIN IMMEDIATE`` transaction (a :class:`~kernel.ports.StoreTransaction`)."""
 
@@ -132,19 +159,17 @@ class SqliteTransaction:
             rows = cursor.fetchall()
         if not rows:
             return None, [], {}
-        names = [column[0] for column in cursor.description]
-        split, last = names.index("stage_columns"), len(names) - 1  # stored_output is last
-        run = RUNS.decode(dict(zip(names[:split], rows[0][:split], strict=True)))
-        if rows[0][split + 1] is None:  # the LEFT JOIN found no stage
-            return run, [], {}
-        stage_names = names[split + 1 : last]
-        stages, outputs = [], {}
-        for row in rows:
-            stage = STAGES.decode(dict(zip(stage_names, row[split + 1 : last], strict=True)))
-            stages.append(stage)
-            if row[last] is not None:
-                outputs[stage.id] = load_json(row[last])
-        return run, stages, outputs
+        return _snapshots(cursor, rows)[0]
+
+    def get_runs_with_stages(self, requests: Sequence[tuple[str, int]]) -> list[RunSnapshot]:
+        """``get_run_with_stages`` of each ``(run_id, group)``, in one statement
+        (``kernel.shell.reads.ManySnapshots``)."""
+        wanted = dump_json([[run_id, group] for run_id, group in requests])
+        with self.errors:
+            cursor = self.conn.execute(Q.get_runs_with_stages, {"runs": wanted})
+            rows = cursor.fetchall()
+        found = {snapshot[0].id: snapshot for snapshot in _snapshots(cursor, rows) if snapshot[0]}
+        return [found.get(run_id, (None, [], {})) for run_id, _ in requests]
 
     def unchanged(self, run: WorkflowRun, stages: Sequence[WorkflowStage], job: Job | None) -> bool:
         """Whether the run, its stage records and ``job`` are still exactly these, in one

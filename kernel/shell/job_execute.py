@@ -178,24 +178,100 @@ def finish_and_lease(
 # -- groups: several jobs per transaction -------------------------------------------
 
 
-def lease_up_to(
-    worker_id: str,
-    n: int,
+Starting = tuple[Job, start.StartState, list[WorkflowStage]]
+"""A leased job, what its start decides on, and its run's stage records."""
+
+
+def lease_up_to(worker_id: str, n: int, then: Callable[[tuple[Leased, ...]], Step[R]]) -> Phase[R]:
+    """Lease up to ``n`` jobs and start them, in one transaction; ``then`` gets those
+    leased, maybe none.
+
+    The leases come first (each lease only chooses and marks a queued job), then
+    the starts of the jobs of distinct runs, decided together on their runs read
+    at once (a start changes only its own run's records), then each further job
+    of a run started here, one phase each (it sees the starts before it).
+    """
+
+    def load(
+        reads: Reads,
+    ) -> tuple[list[tuple[Job, start.StartState, list[WorkflowStage]]], list[Job]]:
+        jobs: list[Job] = []
+        versions = reads.known_versions()
+        while len(jobs) < n:
+            # Jobs of workflow versions this worker does not know stay QUEUED for one that does.
+            job = reads.tx.lease_next_job(worker_id, reads.now, versions=versions)
+            if job is None:
+                break
+            jobs.append(job)
+        runs: set[str] = set()
+        first: list[Job] = []
+        later: list[Job] = []
+        for job in jobs:
+            (later if job.workflow_run_id in runs else first).append(job)
+            runs.add(job.workflow_run_id)
+        requests = [(job.workflow_run_id, _group_before(reads, job)) for job in first]
+        loaded = []
+        for job, records in zip(first, reads.runs_records(requests), strict=True):
+            cmd = start.command_for(job, records[0])
+            loaded.append((job, _start_state(reads, cmd, job, records), records[1]))
+        return loaded, later
+
+    def decide(
+        loaded: tuple[list[Starting], list[Job]],
+        env: Env,
+    ) -> Result[Decision[tuple[tuple[Leased, ...], list[Job]]], KernelError]:
+        states, later = loaded
+        leased: list[Leased] = []
+        effects: list[StoreEffect] = []
+        for index, (job, state, stages) in enumerate(states):
+            own = env if index == 0 else evolve(env, causation_id=env.new_id())
+            match start.start_leased(job, state, own):
+                case Success(decided):
+                    made: Decision[start.JobStart] = decided
+                    leased.append(Leased(job, _carrying(made.result, stages)))
+                    effects.extend(made.effects)
+                case failed:
+                    return cast(
+                        "Result[Decision[tuple[tuple[Leased, ...], list[Job]]], KernelError]",
+                        failed,
+                    )
+        return Success(Decision((tuple(leased), later), tuple(effects)))
+
+    def after(result: tuple[tuple[Leased, ...], list[Job]]) -> Step[R]:
+        leased, later = result
+        if not later:
+            return then(leased)
+        return Within(start_each(tuple(later), lambda more: then((*leased, *more))))
+
+    return Transaction(load, decide, after)
+
+
+def start_each(
+    jobs: tuple[Job, ...],
     then: Callable[[tuple[Leased, ...]], Step[R]],
     got: tuple[Leased, ...] = (),
 ) -> Phase[R]:
-    """Lease and start up to ``n`` jobs in one transaction (one phase each, so each
-    sees the effects of the ones before); ``then`` gets those leased, maybe none."""
+    """Start each of ``jobs`` (leased in this transaction), one phase each."""
+    job = jobs[len(got)]
 
-    def after(leased: Leased | None) -> Step[R]:
-        if leased is None:
-            return then(got)
+    def load(reads: Reads) -> tuple[start.StartState, list[WorkflowStage]]:
+        records = reads.run_records(job.workflow_run_id, outputs_of=_group_before(reads, job))
+        return _start_state(reads, start.command_for(job, records[0]), job, records), records[1]
+
+    def decide(
+        loaded: tuple[start.StartState, list[WorkflowStage]], env: Env
+    ) -> Result[Decision[Leased], KernelError]:
+        state, stages = loaded
+        decided = start.start_leased(job, state, env)
+        return decided.map(lambda d: Decision(Leased(job, _carrying(d.result, stages)), d.effects))
+
+    def after(leased: Leased) -> Step[R]:
         have = (*got, leased)
-        if len(have) >= n:
+        if len(have) == len(jobs):
             return then(have)
-        return Within(lease_up_to(worker_id, n, then, have))
+        return Within(start_each(jobs, then, have))
 
-    return lease_next(worker_id, after)
+    return Transaction(load, decide, after)
 
 
 Ran = tuple[ExecuteStage, StageRun]

@@ -46,8 +46,30 @@ class SnapshotReads(Protocol):
         ...
 
 
+@runtime_checkable
+class ManySnapshots(Protocol):
+    """A read a store transaction may add to save statements when a worker starts a
+    group of jobs: the runs of several jobs with their stages at once."""
+
+    def get_runs_with_stages(self, requests: Sequence[tuple[str, int]]) -> list[RunSnapshot]:
+        """``get_run_with_stages(run_id, group)`` for each ``(run_id, group)`` of
+        ``requests`` (distinct runs), in their order."""
+        ...
+
+
 _SNAPSHOTS: dict[type[Any], bool] = {}
 """Whether each transaction class has the :class:`SnapshotReads` (checked once a class)."""
+
+
+_MANY: dict[type[Any], bool] = {}
+
+
+def _many_snapshots(tx: StoreTransaction) -> ManySnapshots | None:
+    kind = type(tx)
+    found = _MANY.get(kind)
+    if found is None:
+        found = _MANY[kind] = callable(getattr(kind, "get_runs_with_stages", None))
+    return cast("ManySnapshots", tx) if found else None
 
 
 def _snapshot_reads(tx: StoreTransaction) -> SnapshotReads | None:
@@ -85,6 +107,18 @@ class Reads:
             return run, stages
         run = self.tx.get_run(run_id)
         return run, self.tx.get_stages(run_id) if run is not None else []
+
+    def runs_records(self, requests: Sequence[tuple[str, int]]) -> list[RunRecords]:
+        """:meth:`run_records` of each ``(run_id, outputs_of)`` of ``requests`` (distinct
+        runs), in one statement where the store has :class:`ManySnapshots`."""
+        many = _many_snapshots(self.tx) if len(requests) > 1 else None
+        if many is None or self._snapshots is None:
+            return [self.run_records(run_id, outputs_of=group) for run_id, group in requests]
+        found: list[RunRecords] = []
+        for run, stages, outputs in many.get_runs_with_stages(requests):
+            self._outputs.update(outputs)
+            found.append((run, stages))
+        return found
 
     def unchanged(self, run: WorkflowRun, stages: Sequence[WorkflowStage], job: Job | None) -> bool:
         """Whether the store confirms these records current (``False``: it cannot tell,
