@@ -28,8 +28,8 @@ Rules, in one place:
   wait ``job_poll_interval``; then one slot probes. A job found (or a job
   finished, a tick that enqueued work, a notification from the store) makes
   every free slot ask at once. A notification from another process while a
-  slot is idle also brings the next tick forward (a new run has no jobs
-  until a tick claims it).
+  slot is idle also makes the next dequeue claim pending runs first (a new
+  run has no jobs until it is claimed).
 * **Runs created in this process start at once.** A run created through
   the worker's own store object, by a thread not of the worker's
   (``JobsAvailable(local=True)``), makes the next dequeue claim pending runs
@@ -335,9 +335,17 @@ def _absorb(
             if state.idle_until is not None or (claims and not state.claim_wanted):
                 state = evolve(state, idle_until=None, claim_wanted=claims)
         case JobsAvailable():
-            # Idle slots look at once; a new run needs a tick to claim it first.
+            # Idle slots look at once. The news may be a new run, which has no job until
+            # it is claimed: a free slot's dequeue claims first, in its lease's
+            # transaction (a host that does not tick asks for a tick instead).
             idle = state.phase == "running" and any(isinstance(s, Free) for s in state.slots)
-            state = evolve(state, idle_until=None, tick_requested=state.tick_requested or idle)
+            claims = state.settings.orchestration_interval is not None
+            state = evolve(
+                state,
+                idle_until=None,
+                claim_wanted=state.claim_wanted or (idle and claims),
+                tick_requested=state.tick_requested or (idle and not claims),
+            )
         case StopRequested(force=force):
             if state.phase == "new":
                 return evolve(state, phase="stopped", stop_requested=True), (Stop(),)

@@ -119,7 +119,7 @@ def test_a_notification_from_the_store_wakes_idle_slots_at_once() -> None:
     worker = started()
     worker.feed(DequeueEnded(0))
     worker.feed(DequeueEnded(1))
-    assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0), DequeueJob(1))
+    assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0, claim=True), DequeueJob(1))
 
 
 def test_a_finished_job_sets_free_slots_asking_at_once_and_is_counted_at_once() -> None:
@@ -145,20 +145,25 @@ def test_a_dequeue_that_failed_frees_its_slot_and_waits_for_the_poll() -> None:
     assert next_wakeup(worker.state) == T0 + 210 * MS
 
 
-def test_a_notification_while_a_slot_is_idle_brings_the_next_tick_forward() -> None:
-    """A new run has no job until a tick claims it: the notification of its creation
-    starts a tick (at most one per ``notified_tick_gap``), not only a dequeue."""
+def test_a_notification_while_a_slot_is_idle_makes_the_next_dequeue_claim() -> None:
+    """A new run has no job until it is claimed: the notification of its creation (from
+    another process) makes one free slot's dequeue claim first, in the transaction
+    that leases its first job; no tick is needed."""
     worker = started()
     worker.at(5 * MS).feed(TickDone())
     worker.feed(DequeueEnded(0))
     worker.feed(DequeueEnded(1))
     actions = worker.at(20 * MS).feed(JobsAvailable())
-    assert actions == (DequeueJob(0), DequeueJob(1))  # the tick waits for the gap
-    assert next_wakeup(worker.state) == T0 + 50 * MS
-    assert worker.at(50 * MS).feed(Wakeup()) == (RunTick(sweep=False),)
-    worker.feed(TickDone(found_work=True))
-    assert not worker.state.tick_requested
-    assert next_wakeup(worker.state) == T0 + timedelta(seconds=1, milliseconds=50)
+    assert actions == (DequeueJob(0, claim=True), DequeueJob(1))
+    assert not worker.state.tick_requested and not worker.state.claim_wanted
+    assert next_wakeup(worker.state) == T0 + timedelta(seconds=1)  # the usual tick
+
+
+def test_a_notification_to_a_worker_that_does_not_tick_asks_for_a_tick() -> None:
+    worker = started(evolve(SETTINGS, orchestration_interval=None, concurrency=1))
+    worker.feed(DequeueEnded(0))
+    assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0),)
+    assert worker.state.tick_requested and not worker.state.claim_wanted
 
 
 def test_a_tick_whose_claim_was_full_is_followed_by_another_after_the_gap() -> None:
@@ -172,12 +177,13 @@ def test_a_tick_whose_claim_was_full_is_followed_by_another_after_the_gap() -> N
     assert next_wakeup(worker.state) == T0 + timedelta(seconds=1, milliseconds=50)
 
 
-def test_a_notification_during_a_tick_asks_for_another_right_after_it() -> None:
+def test_a_notification_during_a_tick_is_claimed_by_a_dequeue_not_another_tick() -> None:
     worker = started()
     worker.feed(DequeueEnded(0))
     worker.feed(DequeueEnded(1))
-    worker.at(10 * MS).feed(JobsAvailable())  # the first tick may have claimed already
-    assert worker.at(80 * MS).feed(TickDone()) == (RunTick(sweep=False),)
+    # The first tick may have claimed already: a dequeue claims what it did not.
+    assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0, claim=True), DequeueJob(1))
+    assert worker.at(80 * MS).feed(TickDone()) == ()
 
 
 def test_a_notification_to_a_worker_with_no_idle_slot_leaves_the_ticks_alone() -> None:
