@@ -40,6 +40,8 @@ class Queries:
     get_job: str
     get_jobs: str
     lease_next_job: str
+    next_queued_jobs: str
+    lease_jobs: str
     record_limit_lease: str
     insert_limit_lease: str
     running_runs: str

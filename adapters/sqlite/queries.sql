@@ -249,6 +249,25 @@ WHERE position = (
 )
 RETURNING *;
 
+-- name: next_queued_jobs
+-- The next :limit jobs lease_next_job would choose, were none of them held by
+-- a limit (the caller leases those before the first with a limit_key with
+-- lease_jobs, and that one with lease_next_job, which applies its limits).
+SELECT position, limit_key FROM jobs
+WHERE status = 'QUEUED' AND available_at <= :now
+  AND (:workflow_ids IS NULL OR workflow_id IN (SELECT value FROM json_each(:workflow_ids)))
+  AND (:versions IS NULL OR (workflow_id, workflow_version) IN (
+      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]')
+      FROM json_each(:versions)))
+ORDER BY priority DESC, created_at, position
+LIMIT :limit;
+
+-- name: lease_jobs
+-- Lease the jobs at the :positions (a JSON array) that next_queued_jobs chose.
+UPDATE jobs SET status = 'LEASED', worker_id = :worker_id, locked_at = :now
+WHERE position IN (SELECT value FROM json_each(:positions))
+RETURNING *;
+
 -- name: record_limit_lease
 -- A rate-limited job was leased at :now_us: remember it, and forget the key's
 -- leases that left its window.

@@ -255,6 +255,40 @@ class SqliteTransaction:
                 self.conn.execute(Q.insert_limit_lease, lease)
         return job
 
+    def lease_next_jobs(
+        self,
+        worker_id: str,
+        now: datetime,
+        n: int,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
+    ) -> list[Job]:
+        """Up to ``n`` jobs, as ``n`` calls of :meth:`lease_next_job` would lease them,
+        in two statements while none of them has a limit key (``ManyLeases``). At the
+        first with a key, that job is leased alone (its limits apply), and the call
+        ends: the caller asks again for more."""
+        params: dict[str, Any] = {
+            "now": timestamp(now),
+            "workflow_ids": None,
+            "versions": _version_list(versions),
+            "limit": n,
+        }
+        with self.errors:
+            candidates = self.conn.execute(Q.next_queued_jobs, params).fetchall()
+        free: list[int] = []
+        for position, limit_key in candidates:
+            if limit_key is not None:
+                break
+            free.append(position)
+        if not free:
+            job = self.lease_next_job(worker_id, now, versions=versions)
+            return [] if job is None else [job]
+        lease = {"worker_id": worker_id, "now": params["now"], "positions": dump_json(free)}
+        rows = self._select(Q.lease_jobs, lease)
+        order = {position: index for index, position in enumerate(free)}
+        rows.sort(key=lambda row: order[row["position"]])  # RETURNING has no order
+        return JOBS.decode_all(rows)
+
     def running_runs(self, workflow_ids: Collection[str]) -> dict[str, int]:
         # BEGIN IMMEDIATE already serialises claims: the count cannot go stale.
         rows = self._select(Q.running_runs, {"workflow_ids": _id_list(workflow_ids)})

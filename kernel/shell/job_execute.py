@@ -195,14 +195,7 @@ def lease_up_to(worker_id: str, n: int, then: Callable[[tuple[Leased, ...]], Ste
     def load(
         reads: Reads,
     ) -> tuple[list[tuple[Job, start.StartState, list[WorkflowStage]]], list[Job]]:
-        jobs: list[Job] = []
-        versions = reads.known_versions()
-        while len(jobs) < n:
-            # Jobs of workflow versions this worker does not know stay QUEUED for one that does.
-            job = reads.tx.lease_next_job(worker_id, reads.now, versions=versions)
-            if job is None:
-                break
-            jobs.append(job)
+        jobs = reads.lease_jobs(worker_id, n)
         runs: set[str] = set()
         first: list[Job] = []
         later: list[Job] = []

@@ -57,6 +57,24 @@ class ManySnapshots(Protocol):
         ...
 
 
+@runtime_checkable
+class ManyLeases(Protocol):
+    """A lease a store transaction may add to save statements when a worker leases a
+    group of jobs."""
+
+    def lease_next_jobs(
+        self,
+        worker_id: str,
+        now: datetime,
+        n: int,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
+    ) -> list[Job]:
+        """Up to ``n`` jobs (at least one if any is available), leased as that many
+        ``lease_next_job`` calls in a row would lease them."""
+        ...
+
+
 _SNAPSHOTS: dict[type[Any], bool] = {}
 """Whether each transaction class has the :class:`SnapshotReads` (checked once a class)."""
 
@@ -70,6 +88,17 @@ def _many_snapshots(tx: StoreTransaction) -> ManySnapshots | None:
     if found is None:
         found = _MANY[kind] = callable(getattr(kind, "get_runs_with_stages", None))
     return cast("ManySnapshots", tx) if found else None
+
+
+_LEASES: dict[type[Any], bool] = {}
+
+
+def _many_leases(tx: StoreTransaction) -> ManyLeases | None:
+    kind = type(tx)
+    found = _LEASES.get(kind)
+    if found is None:
+        found = _LEASES[kind] = callable(getattr(kind, "lease_next_jobs", None))
+    return cast("ManyLeases", tx) if found else None
 
 
 def _snapshot_reads(tx: StoreTransaction) -> SnapshotReads | None:
@@ -107,6 +136,26 @@ class Reads:
             return run, stages
         run = self.tx.get_run(run_id)
         return run, self.tx.get_stages(run_id) if run is not None else []
+
+    def lease_jobs(self, worker_id: str, n: int) -> list[Job]:
+        """Lease up to ``n`` queued jobs of workflow versions this kernel knows (those of
+        others stay QUEUED for a worker that does), in lease order; one statement
+        each, or a few for all where the store has :class:`ManyLeases`."""
+        versions = self.known_versions()
+        many = _many_leases(self.tx) if n > 1 else None
+        jobs: list[Job] = []
+        while len(jobs) < n:
+            if many is not None:
+                got = many.lease_next_jobs(worker_id, self.now, n - len(jobs), versions=versions)
+                if not got:
+                    break
+                jobs += got
+                continue
+            job = self.tx.lease_next_job(worker_id, self.now, versions=versions)
+            if job is None:
+                break
+            jobs.append(job)
+        return jobs
 
     def runs_records(self, requests: Sequence[tuple[str, int]]) -> list[RunRecords]:
         """:meth:`run_records` of each ``(run_id, outputs_of)`` of ``requests`` (distinct
