@@ -25,6 +25,8 @@ class Queries:
     get_runs_with_stages: str
     run_versions: str
     run_versions_and_job: str
+    versions_of_runs: str
+    jobs_as_written: str
     pending_runs: str
     list_runs: str
     list_runs_by_status: str

@@ -83,6 +83,22 @@ WHERE id = :id AND workflow_run_id = :workflow_run_id AND workflow_id = :workflo
   AND locked_at IS :locked_at AND available_at = :available_at AND payload = :payload
   AND last_error IS :last_error AND reap_count = :reap_count;
 
+-- name: versions_of_runs
+-- run_versions for several runs (the finishes of a group): :runs is a JSON
+-- array of run ids; each row names its run.
+SELECT 'run' AS kind, id AS run_id, id, version FROM runs
+WHERE id IN (SELECT value FROM json_each(:runs))
+UNION ALL
+SELECT 'stage', workflow_run_id, id, version FROM stages
+WHERE workflow_run_id IN (SELECT value FROM json_each(:runs));
+
+-- name: jobs_as_written
+-- The columns a job's update writes, of the jobs whose ids :jobs (a JSON
+-- array) names: a group's finishes check that nothing changed them.
+SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
+    worker_id, locked_at, available_at, payload, last_error, reap_count
+FROM jobs WHERE id IN (SELECT value FROM json_each(:jobs));
+
 -- name: pending_runs
 -- :workflow_ids is NULL (every workflow) or a JSON array of the workflow ids
 -- the caller can serve, :versions NULL or a JSON array of [workflow id,

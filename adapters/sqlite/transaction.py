@@ -100,6 +100,31 @@ def _frozen_version_list(pairs: frozenset[tuple[str, str]]) -> str:
     return dump_json([list(pair) for pair in sorted(pairs)])
 
 
+_JOB_COLUMNS = (
+    "id",
+    "workflow_run_id",
+    "workflow_id",
+    "stage_id",
+    "status",
+    "priority",
+    "attempt",
+    "max_attempts",
+    "worker_id",
+    "locked_at",
+    "available_at",
+    "payload",
+    "last_error",
+    "reap_count",
+)
+"""The columns of ``jobs_as_written``, in its order."""
+
+
+def _as_written(job: Job) -> list[Any]:
+    """``job``'s values of ``_JOB_COLUMNS``, as the store writes them."""
+    row = JOBS.encode(job)
+    return [row[column] for column in _JOB_COLUMNS]
+
+
 def _snapshots(cursor: sqlite3.Cursor, rows: list[Any]) -> list[RunSnapshot]:
     """Rows of ``get_run(s)_with_stages`` as snapshots, one per run, in row order: the
     run's columns, the marker column ``stage_columns``, the stage's columns, then
@@ -186,6 +211,37 @@ class SqliteTransaction:
         with self.errors:
             rows = self.conn.execute(query, params).fetchall()
         return len(rows) == len(expected) and set(rows) == expected
+
+    def unchanged_many(
+        self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
+    ) -> list[bool]:
+        """:meth:`unchanged` of each ``(run, stages, job)`` (distinct runs), in two
+        statements (``kernel.shell.reads.ManySnapshots``)."""
+        runs = [run.id for run, _, _ in items]
+        jobs = {job.id: job for _, _, job in items if job is not None}
+        with self.errors:
+            versions = self.conn.execute(Q.versions_of_runs, {"runs": dump_json(runs)}).fetchall()
+            written = self.conn.execute(
+                Q.jobs_as_written, {"jobs": dump_json(list(jobs))}
+            ).fetchall()
+        found: dict[str, set[tuple[str, str, int]]] = {run_id: set() for run_id in runs}
+        counts = dict.fromkeys(runs, 0)
+        for kind, run_id, record_id, version in versions:
+            found[run_id].add((kind, record_id, version))
+            counts[run_id] += 1
+        same_jobs = {
+            row[0]
+            for row in written
+            if row[0] in jobs and tuple(_as_written(jobs[row[0]])) == tuple(row)
+        }
+        answers = []
+        for run, stages, job in items:
+            expected = {("run", run.id, run.version), *(("stage", s.id, s.version) for s in stages)}
+            same = counts[run.id] == len(expected) and found[run.id] == expected
+            if job is not None:
+                same = same and job.workflow_run_id == run.id and job.id in same_jobs
+            answers.append(same)
+        return answers
 
     def get_job(self, job_id: str) -> Job | None:
         rows = self._select(Q.get_job, {"id": job_id})

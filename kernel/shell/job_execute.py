@@ -101,12 +101,17 @@ def finishing(started: ExecuteStage, ran: StageRun) -> Phase[JobExecuteResult]:
     )
 
 
-def _finish_state(reads: Reads, started: ExecuteStage, ran: StageRun) -> StageState:
+def _finish_state(
+    reads: Reads, started: ExecuteStage, ran: StageRun, confirmed: bool | None = None
+) -> StageState:
     """What the finish decides on: the records the start left, if the store confirms
-    them current (then nothing is read again), or else the records read now."""
+    them current (then nothing is read again; ``confirmed``: what it said when
+    asked for several finishes at once), or else the records read now."""
     job, carried = started.job, started.stages_read
     records: RunRecords | None = None
-    if carried is not None and reads.unchanged(started.run, carried, job):
+    if confirmed is None:
+        confirmed = carried is not None and reads.unchanged(started.run, carried, job)
+    if carried is not None and confirmed:
         records = (started.run, list(carried))
     elif job is not None:
         job = reads.tx.get_job(job.id)
@@ -305,7 +310,12 @@ def finish_together(
     decision has a causation id of its own, as if finished alone."""
 
     def load(reads: Reads) -> list[StageState]:
-        return [_finish_state(reads, started, outcome) for started, outcome in ran]
+        asked = [(started.run, started.stages_read, started.job) for started, _ in ran]
+        confirmed = reads.unchanged_all(asked)
+        return [
+            _finish_state(reads, started, outcome, same)
+            for (started, outcome), same in zip(ran, confirmed, strict=True)
+        ]
 
     def decide(states: list[StageState], env: Env) -> Result[Decision[Results], KernelError]:
         results: list[JobExecuteResult] = []

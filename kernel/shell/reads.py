@@ -56,6 +56,12 @@ class ManySnapshots(Protocol):
         ``requests`` (distinct runs), in their order."""
         ...
 
+    def unchanged_many(
+        self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
+    ) -> list[bool]:
+        """``unchanged(run, stages, job)`` of each item (distinct runs), in their order."""
+        ...
+
 
 @runtime_checkable
 class ManyLeases(Protocol):
@@ -86,7 +92,8 @@ def _many_snapshots(tx: StoreTransaction) -> ManySnapshots | None:
     kind = type(tx)
     found = _MANY.get(kind)
     if found is None:
-        found = _MANY[kind] = callable(getattr(kind, "get_runs_with_stages", None))
+        names = ("get_runs_with_stages", "unchanged_many")
+        found = _MANY[kind] = all(callable(getattr(kind, name, None)) for name in names)
     return cast("ManySnapshots", tx) if found else None
 
 
@@ -173,6 +180,22 @@ class Reads:
         """Whether the store confirms these records current (``False``: it cannot tell,
         read them again)."""
         return self._snapshots is not None and self._snapshots.unchanged(run, stages, job)
+
+    def unchanged_all(
+        self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage] | None, Job | None]]
+    ) -> list[bool]:
+        """:meth:`unchanged` of each ``(run, stages, job)`` of distinct runs (``False``
+        where ``stages`` is ``None``), in one go where the store has
+        :class:`ManySnapshots`."""
+        many = _many_snapshots(self.tx) if len(items) > 1 else None
+        if many is None or self._snapshots is None:
+            return [
+                stages is not None and self.unchanged(run, stages, job)
+                for run, stages, job in items
+            ]
+        known = [(run, stages, job) for run, stages, job in items if stages is not None]
+        answers = iter(many.unchanged_many(known))
+        return [stages is not None and next(answers) for _, stages, _ in items]
 
     def known_workflow_ids(self) -> Collection[str]:
         """The ids of the workflows this kernel has registered: schedule ticks only

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from kernel import JobStatus, Status
+from kernel import JobStatus, RunCancel, Status
 from kernel.commands import JobExecuteResult
 from kernel.errors import StoreError
 from kernel.ports import Store, StoreTransaction
@@ -348,3 +348,33 @@ def test_stage_code_sees_the_input_of_its_own_run_in_a_group(make_tk: MakeKernel
 
     assert seen == list(range(5))
     assert [run_of(tk.store, r).output for r in run_ids] == [{"value": 2 * n} for n in range(5)]
+
+
+def test_a_run_changed_while_its_group_ran_is_read_again_and_the_others_are_not(
+    make_tk: MakeKernel,
+) -> None:
+    """The group's finishes check at once that nothing their starts left has changed;
+    the run cancelled meanwhile is read afresh (its result discarded), the rest finish
+    on what their starts read."""
+    kernels: list[Any] = []
+
+    def execute(ctx: Any) -> Num:
+        if ctx.input.value == 1:
+            kernels[0].dispatch(RunCancel(workflow_run_id=ctx.workflow_run_id))
+        return Num(ctx.input.value)
+
+    tk = make_tk(pipeline("cancelling", custom("work", execute)))
+    kernels.append(tk)
+    run_ids = [start(tk, "cancelling", value=n) for n in range(3)]
+    sizer = GroupSizer(4)
+    sizer.size = 4
+
+    done = tk.kernel.execute_jobs("w1", groups=sizer)
+
+    outcomes = {job.workflow_run_id: result.outcome for job, result in done}
+    assert outcomes == {run_ids[0]: "completed", run_ids[1]: "skipped", run_ids[2]: "completed"}
+    assert [run_of(tk.store, r).status for r in run_ids] == [
+        Status.COMPLETED,
+        Status.CANCELLED,
+        Status.COMPLETED,
+    ]
