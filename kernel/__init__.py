@@ -117,6 +117,7 @@ from kernel.records import (
 )
 from kernel.retry import Retry
 from kernel.schedules import Catchup, Overlap, Schedule, ScheduleRecord
+from kernel.shell.job_groups import GroupSizer
 from kernel.signal_stages import define_signal_stage
 from kernel.stages import (
     CompletionCheck,
@@ -174,6 +175,7 @@ __all__ = [
     "IdempotencyInProgressError",
     "IdempotencyRecord",
     "InvalidConfigError",
+    "GroupSizer",
     "InvalidInputError",
     "InvalidStateError",
     "Job",
