@@ -756,17 +756,21 @@ def test_every_history_keeps_the_worker_s_promises(
         slot_before = before.slots[index] if index is not None and index < concurrency else None
         tracking = before.phase in ("running", "draining")
         match happened:
-            case JobLeased(slot=slot, job_id=job_id, after=after) if (
-                tracking and isinstance(slot_before, Running) and after == slot_before.job_id
+            case JobLeased(slot=slot, job_id=job_id, after=previous) if (
+                tracking and isinstance(slot_before, Running) and previous == slot_before.job_id
             ):
                 # The next job of a group: the slot now runs (and renews) it; the one
                 # before ran, and waits for the group's commit.
-                held.discard(after)
+                held.discard(previous)
                 held.add(job_id)
                 taken[slot] += 1
                 if state.phase != "stopped":
                     assert state.slots[slot] == Running(
-                        job_id, now, taken[slot], slot_before.chains, (*slot_before.earlier, after)
+                        job_id,
+                        now,
+                        taken[slot],
+                        slot_before.chains,
+                        (*slot_before.earlier, previous),
                     )
             case JobLeased(slot=slot, job_id=job_id):
                 if isinstance(slot_before, Dequeuing) and tracking:
