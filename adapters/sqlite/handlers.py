@@ -10,7 +10,7 @@ that lost its version race.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from adapters.sqlite.batched import OUTBOX_COLUMNS, MultiInsert, MultiUpdate, append_outbox_sql
@@ -60,27 +60,44 @@ Handler = Callable[["SqliteTransaction", list[Any]], None]
 """Writes one run of consecutive effects of the same kind."""
 
 
-_CHUNK = 200
-"""Rows per multi-row statement at most (SQLite binds at most 32,766 values)."""
+_LARGEST = 32
+"""Rows per multi-row statement at most."""
+
+
+def chunks(items: list[Any]) -> Iterator[list[Any]]:
+    """``items`` in runs of 32, 16, 8, 4, 2 or 1 (the binary digits of how many are left):
+    every multi-row statement has one of six sizes, so a few prepared statements per
+    kind serve every group (each size is a statement text of its own, and a prepared
+    statement for dozens of rows takes tens of KiB of the connection's cache).
+
+    >>> [len(chunk) for chunk in chunks(list(range(45)))]
+    [32, 8, 4, 1]
+    """
+    at = 0
+    while at < len(items):
+        size = 1 << (min(len(items) - at, _LARGEST).bit_length() - 1)
+        yield items[at : at + size]
+        at += size
 
 
 def _many(query: str, rows: Callable[[Any], dict[str, Any]]) -> Handler:
-    """A handler writing a run of same-kind effects: one statement for one row, one
-    multi-row INSERT for several (``executemany`` where the query has no such form)."""
+    """A handler writing a run of same-kind effects: one statement for one row,
+    multi-row INSERTs for several (``executemany`` where the query has no such form)."""
     try:
         multi: MultiInsert | None = MultiInsert.of(query)
     except ValueError:
         multi = None
 
     def handle(tx: SqliteTransaction, effects: list[Any]) -> None:
-        if len(effects) == 1:
-            tx.conn.execute(query, rows(effects[0]))
-        elif multi is None:
+        if multi is None:
             tx.conn.executemany(query, [rows(effect) for effect in effects])
-        else:
-            for at in range(0, len(effects), _CHUNK):
-                chunk = [rows(effect) for effect in effects[at : at + _CHUNK]]
-                tx.conn.execute(multi.sql(len(chunk)), multi.args(chunk))
+            return
+        for chunk in chunks(effects):
+            if len(chunk) == 1:
+                tx.conn.execute(query, rows(chunk[0]))
+            else:
+                encoded = [rows(effect) for effect in chunk]
+                tx.conn.execute(multi.sql(len(encoded)), multi.args(encoded))
 
     return handle
 
@@ -92,8 +109,8 @@ def _versioned(
     record: Callable[[Any], Any],
     encode: Callable[[Any], dict[str, Any]],
 ) -> Handler:
-    """A handler for updates that must find the row at ``expected_version``: one
-    statement for all (several distinct rows) or one each (a row updated twice)."""
+    """A handler for updates that must find the row at ``expected_version``: multi-row
+    statements for distinct rows, one statement each for a row updated twice."""
     multi = MultiUpdate.of(query)
 
     def one(tx: SqliteTransaction, effect: Any) -> None:
@@ -102,12 +119,7 @@ def _versioned(
         if tx.conn.execute(query, row).rowcount != 1:
             raise StaleVersionError(kind, record(effect).id, effect.expected_version)
 
-    def handle(tx: SqliteTransaction, effects: list[Any]) -> None:
-        ids = [record(effect).id for effect in effects]
-        if len(effects) == 1 or len(set(ids)) != len(ids) or len(effects) > _CHUNK:
-            for effect in effects:
-                one(tx, effect)
-            return
+    def several(tx: SqliteTransaction, effects: list[Any]) -> None:
         rows = []
         for effect in effects:
             row = encode(record(effect))
@@ -120,6 +132,18 @@ def _versioned(
         found = {row[0] for row in updated}
         lost = next(effect for effect in effects if record(effect).id not in found)
         raise StaleVersionError(kind, record(lost).id, lost.expected_version)
+
+    def handle(tx: SqliteTransaction, effects: list[Any]) -> None:
+        ids = [record(effect).id for effect in effects]
+        if len(set(ids)) != len(ids):
+            for effect in effects:
+                one(tx, effect)
+            return
+        for chunk in chunks(effects):
+            if len(chunk) == 1:
+                one(tx, chunk[0])
+            else:
+                several(tx, chunk)
 
     return handle
 
@@ -153,23 +177,25 @@ _UPDATE_JOBS = MultiUpdate.of(Q.update_job)
 
 def _update_jobs(tx: SqliteTransaction, effects: list[UpdateJob]) -> None:
     ids = [effect.job.id for effect in effects]
-    if len(effects) > 1 and len(set(ids)) == len(ids) and len(effects) <= _CHUNK:
-        rows = [JOBS.encode(effect.job) for effect in effects]
-        if tx.conn.execute(_UPDATE_JOBS.sql(len(rows)), _UPDATE_JOBS.args(rows)).rowcount == len(
-            rows
-        ):
-            return
-        found = {
-            row[0]
-            for row in tx.conn.execute(
-                f"SELECT id FROM jobs WHERE id IN ({', '.join('?' * len(ids))})", ids
-            )
-        }
-        missing = next(job_id for job_id in ids if job_id not in found)
-        raise StoreError(f"job {missing!r} does not exist")
-    for effect in effects:
-        if tx.conn.execute(Q.update_job, JOBS.encode(effect.job)).rowcount != 1:
-            raise StoreError(f"job {effect.job.id!r} does not exist")
+    if len(set(ids)) != len(ids):
+        for effect in effects:
+            _update_job(tx, effect)
+        return
+    for chunk in chunks(effects):
+        if len(chunk) == 1:
+            _update_job(tx, chunk[0])
+            continue
+        rows = [JOBS.encode(effect.job) for effect in chunk]
+        written = tx.conn.execute(_UPDATE_JOBS.sql(len(rows)), _UPDATE_JOBS.args(rows))
+        if written.rowcount != len(rows):
+            for effect in chunk:  # which one: none was written that exists twice
+                if tx.conn.execute(Q.get_job, {"id": effect.job.id}).fetchone() is None:
+                    raise StoreError(f"job {effect.job.id!r} does not exist")
+
+
+def _update_job(tx: SqliteTransaction, effect: UpdateJob) -> None:
+    if tx.conn.execute(Q.update_job, JOBS.encode(effect.job)).rowcount != 1:
+        raise StoreError(f"job {effect.job.id!r} does not exist")
 
 
 def _outbox_row(effect: AppendOutbox) -> dict[str, Any]:
@@ -199,11 +225,10 @@ def _publication(effect: UpdateOutbox) -> list[Any]:
 
 
 def _append_outbox(tx: SqliteTransaction, effects: list[AppendOutbox]) -> None:
-    if len(effects) == 1:
-        tx.conn.execute(Q.append_outbox, _outbox_row(effects[0]))
-        return
-    for at in range(0, len(effects), _CHUNK):
-        chunk = effects[at : at + _CHUNK]
+    for chunk in chunks(effects):
+        if len(chunk) == 1:
+            tx.conn.execute(Q.append_outbox, _outbox_row(chunk[0]))
+            continue
         args: list[Any] = []
         for number, effect in enumerate(chunk):
             row = _outbox_row(effect)
