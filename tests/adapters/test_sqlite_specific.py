@@ -111,6 +111,16 @@ def test_unknown_durability_setting_is_refused(path: Path) -> None:
         SqliteStore(path, synchronous="OFF")  # type: ignore[arg-type]
 
 
+def test_the_wal_is_checkpointed_every_10000_pages_unless_told_otherwise(path: Path) -> None:
+    """Fewer, larger checkpoints (docs/performance.md); ``checkpoint_pages`` sets it."""
+    for pages, expected in ((None, 10_000), (1_000, 1_000), (0, 0)):
+        store = SqliteStore(path) if pages is None else SqliteStore(path, checkpoint_pages=pages)
+        assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == expected
+        store.close()
+    with pytest.raises(ValueError, match="checkpoint_pages: expected an int >= 0, got -1"):
+        SqliteStore(path, checkpoint_pages=-1)
+
+
 def test_foreign_keys_are_enforced_at_commit(path: Path) -> None:
     """A stage of a run that does not exist is refused when the transaction commits."""
     store = SqliteStore(path)
