@@ -37,6 +37,10 @@ MAX_CHAIN = 50
 MAX_GROUP = 16
 """Jobs a slot leases, runs and finishes per transaction at most, while its stages are quick."""
 
+QUICK_TURN_WAIT = timedelta(milliseconds=100)
+"""How long a slot with quick stages waits for the slot taking quick groups before it
+goes ahead on its own (see ``WorkerHost._take_jobs``)."""
+
 MAX_CLAIMS_PER_TICK = 50
 """Pending runs one tick claims; their jobs go to the shared queue, so claiming is cheap."""
 
@@ -164,6 +168,8 @@ class WorkerHost:
         self._max_group = max_group
         self._group_stall = min(GROUP_STALL, lease_renew_interval)
         self._sizers = threading.local()
+        self._quick_slot = threading.Lock()
+        """Held by the slot taking groups of quick jobs (see ``_take_jobs``)."""
         """Each slot's lane is a thread of its own: its ``GroupSizer`` is thread-local."""
         self._orchestrator = Orchestrator(
             kernel,
@@ -202,16 +208,35 @@ class WorkerHost:
         if sizer is None:
             sizer = GroupSizer(self._max_group, stall=self._group_stall)
             self._sizers.sizer = sizer
-        self._kernel.execute_jobs(
-            self.worker_id,
-            max_jobs,
-            on_start,
-            on_finish=on_finish,
-            keep_going=keep_going,
-            claim_first=orchestrator.claim_command() if claim else None,
-            on_claimed=orchestrator.log_claimed,
-            groups=sizer,
-        )
+        # Quick stages (groups of several jobs) gain nothing from a second slot in
+        # the same process: the interpreter runs one thread at a time, and two slots
+        # would only split the queue into smaller groups and more transactions. So
+        # one slot at a time takes quick groups; the others wait their turn. Once
+        # stages are slow (groups of one) the chain ends and slots run side by side;
+        # a slot that waited QUICK_TURN_WAIT (the one taking quick groups may be
+        # stuck in a stage that suddenly hangs) goes ahead on its own.
+        quick = self.settings.concurrency > 1 and sizer.size > 1
+        quick = quick and self._quick_slot.acquire(timeout=QUICK_TURN_WAIT.total_seconds())
+        going = keep_going
+        if quick:
+
+            def going() -> bool:
+                return sizer.size > 1 and keep_going()
+
+        try:
+            self._kernel.execute_jobs(
+                self.worker_id,
+                max_jobs,
+                on_start,
+                on_finish=on_finish,
+                keep_going=going,
+                claim_first=orchestrator.claim_command() if claim else None,
+                on_claimed=orchestrator.log_claimed,
+                groups=sizer,
+            )
+        finally:
+            if quick:
+                self._quick_slot.release()
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import pytest
 from adapters import create_kernel
 from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
 from adapters.hosts import WorkerHost
+from adapters.hosts.worker import QUICK_TURN_WAIT
 from adapters.memory import InMemoryStore, MemoryTransaction
 from adapters.sqlite import SqliteStore
 from kernel import (
@@ -292,6 +293,66 @@ def test_a_busy_slot_with_quick_stages_commits_them_in_groups(
     assert (stats.jobs_processed, stats.jobs_failed, stats.leases_released) == (stages, 0, 0)
     assert store.slot_transactions <= stages / 2
     assert len(start_markers(tmp_path)) == len(run_ids)
+
+
+class CountedLock:
+    """A lock that counts how often it was taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.taken = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        got = self._lock.acquire(blocking, timeout)
+        self.taken += got
+        return got
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def test_slots_with_quick_stages_take_turns(tmp_path: Path, hosts: list[WorkerHost]) -> None:
+    """Several slots in one process gain nothing on quick stages (one thread runs at a
+    time): one slot at a time takes groups of them, and every job still runs once."""
+    store = InMemoryStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(60)]
+    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    host = make_host(kernel, store, concurrency=3, job_poll_interval=timedelta(seconds=1))
+    turns = CountedLock()
+    host._quick_slot = turns  # type: ignore[assignment]
+    hosts.append(host)
+    host.start()
+    wait_for(
+        "every run to complete",
+        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
+    )
+    stats = host.stop()
+    assert (stats.jobs_processed, stats.jobs_failed) == (180, 0)
+    assert len(start_markers(tmp_path)) == len(run_ids)
+    assert turns.taken >= 1  # a slot that had seen quick stages took its turn
+
+
+def test_a_slot_waits_its_quick_turn_only_briefly(tmp_path: Path, hosts: list[WorkerHost]) -> None:
+    """The slot taking quick groups may hang in a stage: the others wait at most
+    ``QUICK_TURN_WAIT`` for their turn, then go ahead on their own."""
+    store = InMemoryStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    host = make_host(kernel, store, concurrency=2, job_poll_interval=timedelta(seconds=1))
+    hosts.append(host)
+    assert host._quick_slot.acquire(blocking=False)  # a slot stuck with the turn
+    try:
+        run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(20)]
+        kernel.dispatch(RunClaimPending(worker_id="setup"))
+        host.start()
+        wait_for(
+            "every run to complete",
+            lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
+        )
+    finally:
+        host._quick_slot.release()
+    assert host.stop().jobs_processed == 60
+    assert timedelta(milliseconds=100) >= QUICK_TURN_WAIT
 
 
 def test_each_job_is_counted_as_it_finishes_in_the_middle_of_a_chain(
