@@ -207,9 +207,14 @@ def lease_up_to(worker_id: str, n: int, then: Callable[[tuple[Leased, ...]], Ste
         for job in jobs:
             (later if job.workflow_run_id in runs else first).append(job)
             runs.add(job.workflow_run_id)
-        requests = [(job.workflow_run_id, _group_before(reads, job)) for job in first]
+        # Runs read in the order of their ids (see finish_together); the jobs stay in
+        # lease order.
+        by_run = sorted(first, key=lambda job: job.workflow_run_id)
+        requests = [(job.workflow_run_id, _group_before(reads, job)) for job in by_run]
+        found = dict(zip((job.id for job in by_run), reads.runs_records(requests), strict=True))
         loaded = []
-        for job, records in zip(first, reads.runs_records(requests), strict=True):
+        for job in first:
+            records = found[job.id]
             cmd = start.command_for(job, records[0])
             loaded.append((job, _start_state(reads, cmd, job, records), records[1]))
         return loaded, later
@@ -309,13 +314,18 @@ def finish_together(
     run's records, so no load here depends on another finish's effects. Each
     decision has a causation id of its own, as if finished alone."""
 
+    # Loaded in the order of their run ids: a store that locks each run it reads
+    # (PostgreSQL) then takes the locks of any two groups in the same order.
+    order = sorted(range(len(ran)), key=lambda index: ran[index][0].run.id)
+
     def load(reads: Reads) -> list[StageState]:
-        asked = [(started.run, started.stages_read, started.job) for started, _ in ran]
+        asked = [(ran[i][0].run, ran[i][0].stages_read, ran[i][0].job) for i in order]
         confirmed = reads.unchanged_all(asked)
-        return [
-            _finish_state(reads, started, outcome, same)
-            for (started, outcome), same in zip(ran, confirmed, strict=True)
-        ]
+        states: dict[int, StageState] = {}
+        for index, same in zip(order, confirmed, strict=True):
+            started, outcome = ran[index]
+            states[index] = _finish_state(reads, started, outcome, same)
+        return [states[index] for index in range(len(ran))]
 
     def decide(states: list[StageState], env: Env) -> Result[Decision[Results], KernelError]:
         results: list[JobExecuteResult] = []
