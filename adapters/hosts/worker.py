@@ -208,20 +208,23 @@ class WorkerHost:
         if sizer is None:
             sizer = GroupSizer(self._max_group, stall=self._group_stall)
             self._sizers.sizer = sizer
-        # Quick stages (groups of several jobs) gain nothing from a second slot in
-        # the same process: the interpreter runs one thread at a time, and two slots
-        # would only split the queue into smaller groups and more transactions. So
-        # one slot at a time takes quick groups; the others wait their turn. Once
-        # stages are slow (groups of one) the chain ends and slots run side by side;
-        # a slot that waited QUICK_TURN_WAIT (the one taking quick groups may be
-        # stuck in a stage that suddenly hangs) goes ahead on its own.
-        quick = self.settings.concurrency > 1 and sizer.size > 1
+        # Quick stages (large groups: half of max_group jobs' code or more within
+        # 20 ms, at most 2.5 ms a job with the default max_group) gain nothing
+        # from a second slot in the same process: the interpreter runs one thread at
+        # a time, and two slots would only split the queue into smaller groups and
+        # more transactions. So one slot at a time takes large groups; the others wait
+        # their turn. Once stages take longer (smaller groups: their code may wait on
+        # I/O, which slots overlap) the chain ends and slots run side by side; a slot
+        # that waited QUICK_TURN_WAIT (the one taking quick groups may be stuck in a
+        # stage that suddenly hangs) goes ahead on its own.
+        full = max(2, sizer.largest // 2)
+        quick = self.settings.concurrency > 1 and sizer.size >= full
         quick = quick and self._quick_slot.acquire(timeout=QUICK_TURN_WAIT.total_seconds())
         going = keep_going
         if quick:
 
             def going() -> bool:
-                return sizer.size > 1 and keep_going()
+                return sizer.size >= full and keep_going()
 
         try:
             self._kernel.execute_jobs(
