@@ -333,6 +333,33 @@ def test_slots_with_quick_stages_take_turns(tmp_path: Path, hosts: list[WorkerHo
     assert turns.taken >= 1  # a slot that had seen quick stages took its turn
 
 
+def test_slots_still_overlap_stages_that_wait(tmp_path: Path, hosts: list[WorkerHost]) -> None:
+    """Stages that sleep (wait on I/O) make small groups: the slots do not take turns
+    then, and run such stages side by side."""
+    store = InMemoryStore()
+    kernel = create_kernel(slow_workflow, store=store)
+    run_ids = [create_slow_run(kernel, tmp_path, seconds=0.05) for _ in range(12)]
+    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    host = make_host(kernel, store, concurrency=2, job_poll_interval=timedelta(seconds=1))
+    hosts.append(host)
+    host.start()
+    wait_for(
+        "every run to complete",
+        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
+    )
+    host.stop()
+    # Each marker is named after when it was made: sweep them for the most at once.
+    moments = sorted(
+        (int(marker.stem.rsplit("-", 1)[1]), 1 if marker.suffix == ".started" else -1)
+        for marker in tmp_path.glob("slow-*")
+    )
+    running = most = 0
+    for _, step in moments:
+        running += step
+        most = max(most, running)
+    assert len(moments) == 24 and most == 2
+
+
 def test_a_slot_waits_its_quick_turn_only_briefly(tmp_path: Path, hosts: list[WorkerHost]) -> None:
     """The slot taking quick groups may hang in a stage: the others wait at most
     ``QUICK_TURN_WAIT`` for their turn, then go ahead on their own."""
