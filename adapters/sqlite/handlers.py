@@ -52,6 +52,7 @@ from kernel.effects import (
 )
 from kernel.errors import StaleVersionError, StoreError
 from kernel.events import event_payload
+from kernel.records import Job, WorkflowRun, WorkflowStage
 
 if TYPE_CHECKING:
     from adapters.sqlite.transaction import SqliteTransaction
@@ -102,36 +103,35 @@ def _many(query: str, rows: Callable[[Any], dict[str, Any]]) -> Handler:
     return handle
 
 
-def _versioned(
+def _row_updates(
     query: str,
     table: str,
-    kind: str,
     record: Callable[[Any], Any],
     encode: Callable[[Any], dict[str, Any]],
+    refused: Callable[[Any], Exception],
 ) -> Handler:
-    """A handler for updates that must find the row at ``expected_version``: multi-row
-    statements for distinct rows, one statement each for a row updated twice."""
+    """A handler for updates of rows by id: multi-row statements for distinct rows, one
+    statement each for a row updated twice. An effect with an ``expected_version``
+    must find its row at that version; an update that finds no row raises
+    ``refused(effect)``."""
     multi = MultiUpdate.of(query)
 
-    def one(tx: SqliteTransaction, effect: Any) -> None:
+    def row_of(effect: Any) -> dict[str, Any]:
         row = encode(record(effect))
-        row["expected_version"] = effect.expected_version
-        if tx.conn.execute(query, row).rowcount != 1:
-            raise StaleVersionError(kind, record(effect).id, effect.expected_version)
+        if hasattr(effect, "expected_version"):
+            row["expected_version"] = effect.expected_version
+        return row
+
+    def one(tx: SqliteTransaction, effect: Any) -> None:
+        if tx.conn.execute(query, row_of(effect)).rowcount != 1:
+            raise refused(effect)
 
     def several(tx: SqliteTransaction, effects: list[Any]) -> None:
-        rows = []
-        for effect in effects:
-            row = encode(record(effect))
-            row["expected_version"] = effect.expected_version
-            rows.append(row)
+        rows = [row_of(effect) for effect in effects]
         sql = multi.sql(len(rows)) + f" RETURNING {table}.id"
-        updated = tx.conn.execute(sql, multi.args(rows)).fetchall()
-        if len(updated) == len(rows):
-            return
-        found = {row[0] for row in updated}
-        lost = next(effect for effect in effects if record(effect).id not in found)
-        raise StaleVersionError(kind, record(lost).id, lost.expected_version)
+        updated = {row[0] for row in tx.conn.execute(sql, multi.args(rows)).fetchall()}
+        if len(updated) != len(rows):  # name the first row that was not there
+            raise refused(next(e for e in effects if record(e).id not in updated))
 
     def handle(tx: SqliteTransaction, effects: list[Any]) -> None:
         ids = [record(effect).id for effect in effects]
@@ -148,8 +148,33 @@ def _versioned(
     return handle
 
 
-_update_runs = _versioned(Q.update_run, "runs", "run", lambda e: e.run, RUNS.encode)
-_update_stages = _versioned(Q.update_stage, "stages", "stage", lambda e: e.stage, STAGES.encode)
+def _stale(kind: str, record: Callable[[Any], Any]) -> Callable[[Any], Exception]:
+    return lambda effect: StaleVersionError(kind, record(effect).id, effect.expected_version)
+
+
+def _run(effect: UpdateRun) -> WorkflowRun:
+    return effect.run
+
+
+def _stage(effect: UpdateStage) -> WorkflowStage:
+    return effect.stage
+
+
+def _job(effect: UpdateJob) -> Job:
+    return effect.job
+
+
+_update_runs = _row_updates(Q.update_run, "runs", _run, RUNS.encode, _stale("run", _run))
+_update_stages = _row_updates(
+    Q.update_stage, "stages", _stage, STAGES.encode, _stale("stage", _stage)
+)
+_update_jobs = _row_updates(
+    Q.update_job,
+    "jobs",
+    _job,
+    JOBS.encode,
+    lambda effect: StoreError(f"job {effect.job.id!r} does not exist"),
+)
 
 
 def _consume_signals(tx: SqliteTransaction, effects: list[ConsumeSignal]) -> None:
@@ -170,32 +195,6 @@ def _update_schedules(tx: SqliteTransaction, effects: list[UpdateSchedule]) -> N
         row["expected_version"] = effect.expected_version
         if tx.conn.execute(Q.update_schedule, row).rowcount != 1:
             raise StaleVersionError("schedule", effect.schedule.id, effect.expected_version)
-
-
-_UPDATE_JOBS = MultiUpdate.of(Q.update_job)
-
-
-def _update_jobs(tx: SqliteTransaction, effects: list[UpdateJob]) -> None:
-    ids = [effect.job.id for effect in effects]
-    if len(set(ids)) != len(ids):
-        for effect in effects:
-            _update_job(tx, effect)
-        return
-    for chunk in chunks(effects):
-        if len(chunk) == 1:
-            _update_job(tx, chunk[0])
-            continue
-        rows = [JOBS.encode(effect.job) for effect in chunk]
-        written = tx.conn.execute(_UPDATE_JOBS.sql(len(rows)), _UPDATE_JOBS.args(rows))
-        if written.rowcount != len(rows):
-            for effect in chunk:  # which one: none was written that exists twice
-                if tx.conn.execute(Q.get_job, {"id": effect.job.id}).fetchone() is None:
-                    raise StoreError(f"job {effect.job.id!r} does not exist")
-
-
-def _update_job(tx: SqliteTransaction, effect: UpdateJob) -> None:
-    if tx.conn.execute(Q.update_job, JOBS.encode(effect.job)).rowcount != 1:
-        raise StoreError(f"job {effect.job.id!r} does not exist")
 
 
 def _outbox_row(effect: AppendOutbox) -> dict[str, Any]:
