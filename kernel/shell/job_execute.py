@@ -4,7 +4,7 @@ job's finish transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
 from attrs import evolve, frozen
@@ -138,27 +138,8 @@ class Leased:
 
 def lease_next(worker_id: str, then: Callable[[Leased | None], Step[R]]) -> Phase[R]:
     """Lease the next available job and start it in the same transaction; ``None``
-    when no job is available."""
-
-    def load(reads: Reads) -> tuple[Job, start.StartState, list[WorkflowStage]] | None:
-        # Jobs of workflow versions this worker does not know stay QUEUED for one that does.
-        job = reads.tx.lease_next_job(worker_id, reads.now, versions=reads.known_versions())
-        if job is None:
-            return None
-        records = reads.run_records(job.workflow_run_id, outputs_of=_group_before(reads, job))
-        cmd = start.command_for(job, records[0])
-        return job, _start_state(reads, cmd, job, records), records[1]
-
-    def decide(
-        loaded: tuple[Job, start.StartState, list[WorkflowStage]] | None, env: Env
-    ) -> Result[Decision[Leased | None], KernelError]:
-        if loaded is None:
-            return Success(Decision(None))
-        job, state, stages = loaded
-        decided = start.start_leased(job, state, env)
-        return decided.map(lambda d: Decision(Leased(job, _carrying(d.result, stages)), d.effects))
-
-    return Transaction(load, decide, then)
+    when no job is available (a group of one, see :func:`lease_up_to`)."""
+    return lease_up_to(worker_id, 1, lambda leased: then(leased[0] if leased else None))
 
 
 def finish_and_lease(
@@ -168,16 +149,12 @@ def finish_and_lease(
     lease and start the worker's next job in the same transaction. The finish is
     applied first: it may enqueue the very job leased next."""
 
-    def then(result: JobExecuteResult) -> Step[tuple[JobExecuteResult, Leased | None]]:
+    def then(results: Results) -> Step[tuple[JobExecuteResult, Leased | None]]:
         if not more():
-            return Done((result, None))
-        return Within(lease_next(worker_id, lambda leased: Done((result, leased))))
+            return Done((results[0], None))
+        return Within(lease_next(worker_id, lambda leased: Done((results[0], leased))))
 
-    return Transaction(
-        lambda reads: _finish_state(reads, started, ran),
-        lambda state, env: finish.decide(started, ran, state, env),
-        then,
-    )
+    return finish_all(((started, ran),), then)
 
 
 # -- groups: several jobs per transaction -------------------------------------------
@@ -197,9 +174,7 @@ def lease_up_to(worker_id: str, n: int, then: Callable[[tuple[Leased, ...]], Ste
     of a run started here, one phase each (it sees the starts before it).
     """
 
-    def load(
-        reads: Reads,
-    ) -> tuple[list[tuple[Job, start.StartState, list[WorkflowStage]]], list[Job]]:
+    def load(reads: Reads) -> tuple[list[Starting], list[Job]]:
         jobs = reads.lease_jobs(worker_id, n)
         runs: set[str] = set()
         first: list[Job] = []
@@ -212,33 +187,15 @@ def lease_up_to(worker_id: str, n: int, then: Callable[[tuple[Leased, ...]], Ste
         by_run = sorted(first, key=lambda job: job.workflow_run_id)
         requests = [(job.workflow_run_id, _group_before(reads, job)) for job in by_run]
         found = dict(zip((job.id for job in by_run), reads.runs_records(requests), strict=True))
-        loaded = []
-        for job in first:
-            records = found[job.id]
-            cmd = start.command_for(job, records[0])
-            loaded.append((job, _start_state(reads, cmd, job, records), records[1]))
-        return loaded, later
+        return [_starting(reads, job, found[job.id]) for job in first], later
 
     def decide(
-        loaded: tuple[list[Starting], list[Job]],
-        env: Env,
+        loaded: tuple[list[Starting], list[Job]], env: Env
     ) -> Result[Decision[tuple[tuple[Leased, ...], list[Job]]], KernelError]:
         states, later = loaded
-        leased: list[Leased] = []
-        effects: list[StoreEffect] = []
-        for index, (job, state, stages) in enumerate(states):
-            own = env if index == 0 else evolve(env, causation_id=env.new_id())
-            match start.start_leased(job, state, own):
-                case Success(decided):
-                    made: Decision[start.JobStart] = decided
-                    leased.append(Leased(job, _carrying(made.result, stages)))
-                    effects.extend(made.effects)
-                case failed:
-                    return cast(
-                        "Result[Decision[tuple[tuple[Leased, ...], list[Job]]], KernelError]",
-                        failed,
-                    )
-        return Success(Decision((tuple(leased), later), tuple(effects)))
+        return _each_decided(states, _start, env).map(
+            lambda made: Decision((made.result, later), made.effects)
+        )
 
     def after(result: tuple[tuple[Leased, ...], list[Job]]) -> Step[R]:
         leased, later = result
@@ -257,16 +214,9 @@ def start_each(
     """Start each of ``jobs`` (leased in this transaction), one phase each."""
     job = jobs[len(got)]
 
-    def load(reads: Reads) -> tuple[start.StartState, list[WorkflowStage]]:
+    def load(reads: Reads) -> Starting:
         records = reads.run_records(job.workflow_run_id, outputs_of=_group_before(reads, job))
-        return _start_state(reads, start.command_for(job, records[0]), job, records), records[1]
-
-    def decide(
-        loaded: tuple[start.StartState, list[WorkflowStage]], env: Env
-    ) -> Result[Decision[Leased], KernelError]:
-        state, stages = loaded
-        decided = start.start_leased(job, state, env)
-        return decided.map(lambda d: Decision(Leased(job, _carrying(d.result, stages)), d.effects))
+        return _starting(reads, job, records)
 
     def after(leased: Leased) -> Step[R]:
         have = (*got, leased)
@@ -274,7 +224,19 @@ def start_each(
             return then(have)
         return Within(start_each(jobs, then, have))
 
-    return Transaction(load, decide, after)
+    return Transaction(load, _start, after)
+
+
+def _starting(reads: Reads, job: Job, records: RunRecords) -> Starting:
+    """What the start of leased ``job`` decides on, its run's records read."""
+    return job, _start_state(reads, start.command_for(job, records[0]), job, records), records[1]
+
+
+def _start(starting: Starting, env: Env) -> Result[Decision[Leased], KernelError]:
+    """Start a leased job (or settle it without running)."""
+    job, state, stages = starting
+    decided = start.start_leased(job, state, env)
+    return decided.map(lambda d: Decision(Leased(job, _carrying(d.result, stages)), d.effects))
 
 
 Ran = tuple[ExecuteStage, StageRun]
@@ -328,20 +290,11 @@ def finish_together(
         return [states[index] for index in range(len(ran))]
 
     def decide(states: list[StageState], env: Env) -> Result[Decision[Results], KernelError]:
-        results: list[JobExecuteResult] = []
-        effects: list[StoreEffect] = []
-        for index, ((started, outcome), state) in enumerate(zip(ran, states, strict=True)):
-            own = env if index == 0 else evolve(env, causation_id=env.new_id())
-            match finish.decide(started, outcome, state, own):
-                case Success(decided):
-                    made: Decision[JobExecuteResult] = decided
-                    results.append(made.result)
-                    effects.extend(made.effects)
-                case failed:
-                    return cast(
-                        "Result[Decision[tuple[JobExecuteResult, ...]], KernelError]", failed
-                    )
-        return Success(Decision(tuple(results), tuple(effects)))
+        def one(index: int, own: Env) -> Result[Decision[JobExecuteResult], KernelError]:
+            started, outcome = ran[index]
+            return finish.decide(started, outcome, states[index], own)
+
+        return _each_decided(list(range(len(ran))), one, env)
 
     return Transaction(load, decide, then)
 
@@ -365,3 +318,29 @@ def finish_all_and_lease(
     if len(ran) > 1 and len(runs) == len(ran):
         return finish_together(ran, then)
     return finish_all(ran, then)
+
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def _each_decided(
+    items: Sequence[T],
+    decide: Callable[[T, Env], Result[Decision[U], KernelError]],
+    env: Env,
+) -> Result[Decision[tuple[U, ...]], KernelError]:
+    """``decide`` each of ``items``, as if each were decided alone (each but the first
+    with a causation id of its own): their results in order and all their effects,
+    or the first failure."""
+    results: list[U] = []
+    effects: list[StoreEffect] = []
+    for index, item in enumerate(items):
+        own = env if index == 0 else evolve(env, causation_id=env.new_id())
+        match decide(item, own):
+            case Success(decided):
+                made: Decision[U] = decided
+                results.append(made.result)
+                effects.extend(made.effects)
+            case failed:
+                return cast("Result[Decision[tuple[U, ...]], KernelError]", failed)
+    return Success(Decision(tuple(results), tuple(effects)))

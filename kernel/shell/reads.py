@@ -81,43 +81,34 @@ class ManyLeases(Protocol):
         ...
 
 
-_SNAPSHOTS: dict[type[Any], bool] = {}
-"""Whether each transaction class has the :class:`SnapshotReads` (checked once a class)."""
+_CAPABLE: dict[tuple[type[Any], tuple[str, ...]], bool] = {}
+"""Whether each transaction class has each optional capability (checked once a class)."""
 
 
-_MANY: dict[type[Any], bool] = {}
-
-
-def _many_snapshots(tx: StoreTransaction) -> ManySnapshots | None:
-    kind = type(tx)
-    found = _MANY.get(kind)
+def _has(tx: StoreTransaction, *names: str) -> bool:
+    """Whether ``tx``'s class has every method ``names`` names. Looked up on the class,
+    not the object: a wrapper that hands unknown attributes on to the transaction it
+    wraps (adapters.blobs_store) must not lend out reads that would skip what it does
+    to ``get_run``."""
+    key = (type(tx), names)
+    found = _CAPABLE.get(key)
     if found is None:
-        names = ("get_runs_with_stages", "unchanged_many")
-        found = _MANY[kind] = all(callable(getattr(kind, name, None)) for name in names)
-    return cast("ManySnapshots", tx) if found else None
-
-
-_LEASES: dict[type[Any], bool] = {}
-
-
-def _many_leases(tx: StoreTransaction) -> ManyLeases | None:
-    kind = type(tx)
-    found = _LEASES.get(kind)
-    if found is None:
-        found = _LEASES[kind] = callable(getattr(kind, "lease_next_jobs", None))
-    return cast("ManyLeases", tx) if found else None
+        found = _CAPABLE[key] = all(callable(getattr(type(tx), name, None)) for name in names)
+    return found
 
 
 def _snapshot_reads(tx: StoreTransaction) -> SnapshotReads | None:
-    kind = type(tx)
-    found = _SNAPSHOTS.get(kind)
-    if found is None:
-        # Looked up on the class, not the object: a wrapper that hands unknown
-        # attributes on to the transaction it wraps (adapters.blobs_store) must not
-        # lend out reads that would skip what it does to get_run.
-        names = ("get_run_with_stages", "unchanged")
-        found = _SNAPSHOTS[kind] = all(callable(getattr(kind, name, None)) for name in names)
+    found = _has(tx, "get_run_with_stages", "unchanged")
     return cast("SnapshotReads", tx) if found else None
+
+
+def _many_snapshots(tx: StoreTransaction) -> ManySnapshots | None:
+    found = _has(tx, "get_runs_with_stages", "unchanged_many")
+    return cast("ManySnapshots", tx) if found else None
+
+
+def _many_leases(tx: StoreTransaction) -> ManyLeases | None:
+    return cast("ManyLeases", tx) if _has(tx, "lease_next_jobs") else None
 
 
 class Reads:
