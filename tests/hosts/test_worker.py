@@ -21,7 +21,7 @@ import pytest
 from adapters import create_kernel
 from adapters.demo import SAMPLE_DOCUMENTS, document_pipeline
 from adapters.hosts import WorkerHost
-from adapters.hosts.worker import QUICK_TURN_WAIT
+from adapters.hosts.worker import QUICK_TURN_WAIT, WorkerStats
 from adapters.memory import InMemoryStore, MemoryTransaction
 from adapters.sqlite import SqliteStore
 from kernel import (
@@ -89,6 +89,23 @@ def status_of(store: Store, run_id: str) -> Status:
     run = store.get_run(run_id)
     assert run is not None
     return run.status
+
+
+def queue_slow_runs(kernel: Kernel, marker_dir: Path, runs: int, seconds: float = 0) -> list[str]:
+    """Create ``runs`` runs of ``slow_workflow`` and claim them: their first jobs are queued."""
+    run_ids = [create_slow_run(kernel, marker_dir, seconds) for _ in range(runs)]
+    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    return run_ids
+
+
+def drain(host: WorkerHost, store: Store, run_ids: list[str]) -> WorkerStats:
+    """Start ``host``, wait until every run completed, stop it; its stats."""
+    host.start()
+    wait_for(
+        "every run to complete",
+        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
+    )
+    return host.stop()
 
 
 def stage(store: InMemoryStore, run_id: str, stage_id: str) -> Any:
@@ -247,8 +264,7 @@ def test_a_busy_slot_commits_one_write_transaction_per_stage(
     write transactions per stage."""
     store = SlotCountingStore()
     kernel = create_kernel(slow_workflow, store=store)
-    run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(10)]
-    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    run_ids = queue_slow_runs(kernel, tmp_path, 10)
     # Idle slots look again only after a second: the count is the busy slot's own.
     host = make_host(
         kernel,
@@ -259,12 +275,7 @@ def test_a_busy_slot_commits_one_write_transaction_per_stage(
         job_poll_interval=timedelta(seconds=1),
     )
     hosts.append(host)
-    host.start()
-    wait_for(
-        "every run to complete",
-        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
-    )
-    stats = host.stop()
+    stats = drain(host, store, run_ids)
     stages = 3 * len(run_ids)
     assert (stats.jobs_processed, stats.jobs_failed, stats.leases_released) == (stages, 0, 0)
     # Plus the dequeue that found the queue empty (and its poll a second later, at worst).
@@ -279,16 +290,10 @@ def test_a_busy_slot_with_quick_stages_commits_them_in_groups(
     several per transaction, and every job is still counted once."""
     store = SlotCountingStore()
     kernel = create_kernel(slow_workflow, store=store)
-    run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(20)]
-    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    run_ids = queue_slow_runs(kernel, tmp_path, 20)
     host = make_host(kernel, store, concurrency=1, job_poll_interval=timedelta(seconds=1))
     hosts.append(host)
-    host.start()
-    wait_for(
-        "every run to complete",
-        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
-    )
-    stats = host.stop()
+    stats = drain(host, store, run_ids)
     stages = 3 * len(run_ids)
     assert (stats.jobs_processed, stats.jobs_failed, stats.leases_released) == (stages, 0, 0)
     assert store.slot_transactions <= stages / 2
@@ -316,18 +321,12 @@ def test_slots_with_quick_stages_take_turns(tmp_path: Path, hosts: list[WorkerHo
     time): one slot at a time takes groups of them, and every job still runs once."""
     store = InMemoryStore()
     kernel = create_kernel(slow_workflow, store=store)
-    run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(60)]
-    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    run_ids = queue_slow_runs(kernel, tmp_path, 60)
     host = make_host(kernel, store, concurrency=3, job_poll_interval=timedelta(seconds=1))
     turns = CountedLock()
     host._quick_slot = turns  # type: ignore[assignment]
     hosts.append(host)
-    host.start()
-    wait_for(
-        "every run to complete",
-        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
-    )
-    stats = host.stop()
+    stats = drain(host, store, run_ids)
     assert (stats.jobs_processed, stats.jobs_failed) == (180, 0)
     assert len(start_markers(tmp_path)) == len(run_ids)
     assert turns.taken >= 1  # a slot that had seen quick stages took its turn
@@ -338,16 +337,10 @@ def test_slots_still_overlap_stages_that_wait(tmp_path: Path, hosts: list[Worker
     then, and run such stages side by side."""
     store = InMemoryStore()
     kernel = create_kernel(slow_workflow, store=store)
-    run_ids = [create_slow_run(kernel, tmp_path, seconds=0.05) for _ in range(12)]
-    kernel.dispatch(RunClaimPending(worker_id="setup"))
+    run_ids = queue_slow_runs(kernel, tmp_path, 12, seconds=0.05)
     host = make_host(kernel, store, concurrency=2, job_poll_interval=timedelta(seconds=1))
     hosts.append(host)
-    host.start()
-    wait_for(
-        "every run to complete",
-        lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
-    )
-    host.stop()
+    drain(host, store, run_ids)
     # Each marker is named after when it was made: sweep them for the most at once.
     moments = sorted(
         (int(marker.stem.rsplit("-", 1)[1]), 1 if marker.suffix == ".started" else -1)
@@ -369,16 +362,10 @@ def test_a_slot_waits_its_quick_turn_only_briefly(tmp_path: Path, hosts: list[Wo
     hosts.append(host)
     assert host._quick_slot.acquire(blocking=False)  # a slot stuck with the turn
     try:
-        run_ids = [create_slow_run(kernel, tmp_path, seconds=0) for _ in range(20)]
-        kernel.dispatch(RunClaimPending(worker_id="setup"))
-        host.start()
-        wait_for(
-            "every run to complete",
-            lambda: all(status_of(store, run_id) == Status.COMPLETED for run_id in run_ids),
-        )
+        stats = drain(host, store, queue_slow_runs(kernel, tmp_path, 20))
     finally:
         host._quick_slot.release()
-    assert host.stop().jobs_processed == 60
+    assert stats.jobs_processed == 60
     assert timedelta(milliseconds=100) >= QUICK_TURN_WAIT
 
 
