@@ -66,8 +66,7 @@ class MultiInsert:
         return f"{self.head}{', '.join([one] * rows)} {self.tail}".rstrip()
 
     def args(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        params = self.params
-        return [row[name] for row in rows for name in params]
+        return _values(rows, self.params)
 
 
 @frozen
@@ -103,8 +102,12 @@ class MultiUpdate:
         return f"UPDATE {self.table} SET {sets} FROM (VALUES {values}) AS v WHERE {wheres}"
 
     def args(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        params = self.params
-        return [row[name] for row in rows for name in params]
+        return _values(rows, self.params)
+
+
+def _values(rows: Sequence[Mapping[str, Any]], params: tuple[str, ...]) -> list[Any]:
+    """The values of ``params`` of every row, row after row: what ``sql(len(rows))`` binds."""
+    return [row[name] for row in rows for name in params]
 
 
 def _pair(term: str, query: str) -> tuple[str, str]:

@@ -100,31 +100,6 @@ def _frozen_version_list(pairs: frozenset[tuple[str, str]]) -> str:
     return dump_json([list(pair) for pair in sorted(pairs)])
 
 
-_JOB_COLUMNS = (
-    "id",
-    "workflow_run_id",
-    "workflow_id",
-    "stage_id",
-    "status",
-    "priority",
-    "attempt",
-    "max_attempts",
-    "worker_id",
-    "locked_at",
-    "available_at",
-    "payload",
-    "last_error",
-    "reap_count",
-)
-"""The columns of ``jobs_as_written``, in its order."""
-
-
-def _as_written(job: Job) -> list[Any]:
-    """``job``'s values of ``_JOB_COLUMNS``, as the store writes them."""
-    row = JOBS.encode(job)
-    return [row[column] for column in _JOB_COLUMNS]
-
-
 def _snapshots(cursor: sqlite3.Cursor, rows: list[Any]) -> list[RunSnapshot]:
     """Rows of ``get_run(s)_with_stages`` as snapshots, one per run, in row order: the
     run's columns, the marker column ``stage_columns``, the stage's columns, then
@@ -221,19 +196,19 @@ class SqliteTransaction:
         jobs = {job.id: job for _, _, job in items if job is not None}
         with self.errors:
             versions = self.conn.execute(Q.versions_of_runs, {"runs": dump_json(runs)}).fetchall()
-            written = self.conn.execute(
-                Q.jobs_as_written, {"jobs": dump_json(list(jobs))}
-            ).fetchall()
+            cursor = self.conn.execute(Q.jobs_as_written, {"jobs": dump_json(list(jobs))})
+            written = cursor.fetchall()
+        columns = [column[0] for column in cursor.description]
         found: dict[str, set[tuple[str, str, int]]] = {run_id: set() for run_id in runs}
         counts = dict.fromkeys(runs, 0)
         for kind, run_id, record_id, version in versions:
             found[run_id].add((kind, record_id, version))
             counts[run_id] += 1
-        same_jobs = {
-            row[0]
-            for row in written
-            if row[0] in jobs and tuple(_as_written(jobs[row[0]])) == tuple(row)
-        }
+        same_jobs = set()
+        for row in written:  # each job's columns as it would write them, compared
+            encoded = JOBS.encode(jobs[row[0]])
+            if tuple(row) == tuple(encoded[column] for column in columns):
+                same_jobs.add(row[0])
         answers = []
         for run, stages, job in items:
             expected = {("run", run.id, run.version), *(("stage", s.id, s.version) for s in stages)}
