@@ -168,9 +168,9 @@ class WorkerHost:
         self._max_group = max_group
         self._group_stall = min(GROUP_STALL, lease_renew_interval)
         self._sizers = threading.local()
+        """Each slot's lane is a thread of its own: its ``GroupSizer`` is thread-local."""
         self._quick_slot = threading.Lock()
         """Held by the slot taking groups of quick jobs (see ``_take_jobs``)."""
-        """Each slot's lane is a thread of its own: its ``GroupSizer`` is thread-local."""
         self._orchestrator = Orchestrator(
             kernel,
             store,
