@@ -52,6 +52,9 @@ from testing.sinks import CollectingEventSink
 
 DSN = os.environ.get("WFK_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 COUNTERS = 4
+_POLL_S = 0.005
+"""How often each worker process publishes its progress and the parent looks at it. Not
+shorter: each look takes a core from the processes being measured (the machine has 2)."""
 """Per worker process: statements, round trips, write transactions, CPU microseconds."""
 
 
@@ -101,7 +104,7 @@ def worker(
     shared["go"].wait()
     base = measures()
     done = shared["done"]
-    while not shared["stop"].wait(0.002):
+    while not shared["stop"].wait(_POLL_S):
         done[index] = host.stats().jobs_processed
     host.stop()
     done[index] = host.stats().jobs_processed
@@ -157,7 +160,7 @@ def wait_for(workers: Workers, stages: int, timeout: float = 600.0) -> None:
         if time.monotonic() > deadline:
             workers.stop()
             raise SystemExit(f"{workers.done()} of {stages} stages in {timeout:g} s")
-        time.sleep(0.001)
+        time.sleep(_POLL_S)
 
 
 def produce(store: PostgresStore, runs: int, rate: float | None, ids: list[str]) -> None:

@@ -51,15 +51,15 @@ _COMMIT = b"COMMIT"
 _ROLLBACK = b"ROLLBACK"
 
 
-def _wakes_workers(effect: StoreEffect) -> bool:
-    """Whether ``effect`` makes work: a job in the queue, or a new run to claim
-    (workers blocked in LISTEN should look)."""
+def _work_made(effect: StoreEffect) -> tuple[bool, str | None]:
+    """What ``effect`` makes for workers blocked in ``LISTEN``: whether it creates a run to
+    claim, and the id of the job it puts in the queue (``None``: none)."""
     match effect:
         case EnqueueJob(job) | UpdateJob(job):
-            return job.status == JobStatus.QUEUED
+            return False, job.id if job.status == JobStatus.QUEUED else None
         case InsertRun():
-            return True
-    return False
+            return True, None
+    return False, None
 
 
 def _first_unfinished(cursors: Sequence[Cursor[DictRow]], sent: int) -> int | None:
@@ -82,8 +82,12 @@ class RoundTrips:
         self._savepoint = False
         """Whether an apply savepoint is open (released by the next apply that sends)."""
         self._pending: list[StoreEffect] = []
-        self._wakes = False
-        """Whether the commit should notify waiting workers (a job was queued, a run created)."""
+        self._new_runs = False
+        """Whether a run was created (waiting workers should claim it)."""
+        self._queued: set[str] = set()
+        """Jobs put in the queue and not leased by this transaction since: the commit
+        wakes waiting workers only for these and for new runs. A worker whose finish
+        queues the next stage and leases it in the same transaction wakes nobody."""
 
     @property
     def idle(self) -> bool:
@@ -93,7 +97,16 @@ class RoundTrips:
     def defer(self, effects: Sequence[StoreEffect]) -> None:
         """Apply ``effects`` with the next statement (or the commit)."""
         self._pending.extend(effects)
-        self._wakes = self._wakes or any(_wakes_workers(effect) for effect in effects)
+        for effect in effects:
+            new_run, queued = _work_made(effect)
+            self._new_runs = self._new_runs or new_run
+            if queued is not None:
+                self._queued.add(queued)
+
+    def leased(self, job_id: str) -> None:
+        """This transaction leased ``job_id``: its queueing, if it happened here, needs no
+        wake-up (a later ``defer`` that queues it again needs one again)."""
+        self._queued.discard(job_id)
 
     def send(
         self, queries: Sequence[Query], action: str, *, ending: bool = False
@@ -176,7 +189,7 @@ class RoundTrips:
                 "PostgresStore could not commit: an earlier statement failed and the "
                 "transaction was rolled back"
             )
-        if not self._wakes:
+        if not (self._new_runs or self._queued):
             self.send([(_COMMIT, None)], "commit", ending=True)
             return
         notify = (QUERIES["notify_jobs"], {"channel": self._channel})

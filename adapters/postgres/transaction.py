@@ -242,6 +242,7 @@ class PostgresTransaction:
                 return None
             job = record(rows[0], Job)
             if job.limit_key is None or limits.keep_lease(self._rows, job, now_us, wait=wait):
+                self._trips.leased(job.id)
                 return job
             held.append(job.limit_key)  # full under its lock: pass over it (SPEC §15)
             values["held"] = held

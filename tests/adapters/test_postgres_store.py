@@ -422,6 +422,29 @@ def test_wait_for_jobs_times_out_and_ignores_rolled_back_enqueues(
     assert time.monotonic() - started >= 0.1
 
 
+def test_a_job_queued_and_leased_in_one_transaction_wakes_nobody(
+    open_store: Callable[..., PostgresStore],
+) -> None:
+    """A worker that queues the next stage's job and leases it in the same transaction
+    (a finish with the next lease) leaves nothing for waiting workers: no wake-up. A
+    job it queues but does not lease there still wakes them."""
+    waiter, worker = open_store(), open_store()
+    apply(worker, InsertRun(make_run()))
+    assert waiter.wait_for_jobs(0) is False
+    with worker.transaction() as tx:
+        tx.apply([EnqueueJob(make_job("job-1"))])
+        leased = tx.lease_next_job("w1", at(1))
+    assert leased is not None and leased.id == "job-1"
+    assert waiter.wait_for_jobs(0.1) is False
+    with worker.transaction() as tx:
+        tx.apply(
+            [EnqueueJob(make_job("job-2", created=2)), EnqueueJob(make_job("job-3", created=3))]
+        )
+        leased = tx.lease_next_job("w1", at(4))
+    assert leased is not None and leased.id == "job-2"
+    assert waiter.wait_for_jobs(2) is True  # job-3 waits in the queue
+
+
 def test_requeued_job_wakes_waiters(open_store: Callable[..., PostgresStore]) -> None:
     """An ``UpdateJob`` back to QUEUED (a retry or a reaped lease) notifies as well."""
     waiter, producer = open_store(), open_store()
