@@ -32,10 +32,11 @@ from psycopg import Connection, Cursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
+from adapters.effect_order import by_kind
 from adapters.postgres.errors import translated
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import Row
-from adapters.postgres.statements import Statement, effect_statements
+from adapters.postgres.statements import Statement, effect_statement, effect_statements
 from kernel.effects import EnqueueJob, InsertRun, StoreEffect, UpdateJob
 from kernel.errors import StoreError
 from kernel.status import JobStatus
@@ -119,7 +120,8 @@ class RoundTrips:
             query, values = queries[0]
             with translated(action):
                 return [conn.execute(query, values)]
-        pending = self._pending
+        given = self._pending
+        pending = list(by_kind(given))
         self._pending = []
         statements = effect_statements(pending) if pending else []
         applied: list[Cursor[DictRow]] = []
@@ -147,7 +149,7 @@ class RoundTrips:
             # statements after it were skipped) or the driver refused to send one.
             failed = _first_unfinished(applied, len(statements))
             if failed is not None:
-                self._apply_failed(pending, statements[failed], exc, ending=ending)
+                self._apply_failed(given, pending, statements[failed], exc, ending=ending)
             if ending and cursors and cursors[0].pgresult is not None:
                 # Committed: only the wake-up after the COMMIT failed (workers
                 # find the work at their next poll).
@@ -158,7 +160,8 @@ class RoundTrips:
 
     def _apply_failed(
         self,
-        effects: list[StoreEffect],
+        given: list[StoreEffect],
+        sent: list[StoreEffect],
         statement: Statement,
         exc: psycopg.Error,
         *,
@@ -166,18 +169,52 @@ class RoundTrips:
     ) -> NoReturn:
         """Undo the failed apply and raise what its failure means. A failed check
         leaves the effects before it applied (they go out again with the next
-        statement), as if the effects had been applied one by one up to it."""
+        statement), as if the effects had been applied one by one up to it.
+
+        ``sent`` is ``given`` grouped by kind: when its order differs, or the failed
+        statement wrote several rows, which effects came before the refused one is
+        found by applying ``given`` again one effect at a time (a failure is rare)."""
         checked = exc.sqlstate == CHECK_FAILED and statement.failure is not None
+        refused: Exception | None = None
         if not ending and self._savepoint and not self._conn.broken:
             with suppress(psycopg.Error):  # if even this fails, the commit refuses
                 self._conn.execute(QUERIES["rollback_apply"])
-                if checked:
-                    self._pending = effects[: statement.first]
+                if checked and sent == given and statement.failure_of is None:
+                    self._pending = sent[: statement.first]
+                elif checked:
+                    first, refused = self._first_refused(given)
+                    self._pending = given[:first]
+        if isinstance(refused, psycopg.Error):
+            with translated("apply effects"):
+                raise refused from exc
+        if refused is not None:
+            raise refused from exc
         if checked:
-            assert statement.failure is not None
-            raise statement.failure() from exc
+            raise statement.error(exc.diag.message_detail) from exc
         with translated("apply effects"):
             raise exc
+
+    def _first_refused(self, effects: list[StoreEffect]) -> tuple[int, Exception | None]:
+        """Apply ``effects`` one statement each, in order, and undo them: the index of
+        the first refused and its error (``None``: none was, as when a concurrent
+        commit made them fit meanwhile)."""
+        statements = [effect_statement(effect) for effect in effects]
+        applied: list[Cursor[DictRow]] = []
+        conn = self._conn
+        try:
+            with conn.pipeline():
+                for statement in statements:
+                    cursor = conn.cursor()
+                    cursor.execute(QUERIES[statement.name], statement.params)
+                    applied.append(cursor)
+        except psycopg.Error as exc:
+            failed = _first_unfinished(applied, len(statements)) or 0
+            conn.execute(QUERIES["rollback_apply"])
+            if exc.sqlstate == CHECK_FAILED and statements[failed].failure is not None:
+                return failed, statements[failed].error(None)
+            return failed, exc
+        conn.execute(QUERIES["rollback_apply"])
+        return 0, None
 
     def commit(self) -> None:
         """Send the waiting effects and ``COMMIT``; refuse to report success for a

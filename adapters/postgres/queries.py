@@ -13,10 +13,11 @@ from adapters.sqlfiles import Migration, read_migrations, read_queries
 
 QUERIES: Mapping[str, bytes] = {
     name: statement.encode()
-    for filename in ("queries.sql", "purge.sql")
+    for filename in ("queries.sql", "batched.sql", "purge.sql")
     for name, statement in read_queries("adapters.postgres", filename=filename).items()
 }
-"""Every named query (of ``queries.sql``, and ``purge.sql`` for retention), by name,
+"""Every named query (of ``queries.sql``, ``batched.sql`` for multi-row writes and
+``purge.sql`` for retention), by name,
 encoded once rather than at every execute."""
 
 MIGRATIONS: tuple[Migration, ...] = read_migrations("adapters.postgres")

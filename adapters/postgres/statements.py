@@ -2,7 +2,9 @@
 the error its statement's failed check means (a stale version, a missing row,
 a duplicate): a checked statement fails on the server (``expect_rows``,
 migration 0009) and the store raises that error. Consecutive outbox appends,
-and consecutive publication records, share one statement."""
+consecutive publication records, and consecutive inserts or updates of one kind
+of record (runs, stages, jobs) on distinct rows share one statement
+(``batched.sql``; ``expect_ids``, migration 0010, names the row that failed)."""
 
 from __future__ import annotations
 
@@ -54,17 +56,42 @@ Failure = Callable[[], KernelError]
 
 class Statement:
     """A named query of ``queries.sql`` with its parameters; ``failure`` for a
-    checked one; ``first``: the index of the first effect it applies."""
+    checked one; ``first``: the index of the first effect it applies. A checked
+    statement of several rows has ``failure_of``: the error for the row its
+    failure names (by id)."""
 
-    __slots__ = ("failure", "first", "name", "params")
+    __slots__ = ("failure", "failure_of", "first", "name", "params")
 
     def __init__(
-        self, name: str, params: Row, failure: Failure | None = None, first: int = 0
+        self,
+        name: str,
+        params: Row,
+        failure: Failure | None = None,
+        first: int = 0,
+        failure_of: Callable[[str], KernelError] | None = None,
     ) -> None:
         self.name = name
         self.params = params
         self.failure = failure
         self.first = first
+        self.failure_of = failure_of
+
+    def error(self, row_id: str | None) -> KernelError:
+        """What this checked statement's failure means, for the row it names (if any)."""
+        if self.failure_of is not None and row_id:
+            return self.failure_of(row_id)
+        assert self.failure is not None
+        return self.failure()
+
+
+_MANY: dict[type[StoreEffect], str] = {
+    UpdateRun: "update_runs",
+    UpdateStage: "update_stages",
+    UpdateJob: "update_jobs",
+    InsertStage: "insert_stages",
+    EnqueueJob: "insert_jobs",
+}
+"""Effects whose consecutive runs on distinct rows share one statement, and its name."""
 
 
 def effect_statements(effects: Sequence[StoreEffect]) -> list[Statement]:
@@ -103,10 +130,59 @@ def effect_statements(effects: Sequence[StoreEffect]) -> list[Statement]:
             else:
                 statements.append(_single(effect, index))
             index = end
+        elif type(effect) in _MANY:
+            end = _same_kind_end(effects, index)
+            if end - index > 1:
+                statements.append(_rows_many(effects[index:end], index))
+            else:
+                statements.append(_single(effect, index))
+            index = end
         else:
             statements.append(_single(effect, index))
             index += 1
     return statements
+
+
+def _same_kind_end(effects: Sequence[StoreEffect], start: int) -> int:
+    """The end of the run of effects from ``start`` of its kind, on distinct rows."""
+    kind = type(effects[start])
+    ids = {_row_id(effects[start])}
+    end = start + 1
+    while end < len(effects) and type(effects[end]) is kind:
+        row_id = _row_id(effects[end])
+        if row_id in ids:  # a row's second change: after the statement of its first
+            break
+        ids.add(row_id)
+        end += 1
+    return end
+
+
+def _row_id(effect: StoreEffect) -> str:
+    match effect:
+        case UpdateRun(run):
+            return run.id
+        case UpdateStage(stage) | InsertStage(stage):
+            return stage.id
+        case UpdateJob(job) | EnqueueJob(job):
+            return job.id
+    raise TypeError(f"expected a run, stage or job effect, got {effect!r}")  # pragma: no cover
+
+
+def _rows_many(effects: Sequence[StoreEffect], first: int) -> Statement:
+    """One statement of ``batched.sql`` for effects of one kind on distinct rows: each
+    parameter of the single-row statement as an array, one element per row."""
+    singles = [effect_statement(effect) for effect in effects]
+    columns = {name: [single.params[name] for single in singles] for name in singles[0].params}
+    failures = {single.params["id"]: single.failure for single in singles}
+
+    def failure_of(row_id: str) -> KernelError:
+        failure = failures.get(row_id) or singles[0].failure
+        assert failure is not None
+        return failure()
+
+    return Statement(
+        _MANY[type(effects[0])], columns, singles[0].failure, first, failure_of=failure_of
+    )
 
 
 def _single(effect: StoreEffect, index: int) -> Statement:

@@ -10,7 +10,7 @@ that lost its version race.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from adapters.sqlite.batched import OUTBOX_COLUMNS, MultiInsert, MultiUpdate, append_outbox_sql
@@ -277,36 +277,3 @@ HANDLERS: dict[type[Any], Handler] = {
 
 ANNOUNCED = (InsertRun, EnqueueJob)
 """Effects after whose commit the store calls its work subscribers (a new run, a queued job)."""
-
-
-_ORDER: dict[type[Any], int] = {
-    kind: rank
-    for rank, kind in enumerate(
-        (
-            InsertRun,
-            UpdateRun,
-            InsertStage,
-            UpdateStage,
-            EnqueueJob,
-            UpdateJob,
-            AppendOutbox,
-            PutBlob,
-        )
-    )
-}
-"""Effects of these kinds may be applied grouped by kind, in this order: the only
-order that matters among them is a row's insert before its updates (and a run's
-before its stages' and jobs'), and the updates of one row in their order, which
-a stable sort keeps."""
-
-
-def by_kind(effects: Sequence[Any]) -> Sequence[Any]:
-    """``effects`` grouped by kind (a stable sort) when every one is of a kind in
-    ``_ORDER``, so each kind is written with one statement; else as they are."""
-    if len(effects) < 3:
-        return effects
-    order = _ORDER
-    for effect in effects:
-        if type(effect) not in order:
-            return effects
-    return sorted(effects, key=lambda effect: order[type(effect)])

@@ -22,9 +22,10 @@ from itertools import groupby
 from typing import Any
 
 from adapters.columns import epoch_us
+from adapters.effect_order import by_kind
 from adapters.sqlite.codec import dump_json, fetch_dicts, load_json, timestamp
 from adapters.sqlite.errors import ErrorMap
-from adapters.sqlite.handlers import ANNOUNCED, HANDLERS, by_kind
+from adapters.sqlite.handlers import ANNOUNCED, HANDLERS
 from adapters.sqlite.ledger import CANCELS, usage_entry
 from adapters.sqlite.purge import purgeable_rows
 from adapters.sqlite.queries import QUERIES as Q

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from attrs import evolve
 
+from adapters.memory import InMemoryStore
 from adapters.postgres import PostgresStore
 from bench.pg_counting import COUNTS, counting_store
 from kernel.decisions.lifecycle import output_key
@@ -23,11 +24,15 @@ from kernel.effects import (
     InsertRun,
     InsertStage,
     PutBlob,
+    StoreEffect,
+    UpdateJob,
     UpdateRun,
+    UpdateStage,
 )
-from kernel.errors import StaleVersionError
+from kernel.errors import StaleVersionError, StoreError
 from kernel.events import StageStarted
-from kernel.status import Status
+from kernel.ports import Store
+from kernel.status import JobStatus, Status
 from testing.store_cases.base import T0, append, at, bump, make_job, make_run, make_stage
 from tests.postgres_support import apply, fresh_schema, require_postgres
 
@@ -45,14 +50,19 @@ def store() -> Iterator[PostgresStore]:
 
 
 class Trips:
-    """Round trips since it was made."""
+    """Round trips, and statements, since it was made."""
 
     def __init__(self) -> None:
         self.start = COUNTS.round_trips
+        self.first_statement = COUNTS.statements
 
     @property
     def count(self) -> int:
         return COUNTS.round_trips - self.start
+
+    @property
+    def statements(self) -> int:
+        return COUNTS.statements - self.first_statement
 
 
 def test_read_modify_write_transaction_costs_two_round_trips(store: PostgresStore) -> None:
@@ -186,3 +196,90 @@ def test_one_applys_events_share_a_statement_and_keep_each_runs_order(
     ]
     assert events[0].payload["stage_id"] == "x"
     assert events[-1].payload["stage_id"] == "y"
+
+
+# -- several rows per statement ------------------------------------------------
+
+
+def _two_runs(store: Store) -> None:
+    apply(
+        store,
+        *(InsertRun(make_run(run_id)) for run_id in ("run-1", "run-2")),
+        *(InsertStage(make_stage(run_id, "a")) for run_id in ("run-1", "run-2")),
+        EnqueueJob(make_job("job-1")),
+        EnqueueJob(make_job("job-2", "run-2")),
+    )
+
+
+def _group_finish(version: int = 1) -> list[StoreEffect]:
+    """What finishing the stages of two runs writes, interleaved run by run; the second
+    run's stage is expected at ``version``."""
+    effects: list[StoreEffect] = []
+    for run_id, job_id, expected in (("run-1", "job-1", 1), ("run-2", "job-2", version)):
+        stage = make_stage(run_id, "a")
+        effects += [
+            UpdateStage(bump(evolve(stage, version=expected), status=Status.COMPLETED), expected),
+            UpdateJob(make_job(job_id, run_id, status=JobStatus.COMPLETED)),
+            UpdateRun(bump(make_run(run_id), status=Status.COMPLETED), expected_version=1),
+            EnqueueJob(make_job(f"{job_id}-next", run_id, created=1)),
+        ]
+    return effects
+
+
+def test_a_group_s_rows_of_one_kind_are_written_by_one_statement(store: PostgresStore) -> None:
+    """The finishes of two runs, interleaved as the kernel decides them, go out kind by
+    kind: one statement each for the stages, the jobs, the runs and the new jobs, with
+    the outcome of writing them one by one."""
+    _two_runs(store)
+    memory = InMemoryStore()
+    _two_runs(memory)
+    trips = Trips()
+    apply(store, *_group_finish())
+    apply(memory, *_group_finish())
+    assert trips.statements == 4 + 3  # BEGIN, COMMIT and the wake-up around the four kinds
+    for run_id in ("run-1", "run-2"):
+        assert store.get_run(run_id) == memory.get_run(run_id)
+        assert store.get_stages(run_id) == memory.get_stages(run_id)
+        assert store.get_jobs(run_id) == memory.get_jobs(run_id)
+
+
+def test_a_stale_row_among_several_names_that_row_and_commits_nothing(
+    store: PostgresStore,
+) -> None:
+    _two_runs(store)
+    with pytest.raises(StaleVersionError) as raised, store.transaction() as tx:
+        tx.apply(_group_finish(version=7))
+    assert (raised.value.entity, raised.value.entity_id) == ("stage", "run-2/a")
+    assert store.get_stages("run-1") == [make_stage("run-1", "a")]
+    assert [job.id for job in store.get_jobs("run-1")] == ["job-1"]
+
+
+def test_a_duplicate_among_several_new_jobs_names_that_job(store: PostgresStore) -> None:
+    _two_runs(store)
+    with pytest.raises(StoreError, match="job 'job-2' already exists"):
+        apply(store, EnqueueJob(make_job("job-3")), EnqueueJob(make_job("job-2", "run-2")))
+    assert [job.id for job in store.get_jobs("run-1")] == ["job-1"]
+
+
+def test_a_stale_row_among_several_caught_in_the_transaction_acts_like_memory(
+    store: PostgresStore,
+) -> None:
+    """The effects before the stale one, in the order given, stay applied, those after
+    it do not, as in memory, although the store wrote them kind by kind."""
+    results = []
+    for candidate in (InMemoryStore(), store):
+        _two_runs(candidate)
+        with candidate.transaction() as tx:
+            with pytest.raises(StaleVersionError):
+                tx.apply([PutBlob("before", 1), *_group_finish(version=7), PutBlob("after", 2)])
+                tx.get_blob("before")
+            tx.apply([PutBlob("later", 3)])
+        results.append(
+            [candidate.get_blob(name) for name in ("before", "after", "later")]
+            + [candidate.get_stages(run_id) for run_id in ("run-1", "run-2")]
+            + [candidate.get_jobs(run_id) for run_id in ("run-1", "run-2")]
+            + [candidate.get_run(run_id) for run_id in ("run-1", "run-2")]
+        )
+    assert results[0] == results[1]
+    assert results[1][:3] == [(True, 1), (False, None), (True, 3)]
+    assert results[1][3] != [make_stage("run-1", "a")]  # run-1's finish came before

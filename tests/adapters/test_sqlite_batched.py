@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.effect_order import by_kind
 from adapters.sqlite import SqliteStore
 from adapters.sqlite.batched import MultiInsert, MultiUpdate
-from adapters.sqlite.handlers import by_kind
 from adapters.sqlite.queries import QUERIES
 from kernel.decisions.changes import bump_stage
 from kernel.effects import AppendOutbox, EnqueueJob, InsertRun, InsertStage
