@@ -333,7 +333,14 @@ class StoreTransaction(Protocol):
         ...
 
     def apply(self, effects: Sequence[StoreEffect]) -> None:
-        """Apply effects in order; raise ``StaleVersionError`` on a version mismatch."""
+        """Apply effects in order; raise ``StaleVersionError`` on a version mismatch.
+
+        After a refused effect (a stale version, a duplicate or missing row), roll
+        the transaction back, as the kernel does. ``InMemoryStore`` and
+        ``PostgresStore`` keep the effects before the refused one applied, so a
+        caller may go on; ``SqliteStore``, which writes the effects of several
+        records grouped by kind, may also have written some that come after it.
+        """
         ...
 
 

@@ -259,27 +259,3 @@ def test_a_duplicate_among_several_new_jobs_names_that_job(store: PostgresStore)
     with pytest.raises(StoreError, match="job 'job-2' already exists"):
         apply(store, EnqueueJob(make_job("job-3")), EnqueueJob(make_job("job-2", "run-2")))
     assert [job.id for job in store.get_jobs("run-1")] == ["job-1"]
-
-
-def test_a_stale_row_among_several_caught_in_the_transaction_acts_like_memory(
-    store: PostgresStore,
-) -> None:
-    """The effects before the stale one, in the order given, stay applied, those after
-    it do not, as in memory, although the store wrote them kind by kind."""
-    results = []
-    for candidate in (InMemoryStore(), store):
-        _two_runs(candidate)
-        with candidate.transaction() as tx:
-            with pytest.raises(StaleVersionError):
-                tx.apply([PutBlob("before", 1), *_group_finish(version=7), PutBlob("after", 2)])
-                tx.get_blob("before")
-            tx.apply([PutBlob("later", 3)])
-        results.append(
-            [candidate.get_blob(name) for name in ("before", "after", "later")]
-            + [candidate.get_stages(run_id) for run_id in ("run-1", "run-2")]
-            + [candidate.get_jobs(run_id) for run_id in ("run-1", "run-2")]
-            + [candidate.get_run(run_id) for run_id in ("run-1", "run-2")]
-        )
-    assert results[0] == results[1]
-    assert results[1][:3] == [(True, 1), (False, None), (True, 3)]
-    assert results[1][3] != [make_stage("run-1", "a")]  # run-1's finish came before

@@ -27,17 +27,28 @@ from kernel.effects import (
     AppendLog,
     EnqueueJob,
     InsertRun,
+    InsertStage,
     PutBlob,
     StoreEffect,
     UpdateJob,
     UpdateOutbox,
     UpdateRun,
+    UpdateStage,
 )
 from kernel.errors import StaleVersionError, StoreError
 from kernel.ports import Store
-from kernel.status import JobStatus
+from kernel.status import JobStatus, Status
 from testing.conformance import StoreConformance
-from testing.store_cases.base import LEASE, append, at, bump, log, make_job, make_run
+from testing.store_cases.base import (
+    LEASE,
+    append,
+    at,
+    bump,
+    log,
+    make_job,
+    make_run,
+    make_stage,
+)
 from tests.postgres_support import (
     DSN,
     apply,
@@ -250,6 +261,39 @@ def test_stale_update_caught_inside_a_transaction_acts_like_the_memory_store(
         )
     assert results[0] == results[1]
     assert results[1][:3] == [(True, 1), (False, None), (True, 3)]
+
+
+def test_a_stale_row_among_several_caught_in_the_transaction_acts_like_the_memory_store(
+    store: PostgresStore,
+) -> None:
+    """The store writes several rows of each kind with one statement (a group of
+    finishes); caught inside the transaction, a refused update among them still leaves
+    the effects before it, in the order given, applied and those after it not."""
+    results = []
+    for candidate in (InMemoryStore(), store):
+        apply(candidate, *(InsertRun(make_run(r)) for r in ("run-1", "run-2")))
+        apply(candidate, *(InsertStage(make_stage(r, "a")) for r in ("run-1", "run-2")))
+        effects: list[StoreEffect] = [PutBlob("before", 1)]
+        for run_id, expected in (("run-1", 1), ("run-2", 7)):
+            stage = evolve(make_stage(run_id, "a"), version=expected)
+            effects += [
+                UpdateStage(bump(stage, status=Status.COMPLETED), expected_version=expected),
+                UpdateRun(bump(make_run(run_id), status=Status.COMPLETED), expected_version=1),
+            ]
+        with candidate.transaction() as tx:
+            with pytest.raises(StaleVersionError) as raised:
+                tx.apply([*effects, PutBlob("after", 2)])
+                tx.get_blob("before")
+            tx.apply([PutBlob("later", 3)])
+        assert (raised.value.entity, raised.value.entity_id) == ("stage", "run-2/a")
+        results.append(
+            [candidate.get_blob(name) for name in ("before", "after", "later")]
+            + [candidate.get_stages(run_id) for run_id in ("run-1", "run-2")]
+            + [candidate.get_run(run_id) for run_id in ("run-1", "run-2")]
+        )
+    assert results[0] == results[1]
+    assert results[1][:3] == [(True, 1), (False, None), (True, 3)]
+    assert results[1][3] != [make_stage("run-1", "a")]  # run-1's updates came before
 
 
 def test_stale_update_sent_with_the_commit_commits_nothing(store: PostgresStore) -> None:
