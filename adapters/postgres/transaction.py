@@ -101,13 +101,21 @@ class PostgresTransaction:
 
     def _read_run(self, run_id: str, group: int) -> None:
         """Lock and read the run, with its stage records (and ``group``'s outputs)."""
-        values = {"id": run_id, "workflow_run_id": run_id, "group": group}
-        stages_query = QUERIES["get_stages_with_outputs" if group else "get_stages"]
-        run, stages = self._trips.send(
-            [(QUERIES["lock_run"], values), (stages_query, values)], "run query lock_run"
-        )
-        self._ahead.keep_run(run_id, run.fetchall())
-        self._ahead.keep_stages(run_id, stages.fetchall(), group if group else None)
+        self._read_runs([(run_id, group)])
+
+    def _read_runs(self, requests: Sequence[tuple[str, int]]) -> None:
+        """:meth:`_read_run` of each ``(run_id, group)``, in one round trip, locking the
+        runs in the order given."""
+        queries: list[tuple[bytes, Row]] = []
+        for run_id, group in requests:
+            values = {"id": run_id, "workflow_run_id": run_id, "group": group}
+            stages_query = QUERIES["get_stages_with_outputs" if group else "get_stages"]
+            queries += [(QUERIES["lock_run"], values), (stages_query, values)]
+        cursors = self._trips.send(queries, "run query lock_run")
+        for index, (run_id, group) in enumerate(requests):
+            self._ahead.keep_run(run_id, cursors[2 * index].fetchall())
+            stages = cursors[2 * index + 1].fetchall()
+            self._ahead.keep_stages(run_id, stages, group if group else None)
 
     def get_run(self, run_id: str) -> WorkflowRun | None:
         if run_id not in self._ahead.runs:
@@ -138,32 +146,59 @@ class PostgresTransaction:
             outputs = ahead.outputs_of(run_id, group) or {}
         return record(row, WorkflowRun), records(ahead.stages[run_id], WorkflowStage), outputs
 
+    def get_runs_with_stages(self, requests: Sequence[tuple[str, int]]) -> list[RunSnapshot]:
+        """``get_run_with_stages`` of each ``(run_id, group)`` (distinct runs): those not
+        read ahead are locked and read in one round trip, in the order given (the shell
+        gives a group's runs in run id order, so workers lock runs in one order)."""
+        missing = [(run_id, group) for run_id, group in requests if run_id not in self._ahead.runs]
+        if missing:
+            self._read_runs(missing)
+        return [self.get_run_with_stages(run_id, group) for run_id, group in requests]
+
     def unchanged(self, run: WorkflowRun, stages: Sequence[WorkflowStage], job: Job | None) -> bool:
         """Whether ``job`` (if any) is still exactly this, and the run and its stage
         records are still at these versions (the same records, no more, no fewer);
         in one round trip that locks the job and the run (in that order, as a job's
         finish reads them), so what it checked stays so until the transaction ends."""
+        return self.unchanged_many([(run, stages, job)])[0]
+
+    def unchanged_many(
+        self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
+    ) -> list[bool]:
+        """:meth:`unchanged` of each ``(run, stages, job)`` (distinct runs), all in one
+        round trip, locking in the order given (the shell gives run id order)."""
         ahead = self._ahead
-        if job is None:
-            found = self.get_run(run.id)
-            current = found.version if found is not None else None
-        else:
-            values = {"id": job.id, "run_id": run.id, "workflow_run_id": run.id}
-            locked, stage_rows = self._trips.send(
-                [(QUERIES["lock_job_and_run"], values), (QUERIES["get_stages"], values)],
-                "run query lock_job_and_run",
+        queries: list[tuple[bytes, Row]] = []
+        for run, _, job in items:
+            values = {"id": run.id, "run_id": run.id, "workflow_run_id": run.id, "group": 0}
+            if job is not None:
+                values["id"] = job.id
+                queries += [(QUERIES["lock_job_and_run"], values), (QUERIES["get_stages"], values)]
+            elif run.id not in ahead.runs:
+                queries += [(QUERIES["lock_run"], values), (QUERIES["get_stages"], values)]
+        cursors = iter(self._trips.send(queries, "run query lock_job_and_run") if queries else [])
+        answers = []
+        for run, stages, job in items:
+            if job is not None:
+                rows = next(cursors).fetchall()
+                current = rows[0].pop("run__version") if rows else None
+                ahead.jobs[job.id] = rows[0] if rows else None
+                ahead.keep_stages(run.id, next(cursors).fetchall())
+                if not rows or record(rows[0], Job) != job:
+                    answers.append(False)
+                    continue
+            else:
+                if run.id not in ahead.runs:
+                    ahead.keep_run(run.id, next(cursors).fetchall())
+                    ahead.keep_stages(run.id, next(cursors).fetchall())
+                found = ahead.runs[run.id]
+                current = found["version"] if found is not None else None
+            answers.append(
+                current == run.version
+                and [(row["id"], row["version"]) for row in ahead.stages[run.id]]
+                == [(stage.id, stage.version) for stage in stages]
             )
-            rows = locked.fetchall()
-            current = rows[0].pop("run__version") if rows else None
-            ahead.jobs[job.id] = rows[0] if rows else None
-            ahead.keep_stages(run.id, stage_rows.fetchall())
-            if not rows or record(rows[0], Job) != job:
-                return False
-        if current != run.version:
-            return False
-        return [(row["id"], row["version"]) for row in ahead.stages[run.id]] == [
-            (stage.id, stage.version) for stage in stages
-        ]
+        return answers
 
     def get_job(self, job_id: str) -> Job | None:
         """The job, locked until the transaction ends (a concurrent reader waits)."""

@@ -150,6 +150,36 @@ def test_unchanged_checks_job_run_and_stages_in_one_round_trip(store: PostgresSt
         assert not tx.unchanged(bump(make_run()), [stage], job)
 
 
+def test_a_group_s_runs_are_read_and_checked_in_one_round_trip_each(
+    store: PostgresStore,
+) -> None:
+    """A group's starts read all its runs with their stages, and its finishes check all
+    its jobs, runs and stages, in one round trip each; a changed record is told apart."""
+    _two_runs(store)
+    jobs = [make_job("job-1"), make_job("job-2", "run-2")]
+    trips = Trips()
+    with store.transaction() as tx:
+        snapshots = tx.get_runs_with_stages([("run-1", 0), ("run-2", 0), ("run-3", 0)])
+        assert trips.count == 1
+    assert [run and run.id for run, _, _ in snapshots] == ["run-1", "run-2", None]
+    assert [stages for _, stages, _ in snapshots][:2] == [
+        [make_stage("run-1", "a")],
+        [make_stage("run-2", "a")],
+    ]
+    trips = Trips()
+    with store.transaction() as tx:
+        items = [
+            (make_run(job.workflow_run_id), [make_stage(job.workflow_run_id, "a")], job)
+            for job in jobs
+        ]
+        assert tx.unchanged_many(items) == [True, True]
+        assert trips.count == 1
+    with store.transaction() as tx:
+        changed = [items[0], (make_run("run-2"), [bump(make_stage("run-2", "a"))], jobs[1])]
+        assert tx.unchanged_many(changed) == [True, False]
+        assert tx.unchanged_many([(make_run("run-1"), [make_stage("run-1", "a")], None)]) == [True]
+
+
 def test_stale_effect_is_reported_by_the_next_read(store: PostgresStore) -> None:
     apply(store, InsertRun(make_run()))
     with pytest.raises(StaleVersionError), store.transaction() as tx:
