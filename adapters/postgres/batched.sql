@@ -4,6 +4,9 @@
 -- comes as an array (one element per row, in the effects' order) and has the
 -- single-row statement's meaning; expect_ids (migration 0010) fails the
 -- statement unless every row was changed, naming the first that was not.
+--
+-- And the lease of several jobs at once (lease_jobs), with their runs and
+-- stages (leased_runs, leased_runs_stages), all three in one round trip.
 
 -- name: update_runs
 WITH v AS (
@@ -157,3 +160,92 @@ WITH inserted AS (
     RETURNING id
 )
 SELECT expect_ids(%(id)s::text[], array(SELECT id FROM inserted));
+
+-- name: lease_jobs
+-- Up to %(limit)s jobs, as that many lease_next_job statements in a row would
+-- lease them while none has a limit key: the best available QUEUED jobs (SKIP
+-- LOCKED), leased up to the first one with a limit key, which is left QUEUED
+-- (its row stays locked by this transaction until it ends) for lease_next_job
+-- to take under its limits. Always one row more than the jobs leased in
+-- order (n), whose job columns are NULL: first_limited is the position of the
+-- first candidate with a limit key (%(limit)s + 1: none). The leased jobs'
+-- ids and their runs' ids (sorted) go into the transaction's wfk.leased_jobs
+-- and wfk.leased_runs settings, for leased_runs and leased_runs_stages.
+WITH picked AS (
+    SELECT id, limit_key, priority, created_at, seq
+    FROM jobs AS q
+    WHERE status = 'QUEUED' AND available_at <= %(now)s
+      AND (%(workflow_ids)s::text[] IS NULL OR workflow_id = ANY (%(workflow_ids)s::text[]))
+      AND (%(version_ids)s::text[] IS NULL OR (workflow_id, workflow_version) IN (
+          SELECT * FROM unnest(%(version_ids)s::text[], %(version_names)s::text[])))
+    ORDER BY priority DESC, created_at, seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+ordered AS (
+    SELECT id, limit_key, row_number() OVER (ORDER BY priority DESC, created_at, seq) AS n
+    FROM picked
+),
+cut AS (
+    SELECT coalesce(min(n) FILTER (WHERE limit_key IS NOT NULL), %(limit)s + 1) AS first_limited
+    FROM ordered
+),
+leased AS (
+    UPDATE jobs
+    SET status = 'LEASED', worker_id = %(worker_id)s, locked_at = %(now)s
+    FROM ordered, cut
+    WHERE jobs.id = ordered.id AND ordered.n < cut.first_limited
+    RETURNING jobs.id, jobs.workflow_run_id, jobs.workflow_id, jobs.stage_id, jobs.status,
+              jobs.priority, jobs.attempt, jobs.max_attempts, jobs.worker_id, jobs.locked_at,
+              jobs.available_at, jobs.payload, jobs.last_error, jobs.reap_count,
+              jobs.created_at, jobs.workflow_version, jobs.limit_key, jobs.limit_max_running,
+              jobs.limit_rate_count, jobs.limit_rate_per_us, ordered.n
+),
+noted AS (
+    SELECT set_config('wfk.leased_jobs', coalesce(string_agg(id, ','), ''), true) AS jobs,
+           set_config('wfk.leased_runs',
+                      coalesce(string_agg(DISTINCT workflow_run_id, ','), ''), true) AS runs
+    FROM leased
+)
+SELECT leased.*, cut.first_limited, noted.jobs IS NOT NULL AS noted
+FROM cut CROSS JOIN noted LEFT JOIN leased ON true
+ORDER BY leased.n NULLS LAST;
+
+-- name: leased_runs
+-- After lease_jobs, in the same round trip: the leased jobs' runs, locked as
+-- lock_run locks them, in id order (so workers lock runs in one order).
+SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata, output,
+       error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
+       budget, version, workflow_version
+FROM runs
+WHERE id = ANY (string_to_array(current_setting('wfk.leased_runs', true), ','))
+ORDER BY id
+FOR NO KEY UPDATE;
+
+-- name: leased_runs_stages
+-- After leased_runs (a statement of its own, so that it sees what was
+-- committed before the runs' locks were granted): the stage records of the
+-- leased jobs' runs, by run id, as leased_stages returns one run's. Where a
+-- run's leased jobs are of stages of different execution groups, no stored
+-- input comes along (input_group is NULL).
+SELECT s.id, s.workflow_run_id, s.stage_id, s.stage_name, s.stage_number, s.execution_group,
+       s.status, s.config, s.output_ref, s.suspended_state, s.next_poll_at, s.poll_interval,
+       s.max_wait_until, s.metrics, s.error, s.error_traceback, s.attempt, s.created_at,
+       s.started_at, s.completed_at, s.duration_ms, s.version,
+       (s.status = 'COMPLETED' AND s.execution_group = g.input_group) IS TRUE AS stored_input,
+       b.key IS NOT NULL AS stored_found, b.value AS stored_value,
+       g.input_group
+FROM (
+    SELECT leased.workflow_run_id,
+           CASE WHEN min(this.execution_group) = max(this.execution_group)
+                THEN min(this.execution_group) - 1 END AS input_group
+    FROM jobs AS leased
+    LEFT JOIN stages AS this
+           ON this.workflow_run_id = leased.workflow_run_id AND this.stage_id = leased.stage_id
+    WHERE leased.id = ANY (string_to_array(current_setting('wfk.leased_jobs', true), ','))
+    GROUP BY leased.workflow_run_id
+) AS g
+JOIN stages AS s ON s.workflow_run_id = g.workflow_run_id
+LEFT JOIN blobs AS b
+       ON s.status = 'COMPLETED' AND s.execution_group = g.input_group AND b.key = s.output_ref
+ORDER BY s.workflow_run_id, s.stage_number, s.seq;

@@ -283,6 +283,61 @@ class PostgresTransaction:
             values["held"] = held
         return None
 
+    def lease_next_jobs(
+        self,
+        worker_id: str,
+        now: datetime,
+        n: int,
+        *,
+        versions: Collection[tuple[str, str]] | None = None,
+    ) -> list[Job]:
+        """Up to ``n`` jobs, as ``n`` calls of :meth:`lease_next_job` would lease them,
+        with their runs (locked, in id order) and stages, in one round trip while none
+        has a limit key (``kernel.shell.reads.ManyLeases``). The first with a key ends
+        the batch; when it is the first of all, it is leased by :meth:`lease_next_job`,
+        under its limits. The caller asks again for more."""
+        values = {
+            "worker_id": worker_id,
+            "now": now,
+            "limit": n,
+            "workflow_ids": None,
+            **_version_lists(versions),
+        }
+        leased, runs, stages = self._trips.send(
+            [
+                (QUERIES["lease_jobs"], values),
+                (QUERIES["leased_runs"], {}),
+                (QUERIES["leased_runs_stages"], {}),
+            ],
+            "run query lease_jobs",
+        )
+        rows = leased.fetchall()
+        if rows[0]["id"] is None:
+            if rows[0]["first_limited"] != 1:
+                return []
+            alone = self.lease_next_job(worker_id, now, versions=versions)
+            return [] if alone is None else [alone]
+        for row in rows:
+            for extra in ("n", "first_limited", "noted"):
+                del row[extra]
+        by_run: dict[str, list[Row]] = {}
+        for row in stages.fetchall():
+            by_run.setdefault(row["workflow_run_id"], []).append(row)
+        for run in runs.fetchall():
+            stage_rows = by_run.get(run["id"], [])
+            group = stage_rows[0].pop("input_group") if stage_rows else None
+            for row in stage_rows[1:]:
+                del row["input_group"]
+            self._ahead.keep_run(run["id"], [run])
+            if group is None:
+                self._ahead.keep_stages(run["id"], plain(stage_rows))
+            else:
+                self._ahead.keep_stages(run["id"], stage_rows, group)
+        jobs = [row for row in rows if row["id"] is not None]
+        for row in jobs:
+            self._trips.leased(row["id"])
+        return records(jobs, Job)
+
     def _lease(self, values: Row) -> list[Row]:
         """Lease a job; an unlimited one's run (locked), stages and inputs come along."""
         lease, stages = self._trips.send(

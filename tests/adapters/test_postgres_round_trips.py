@@ -10,6 +10,7 @@ come from ``bench/pg_counting.py``'s connection class, below the store's code.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from attrs import evolve
@@ -178,6 +179,34 @@ def test_a_group_s_runs_are_read_and_checked_in_one_round_trip_each(
         changed = [items[0], (make_run("run-2"), [bump(make_stage("run-2", "a"))], jobs[1])]
         assert tx.unchanged_many(changed) == [True, False]
         assert tx.unchanged_many([(make_run("run-1"), [make_stage("run-1", "a")], None)]) == [True]
+
+
+def test_a_group_lease_brings_its_runs_stages_and_inputs_in_one_round_trip(
+    store: PostgresStore,
+) -> None:
+    """Leasing several jobs also reads (and locks) their runs, with their stages and the
+    stored outputs each leased stage takes as input, in the same round trip."""
+    done = make_stage("run-2", "a", status=Status.COMPLETED, output_ref=output_key("run-2", "a"))
+    apply(
+        store,
+        *(InsertRun(make_run(run_id)) for run_id in ("run-1", "run-2")),
+        InsertStage(make_stage("run-1", "a")),
+        InsertStage(done),
+        InsertStage(make_stage("run-2", "b", number=2)),
+        PutBlob(output_key("run-2", "a"), {"n": 7}),
+        EnqueueJob(make_job("job-1", created=1)),
+        EnqueueJob(make_job("job-2", "run-2", created=2, stage_id="b")),
+    )
+    trips = Trips()
+    with store.transaction() as tx:
+        jobs = tx.lease_next_jobs("w1", T0 + timedelta(minutes=1), 5)
+        assert [job.id for job in jobs] == ["job-1", "job-2"]
+        assert all(job.worker_id == "w1" for job in jobs)
+        snapshots = tx.get_runs_with_stages([("run-1", 0), ("run-2", 1)])
+        assert trips.count == 1
+    assert [run and run.id for run, _, _ in snapshots] == ["run-1", "run-2"]
+    assert snapshots[1][2] == {done.id: {"n": 7}}
+    assert [stage.stage_id for stage in snapshots[1][1]] == ["a", "b"]
 
 
 def test_stale_effect_is_reported_by_the_next_read(store: PostgresStore) -> None:

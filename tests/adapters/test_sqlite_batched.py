@@ -9,7 +9,6 @@ version race still names its row, and outbox sequences still count on per run.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,13 @@ from adapters.sqlite import SqliteStore
 from adapters.sqlite.batched import MultiInsert, MultiUpdate
 from adapters.sqlite.queries import QUERIES
 from kernel.decisions.changes import bump_stage
-from kernel.effects import AppendOutbox, EnqueueJob, InsertRun, InsertStage
+from kernel.effects import AppendOutbox, InsertRun, InsertStage
 from kernel.errors import StaleVersionError
 from kernel.events import StageStarted
 from kernel.shell.job_groups import GroupSizer
 from testing import create_test_kernel
 from tests.adapters.test_sqlite_statements import traced
-from tests.harness import T0, insert, make_job, make_run, make_stage, start
+from tests.harness import T0, insert, make_run, make_stage, start
 from tests.workflows import Calls, linear
 
 
@@ -165,53 +164,3 @@ def test_a_group_of_finishes_writes_each_kind_once(sqlite_store: SqliteStore) ->
     assert "run_versions_and_job" not in finish
     writes = [name for name in finish if name not in ("versions_of_runs", "jobs_as_written")]
     assert len(writes) <= 9, writes
-
-
-def _queue(store: SqliteStore, keys: list[str | None], max_running: int = 1) -> None:
-    runs = [make_run(id=f"run-{n}") for n in range(len(keys))]
-    jobs = [
-        make_job(
-            "a",
-            run_id=f"run-{n}",
-            created_at=T0 + timedelta(seconds=n),
-            limit_key=key,
-            limit_max_running=None if key is None else max_running,
-        )
-        for n, key in enumerate(keys)
-    ]
-    insert(store, *(InsertRun(run) for run in runs), *(EnqueueJob(job) for job in jobs))
-
-
-@pytest.mark.parametrize(
-    "keys",
-    [
-        [None, None, None, None, None],
-        [None, "k", None, "k", None],
-        ["k", "k", None, None, "j"],
-        [None, None, "k", "k", "k"],
-    ],
-)
-def test_leasing_several_jobs_at_once_leases_what_one_at_a_time_would(
-    tmp_path: Path, keys: list[str | None]
-) -> None:
-    """Jobs before the first with a limit key are leased with one statement; that job
-    alone, so its limit applies (here: one running per key)."""
-    chosen: list[list[str]] = []
-    for way in ("many", "one"):
-        store = SqliteStore(tmp_path / f"{way}.db")
-        _queue(store, keys)
-        leased: list[str] = []
-        with store.transaction() as tx:
-            while len(leased) < 5:
-                if way == "many":
-                    got = tx.lease_next_jobs("w", T0 + timedelta(minutes=1), 5 - len(leased))
-                else:
-                    one = tx.lease_next_job("w", T0 + timedelta(minutes=1))
-                    got = [] if one is None else [one]
-                if not got:
-                    break
-                leased += [job.workflow_run_id for job in got]
-        chosen.append(leased)
-        store.close()
-    assert chosen[0] == chosen[1]
-    assert len(chosen[0]) == len({key for key in keys if key}) + keys.count(None)
