@@ -52,10 +52,10 @@ from testing.sinks import CollectingEventSink
 
 DSN = os.environ.get("WFK_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 COUNTERS = 4
+"""Per worker process: statements, round trips, write transactions, CPU microseconds."""
 _POLL_S = 0.005
 """How often each worker process publishes its progress and the parent looks at it. Not
 shorter: each look takes a core from the processes being measured (the machine has 2)."""
-"""Per worker process: statements, round trips, write transactions, CPU microseconds."""
 
 
 def measures() -> tuple[int, int, int, int]:
