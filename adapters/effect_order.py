@@ -44,7 +44,8 @@ GROUPABLE: dict[type[Any], int] = {
 
 def by_kind(effects: Sequence[Any]) -> Sequence[Any]:
     """``effects`` grouped by kind (a stable sort) when every one is of a kind in
-    :data:`GROUPABLE`, so each kind can be written with one statement; else as they are."""
+    :data:`GROUPABLE`, so each kind can be written with one statement (a new list);
+    else ``effects`` itself."""
     if len(effects) < 3:
         return effects
     order = GROUPABLE

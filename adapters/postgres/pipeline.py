@@ -121,7 +121,7 @@ class RoundTrips:
             with translated(action):
                 return [conn.execute(query, values)]
         given = self._pending
-        pending = list(by_kind(given))
+        pending = by_kind(given)
         self._pending = []
         statements = effect_statements(pending) if pending else []
         applied: list[Cursor[DictRow]] = []
@@ -161,7 +161,7 @@ class RoundTrips:
     def _apply_failed(
         self,
         given: list[StoreEffect],
-        sent: list[StoreEffect],
+        sent: Sequence[StoreEffect],
         statement: Statement,
         exc: psycopg.Error,
         *,
@@ -171,16 +171,17 @@ class RoundTrips:
         leaves the effects before it applied (they go out again with the next
         statement), as if the effects had been applied one by one up to it.
 
-        ``sent`` is ``given`` grouped by kind: when its order differs, or the failed
-        statement wrote several rows, which effects came before the refused one is
-        found by applying ``given`` again one effect at a time (a failure is rare)."""
+        ``sent`` is ``given`` grouped by kind (``given`` itself when not regrouped):
+        when it was regrouped, or the failed statement wrote several rows, which
+        effects came before the refused one is found by applying ``given`` again one
+        effect at a time (a failure is rare)."""
         checked = exc.sqlstate == CHECK_FAILED and statement.failure is not None
         refused: Exception | None = None
         if not ending and self._savepoint and not self._conn.broken:
             with suppress(psycopg.Error):  # if even this fails, the commit refuses
                 self._conn.execute(QUERIES["rollback_apply"])
-                if checked and sent == given and statement.failure_of is None:
-                    self._pending = sent[: statement.first]
+                if checked and sent is given and statement.failure_of is None:
+                    self._pending = given[: statement.first]
                 elif checked:
                     first, refused = self._first_refused(given)
                     self._pending = given[:first]
