@@ -79,6 +79,14 @@ def _version_lists(pairs: Collection[tuple[str, str]] | None) -> dict[str, list[
     }
 
 
+def _run_reads(run_id: str, group: int) -> list[tuple[bytes, Row]]:
+    """The queries that lock and read a run and read its stage records, with the stored
+    outputs of execution group ``group`` (none for 0)."""
+    values = {"id": run_id, "workflow_run_id": run_id, "group": group}
+    stages = QUERIES["get_stages_with_outputs" if group else "get_stages"]
+    return [(QUERIES["lock_run"], values), (stages, values)]
+
+
 class PostgresTransaction:
     """One transaction on one pooled (autocommit) connection, in as few round trips
     as it can (:class:`~adapters.postgres.pipeline.RoundTrips`).
@@ -106,11 +114,7 @@ class PostgresTransaction:
     def _read_runs(self, requests: Sequence[tuple[str, int]]) -> None:
         """:meth:`_read_run` of each ``(run_id, group)``, in one round trip, locking the
         runs in the order given."""
-        queries: list[tuple[bytes, Row]] = []
-        for run_id, group in requests:
-            values = {"id": run_id, "workflow_run_id": run_id, "group": group}
-            stages_query = QUERIES["get_stages_with_outputs" if group else "get_stages"]
-            queries += [(QUERIES["lock_run"], values), (stages_query, values)]
+        queries = [query for run_id, group in requests for query in _run_reads(run_id, group)]
         cursors = self._trips.send(queries, "run query lock_run")
         for index, (run_id, group) in enumerate(requests):
             self._ahead.keep_run(run_id, cursors[2 * index].fetchall())
@@ -170,12 +174,11 @@ class PostgresTransaction:
         ahead = self._ahead
         queries: list[tuple[bytes, Row]] = []
         for run, _, job in items:
-            values = {"id": run.id, "run_id": run.id, "workflow_run_id": run.id, "group": 0}
             if job is not None:
-                values["id"] = job.id
+                values = {"id": job.id, "run_id": run.id, "workflow_run_id": run.id}
                 queries += [(QUERIES["lock_job_and_run"], values), (QUERIES["get_stages"], values)]
             elif run.id not in ahead.runs:
-                queries += [(QUERIES["lock_run"], values), (QUERIES["get_stages"], values)]
+                queries += _run_reads(run.id, 0)
         cursors = iter(self._trips.send(queries, "run query lock_job_and_run") if queries else [])
         answers = []
         for run, stages, job in items:
@@ -325,14 +328,10 @@ class PostgresTransaction:
             by_run.setdefault(row["workflow_run_id"], []).append(row)
         for run in runs.fetchall():
             stage_rows = by_run.get(run["id"], [])
-            group = stage_rows[0].pop("input_group") if stage_rows else None
-            for row in stage_rows[1:]:
+            group = stage_rows[0]["input_group"] if stage_rows else None
+            for row in stage_rows:
                 del row["input_group"]
-            self._ahead.keep_run(run["id"], [run])
-            if group is None:
-                self._ahead.keep_stages(run["id"], plain(stage_rows))
-            else:
-                self._ahead.keep_stages(run["id"], stage_rows, group)
+            self._keep_leased(run, stage_rows, group)
         jobs = [row for row in rows if row["id"] is not None]
         for row in jobs:
             self._trips.leased(row["id"])
@@ -352,12 +351,19 @@ class PostgresTransaction:
             if run["id"] is not None:
                 stage_rows = stages.fetchall()
                 leased = [row for row in stage_rows if row["stage_id"] == job["stage_id"]]
-                self._ahead.keep_run(run["id"], [run])
-                if leased:
-                    self._ahead.keep_stages(run["id"], stage_rows, leased[0]["execution_group"] - 1)
-                else:
-                    self._ahead.keep_stages(run["id"], plain(stage_rows))
+                group = leased[0]["execution_group"] - 1 if leased else None
+                self._keep_leased(run, stage_rows, group)
         return rows
+
+    def _keep_leased(self, run: Row, stage_rows: list[Row], group: int | None) -> None:
+        """Keep a leased job's run and its stage rows, read with the lease; the rows carry
+        the stored outputs of execution group ``group`` (``None``: they carry none that
+        can be trusted, and the columns are dropped)."""
+        self._ahead.keep_run(run["id"], [run])
+        if group is None:
+            self._ahead.keep_stages(run["id"], plain(stage_rows))
+        else:
+            self._ahead.keep_stages(run["id"], stage_rows, group)
 
     def running_runs(self, workflow_ids: Collection[str]) -> dict[str, int]:
         return limits.running_runs(self._rows, workflow_ids)
