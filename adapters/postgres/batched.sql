@@ -207,7 +207,7 @@ noted AS (
                       coalesce(string_agg(DISTINCT workflow_run_id, ','), ''), true) AS runs
     FROM leased
 )
-SELECT leased.*, cut.first_limited, noted.jobs IS NOT NULL AS noted
+SELECT leased.*, cut.first_limited
 FROM cut CROSS JOIN noted LEFT JOIN leased ON true
 ORDER BY leased.n NULLS LAST;
 

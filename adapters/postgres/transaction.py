@@ -321,7 +321,7 @@ class PostgresTransaction:
             alone = self.lease_next_job(worker_id, now, versions=versions)
             return [] if alone is None else [alone]
         for row in rows:
-            for extra in ("n", "first_limited", "noted"):
+            for extra in ("n", "first_limited"):
                 del row[extra]
         by_run: dict[str, list[Row]] = {}
         for row in stages.fetchall():
