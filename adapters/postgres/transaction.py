@@ -293,12 +293,13 @@ class PostgresTransaction:
         n: int,
         *,
         versions: Collection[tuple[str, str]] | None = None,
-    ) -> list[Job]:
+    ) -> tuple[list[Job], bool]:
         """Up to ``n`` jobs, as ``n`` calls of :meth:`lease_next_job` would lease them,
         with their runs (locked, in id order) and stages, in one round trip while none
         has a limit key (``kernel.shell.reads.ManyLeases``). The first with a key ends
         the batch; when it is the first of all, it is leased by :meth:`lease_next_job`,
-        under its limits. The caller asks again for more."""
+        under its limits. The caller asks again for more (the ``True`` that comes
+        with them)."""
         values = {
             "worker_id": worker_id,
             "now": now,
@@ -315,11 +316,12 @@ class PostgresTransaction:
             "run query lease_jobs",
         )
         rows = leased.fetchall()
+        at_limit = rows[0]["first_limited"] <= n
         if rows[0]["id"] is None:
             if rows[0]["first_limited"] != 1:
-                return []
+                return [], False
             alone = self.lease_next_job(worker_id, now, versions=versions)
-            return [] if alone is None else [alone]
+            return ([], False) if alone is None else ([alone], at_limit)
         for row in rows:
             for extra in ("n", "first_limited"):
                 del row[extra]
@@ -335,7 +337,7 @@ class PostgresTransaction:
         jobs = [row for row in rows if row["id"] is not None]
         for row in jobs:
             self._trips.leased(row["id"])
-        return records(jobs, Job)
+        return records(jobs, Job), at_limit
 
     def _lease(self, values: Row) -> list[Row]:
         """Lease a job; an unlimited one's run (locked), stages and inputs come along."""

@@ -294,11 +294,11 @@ class SqliteTransaction:
         n: int,
         *,
         versions: Collection[tuple[str, str]] | None = None,
-    ) -> list[Job]:
+    ) -> tuple[list[Job], bool]:
         """Up to ``n`` jobs, as ``n`` calls of :meth:`lease_next_job` would lease them,
         in two statements while none of them has a limit key (``ManyLeases``). At the
         first with a key, that job is leased alone (its limits apply), and the call
-        ends: the caller asks again for more."""
+        ends: the caller asks again for more (the ``True`` that comes with them)."""
         params: dict[str, Any] = {
             "now": timestamp(now),
             "workflow_ids": None,
@@ -312,14 +312,17 @@ class SqliteTransaction:
             if limit_key is not None:
                 break
             free.append(position)
+        if not candidates:
+            return [], False
+        at_limit = len(free) < len(candidates)
         if not free:
             job = self.lease_next_job(worker_id, now, versions=versions)
-            return [] if job is None else [job]
+            return ([], False) if job is None else ([job], at_limit)
         lease = {"worker_id": worker_id, "now": params["now"], "positions": dump_json(free)}
         rows = self._select(Q.lease_jobs, lease)
         order = {position: index for index, position in enumerate(free)}
         rows.sort(key=lambda row: order[row["position"]])  # RETURNING has no order
-        return JOBS.decode_all(rows)
+        return JOBS.decode_all(rows), at_limit
 
     def running_runs(self, workflow_ids: Collection[str]) -> dict[str, int]:
         # BEGIN IMMEDIATE already serialises claims: the count cannot go stale.

@@ -75,9 +75,11 @@ class ManyLeases(Protocol):
         n: int,
         *,
         versions: Collection[tuple[str, str]] | None = None,
-    ) -> list[Job]:
+    ) -> tuple[list[Job], bool]:
         """Up to ``n`` jobs (at least one if any is available), leased as that many
-        ``lease_next_job`` calls in a row would lease them."""
+        ``lease_next_job`` calls in a row would lease them, and whether the call
+        stopped at a job with a limit key before ``n``: only then may asking again
+        lease more (fewer than ``n`` otherwise means no other job is available)."""
         ...
 
 
@@ -144,10 +146,11 @@ class Reads:
         jobs: list[Job] = []
         while len(jobs) < n:
             if many is not None:
-                got = many.lease_next_jobs(worker_id, self.now, n - len(jobs), versions=versions)
-                if not got:
-                    break
+                wanted = n - len(jobs)
+                got, at_limit = many.lease_next_jobs(worker_id, self.now, wanted, versions=versions)
                 jobs += got
+                if not got or (len(got) < wanted and not at_limit):
+                    break  # asking again would find nothing: a statement saved
                 continue
             job = self.tx.lease_next_job(worker_id, self.now, versions=versions)
             if job is None:

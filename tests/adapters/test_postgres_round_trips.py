@@ -199,8 +199,9 @@ def test_a_group_lease_brings_its_runs_stages_and_inputs_in_one_round_trip(
     )
     trips = Trips()
     with store.transaction() as tx:
-        jobs = tx.lease_next_jobs("w1", T0 + timedelta(minutes=1), 5)
+        jobs, at_limit = tx.lease_next_jobs("w1", T0 + timedelta(minutes=1), 5)
         assert [job.id for job in jobs] == ["job-1", "job-2"]
+        assert not at_limit  # two of five: no other job is available
         assert all(job.worker_id == "w1" for job in jobs)
         snapshots = tx.get_runs_with_stages([("run-1", 0), ("run-2", 1)])
         assert trips.count == 1

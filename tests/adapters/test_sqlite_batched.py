@@ -164,3 +164,23 @@ def test_a_group_of_finishes_writes_each_kind_once(sqlite_store: SqliteStore) ->
     assert "run_versions_and_job" not in finish
     writes = [name for name in finish if name not in ("versions_of_runs", "jobs_as_written")]
     assert len(writes) <= 9, writes
+
+
+def test_a_group_lease_that_finds_fewer_jobs_than_it_asks_for_does_not_ask_again(
+    sqlite_store: SqliteStore,
+) -> None:
+    """An idle worker's groups have grown past one job: each lease finds the run's one
+    next job, and one statement tells it that nothing else is queued."""
+    tk = create_test_kernel(linear(Calls()), store=sqlite_store)
+    start(tk, "linear")
+    sizer = GroupSizer(4)
+    sizer.size = 4
+
+    with traced(sqlite_store) as trace:
+        done = tk.kernel.execute_jobs("w1", max_jobs=10, groups=sizer)
+
+    assert len(done) == 3
+    leases = [tx.count("next_queued_jobs") for tx in trace.transactions()]
+    assert [count for count in leases if count] == [1, 1, 1, 1], trace.transactions()
+    # The last finds no job at all, and looks no further.
+    assert all("lease_next_job" not in tx for tx in trace.transactions())
