@@ -1,27 +1,31 @@
 -- Multi-row forms of the checked writes of queries.sql (update_run,
 -- update_stage, update_job, insert_stage, insert_job): the effects of one
--- kind in a transaction, on distinct rows, as one statement. Each column
--- comes as an array (one element per row, in the effects' order) and has the
--- single-row statement's meaning; expect_ids (migration 0010) fails the
--- statement unless every row was changed, naming the first that was not.
+-- kind in a transaction, on distinct rows, as one statement. The rows come as
+-- one JSON array, %(rows)s, in the effects' order: one object per row whose
+-- keys are the single-row statement's parameters, with their meaning there
+-- (times as ISO 8601 text, durations as interval text, numerics as text, a
+-- JSON column's value as itself; ->, not jsonb_to_recordset, so that a JSON
+-- null stays the jsonb null the single-row statement writes). One text is
+-- cheaper to send than an array per column. expect_ids (migration 0010) fails
+-- the statement unless every row was changed, naming the first that was not.
 --
 -- And the lease of several jobs at once (lease_jobs), with their runs and
 -- stages (leased_runs, leased_runs_stages), all three in one round trip.
 
 -- name: update_runs
 WITH v AS (
-    SELECT *
-    FROM unnest(%(id)s::text[], %(workflow_id)s::text[], %(workflow_name)s::text[],
-                %(status)s::text[], %(input)s::jsonb[], %(config)s::jsonb[],
-                %(priority)s::integer[], %(metadata)s::jsonb[], %(output)s::jsonb[],
-                %(error)s::text[], %(created_at)s::timestamptz[],
-                %(started_at)s::timestamptz[], %(completed_at)s::timestamptz[],
-                %(duration_ms)s::bigint[], %(total_cost)s::numeric[],
-                %(total_tokens)s::bigint[], %(budget)s::numeric[], %(version)s::integer[],
-                %(workflow_version)s::text[], %(expected_version)s::integer[])
-         AS v(id, workflow_id, workflow_name, status, input, config, priority, metadata,
-              output, error, created_at, started_at, completed_at, duration_ms, total_cost,
-              total_tokens, budget, version, workflow_version, expected_version)
+    SELECT r->>'id' AS id, r->>'workflow_id' AS workflow_id,
+           r->>'workflow_name' AS workflow_name, r->>'status' AS status, r->'input' AS input,
+           r->'config' AS config, (r->>'priority')::integer AS priority,
+           r->'metadata' AS metadata, r->'output' AS output, r->>'error' AS error,
+           (r->>'created_at')::timestamptz AS created_at,
+           (r->>'started_at')::timestamptz AS started_at,
+           (r->>'completed_at')::timestamptz AS completed_at,
+           (r->>'duration_ms')::bigint AS duration_ms, (r->>'total_cost')::numeric AS total_cost,
+           (r->>'total_tokens')::bigint AS total_tokens, (r->>'budget')::numeric AS budget,
+           (r->>'version')::integer AS version, r->>'workflow_version' AS workflow_version,
+           (r->>'expected_version')::integer AS expected_version, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
 ),
 changed AS (
     UPDATE runs
@@ -36,25 +40,26 @@ changed AS (
     WHERE runs.id = v.id AND runs.version = v.expected_version
     RETURNING runs.id
 )
-SELECT expect_ids(%(id)s::text[], array(SELECT id FROM changed));
+SELECT expect_ids(array(SELECT id FROM v ORDER BY n), array(SELECT id FROM changed));
 
 -- name: update_stages
 WITH v AS (
-    SELECT *
-    FROM unnest(%(id)s::text[], %(workflow_run_id)s::text[], %(stage_id)s::text[],
-                %(stage_name)s::text[], %(stage_number)s::integer[],
-                %(execution_group)s::integer[], %(status)s::text[], %(config)s::jsonb[],
-                %(output_ref)s::text[], %(suspended_state)s::jsonb[],
-                %(next_poll_at)s::timestamptz[], %(poll_interval)s::interval[],
-                %(max_wait_until)s::timestamptz[], %(metrics)s::jsonb[], %(error)s::text[],
-                %(error_traceback)s::text[], %(attempt)s::integer[],
-                %(created_at)s::timestamptz[], %(started_at)s::timestamptz[],
-                %(completed_at)s::timestamptz[], %(duration_ms)s::bigint[],
-                %(version)s::integer[], %(expected_version)s::integer[])
-         AS v(id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
-              config, output_ref, suspended_state, next_poll_at, poll_interval,
-              max_wait_until, metrics, error, error_traceback, attempt, created_at,
-              started_at, completed_at, duration_ms, version, expected_version)
+    SELECT r->>'id' AS id, r->>'workflow_run_id' AS workflow_run_id,
+           r->>'stage_id' AS stage_id, r->>'stage_name' AS stage_name,
+           (r->>'stage_number')::integer AS stage_number,
+           (r->>'execution_group')::integer AS execution_group, r->>'status' AS status,
+           r->'config' AS config, r->>'output_ref' AS output_ref,
+           r->'suspended_state' AS suspended_state,
+           (r->>'next_poll_at')::timestamptz AS next_poll_at,
+           (r->>'poll_interval')::interval AS poll_interval,
+           (r->>'max_wait_until')::timestamptz AS max_wait_until, r->'metrics' AS metrics,
+           r->>'error' AS error, r->>'error_traceback' AS error_traceback,
+           (r->>'attempt')::integer AS attempt, (r->>'created_at')::timestamptz AS created_at,
+           (r->>'started_at')::timestamptz AS started_at,
+           (r->>'completed_at')::timestamptz AS completed_at,
+           (r->>'duration_ms')::bigint AS duration_ms, (r->>'version')::integer AS version,
+           (r->>'expected_version')::integer AS expected_version, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
 ),
 changed AS (
     UPDATE stages
@@ -71,20 +76,19 @@ changed AS (
       AND stages.stage_id = v.stage_id AND stages.version = v.expected_version
     RETURNING stages.id
 )
-SELECT expect_ids(%(id)s::text[], array(SELECT id FROM changed));
+SELECT expect_ids(array(SELECT id FROM v ORDER BY n), array(SELECT id FROM changed));
 
 -- name: update_jobs
 WITH v AS (
-    SELECT *
-    FROM unnest(%(id)s::text[], %(workflow_run_id)s::text[], %(workflow_id)s::text[],
-                %(stage_id)s::text[], %(status)s::text[], %(priority)s::integer[],
-                %(attempt)s::integer[], %(max_attempts)s::integer[], %(worker_id)s::text[],
-                %(locked_at)s::timestamptz[], %(available_at)s::timestamptz[],
-                %(payload)s::jsonb[], %(last_error)s::text[], %(reap_count)s::integer[],
-                %(created_at)s::timestamptz[])
-         AS v(id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
-              max_attempts, worker_id, locked_at, available_at, payload, last_error,
-              reap_count, created_at)
+    SELECT r->>'id' AS id, r->>'workflow_run_id' AS workflow_run_id,
+           r->>'workflow_id' AS workflow_id, r->>'stage_id' AS stage_id, r->>'status' AS status,
+           (r->>'priority')::integer AS priority, (r->>'attempt')::integer AS attempt,
+           (r->>'max_attempts')::integer AS max_attempts, r->>'worker_id' AS worker_id,
+           (r->>'locked_at')::timestamptz AS locked_at,
+           (r->>'available_at')::timestamptz AS available_at, r->'payload' AS payload,
+           r->>'last_error' AS last_error, (r->>'reap_count')::integer AS reap_count,
+           (r->>'created_at')::timestamptz AS created_at, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
 ),
 changed AS (
     UPDATE jobs
@@ -97,12 +101,29 @@ changed AS (
     WHERE jobs.id = v.id
     RETURNING jobs.id
 )
-SELECT expect_ids(%(id)s::text[], array(SELECT id FROM changed));
+SELECT expect_ids(array(SELECT id FROM v ORDER BY n), array(SELECT id FROM changed));
 
 -- name: insert_stages
 -- Inserted in the given order (n), so the rows' seq follows it as one
 -- insert_stage after another would.
-WITH inserted AS (
+WITH v AS (
+    SELECT r->>'id' AS id, r->>'workflow_run_id' AS workflow_run_id,
+           r->>'stage_id' AS stage_id, r->>'stage_name' AS stage_name,
+           (r->>'stage_number')::integer AS stage_number,
+           (r->>'execution_group')::integer AS execution_group, r->>'status' AS status,
+           r->'config' AS config, r->>'output_ref' AS output_ref,
+           r->'suspended_state' AS suspended_state,
+           (r->>'next_poll_at')::timestamptz AS next_poll_at,
+           (r->>'poll_interval')::interval AS poll_interval,
+           (r->>'max_wait_until')::timestamptz AS max_wait_until, r->'metrics' AS metrics,
+           r->>'error' AS error, r->>'error_traceback' AS error_traceback,
+           (r->>'attempt')::integer AS attempt, (r->>'created_at')::timestamptz AS created_at,
+           (r->>'started_at')::timestamptz AS started_at,
+           (r->>'completed_at')::timestamptz AS completed_at,
+           (r->>'duration_ms')::bigint AS duration_ms, (r->>'version')::integer AS version, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+),
+inserted AS (
     INSERT INTO stages (id, workflow_run_id, stage_id, stage_name, stage_number, execution_group,
                         status, config, output_ref, suspended_state, next_poll_at, poll_interval,
                         max_wait_until, metrics, error, error_traceback, attempt, created_at,
@@ -111,30 +132,31 @@ WITH inserted AS (
            config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
            metrics, error, error_traceback, attempt, created_at, started_at, completed_at,
            duration_ms, version
-    FROM unnest(%(id)s::text[], %(workflow_run_id)s::text[], %(stage_id)s::text[],
-                %(stage_name)s::text[], %(stage_number)s::integer[],
-                %(execution_group)s::integer[], %(status)s::text[], %(config)s::jsonb[],
-                %(output_ref)s::text[], %(suspended_state)s::jsonb[],
-                %(next_poll_at)s::timestamptz[], %(poll_interval)s::interval[],
-                %(max_wait_until)s::timestamptz[], %(metrics)s::jsonb[], %(error)s::text[],
-                %(error_traceback)s::text[], %(attempt)s::integer[],
-                %(created_at)s::timestamptz[], %(started_at)s::timestamptz[],
-                %(completed_at)s::timestamptz[], %(duration_ms)s::bigint[],
-                %(version)s::integer[])
-         WITH ORDINALITY
-         AS v(id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
-              config, output_ref, suspended_state, next_poll_at, poll_interval,
-              max_wait_until, metrics, error, error_traceback, attempt, created_at,
-              started_at, completed_at, duration_ms, version, n)
+    FROM v
     ORDER BY n
     ON CONFLICT DO NOTHING
     RETURNING id
 )
-SELECT expect_ids(%(id)s::text[], array(SELECT id FROM inserted));
+SELECT expect_ids(array(SELECT id FROM v ORDER BY n), array(SELECT id FROM inserted));
 
 -- name: insert_jobs
 -- In the given order (n), as insert_stages.
-WITH inserted AS (
+WITH v AS (
+    SELECT r->>'id' AS id, r->>'workflow_run_id' AS workflow_run_id,
+           r->>'workflow_id' AS workflow_id, r->>'stage_id' AS stage_id, r->>'status' AS status,
+           (r->>'priority')::integer AS priority, (r->>'attempt')::integer AS attempt,
+           (r->>'max_attempts')::integer AS max_attempts, r->>'worker_id' AS worker_id,
+           (r->>'locked_at')::timestamptz AS locked_at,
+           (r->>'available_at')::timestamptz AS available_at, r->'payload' AS payload,
+           r->>'last_error' AS last_error, (r->>'reap_count')::integer AS reap_count,
+           (r->>'created_at')::timestamptz AS created_at,
+           r->>'workflow_version' AS workflow_version, r->>'limit_key' AS limit_key,
+           (r->>'limit_max_running')::integer AS limit_max_running,
+           (r->>'limit_rate_count')::integer AS limit_rate_count,
+           (r->>'limit_rate_per_us')::bigint AS limit_rate_per_us, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+),
+inserted AS (
     INSERT INTO jobs (id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
                       max_attempts, worker_id, locked_at, available_at, payload, last_error,
                       reap_count, created_at, workflow_version, limit_key, limit_max_running,
@@ -142,24 +164,12 @@ WITH inserted AS (
     SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
            worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,
            workflow_version, limit_key, limit_max_running, limit_rate_count, limit_rate_per_us
-    FROM unnest(%(id)s::text[], %(workflow_run_id)s::text[], %(workflow_id)s::text[],
-                %(stage_id)s::text[], %(status)s::text[], %(priority)s::integer[],
-                %(attempt)s::integer[], %(max_attempts)s::integer[], %(worker_id)s::text[],
-                %(locked_at)s::timestamptz[], %(available_at)s::timestamptz[],
-                %(payload)s::jsonb[], %(last_error)s::text[], %(reap_count)s::integer[],
-                %(created_at)s::timestamptz[], %(workflow_version)s::text[],
-                %(limit_key)s::text[], %(limit_max_running)s::integer[],
-                %(limit_rate_count)s::integer[], %(limit_rate_per_us)s::bigint[])
-         WITH ORDINALITY
-         AS v(id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
-              max_attempts, worker_id, locked_at, available_at, payload, last_error,
-              reap_count, created_at, workflow_version, limit_key, limit_max_running,
-              limit_rate_count, limit_rate_per_us, n)
+    FROM v
     ORDER BY n
     ON CONFLICT DO NOTHING
     RETURNING id
 )
-SELECT expect_ids(%(id)s::text[], array(SELECT id FROM inserted));
+SELECT expect_ids(array(SELECT id FROM v ORDER BY n), array(SELECT id FROM inserted));
 
 -- name: lease_jobs
 -- Up to %(limit)s jobs, as that many lease_next_job statements in a row would

@@ -10,6 +10,9 @@ which structures enum values into members. Timestamps are ``timestamptz``
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import attrs
@@ -65,6 +68,40 @@ def params(record: Any, **extra: Any) -> Row:
 def jsonb(value: Any) -> Jsonb:
     """A JSON value (in JSON form, detached from the caller's objects) for a ``jsonb`` column."""
     return Jsonb(to_json(value))
+
+
+def _row_json_default(value: Any) -> Any:
+    if isinstance(value, Jsonb):
+        return value.obj
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):  # explicit signs: read alike in every IntervalStyle
+        return "%+d day %+d second %+d microsecond" % (  # noqa: UP031
+            value.days,
+            value.seconds,
+            value.microseconds,
+        )
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+_rows_encoder = json.JSONEncoder(separators=(",", ":"), default=_row_json_default)
+
+
+def rows_json(rows: list[Row]) -> str:
+    """Rows of :func:`params` as one JSON array, for the multi-row statements of
+    ``batched.sql``: times as ISO 8601 text, durations as interval text, numerics as
+    text, a JSON column's value as itself. One text costs the client far less to send
+    than an array per column (psycopg dumps and escapes those element by element).
+    A value JSON cannot hold (NaN) is written as ``json`` writes it, and the server
+    refuses it, as it refuses it in a single row's ``jsonb`` parameter.
+
+    >>> from datetime import UTC
+    >>> rows_json([{"id": "a", "at": datetime(2026, 1, 2, tzinfo=UTC), "n": Jsonb(None)}])
+    '[{"id":"a","at":"2026-01-02T00:00:00+00:00","n":null}]'
+    """
+    return _rows_encoder.encode(rows)
 
 
 def event_params(event: Event, event_id: str, causation_id: str) -> Row:

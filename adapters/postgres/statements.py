@@ -17,6 +17,7 @@ from adapters.postgres.rows import (
     event_params,
     jsonb,
     params,
+    rows_json,
     usage_params,
 )
 from kernel.effects import (
@@ -169,10 +170,10 @@ def _row_id(effect: StoreEffect) -> str:
 
 
 def _rows_many(effects: Sequence[StoreEffect], first: int) -> Statement:
-    """One statement of ``batched.sql`` for effects of one kind on distinct rows: each
-    parameter of the single-row statement as an array, one element per row."""
+    """One statement of ``batched.sql`` for effects of one kind on distinct rows: the
+    single-row statements' parameters, one JSON object per row."""
     singles = [effect_statement(effect) for effect in effects]
-    columns = {name: [single.params[name] for single in singles] for name in singles[0].params}
+    rows = {"rows": rows_json([single.params for single in singles])}
     failures = {single.params["id"]: single.failure for single in singles}
 
     def failure_of(row_id: str) -> KernelError:
@@ -181,7 +182,7 @@ def _rows_many(effects: Sequence[StoreEffect], first: int) -> Statement:
         return failure()
 
     return Statement(
-        _MANY[type(effects[0])], columns, singles[0].failure, first, failure_of=failure_of
+        _MANY[type(effects[0])], rows, singles[0].failure, first, failure_of=failure_of
     )
 
 

@@ -9,12 +9,15 @@ come from ``bench/pg_counting.py``'s connection class, below the store's code.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from attrs import evolve
 
+from adapters.effect_order import by_kind
 from adapters.memory import InMemoryStore
 from adapters.postgres import PostgresStore
 from bench.pg_counting import COUNTS, counting_store
@@ -319,3 +322,97 @@ def test_a_duplicate_among_several_new_jobs_names_that_job(store: PostgresStore)
     with pytest.raises(StoreError, match="job 'job-2' already exists"):
         apply(store, EnqueueJob(make_job("job-3")), EnqueueJob(make_job("job-2", "run-2")))
     assert [job.id for job in store.get_jobs("run-1")] == ["job-1"]
+
+
+def _odd_writes(run_id: str, job_id: str) -> list[StoreEffect]:
+    """Updates of a run, its stage and its job that carry values a column could lose
+    on the way: JSON null beside SQL NULL, microseconds, another time zone, a day-long
+    interval, exact decimals, quotes, backslashes, newlines and non-ASCII text."""
+    elsewhere = timezone(timedelta(hours=-5))
+    stage = make_stage(run_id, "a")
+    return [
+        UpdateRun(
+            bump(
+                make_run(run_id),
+                status=Status.RUNNING,
+                output=None,
+                input={"text": 'qu"ote\\back\nline ünï', "list": [1, None, 2.5]},
+                started_at=at(1.000001).astimezone(elsewhere),
+                total_cost=Decimal("0.10"),
+                budget=Decimal("12.500"),
+                total_tokens=2**40,
+            ),
+            expected_version=1,
+        ),
+        UpdateStage(
+            bump(
+                stage,
+                status=Status.SUSPENDED,
+                suspended_state=None,
+                metrics={"n": None},
+                poll_interval=timedelta(days=1, microseconds=5),
+                next_poll_at=at(2.5),
+                error="it's\tbad",
+            ),
+            1,
+        ),
+        UpdateJob(make_job(job_id, run_id, payload={"deep": {"n": [None]}}, last_error=None)),
+    ]
+
+
+def test_several_rows_in_one_statement_store_what_one_row_at_a_time_stores(
+    store: PostgresStore,
+) -> None:
+    """run-1's writes go out one per statement; run-2's and run-3's, the same values,
+    share a statement per kind. Every column of run-2 reads back as run-1's, down to a
+    JSON null that is not an SQL NULL."""
+    for run_id, job_id in (("run-1", "job-1"), ("run-2", "job-2"), ("run-3", "job-3")):
+        apply(
+            store,
+            InsertRun(make_run(run_id)),
+            InsertStage(make_stage(run_id, "a")),
+            EnqueueJob(make_job(job_id, run_id)),
+        )
+    trips = Trips()
+    apply(store, *_odd_writes("run-1", "job-1"))
+    alone = trips.statements
+    trips = Trips()
+    apply(store, *by_kind([*_odd_writes("run-2", "job-2"), *_odd_writes("run-3", "job-3")]))
+    assert trips.statements == alone  # the same three statements, each for two rows
+
+    def columns(run_id: str) -> list[str]:
+        rows: list[str] = []
+        for table, key in (
+            ("runs", "id"),
+            ("stages", "workflow_run_id"),
+            ("jobs", "workflow_run_id"),
+        ):
+            query = (
+                f"SELECT to_jsonb(t) - 'seq' - 'position' AS row FROM {table} AS t WHERE {key} = %s"
+            )
+            with store._pool.connection() as conn:
+                found = conn.execute(query, (run_id,)).fetchone()
+            assert found is not None
+            rows.append(json.dumps(found["row"], sort_keys=True).replace(run_id, "RUN"))
+        return rows
+
+    assert columns("run-2") == [row.replace("job-1", "job-2") for row in columns("run-1")]
+    with store._pool.connection() as conn:
+        nulls = conn.execute(
+            "SELECT id, output IS NULL AS sql_null, jsonb_typeof(output) AS kind FROM runs "
+            "ORDER BY id"
+        ).fetchall()
+    assert [(row["sql_null"], row["kind"]) for row in nulls] == [(False, "null")] * 3
+
+
+def test_a_value_json_cannot_hold_is_refused_in_a_group_as_alone(store: PostgresStore) -> None:
+    """PostgreSQL's jsonb has no NaN: one row or several, the apply fails, naming JSON."""
+    apply(store, InsertRun(make_run("run-1")), InsertRun(make_run("run-2")))
+
+    def nan_output(run_id: str) -> StoreEffect:
+        return UpdateRun(bump(make_run(run_id), output=float("nan")), expected_version=1)
+
+    for effects in ([nan_output("run-1")], [nan_output("run-1"), nan_output("run-2")]):
+        with pytest.raises(StoreError, match="invalid input syntax for type json"):
+            apply(store, *effects)
+    assert store.get_run("run-1") == make_run("run-1")
