@@ -6,8 +6,11 @@
 -- (times as ISO 8601 text, durations as interval text, numerics as text, a
 -- JSON column's value as itself; ->, not jsonb_to_recordset, so that a JSON
 -- null stays the jsonb null the single-row statement writes). One text is
--- cheaper to send than an array per column. expect_ids (migration 0010) fails
--- the statement unless every row was changed, naming the first that was not.
+-- cheaper to send than an array per column. LIMIT %(count)s (the number of
+-- rows) changes nothing but the planner's guess of how many there are (100 for
+-- any jsonb_array_elements), so that it looks each row up by its key.
+-- expect_ids (migration 0010) fails the statement unless every row was
+-- changed, naming the first that was not.
 --
 -- And the lease of several jobs at once (lease_jobs), with their runs and
 -- stages (leased_runs, leased_runs_stages), all three in one round trip.
@@ -26,6 +29,7 @@ WITH v AS (
            (r->>'version')::integer AS version, r->>'workflow_version' AS workflow_version,
            (r->>'expected_version')::integer AS expected_version, n
     FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
 ),
 changed AS (
     UPDATE runs
@@ -60,6 +64,7 @@ WITH v AS (
            (r->>'duration_ms')::bigint AS duration_ms, (r->>'version')::integer AS version,
            (r->>'expected_version')::integer AS expected_version, n
     FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
 ),
 changed AS (
     UPDATE stages
@@ -89,6 +94,7 @@ WITH v AS (
            r->>'last_error' AS last_error, (r->>'reap_count')::integer AS reap_count,
            (r->>'created_at')::timestamptz AS created_at, n
     FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
 ),
 changed AS (
     UPDATE jobs
@@ -122,6 +128,7 @@ WITH v AS (
            (r->>'completed_at')::timestamptz AS completed_at,
            (r->>'duration_ms')::bigint AS duration_ms, (r->>'version')::integer AS version, n
     FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
 ),
 inserted AS (
     INSERT INTO stages (id, workflow_run_id, stage_id, stage_name, stage_number, execution_group,
@@ -155,6 +162,7 @@ WITH v AS (
            (r->>'limit_rate_count')::integer AS limit_rate_count,
            (r->>'limit_rate_per_us')::bigint AS limit_rate_per_us, n
     FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
 ),
 inserted AS (
     INSERT INTO jobs (id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
@@ -228,7 +236,7 @@ SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
        budget, version, workflow_version
 FROM runs
-WHERE id = ANY (string_to_array(current_setting('wfk.leased_runs', true), ','))
+WHERE id = ANY ((SELECT string_to_array(current_setting('wfk.leased_runs', true), ','))::text[])
 ORDER BY id
 FOR NO KEY UPDATE;
 
@@ -238,6 +246,10 @@ FOR NO KEY UPDATE;
 -- leased jobs' runs, by run id, as leased_stages returns one run's. Where a
 -- run's leased jobs are of stages of different execution groups, no stored
 -- input comes along (input_group is NULL).
+-- Each run's stages, its leased stages and the stored inputs are looked up
+-- per run through their indexes (LATERAL ... OFFSET 0 keeps the planner
+-- from joining whole tables, whose cost would grow with them); the id list
+-- is split once (a subquery), not once per row a scan looks at.
 SELECT s.id, s.workflow_run_id, s.stage_id, s.stage_name, s.stage_number, s.execution_group,
        s.status, s.config, s.output_ref, s.suspended_state, s.next_poll_at, s.poll_interval,
        s.max_wait_until, s.metrics, s.error, s.error_traceback, s.attempt, s.created_at,
@@ -250,12 +262,20 @@ FROM (
            CASE WHEN min(this.execution_group) = max(this.execution_group)
                 THEN min(this.execution_group) - 1 END AS input_group
     FROM jobs AS leased
-    LEFT JOIN stages AS this
-           ON this.workflow_run_id = leased.workflow_run_id AND this.stage_id = leased.stage_id
-    WHERE leased.id = ANY (string_to_array(current_setting('wfk.leased_jobs', true), ','))
+    LEFT JOIN LATERAL (
+        SELECT execution_group FROM stages
+        WHERE workflow_run_id = leased.workflow_run_id AND stage_id = leased.stage_id
+        OFFSET 0
+    ) AS this ON true
+    WHERE leased.id = ANY ((SELECT string_to_array(current_setting('wfk.leased_jobs', true), ','))::text[])
     GROUP BY leased.workflow_run_id
 ) AS g
-JOIN stages AS s ON s.workflow_run_id = g.workflow_run_id
-LEFT JOIN blobs AS b
-       ON s.status = 'COMPLETED' AND s.execution_group = g.input_group AND b.key = s.output_ref
+CROSS JOIN LATERAL (
+    SELECT * FROM stages WHERE stages.workflow_run_id = g.workflow_run_id OFFSET 0
+) AS s
+LEFT JOIN LATERAL (
+    SELECT key, value FROM blobs
+    WHERE s.status = 'COMPLETED' AND s.execution_group = g.input_group AND key = s.output_ref
+    OFFSET 0
+) AS b ON true
 ORDER BY s.workflow_run_id, s.stage_number, s.seq;

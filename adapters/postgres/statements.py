@@ -173,7 +173,7 @@ def _rows_many(effects: Sequence[StoreEffect], first: int) -> Statement:
     """One statement of ``batched.sql`` for effects of one kind on distinct rows: the
     single-row statements' parameters, one JSON object per row."""
     singles = [effect_statement(effect) for effect in effects]
-    rows = {"rows": rows_json([single.params for single in singles])}
+    rows = {"rows": rows_json([single.params for single in singles]), "count": len(singles)}
     failures = {single.params["id"]: single.failure for single in singles}
 
     def failure_of(row_id: str) -> KernelError:

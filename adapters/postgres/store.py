@@ -142,9 +142,15 @@ class PostgresStore(PostgresReads):
     # -- connections and schema -----------------------------------------------
 
     def _configure(self, conn: Connection[DictRow]) -> None:
-        statement = sql.SQL("SET search_path TO {}; SET TIME ZONE 'UTC'").format(
-            sql.Identifier(self.schema)
-        )
+        # enable_seqscan off: every statement of the store finds its rows by key or
+        # walks an index. psycopg prepares a statement after a few runs, and PostgreSQL
+        # then keeps the plan it chose for the tables as they were: nearly empty on a
+        # new schema, where a join of a group's rows scanned the whole runs, stages or
+        # jobs table. Until an ANALYZE (autovacuum's) made it plan again, it went on
+        # scanning them as they grew. A table no index serves is still scanned.
+        statement = sql.SQL(
+            "SET search_path TO {}; SET TIME ZONE 'UTC'; SET enable_seqscan = off"
+        ).format(sql.Identifier(self.schema))
         conn.execute(statement)
 
     @contextmanager

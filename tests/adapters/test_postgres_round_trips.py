@@ -20,6 +20,7 @@ from attrs import evolve
 from adapters.effect_order import by_kind
 from adapters.memory import InMemoryStore
 from adapters.postgres import PostgresStore
+from adapters.postgres.queries import QUERIES
 from bench.pg_counting import COUNTS, counting_store
 from kernel.decisions.lifecycle import output_key
 from kernel.effects import (
@@ -416,3 +417,55 @@ def test_a_value_json_cannot_hold_is_refused_in_a_group_as_alone(store: Postgres
         with pytest.raises(StoreError, match="invalid input syntax for type json"):
             apply(store, *effects)
     assert store.get_run("run-1") == make_run("run-1")
+
+
+def test_a_group_lease_reads_its_runs_stages_through_indexes(store: PostgresStore) -> None:
+    """However the planner sizes the tables (never analysed here), the stages and stored
+    inputs of a group's runs are looked up run by run through their indexes, not by
+    scanning whole tables: a lease must not cost more as finished runs pile up."""
+    effects: list[StoreEffect] = []
+    for n in range(300):
+        run_id = f"run-{n}"
+        effects += [InsertRun(make_run(run_id))]
+        effects += [InsertStage(make_stage(run_id, s, number=i + 1)) for i, s in enumerate("abc")]
+        effects += [EnqueueJob(make_job(f"job-{n}", run_id, created=n, stage_id="b"))]
+        effects += [PutBlob(output_key(run_id, "a"), {"n": n})]
+    apply(store, *by_kind(effects))
+    leased = ",".join(f"job-{n}" for n in range(0, 300, 25))
+    with store._pool.connection() as conn:
+        conn.execute("SELECT set_config('wfk.leased_jobs', %s, false)", (leased,))
+        rows = conn.execute(b"EXPLAIN " + QUERIES["leased_runs_stages"]).fetchall()
+    plan = "\n".join(row["QUERY PLAN"] for row in rows)
+    assert "Seq Scan on stages" not in plan and "Seq Scan on blobs" not in plan, plan
+    assert plan.count("Index Scan using stages_") == 2, plan  # the leased stage; the run's
+    # The id list is split once, not for each row a scan of the jobs looks at.
+    assert not any("Filter" in line and "string_to_array" in line for line in plan.split("\n"))
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("update_runs", "runs_pkey"),
+        ("update_stages", "stages_"),  # by the run id of stages_run_idx or with the stage id
+        ("update_jobs", "jobs_pkey"),
+    ],
+)
+def test_a_group_s_updates_find_their_rows_by_key_in_the_plan_kept_for_them(
+    store: PostgresStore, name: str, key: str
+) -> None:
+    """A prepared statement ends up with one generic plan, made for the tables as they
+    are then: here empty, as in a new schema. Its update must still look each row up
+    by key, so that it costs the same when the tables have grown."""
+    query = QUERIES[name].replace(b"%(rows)s", b"$1").replace(b"%(count)s", b"$2")
+    with store._pool.connection() as conn:
+        conn.execute(b"PREPARE grouped(text, bigint) AS " + query)
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            rows = conn.execute("EXPLAIN EXECUTE grouped('[]', 12)").fetchall()
+        finally:
+            conn.execute("RESET plan_cache_mode")
+            conn.execute("DEALLOCATE grouped")
+    plan = "\n".join(row["QUERY PLAN"] for row in rows)
+    assert f"Index Scan using {key}" in plan and "Index Cond" in plan, plan
+    assert "Nested Loop" in plan, plan
+    assert "Seq Scan" not in plan and "Hash Join" not in plan, plan
