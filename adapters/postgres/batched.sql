@@ -236,7 +236,7 @@ SELECT id, workflow_id, workflow_name, status, input, config, priority, metadata
        error, created_at, started_at, completed_at, duration_ms, total_cost, total_tokens,
        budget, version, workflow_version
 FROM runs
-WHERE id = ANY ((SELECT string_to_array(current_setting('wfk.leased_runs', true), ','))::text[])
+WHERE id = ANY (string_to_array(current_setting('wfk.leased_runs', true), ','))
 ORDER BY id
 FOR NO KEY UPDATE;
 
@@ -246,10 +246,6 @@ FOR NO KEY UPDATE;
 -- leased jobs' runs, by run id, as leased_stages returns one run's. Where a
 -- run's leased jobs are of stages of different execution groups, no stored
 -- input comes along (input_group is NULL).
--- Each run's stages, its leased stages and the stored inputs are looked up
--- per run through their indexes (LATERAL ... OFFSET 0 keeps the planner
--- from joining whole tables, whose cost would grow with them); the id list
--- is split once (a subquery), not once per row a scan looks at.
 SELECT s.id, s.workflow_run_id, s.stage_id, s.stage_name, s.stage_number, s.execution_group,
        s.status, s.config, s.output_ref, s.suspended_state, s.next_poll_at, s.poll_interval,
        s.max_wait_until, s.metrics, s.error, s.error_traceback, s.attempt, s.created_at,
@@ -262,20 +258,12 @@ FROM (
            CASE WHEN min(this.execution_group) = max(this.execution_group)
                 THEN min(this.execution_group) - 1 END AS input_group
     FROM jobs AS leased
-    LEFT JOIN LATERAL (
-        SELECT execution_group FROM stages
-        WHERE workflow_run_id = leased.workflow_run_id AND stage_id = leased.stage_id
-        OFFSET 0
-    ) AS this ON true
-    WHERE leased.id = ANY ((SELECT string_to_array(current_setting('wfk.leased_jobs', true), ','))::text[])
+    LEFT JOIN stages AS this
+           ON this.workflow_run_id = leased.workflow_run_id AND this.stage_id = leased.stage_id
+    WHERE leased.id = ANY (string_to_array(current_setting('wfk.leased_jobs', true), ','))
     GROUP BY leased.workflow_run_id
 ) AS g
-CROSS JOIN LATERAL (
-    SELECT * FROM stages WHERE stages.workflow_run_id = g.workflow_run_id OFFSET 0
-) AS s
-LEFT JOIN LATERAL (
-    SELECT key, value FROM blobs
-    WHERE s.status = 'COMPLETED' AND s.execution_group = g.input_group AND key = s.output_ref
-    OFFSET 0
-) AS b ON true
+JOIN stages AS s ON s.workflow_run_id = g.workflow_run_id
+LEFT JOIN blobs AS b
+       ON s.status = 'COMPLETED' AND s.execution_group = g.input_group AND b.key = s.output_ref
 ORDER BY s.workflow_run_id, s.stage_number, s.seq;
