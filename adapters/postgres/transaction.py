@@ -316,12 +316,12 @@ class PostgresTransaction:
             "run query lease_jobs",
         )
         rows = leased.fetchall()
-        at_limit = rows[0]["first_limited"] <= n
         if rows[0]["id"] is None:
             if rows[0]["first_limited"] != 1:
                 return [], False
             alone = self.lease_next_job(worker_id, now, versions=versions)
-            return ([], False) if alone is None else ([alone], at_limit)
+            return ([], False) if alone is None else ([alone], True)
+        at_limit = rows[0]["first_limited"] <= n
         for row in rows:
             for extra in ("n", "first_limited"):
                 del row[extra]

@@ -307,17 +307,17 @@ class SqliteTransaction:
         }
         with self.errors:
             candidates = self.conn.execute(Q.next_queued_jobs, params).fetchall()
+        if not candidates:
+            return [], False
         free: list[int] = []
         for position, limit_key in candidates:
             if limit_key is not None:
                 break
             free.append(position)
-        if not candidates:
-            return [], False
-        at_limit = len(free) < len(candidates)
-        if not free:
+        if not free:  # the first has a limit key
             job = self.lease_next_job(worker_id, now, versions=versions)
-            return ([], False) if job is None else ([job], at_limit)
+            return ([], False) if job is None else ([job], True)
+        at_limit = len(free) < len(candidates)
         lease = {"worker_id": worker_id, "now": params["now"], "positions": dump_json(free)}
         rows = self._select(Q.lease_jobs, lease)
         order = {position: index for index, position in enumerate(free)}
