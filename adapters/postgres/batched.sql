@@ -1,5 +1,5 @@
 -- Multi-row forms of the checked writes of queries.sql (update_run,
--- update_stage, update_job, insert_stage, insert_job): the effects of one
+-- update_stage, update_job, insert_stage, insert_job) and of put_blob: the effects of one
 -- kind in a transaction, on distinct rows, as one statement. The rows come as
 -- one JSON array, %(rows)s, in the effects' order: one object per row whose
 -- keys are the single-row statement's parameters, with their meaning there
@@ -179,6 +179,16 @@ inserted AS (
 )
 SELECT expect_ids(array(SELECT id FROM v ORDER BY n), array(SELECT id FROM inserted));
 
+-- name: put_blobs
+-- put_blob of several distinct keys: each value as itself (a JSON null stays
+-- the jsonb null put_blob writes).
+INSERT INTO blobs (key, value)
+SELECT r->>'key', r->'value'
+FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+ORDER BY n
+LIMIT %(count)s
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+
 -- name: lease_jobs
 -- Up to %(limit)s jobs, as that many lease_next_job statements in a row would
 -- lease them while none has a limit key: the best available QUEUED jobs (SKIP
@@ -267,3 +277,45 @@ JOIN stages AS s ON s.workflow_run_id = g.workflow_run_id
 LEFT JOIN blobs AS b
        ON s.status = 'COMPLETED' AND s.execution_group = g.input_group AND b.key = s.output_ref
 ORDER BY s.workflow_run_id, s.stage_number, s.seq;
+
+-- name: lock_jobs_and_runs
+-- lock_job_and_run for several (job, run) pairs, %(rows)s as in the writes
+-- above (objects with id and run_id), in one statement that locks as those
+-- statements in a row would: each job, then its run, in the order given (n;
+-- each LATERAL is run for one pair after the other). One row per pair, in
+-- order: the job's columns (all NULL: no such job, and its run is not
+-- locked) and the run's version (NULL: no such run).
+SELECT j.id, j.workflow_run_id, j.workflow_id, j.stage_id, j.status, j.priority, j.attempt,
+       j.max_attempts, j.worker_id, j.locked_at, j.available_at, j.payload, j.last_error,
+       j.reap_count, j.created_at, j.workflow_version, j.limit_key, j.limit_max_running,
+       j.limit_rate_count, j.limit_rate_per_us, r.version AS run__version
+FROM (
+    SELECT r->>'id' AS id, r->>'run_id' AS run_id, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
+) AS v
+LEFT JOIN LATERAL (
+    SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
+           max_attempts, worker_id, locked_at, available_at, payload, last_error, reap_count,
+           created_at, workflow_version, limit_key, limit_max_running, limit_rate_count,
+           limit_rate_per_us
+    FROM jobs
+    WHERE jobs.id = v.id
+    FOR NO KEY UPDATE
+) AS j ON true
+LEFT JOIN LATERAL (
+    SELECT version FROM runs WHERE runs.id = v.run_id AND j.id IS NOT NULL FOR NO KEY UPDATE
+) AS r ON true
+ORDER BY v.n;
+
+-- name: get_runs_stages
+-- get_stages of several runs (%(run_ids)s, a JSON array of their ids), by run
+-- id; a statement of its own after lock_jobs_and_runs, so that it sees what
+-- was committed before the runs' locks were granted.
+SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
+       config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
+       metrics, error, error_traceback, attempt, created_at, started_at, completed_at,
+       duration_ms, version
+FROM stages
+WHERE workflow_run_id = ANY (ARRAY(SELECT jsonb_array_elements_text(%(run_ids)s::jsonb)))
+ORDER BY workflow_run_id, stage_number, seq;

@@ -469,15 +469,15 @@ SET workflow_run_id = EXCLUDED.workflow_run_id, sequence = EXCLUDED.sequence,
 -- after another: each run's counter row is upserted once (in run id order)
 -- by the number of its events, which take the numbers up to the new value
 -- in their given order (ordinality n), and they are inserted in that order
--- (seq). The payloads come as one JSON array. Event ids are distinct (the
+-- (seq). The events come as one JSON array of objects, %(rows)s, as the
+-- multi-row writes of batched.sql take theirs. Event ids are distinct (the
 -- store applies a repeat on its own).
 WITH events AS (
-    SELECT e.*, p.payload
-    FROM unnest(%(ids)s::text[], %(run_ids)s::text[], %(types)s::text[],
-                %(causations)s::text[], %(times)s::timestamptz[])
-         WITH ORDINALITY AS e(id, workflow_run_id, event_type, causation_id, occurred_at, n)
-    JOIN jsonb_array_elements(%(payloads)s::jsonb) WITH ORDINALITY AS p(payload, n)
-      ON p.n = e.n
+    SELECT r->>'id' AS id, r->>'workflow_run_id' AS workflow_run_id,
+           r->>'event_type' AS event_type, r->>'causation_id' AS causation_id,
+           (r->>'occurred_at')::timestamptz AS occurred_at, r->'payload' AS payload, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
 ),
 added AS (
     SELECT workflow_run_id, count(*)::integer AS added
@@ -511,13 +511,19 @@ SET workflow_run_id = EXCLUDED.workflow_run_id, sequence = EXCLUDED.sequence,
 -- one row per event of a flush, found by id, run and sequence (an event
 -- appended again under its id since the claim is another event, left alone).
 -- Only the publication fields change: what an event says is fixed when it is
--- appended, so its payload is not sent again for every attempt.
+-- appended, so its payload is not sent again for every attempt. The events
+-- come as one JSON array of objects, %(rows)s, as in append_outbox_many.
 UPDATE outbox AS o
 SET published_at = u.published_at, retry_count = u.retry_count, dlq_at = u.dlq_at,
     claimed_until = NULL
-FROM unnest(%(ids)s::text[], %(run_ids)s::text[], %(sequences)s::integer[],
-            %(published)s::timestamptz[], %(retries)s::integer[], %(dlq)s::timestamptz[])
-     AS u(id, workflow_run_id, sequence, published_at, retry_count, dlq_at)
+FROM (
+    SELECT r->>'id' AS id, r->>'workflow_run_id' AS workflow_run_id,
+           (r->>'sequence')::integer AS sequence,
+           (r->>'published_at')::timestamptz AS published_at,
+           (r->>'retry_count')::integer AS retry_count, (r->>'dlq_at')::timestamptz AS dlq_at
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS e(r)
+    LIMIT %(count)s
+) AS u
 WHERE o.id = u.id AND o.workflow_run_id = u.workflow_run_id AND o.sequence = u.sequence;
 
 -- name: claim_outbox

@@ -2,15 +2,14 @@
 the error its statement's failed check means (a stale version, a missing row,
 a duplicate): a checked statement fails on the server (``expect_rows``,
 migration 0009) and the store raises that error. Consecutive outbox appends,
-consecutive publication records, and consecutive inserts or updates of one kind
-of record (runs, stages, jobs) on distinct rows share one statement
+consecutive publication records, consecutive stored values (blobs), and
+consecutive inserts or updates of one kind of record (runs, stages, jobs) on
+distinct rows share one statement
 (``batched.sql``; ``expect_ids``, migration 0010, names the row that failed)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-
-from psycopg.types.json import Jsonb
 
 from adapters.postgres.rows import (
     Row,
@@ -91,6 +90,7 @@ _MANY: dict[type[StoreEffect], str] = {
     UpdateJob: "update_jobs",
     InsertStage: "insert_stages",
     EnqueueJob: "insert_jobs",
+    PutBlob: "put_blobs",
 }
 """Effects whose consecutive runs on distinct rows share one statement, and its name."""
 
@@ -166,7 +166,9 @@ def _row_id(effect: StoreEffect) -> str:
             return stage.id
         case UpdateJob(job) | EnqueueJob(job):
             return job.id
-    raise TypeError(f"expected a run, stage or job effect, got {effect!r}")  # pragma: no cover
+        case PutBlob(key):
+            return key
+    raise TypeError(f"expected a row's effect, got {effect!r}")  # pragma: no cover
 
 
 def _rows_many(effects: Sequence[StoreEffect], first: int) -> Statement:
@@ -174,15 +176,20 @@ def _rows_many(effects: Sequence[StoreEffect], first: int) -> Statement:
     single-row statements' parameters, one JSON object per row."""
     singles = [effect_statement(effect) for effect in effects]
     rows = {"rows": rows_json([single.params for single in singles]), "count": len(singles)}
-    failures = {single.params["id"]: single.failure for single in singles}
+    failures = {_row_id(e): single.failure for e, single in zip(effects, singles, strict=True)}
 
     def failure_of(row_id: str) -> KernelError:
         failure = failures.get(row_id) or singles[0].failure
         assert failure is not None
         return failure()
 
+    checked = singles[0].failure is not None
     return Statement(
-        _MANY[type(effects[0])], rows, singles[0].failure, first, failure_of=failure_of
+        _MANY[type(effects[0])],
+        rows,
+        singles[0].failure,
+        first,
+        failure_of=failure_of if checked else None,
     )
 
 
@@ -213,32 +220,36 @@ def _append_groups(effects: Sequence[StoreEffect]) -> dict[int, list[AppendOutbo
 
 
 def _append_many(effects: Sequence[AppendOutbox], first: int) -> Statement:
-    return Statement(
-        "append_outbox_many",
+    rows = [
         {
-            "ids": [effect.event_id for effect in effects],
-            "run_ids": [effect.event.workflow_run_id for effect in effects],
-            "types": [effect.event.type for effect in effects],
-            "payloads": Jsonb([event_payload(effect.event) for effect in effects]),
-            "causations": [effect.causation_id for effect in effects],
-            "times": [effect.event.timestamp for effect in effects],
-        },
-        first=first,
+            "id": effect.event_id,
+            "workflow_run_id": effect.event.workflow_run_id,
+            "event_type": effect.event.type,
+            "payload": event_payload(effect.event),
+            "causation_id": effect.causation_id,
+            "occurred_at": effect.event.timestamp,
+        }
+        for effect in effects
+    ]
+    return Statement(
+        "append_outbox_many", {"rows": rows_json(rows), "count": len(rows)}, first=first
     )
 
 
 def _update_many(events: Sequence[OutboxEvent], first: int) -> Statement:
-    return Statement(
-        "update_outbox_many",
+    rows = [
         {
-            "ids": [event.id for event in events],
-            "run_ids": [event.workflow_run_id for event in events],
-            "sequences": [event.sequence for event in events],
-            "published": [event.published_at for event in events],
-            "retries": [event.retry_count for event in events],
-            "dlq": [event.dlq_at for event in events],
-        },
-        first=first,
+            "id": event.id,
+            "workflow_run_id": event.workflow_run_id,
+            "sequence": event.sequence,
+            "published_at": event.published_at,
+            "retry_count": event.retry_count,
+            "dlq_at": event.dlq_at,
+        }
+        for event in events
+    ]
+    return Statement(
+        "update_outbox_many", {"rows": rows_json(rows), "count": len(rows)}, first=first
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from adapters.postgres.rows import (
     params,
     record,
     records,
+    rows_json,
     usage_entries,
 )
 from kernel.ai.ledger import BatchCancel, UsageEntry
@@ -171,6 +173,8 @@ class PostgresTransaction:
     ) -> list[bool]:
         """:meth:`unchanged` of each ``(run, stages, job)`` (distinct runs), all in one
         round trip, locking in the order given (the shell gives run id order)."""
+        if len(items) > 1 and all(job is not None for _, _, job in items):
+            return self._unchanged_jobs(items)
         ahead = self._ahead
         queries: list[tuple[bytes, Row]] = []
         for run, _, job in items:
@@ -200,6 +204,40 @@ class PostgresTransaction:
                 current == run.version
                 and [(row["id"], row["version"]) for row in ahead.stages[run.id]]
                 == [(stage.id, stage.version) for stage in stages]
+            )
+        return answers
+
+    def _unchanged_jobs(
+        self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
+    ) -> list[bool]:
+        """:meth:`unchanged_many` where every item has its job: two statements for all of
+        them (``lock_jobs_and_runs`` locks as ``lock_job_and_run`` after another would)."""
+        ahead = self._ahead
+        pairs = [{"id": job.id, "run_id": run.id} for run, _, job in items if job is not None]
+        run_ids = json.dumps([run.id for run, _, _ in items])
+        locks, stages = self._trips.send(
+            [
+                (QUERIES["lock_jobs_and_runs"], {"rows": rows_json(pairs), "count": len(pairs)}),
+                (QUERIES["get_runs_stages"], {"run_ids": run_ids}),
+            ],
+            "run query lock_jobs_and_runs",
+        )
+        by_run: dict[str, list[Row]] = {run.id: [] for run, _, _ in items}
+        for row in stages.fetchall():
+            by_run[row["workflow_run_id"]].append(row)
+        answers = []
+        for (run, stage_records, job), row in zip(items, locks.fetchall(), strict=True):
+            assert job is not None
+            current = row.pop("run__version")
+            found = row if row["id"] is not None else None
+            ahead.jobs[job.id] = found
+            ahead.keep_stages(run.id, by_run[run.id])
+            answers.append(
+                found is not None
+                and record(found, Job) == job
+                and current == run.version
+                and [(stage["id"], stage["version"]) for stage in by_run[run.id]]
+                == [(stage.id, stage.version) for stage in stage_records]
             )
         return answers
 

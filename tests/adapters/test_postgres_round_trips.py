@@ -37,6 +37,7 @@ from kernel.effects import (
 from kernel.errors import StaleVersionError, StoreError
 from kernel.events import StageStarted
 from kernel.ports import Store
+from kernel.records import Job, WorkflowRun, WorkflowStage
 from kernel.status import JobStatus, Status
 from testing.store_cases.base import T0, append, at, bump, make_job, make_run, make_stage
 from tests.postgres_support import apply, fresh_schema, require_postgres
@@ -178,11 +179,49 @@ def test_a_group_s_runs_are_read_and_checked_in_one_round_trip_each(
             for job in jobs
         ]
         assert tx.unchanged_many(items) == [True, True]
-        assert trips.count == 1
+        assert (trips.count, trips.statements) == (1, 1 + 2)  # BEGIN, the locks, the stages
+        assert [tx.get_job(job.id) for job in jobs] == jobs
     with store.transaction() as tx:
         changed = [items[0], (make_run("run-2"), [bump(make_stage("run-2", "a"))], jobs[1])]
         assert tx.unchanged_many(changed) == [True, False]
         assert tx.unchanged_many([(make_run("run-1"), [make_stage("run-1", "a")], None)]) == [True]
+
+
+def test_a_group_s_check_tells_each_job_apart_in_two_statements(store: PostgresStore) -> None:
+    """Three jobs are checked with one statement for all their locks and one for all their
+    runs' stages: a job that is gone, one whose run is gone and one whose run moved on
+    are each told apart from the rest, as one check at a time tells them."""
+    _two_runs(store)
+    apply(
+        store,
+        InsertRun(make_run("run-3")),
+        InsertStage(make_stage("run-3", "a")),
+        EnqueueJob(make_job("job-3", "run-3")),
+    )
+    jobs = [make_job("job-1"), make_job("job-2", "run-2"), make_job("job-3", "run-3")]
+
+    def items(
+        runs: list[str] | None = None,
+    ) -> list[tuple[WorkflowRun, list[WorkflowStage], Job | None]]:
+        return [
+            (make_run(run_id), [make_stage(job.workflow_run_id, "a")], job)
+            for run_id, job in zip(runs or [job.workflow_run_id for job in jobs], jobs, strict=True)
+        ]
+
+    trips = Trips()
+    with store.transaction() as tx:
+        assert tx.unchanged_many(items()) == [True, True, True]
+        assert trips.statements == 1 + 2
+    with store._pool.connection() as conn:
+        conn.execute("DELETE FROM jobs WHERE id = 'job-2'")
+        conn.execute("UPDATE runs SET version = 2 WHERE id = 'run-3'")
+    with store.transaction() as tx:
+        assert tx.unchanged_many(items()) == [True, False, False]
+        assert tx.get_job("job-2") is None
+        one_at_a_time = [tx.unchanged(*item) for item in items()]
+    assert one_at_a_time == [True, False, False]
+    with store.transaction() as tx:  # job-1's run is not there
+        assert tx.unchanged_many(items(["run-9", "run-2", "run-3"])) == [False, False, False]
 
 
 def test_a_group_lease_brings_its_runs_stages_and_inputs_in_one_round_trip(
@@ -361,6 +400,14 @@ def _odd_writes(run_id: str, job_id: str) -> list[StoreEffect]:
     ]
 
 
+def _odd_blobs(run_id: str) -> list[StoreEffect]:
+    """Stored values with what a JSON text could lose: a JSON null, escapes, a big int."""
+    return [
+        PutBlob(f"runs/{run_id}/a", {"text": 'qu"ote\\back\nline ünï', "n": [None, 2**40]}),
+        PutBlob(f"runs/{run_id}/b", None),
+    ]
+
+
 def test_several_rows_in_one_statement_store_what_one_row_at_a_time_stores(
     store: PostgresStore,
 ) -> None:
@@ -377,9 +424,21 @@ def test_several_rows_in_one_statement_store_what_one_row_at_a_time_stores(
     trips = Trips()
     apply(store, *_odd_writes("run-1", "job-1"))
     alone = trips.statements
+    for blob in _odd_blobs("run-1"):
+        apply(store, blob)
     trips = Trips()
-    apply(store, *by_kind([*_odd_writes("run-2", "job-2"), *_odd_writes("run-3", "job-3")]))
-    assert trips.statements == alone  # the same three statements, each for two rows
+    apply(
+        store,
+        *by_kind(
+            [
+                *_odd_writes("run-2", "job-2"),
+                *_odd_writes("run-3", "job-3"),
+                *_odd_blobs("run-2"),
+                *_odd_blobs("run-3"),
+            ]
+        ),
+    )
+    assert trips.statements == alone + 1  # the same statements, each for two rows; the blobs'
 
     def columns(run_id: str) -> list[str]:
         rows: list[str] = []
@@ -398,6 +457,14 @@ def test_several_rows_in_one_statement_store_what_one_row_at_a_time_stores(
         return rows
 
     assert columns("run-2") == [row.replace("job-1", "job-2") for row in columns("run-1")]
+    for name in ("a", "b"):
+        assert store.get_blob(f"runs/run-2/{name}") == store.get_blob(f"runs/run-1/{name}")
+    with store._pool.connection() as conn:
+        kinds = conn.execute(
+            "SELECT key, value IS NULL AS sql_null, jsonb_typeof(value) AS kind FROM blobs "
+            "WHERE key LIKE 'runs/%%/b' ORDER BY key"
+        ).fetchall()
+    assert [(row["sql_null"], row["kind"]) for row in kinds] == [(False, "null")] * 3
     with store._pool.connection() as conn:
         nulls = conn.execute(
             "SELECT id, output IS NULL AS sql_null, jsonb_typeof(output) AS kind FROM runs "
@@ -448,6 +515,7 @@ def test_a_group_lease_reads_its_runs_stages_through_indexes(store: PostgresStor
         ("update_runs", "runs_pkey"),
         ("update_stages", "stages_"),  # by the run id of stages_run_idx or with the stage id
         ("update_jobs", "jobs_pkey"),
+        ("lock_jobs_and_runs", "jobs_pkey"),
     ],
 )
 def test_a_group_s_updates_find_their_rows_by_key_in_the_plan_kept_for_them(
@@ -469,3 +537,28 @@ def test_a_group_s_updates_find_their_rows_by_key_in_the_plan_kept_for_them(
     assert f"Index Scan using {key}" in plan and "Index Cond" in plan, plan
     assert "Nested Loop" in plan, plan
     assert "Seq Scan" not in plan and "Hash Join" not in plan, plan
+
+
+def test_a_group_s_check_locks_job_then_run_pair_after_pair(store: PostgresStore) -> None:
+    """The check of a group's finishes locks each job and then its run, pair after pair,
+    as the checks of one finish at a time would: its plan takes the pairs in their order
+    and looks each job, then each run, up by key under its own lock."""
+    query = QUERIES["lock_jobs_and_runs"].replace(b"%(rows)s", b"$1").replace(b"%(count)s", b"$2")
+    with store._pool.connection() as conn:
+        conn.execute(b"PREPARE grouped(text, bigint) AS " + query)
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            rows = conn.execute("EXPLAIN EXECUTE grouped('[]', 3)").fetchall()
+        finally:
+            conn.execute("RESET plan_cache_mode")
+            conn.execute("DEALLOCATE grouped")
+    plan = [row["QUERY PLAN"] for row in rows]
+    text = "\n".join(plan)
+    joins = [n for n, line in enumerate(plan) if "Nested Loop Left Join" in line]
+    assert len(joins) == 2 and "Hash" not in text and "Merge" not in text, text
+    order = [
+        next(n for n, line in enumerate(plan) if marker in line)
+        for marker in ("Function Scan on jsonb_array_elements", "jobs_pkey", "runs_pkey")
+    ]
+    assert order == sorted(order), text  # the pairs, then each job, then its run
+    assert text.count("LockRows") == 2, text
