@@ -81,6 +81,8 @@ class Figures:
     """Process time of every process that took part (producer and workers)."""
     p50_ms: float
     p99_ms: float
+    sqlite_calls: tuple[float, int] | None = None
+    """With ``--sqlite-time``: CPU seconds spent inside ``sqlite3`` calls, and how many."""
 
     @property
     def rate(self) -> float:

@@ -20,13 +20,16 @@ Modes:
 * ``--idle``: one run at a time on an idle worker in the same process: create,
   wait until the host has executed its three stages, pause, and again;
 * ``--memory``: the worker's resident memory after 1,000 stage executions
-  and after ``--memory-stages`` (100,000 by default).
+  and after ``--memory-stages`` (100,000 by default);
+* ``--sqlite-time`` (default mode): also the CPU time spent inside ``sqlite3``
+  calls per stage (:mod:`bench.sqlite_time`; the counting slows the run).
 
     .venv/bin/python bench/end_to_end.py --runs 2000 --repeat 3
     .venv/bin/python bench/end_to_end.py --runs 2000 --concurrency 2
     .venv/bin/python bench/end_to_end.py --runs 2000 --processes 2
     .venv/bin/python bench/end_to_end.py --idle --runs 200
     .venv/bin/python bench/end_to_end.py --memory
+    .venv/bin/python bench/end_to_end.py --runs 2000 --sqlite-time
 """
 
 from __future__ import annotations
@@ -40,9 +43,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, MutableSequence
+from contextlib import nullcontext
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
+
+from attrs import evolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,6 +56,7 @@ from adapters import create_kernel
 from adapters.hosts import WorkerHost
 from adapters.sqlite import SqliteStore
 from bench.e2e_common import DiscardingSink, Figures, SqlTrace, figures, rss_kib
+from bench.sqlite_time import CALL_TIME, timed_connections
 from bench.store_ops import STAGES, WORKFLOW
 from kernel import RunCreate
 
@@ -101,10 +108,19 @@ def _wait_for(host: WorkerHost, stages: int, timeout_s: float = 600.0) -> None:
 
 
 def measure(
-    path: Path, runs: int, rate: float | None, tick: timedelta, *, concurrency: int = 1
+    path: Path,
+    runs: int,
+    rate: float | None,
+    tick: timedelta,
+    *,
+    concurrency: int = 1,
+    sqlite_time: bool = False,
 ) -> Figures:
-    """A producer thread creates ``runs`` runs while one host in this process drains them."""
-    store = SqliteStore(path)
+    """A producer thread creates ``runs`` runs while one host in this process drains them;
+    with ``sqlite_time``, the CPU time spent inside ``sqlite3`` calls is counted too
+    (:mod:`bench.sqlite_time`)."""
+    with timed_connections() if sqlite_time else nullcontext():
+        store = SqliteStore(path)
     trace = SqlTrace()
     ids: list[str] = []
     try:
@@ -113,6 +129,7 @@ def measure(
         host.start()
         time.sleep(0.05)  # the host's first tick finds nothing: not part of the measure
         store._conn.set_trace_callback(trace)
+        CALL_TIME.reset()
         cpu, start = time.process_time(), time.perf_counter()
         producer.start()
         _wait_for(host, runs * STAGES)
@@ -120,8 +137,10 @@ def measure(
         host.stop()
         producer.join()
         cpu = time.process_time() - cpu
+        inside = CALL_TIME.seconds, CALL_TIME.calls
         store._conn.set_trace_callback(None)
-        return figures(store, ids, runs, elapsed, cpu, trace)
+        measured = figures(store, ids, runs, elapsed, cpu, trace)
+        return evolve(measured, sqlite_calls=inside) if sqlite_time else measured
     finally:
         store.close()
 
@@ -210,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-ms", type=float, default=20.0, help="--idle: pause between runs")
     parser.add_argument("--memory", action="store_true", help="worker RSS after N stages")
     parser.add_argument("--memory-stages", type=int, default=100_000)
+    parser.add_argument(
+        "--sqlite-time",
+        action="store_true",
+        help="also the CPU time inside sqlite3 calls (costs time of its own)",
+    )
     args = parser.parse_args(argv)
     tick = timedelta(milliseconds=args.tick_ms)
     if args.runs is None:
@@ -237,9 +261,22 @@ def main(argv: list[str] | None = None) -> int:
             elif args.idle:
                 r = measure_idle(path, args.runs, tick, args.gap_ms / 1000)
             else:
-                r = measure(path, args.runs, args.rate, tick, concurrency=args.concurrency)
+                r = measure(
+                    path,
+                    args.runs,
+                    args.rate,
+                    tick,
+                    concurrency=args.concurrency,
+                    sqlite_time=args.sqlite_time,
+                )
             failed = failed or r.completed != args.runs
             print(f"{attempt + 1:>3} {r.row()}")
+            if r.sqlite_calls is not None:
+                seconds, calls = r.sqlite_calls
+                print(
+                    f"    inside sqlite3 calls: {seconds * 1000 / r.stages:.3f} ms CPU and "
+                    f"{calls / r.stages:.1f} calls per stage"
+                )
     return 1 if failed else 0
 
 

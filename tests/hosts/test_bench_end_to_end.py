@@ -46,3 +46,18 @@ def test_the_memory_mode_prints_the_workers_resident_memory_at_both_marks(
     assert [mark[1] for mark in marks] == ["1,000", "1,200"]
     assert all(float(mark[4]) > 0 for mark in marks)  # "after N stages: RSS x MiB"
     assert lines[-1].strip().startswith("grew") and lines[-1].endswith("from 1,000 to 1,200 stages")
+
+
+def test_the_sqlite_time_mode_prints_the_cpu_time_inside_sqlite3_calls(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every statement the trace counts is a timed call, and the time inside the calls
+    is part of the process's CPU time, never more."""
+    assert end_to_end.main(["--runs", "30", "--rate", "1000", "--sqlite-time"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    inside = lines[-1].split()
+    assert inside[:3] == ["inside", "sqlite3", "calls:"], lines[-1]
+    milliseconds, calls = float(inside[3]), float(inside[7])
+    *_, statements, cpu, _, _ = (float(value) for value in lines[-2].split())
+    assert 0 < milliseconds < cpu
+    assert calls == pytest.approx(statements, abs=0.2)  # one call per statement
