@@ -524,16 +524,7 @@ def test_a_group_s_updates_find_their_rows_by_key_in_the_plan_kept_for_them(
     """A prepared statement ends up with one generic plan, made for the tables as they
     are then: here empty, as in a new schema. Its update must still look each row up
     by key, so that it costs the same when the tables have grown."""
-    query = QUERIES[name].replace(b"%(rows)s", b"$1").replace(b"%(count)s", b"$2")
-    with store._pool.connection() as conn:
-        conn.execute(b"PREPARE grouped(text, bigint) AS " + query)
-        conn.execute("SET plan_cache_mode = force_generic_plan")
-        try:
-            rows = conn.execute("EXPLAIN EXECUTE grouped('[]', 12)").fetchall()
-        finally:
-            conn.execute("RESET plan_cache_mode")
-            conn.execute("DEALLOCATE grouped")
-    plan = "\n".join(row["QUERY PLAN"] for row in rows)
+    plan = "\n".join(_generic_plan(store, name, 12))
     assert f"Index Scan using {key}" in plan and "Index Cond" in plan, plan
     assert "Nested Loop" in plan, plan
     assert "Seq Scan" not in plan and "Hash Join" not in plan, plan
@@ -543,16 +534,7 @@ def test_a_group_s_check_locks_job_then_run_pair_after_pair(store: PostgresStore
     """The check of a group's finishes locks each job and then its run, pair after pair,
     as the checks of one finish at a time would: its plan takes the pairs in their order
     and looks each job, then each run, up by key under its own lock."""
-    query = QUERIES["lock_jobs_and_runs"].replace(b"%(rows)s", b"$1").replace(b"%(count)s", b"$2")
-    with store._pool.connection() as conn:
-        conn.execute(b"PREPARE grouped(text, bigint) AS " + query)
-        conn.execute("SET plan_cache_mode = force_generic_plan")
-        try:
-            rows = conn.execute("EXPLAIN EXECUTE grouped('[]', 3)").fetchall()
-        finally:
-            conn.execute("RESET plan_cache_mode")
-            conn.execute("DEALLOCATE grouped")
-    plan = [row["QUERY PLAN"] for row in rows]
+    plan = _generic_plan(store, "lock_jobs_and_runs", 3)
     text = "\n".join(plan)
     joins = [n for n, line in enumerate(plan) if "Nested Loop Left Join" in line]
     assert len(joins) == 2 and "Hash" not in text and "Merge" not in text, text
@@ -562,3 +544,18 @@ def test_a_group_s_check_locks_job_then_run_pair_after_pair(store: PostgresStore
     ]
     assert order == sorted(order), text  # the pairs, then each job, then its run
     assert text.count("LockRows") == 2, text
+
+
+def _generic_plan(store: PostgresStore, name: str, count: int) -> list[str]:
+    """The lines of the generic plan PostgreSQL keeps for grouped statement ``name``,
+    made on the tables as they are (``%(rows)s`` and ``%(count)s`` its parameters)."""
+    query = QUERIES[name].replace(b"%(rows)s", b"$1").replace(b"%(count)s", b"$2")
+    with store._pool.connection() as conn:
+        conn.execute(b"PREPARE grouped(text, bigint) AS " + query)
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            rows = conn.execute(f"EXPLAIN EXECUTE grouped('[]', {count:d})").fetchall()
+        finally:
+            conn.execute("RESET plan_cache_mode")
+            conn.execute("DEALLOCATE grouped")
+    return [row["QUERY PLAN"] for row in rows]
