@@ -13,7 +13,9 @@
 -- changed, naming the first that was not.
 --
 -- And the lease of several jobs at once (lease_jobs), with their runs and
--- stages (leased_runs, leased_runs_stages), all three in one round trip.
+-- stages (leased_runs, leased_runs_stages), all three in one round trip; and
+-- the finish's check of one job or several (lock_jobs_and_runs,
+-- get_runs_stages).
 
 -- name: update_runs
 WITH v AS (
@@ -279,12 +281,13 @@ LEFT JOIN blobs AS b
 ORDER BY s.workflow_run_id, s.stage_number, s.seq;
 
 -- name: lock_jobs_and_runs
--- lock_job_and_run for several (job, run) pairs, %(rows)s as in the writes
--- above (objects with id and run_id), in one statement that locks as those
--- statements in a row would: each job, then its run, in the order given (n;
--- each LATERAL is run for one pair after the other). One row per pair, in
--- order: the job's columns (all NULL: no such job, and its run is not
--- locked) and the run's version (NULL: no such run).
+-- A finish's check that what its start read is still so (unchanged), for one
+-- or several (job, run) pairs, %(rows)s as in the writes above (objects with
+-- id and run_id): each job, then its run, locked as lock_job and lock_run
+-- lock them and in this order, as a finish reads them, pair after pair in the
+-- order given (n; each LATERAL is run for one pair after the other). One row
+-- per pair, in order: the job's columns (all NULL: no such job, and its run
+-- is not locked) and the run's version (NULL: no such run).
 SELECT j.id, j.workflow_run_id, j.workflow_id, j.stage_id, j.status, j.priority, j.attempt,
        j.max_attempts, j.worker_id, j.locked_at, j.available_at, j.payload, j.last_error,
        j.reap_count, j.created_at, j.workflow_version, j.limit_key, j.limit_max_running,
@@ -309,9 +312,9 @@ LEFT JOIN LATERAL (
 ORDER BY v.n;
 
 -- name: get_runs_stages
--- get_stages of several runs (%(run_ids)s, a JSON array of their ids), by run
--- id; a statement of its own after lock_jobs_and_runs, so that it sees what
--- was committed before the runs' locks were granted.
+-- get_stages of one or several runs (%(run_ids)s, a JSON array of their ids),
+-- by run id; a statement of its own after lock_jobs_and_runs, so that it sees
+-- what was committed before the runs' locks were granted.
 SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group, status,
        config, output_ref, suspended_state, next_poll_at, poll_interval, max_wait_until,
        metrics, error, error_traceback, attempt, created_at, started_at, completed_at,

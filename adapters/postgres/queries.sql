@@ -224,23 +224,6 @@ FROM jobs
 WHERE id = %(id)s
 FOR NO KEY UPDATE;
 
--- name: lock_job_and_run
--- A finish's check that what its start read is still so (unchanged): the job,
--- then its run, each locked as lock_job and lock_run lock them and in this
--- order, as a finish reads them, in one statement: the job's columns and the
--- run's version (NULL: no such run; no row: no such job).
-SELECT job.*,
-       (SELECT version FROM runs WHERE id = %(run_id)s FOR NO KEY UPDATE) AS run__version
-FROM (
-    SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
-           max_attempts, worker_id, locked_at, available_at, payload, last_error, reap_count,
-           created_at, workflow_version, limit_key, limit_max_running, limit_rate_count,
-           limit_rate_per_us
-    FROM jobs
-    WHERE id = %(id)s
-    FOR NO KEY UPDATE
-) AS job;
-
 -- name: get_jobs
 SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt, max_attempts,
        worker_id, locked_at, available_at, payload, last_error, reap_count, created_at,

@@ -172,72 +172,70 @@ class PostgresTransaction:
         self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
     ) -> list[bool]:
         """:meth:`unchanged` of each ``(run, stages, job)`` (distinct runs), all in one
-        round trip, locking in the order given (the shell gives run id order)."""
-        if len(items) > 1 and all(job is not None for _, _, job in items):
-            return self._unchanged_jobs(items)
+        round trip, locking in the order given (the shell gives run id order). Each run
+        of consecutive items with a job is checked with two statements however long it
+        is: ``lock_jobs_and_runs`` locks each job and then its run, pair after pair, and
+        ``get_runs_stages`` reads the runs' stages. An item without a job reads its run
+        (locked) and stages, unless they were read ahead."""
         ahead = self._ahead
-        queries: list[tuple[bytes, Row]] = []
-        for run, _, job in items:
-            if job is not None:
-                values = {"id": job.id, "run_id": run.id, "workflow_run_id": run.id}
-                queries += [(QUERIES["lock_job_and_run"], values), (QUERIES["get_stages"], values)]
-            elif run.id not in ahead.runs:
-                queries += _run_reads(run.id, 0)
-        cursors = iter(self._trips.send(queries, "run query lock_job_and_run") if queries else [])
-        answers = []
-        for run, stages, job in items:
-            if job is not None:
-                rows = next(cursors).fetchall()
-                current = rows[0].pop("run__version") if rows else None
-                ahead.jobs[job.id] = rows[0] if rows else None
-                ahead.keep_stages(run.id, next(cursors).fetchall())
-                if not rows or record(rows[0], Job) != job:
-                    answers.append(False)
-                    continue
-            else:
+        parts: list[list[int]] = []
+        """Indexes of the items each pair of queries answers: consecutive items with a
+        job, or one item without."""
+        for index, (run, _, job) in enumerate(items):
+            if job is None:
                 if run.id not in ahead.runs:
-                    ahead.keep_run(run.id, next(cursors).fetchall())
-                    ahead.keep_stages(run.id, next(cursors).fetchall())
-                found = ahead.runs[run.id]
-                current = found["version"] if found is not None else None
+                    parts.append([index])
+            elif parts and parts[-1][-1] == index - 1 and items[index - 1][2] is not None:
+                parts[-1].append(index)
+            else:
+                parts.append([index])
+        queries: list[tuple[bytes, Row]] = []
+        for part in parts:
+            pairs = [(items[i][0].id, items[i][2]) for i in part]
+            if pairs[0][1] is None:
+                queries += _run_reads(pairs[0][0], 0)
+                continue
+            rows = [{"id": job.id, "run_id": run_id} for run_id, job in pairs if job is not None]
+            queries += [
+                (QUERIES["lock_jobs_and_runs"], {"rows": rows_json(rows), "count": len(rows)}),
+                (QUERIES["get_runs_stages"], {"run_ids": json.dumps([r for r, _ in pairs])}),
+            ]
+        cursors = iter(self._trips.send(queries, "run query lock_jobs_and_runs") if queries else [])
+        versions: dict[int, int | None] = {}
+        """The run's version for each item whose job is still exactly as given."""
+        for part in parts:
+            first, stage_rows = next(cursors).fetchall(), next(cursors).fetchall()
+            run_ids = [items[i][0].id for i in part]
+            if items[part[0]][2] is None:
+                ahead.keep_run(run_ids[0], first)
+                ahead.keep_stages(run_ids[0], stage_rows)
+                continue
+            by_run: dict[str, list[Row]] = {run_id: [] for run_id in run_ids}
+            for row in stage_rows:
+                by_run[row["workflow_run_id"]].append(row)
+            for index, run_id, row in zip(part, run_ids, first, strict=True):
+                job = items[index][2]
+                assert job is not None
+                version = row.pop("run__version")
+                found = row if row["id"] is not None else None
+                ahead.jobs[job.id] = found
+                ahead.keep_stages(run_id, by_run[run_id])
+                if found is not None and record(found, Job) == job:
+                    versions[index] = version
+        answers = []
+        for index, (run, stages, job) in enumerate(items):
+            if job is None:
+                known = ahead.runs[run.id]
+                current = known["version"] if known is not None else None
+            elif index in versions:
+                current = versions[index]
+            else:
+                answers.append(False)  # the job is gone or changed
+                continue
             answers.append(
                 current == run.version
                 and [(row["id"], row["version"]) for row in ahead.stages[run.id]]
                 == [(stage.id, stage.version) for stage in stages]
-            )
-        return answers
-
-    def _unchanged_jobs(
-        self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
-    ) -> list[bool]:
-        """:meth:`unchanged_many` where every item has its job: two statements for all of
-        them (``lock_jobs_and_runs`` locks as ``lock_job_and_run`` after another would)."""
-        ahead = self._ahead
-        pairs = [{"id": job.id, "run_id": run.id} for run, _, job in items if job is not None]
-        run_ids = json.dumps([run.id for run, _, _ in items])
-        locks, stages = self._trips.send(
-            [
-                (QUERIES["lock_jobs_and_runs"], {"rows": rows_json(pairs), "count": len(pairs)}),
-                (QUERIES["get_runs_stages"], {"run_ids": run_ids}),
-            ],
-            "run query lock_jobs_and_runs",
-        )
-        by_run: dict[str, list[Row]] = {run.id: [] for run, _, _ in items}
-        for row in stages.fetchall():
-            by_run[row["workflow_run_id"]].append(row)
-        answers = []
-        for (run, stage_records, job), row in zip(items, locks.fetchall(), strict=True):
-            assert job is not None
-            current = row.pop("run__version")
-            found = row if row["id"] is not None else None
-            ahead.jobs[job.id] = found
-            ahead.keep_stages(run.id, by_run[run.id])
-            answers.append(
-                found is not None
-                and record(found, Job) == job
-                and current == run.version
-                and [(stage["id"], stage["version"]) for stage in by_run[run.id]]
-                == [(stage.id, stage.version) for stage in stage_records]
             )
         return answers
 

@@ -190,7 +190,8 @@ def test_a_group_s_runs_are_read_and_checked_in_one_round_trip_each(
 def test_a_group_s_check_tells_each_job_apart_in_two_statements(store: PostgresStore) -> None:
     """Three jobs are checked with one statement for all their locks and one for all their
     runs' stages: a job that is gone, one whose run is gone and one whose run moved on
-    are each told apart from the rest, as one check at a time tells them."""
+    are each told apart from the rest, as one check at a time tells them. A check
+    without a job among them splits them, so that everything is locked in order."""
     _two_runs(store)
     apply(
         store,
@@ -222,6 +223,13 @@ def test_a_group_s_check_tells_each_job_apart_in_two_statements(store: PostgresS
     assert one_at_a_time == [True, False, False]
     with store.transaction() as tx:  # job-1's run is not there
         assert tx.unchanged_many(items(["run-9", "run-2", "run-3"])) == [False, False, False]
+    mixed = items()
+    mixed[1] = (make_run("run-2"), [make_stage("run-2", "a")], None)  # a check without a job
+    trips = Trips()
+    with store.transaction() as tx:
+        assert tx.unchanged_many(mixed) == [True, True, False]
+        # In the order given: job-1 and run-1, then run-2 (and its stages), then job-3.
+        assert (trips.count, trips.statements) == (1, 1 + 2 + 2 + 2)
 
 
 def test_a_group_lease_brings_its_runs_stages_and_inputs_in_one_round_trip(
@@ -460,17 +468,12 @@ def test_several_rows_in_one_statement_store_what_one_row_at_a_time_stores(
     for name in ("a", "b"):
         assert store.get_blob(f"runs/run-2/{name}") == store.get_blob(f"runs/run-1/{name}")
     with store._pool.connection() as conn:
-        kinds = conn.execute(
-            "SELECT key, value IS NULL AS sql_null, jsonb_typeof(value) AS kind FROM blobs "
-            "WHERE key LIKE 'runs/%%/b' ORDER BY key"
-        ).fetchall()
-    assert [(row["sql_null"], row["kind"]) for row in kinds] == [(False, "null")] * 3
-    with store._pool.connection() as conn:
         nulls = conn.execute(
-            "SELECT id, output IS NULL AS sql_null, jsonb_typeof(output) AS kind FROM runs "
-            "ORDER BY id"
+            "SELECT value IS NULL AS sql_null, jsonb_typeof(value) AS kind FROM blobs "
+            "WHERE key LIKE 'runs/%%/b' "
+            "UNION ALL SELECT output IS NULL, jsonb_typeof(output) FROM runs"
         ).fetchall()
-    assert [(row["sql_null"], row["kind"]) for row in nulls] == [(False, "null")] * 3
+    assert [(row["sql_null"], row["kind"]) for row in nulls] == [(False, "null")] * 6
 
 
 def test_a_value_json_cannot_hold_is_refused_in_a_group_as_alone(store: PostgresStore) -> None:
