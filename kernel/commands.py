@@ -159,6 +159,10 @@ class JobExecuteResult:
     output: Json = None
     error: str | None = None
     next_poll_at: datetime | None = None
+    queued_jobs: tuple[str, ...] = ()
+    """Jobs this execution put in the queue (its run's next stages, a retry) that its
+    transaction did not lease as well (``Kernel.execute_jobs`` leases a slot's next jobs
+    in the same transaction): a host with free slots may look for them at once."""
 
 
 @frozen(kw_only=True)

@@ -280,7 +280,8 @@ class Driver:
             self._log_result(job, result.outcome, result.error, ran=ran)
             if self._on_result is not None:
                 self._on_result(job, result)
-            self.feed(JobFinished(slot, job.id, result.outcome, ran=ran))
+            queued = bool(result.queued_jobs)
+            self.feed(JobFinished(slot, job.id, result.outcome, ran=ran, queued=queued))
 
         if not self.log.outage.may_try():  # the store is unavailable: wait for the next step
             self.feed(DequeueEnded(slot, failed=True))

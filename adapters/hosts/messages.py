@@ -72,6 +72,10 @@ class JobFinished:
     ran: bool = True
     """Whether the job's code ran (``False``: the kernel settled it straight from its
     lease, as when its run had ended)."""
+    queued: bool = True
+    """Whether the result's transaction left jobs in the queue that it did not lease
+    itself (``JobExecuteResult.queued_jobs``): a free slot looks for them at once.
+    ``True`` where it is not known."""
 
 
 @frozen

@@ -24,12 +24,16 @@ Rules, in one place:
   once a stop was requested, nor past ``max_chain`` or ``max_jobs``: a chain
   ends then, or when the queue is empty. Each job is reported when its result
   commits (:class:`JobFinished`), the next one when it starts (:class:`JobLeased`).
-* **Idle slots probe, then fan out.** After an empty dequeue, free slots
-  wait ``job_poll_interval``; then one slot probes. A job found (or a job
-  finished, a tick that enqueued work, a notification from the store) makes
-  every free slot ask at once. A notification from another process while a
-  slot is idle also makes the next dequeue claim pending runs first (a new
-  run has no jobs until it is claimed).
+* **Idle slots probe, then fan out one at a time.** After an empty dequeue,
+  free slots wait ``job_poll_interval``; then one slot probes. A sign of
+  work (a job finished that left jobs in the queue, a tick that enqueued
+  work, a notification from the store) makes one free slot ask at once
+  instead; each job that a dequeue finds first (not a chain's next job, which
+  its finish queued) lets one more free slot ask. Every free slot asking at
+  once would mostly find nothing: a new run queues one job at a time. A
+  notification from another process while a slot is idle also makes the
+  next dequeue claim pending runs first (a new run has no jobs until it is
+  claimed). Until its first empty dequeue, a worker asks with every free slot.
 * **Runs created in this process start at once.** A run created through
   the worker's own store object, by a thread not of the worker's
   (``JobsAvailable(local=True)``), makes the next dequeue claim pending runs
@@ -214,12 +218,24 @@ def _slot(state: WorkerState, index: int) -> Slot | None:
     return state.slots[index] if 0 <= index < len(state.slots) else None
 
 
-def _ended(state: WorkerState, outcome: JobEnd, **changes: Any) -> WorkerState:
-    """Count one job that ended, with ``changes``; a finished stage may have queued the
-    next group: look at once."""
+def _ended(
+    state: WorkerState, now: datetime, outcome: JobEnd, *, look: bool = True, **changes: Any
+) -> WorkerState:
+    """Count one job that ended, with ``changes``; if it queued jobs (the next group of
+    its run, a retry) that its transaction did not lease itself (``look``), look at once."""
     failed = 1 if outcome in ("failed", "error") else 0
     counters = _counted(state.counters, jobs_processed=1, jobs_failed=failed)
-    return evolve(state, idle_until=None, counters=counters, **changes)
+    state = evolve(state, counters=counters, **changes)
+    return _look(state, now) if look else state
+
+
+def _look(state: WorkerState, now: datetime) -> WorkerState:
+    """There may be work: an idle worker stops waiting for the poll, and one free slot
+    asks at once (a probe; each job a probe finds lets one more ask). A worker that has
+    not run dry since it started (``idle_until`` unset) asks with every free slot."""
+    if state.idle_until is None or state.idle_until <= now:
+        return state
+    return evolve(state, idle_until=now)
 
 
 def _absorb(
@@ -239,7 +255,7 @@ def _absorb(
             state = evolve(state, tick_running=False)
             state = _count(state, ticks=1, tick_errors=0 if ok else 1)
             if found_work:
-                state = evolve(state, idle_until=None)
+                state = _look(state, now)
             if backlog:
                 # Runs (or events) are made faster than one tick per interval takes
                 # them: tick again as soon as notified_tick_gap allows.
@@ -263,8 +279,11 @@ def _absorb(
                 state,
                 slots=_slots_with(state, index, Running(job_id, now, slot.taken + 1)),
                 jobs_taken=state.jobs_taken + 1,
-                idle_until=None,
             )
+            if not slot.taken:
+                # The first job of a dequeue: there may be more, one more free slot asks.
+                # (A chain's next job says nothing of the rest of the queue.)
+                state = _look(state, now)
         case NextJobWanted(slot=index):
             slot = _slot(state, index)
             if not tracking or not isinstance(slot, Running | Ending | Dequeuing):
@@ -280,16 +299,22 @@ def _absorb(
                     if kept != slot:
                         state = _with_slot(state, index, kept)
             return state, (LeaseNext(index),) if allowed else ()
-        case JobFinished(slot=index, job_id=job_id, outcome=outcome, ran=ran) if tracking:
+        case JobFinished(slot=index, job_id=job_id, outcome=outcome, ran=ran, queued=look) if (
+            tracking
+        ):
             match _slot(state, index):
                 case Running(job_id=running, taken=taken, chains=chains) if running == job_id:
                     then: Slot = Dequeuing(taken) if chains else Ending(taken)
-                    state = _ended(state, outcome, slots=_slots_with(state, index, then))
+                    state = _ended(
+                        state, now, outcome, look=look, slots=_slots_with(state, index, then)
+                    )
                 case Running(taken=taken) as current if not ran:
                     # Of the slot's group, settled without running: taken and ended.
                     state = _ended(
                         state,
+                        now,
                         outcome,
+                        look=look,
                         slots=_slots_with(state, index, evolve(current, taken=taken + 1)),
                         jobs_taken=state.jobs_taken + 1,
                     )
@@ -297,12 +322,14 @@ def _absorb(
                     # An earlier job of the slot's group (the slot runs a later one).
                     left = tuple(known for known in earlier if known != job_id)
                     slots = _slots_with(state, index, evolve(current, earlier=left))
-                    state = _ended(state, outcome, slots=slots)
+                    state = _ended(state, now, outcome, look=look, slots=slots)
                 case Ending(taken=taken) if not ran:
                     # Of a group settled without running (after another such job).
                     state = _ended(
                         state,
+                        now,
                         outcome,
+                        look=look,
                         slots=_slots_with(state, index, Ending(taken + 1)),
                         jobs_taken=state.jobs_taken + 1,
                     )
@@ -310,14 +337,16 @@ def _absorb(
                     # Settled without running, straight from a lease: taken and ended.
                     state = _ended(
                         state,
+                        now,
                         outcome,
+                        look=look,
                         slots=_slots_with(state, index, Ending(taken + 1)),
                         jobs_taken=state.jobs_taken + 1,
                     )
         case DequeueEnded(slot=index, failed=failed) if tracking:
             slot = _slot(state, index)
             if isinstance(slot, Running):  # the call raised while the job was running
-                state = _ended(state, "error")
+                state = _ended(state, now, "error")
             if slot is not None and not isinstance(slot, Free):
                 state = _with_slot(state, index, Free())
                 if failed or (isinstance(slot, Dequeuing) and not state.claim_wanted):
@@ -332,8 +361,9 @@ def _absorb(
             # A run created beside the worker: the next dequeue claims it, at once if a
             # slot is free. (A host that does not tick does not claim.)
             claims = state.settings.orchestration_interval is not None
-            if state.idle_until is not None or (claims and not state.claim_wanted):
-                state = evolve(state, idle_until=None, claim_wanted=claims)
+            if claims and not state.claim_wanted:
+                state = evolve(state, claim_wanted=True)
+            state = _look(state, now)
         case JobsAvailable():
             # Idle slots look at once. The news may be a new run, which has no job until
             # it is claimed: a free slot's dequeue claims first, in its lease's
@@ -342,10 +372,10 @@ def _absorb(
             claims = state.settings.orchestration_interval is not None
             state = evolve(
                 state,
-                idle_until=None,
                 claim_wanted=state.claim_wanted or (idle and claims),
                 tick_requested=state.tick_requested or (idle and not claims),
             )
+            state = _look(state, now)
         case StopRequested(force=force):
             if state.phase == "new":
                 return evolve(state, phase="stopped", stop_requested=True), (Stop(),)

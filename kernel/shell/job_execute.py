@@ -152,7 +152,12 @@ def finish_and_lease(
     def then(results: Results) -> Step[tuple[JobExecuteResult, Leased | None]]:
         if not more():
             return Done((results[0], None))
-        return Within(lease_next(worker_id, lambda leased: Done((results[0], leased))))
+        return Within(
+            lease_next(
+                worker_id,
+                lambda leased: Done((_left(results, (leased,) if leased else ())[0], leased)),
+            )
+        )
 
     return finish_all(((started, ran),), then)
 
@@ -312,12 +317,27 @@ def finish_all_and_lease(
         wanted = how_many()
         if wanted < 1:
             return Done((results, ()))
-        return Within(lease_up_to(worker_id, wanted, lambda leased: Done((results, leased))))
+        return Within(
+            lease_up_to(worker_id, wanted, lambda leased: Done((_left(results, leased), leased)))
+        )
 
     runs = {started.run.id for started, _ in ran}
     if len(ran) > 1 and len(runs) == len(ran):
         return finish_together(ran, then)
     return finish_all(ran, then)
+
+
+def _left(results: Results, leased: tuple[Leased, ...]) -> Results:
+    """``results`` without the jobs their transaction leased after queueing them."""
+    taken = {item.job.id for item in leased}
+    if not taken or not any(result.queued_jobs for result in results):
+        return results
+    return tuple(
+        evolve(result, queued_jobs=tuple(job for job in result.queued_jobs if job not in taken))
+        if result.queued_jobs
+        else result
+        for result in results
+    )
 
 
 T = TypeVar("T")

@@ -334,7 +334,8 @@ class VirtualWorker:
         while leased is not None and leased.plan.execute is None:
             skipped = leased.plan.skipped
             assert skipped is not None
-            self.feed(JobFinished(index, leased.job.id, skipped.outcome))
+            queued = bool(skipped.queued_jobs)
+            self.feed(JobFinished(index, leased.job.id, skipped.outcome, queued=queued))
             work.done += 1
             self.notes.append(f"settled {self.namer(leased.job)} without running it")
             leased = None
@@ -382,7 +383,7 @@ class VirtualWorker:
                 f"{self.namer(job)} ({job.id}) was accepted ({result.outcome}) "
                 "though its lease was lost"
             )
-        self.feed(JobFinished(index, job.id, result.outcome))
+        self.feed(JobFinished(index, job.id, result.outcome, queued=bool(result.queued_jobs)))
         work.done += 1
         work.job = work.started = work.ran = None
         work.ready_at, work.op = None, "lease"

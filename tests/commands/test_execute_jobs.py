@@ -18,7 +18,7 @@ from kernel.commands import RunClaimPendingResult
 from kernel.ports import StoreTransaction
 from kernel.records import Job
 from tests.harness import MakeKernel, create, event_types, job_of, run_of, start
-from tests.workflows import Calls, linear
+from tests.workflows import Calls, fan_out, linear
 
 
 def test_a_chain_runs_every_stage_of_a_sequential_run(make_tk: MakeKernel) -> None:
@@ -74,6 +74,39 @@ def test_max_jobs_bounds_the_chain(make_tk: MakeKernel) -> None:
 
     assert [job.stage_id for job, _ in done] == ["first", "second"]
     assert job_of(tk.store, run_id, "third").status == JobStatus.QUEUED
+
+
+def test_a_result_names_the_jobs_its_finish_left_in_the_queue(make_tk: MakeKernel) -> None:
+    """What a host's free slots may look for at once: the next group's jobs that the
+    finish's own transaction did not lease."""
+    tk = make_tk(fan_out(Calls()))
+    run_id = start(tk, "fan-out")
+
+    [(_, result)] = tk.kernel.execute_jobs("w1", max_jobs=1)
+
+    left, right = job_of(tk.store, run_id, "left"), job_of(tk.store, run_id, "right")
+    assert (left.status, right.status) == (JobStatus.QUEUED, JobStatus.QUEUED)
+    assert sorted(result.queued_jobs) == sorted([left.id, right.id])
+
+
+def test_a_job_the_same_transaction_leases_is_not_left_in_the_queue(make_tk: MakeKernel) -> None:
+    tk = make_tk(fan_out(Calls()))
+    run_id = start(tk, "fan-out")
+
+    (_, started), (next_job, _) = tk.kernel.execute_jobs("w1", max_jobs=2)
+
+    other = "right" if next_job.stage_id == "left" else "left"
+    assert started.queued_jobs == (job_of(tk.store, run_id, other).id,)
+
+
+def test_a_sequential_chain_leaves_nothing_in_the_queue(make_tk: MakeKernel) -> None:
+    """Each finish queues the next stage and leases it itself; the last queues nothing."""
+    tk = make_tk(linear(Calls()))
+    start(tk, "linear")
+
+    done = tk.kernel.execute_jobs("w1")
+
+    assert [result.queued_jobs for _, result in done] == [(), (), ()]
 
 
 def test_an_idle_worker_gets_an_empty_chain(make_tk: MakeKernel) -> None:

@@ -105,6 +105,18 @@ def test_execute_completes_the_stage_with_its_output(make_tk: MakeKernel) -> Non
     assert calls["first"] == 1
 
 
+def test_execute_names_the_job_it_queued_for_the_next_stage(make_tk: MakeKernel) -> None:
+    """A host may look for it at once (``queued_jobs``); the last stage queues none."""
+    tk = make_tk(linear(Calls()))
+    run_id = start(tk, "linear", 10)
+
+    first = execute(tk, run_id, "first")
+
+    assert first.queued_jobs == (job_of(tk.store, run_id, "second").id,)
+    execute(tk, run_id, "second")
+    assert execute(tk, run_id, "third").queued_jobs == ()
+
+
 def test_execute_stores_the_output_and_completes_the_stage_record(
     make_tk: MakeKernel, clock: FakeClock
 ) -> None:
@@ -372,6 +384,19 @@ def test_execute_failure_with_attempts_left_writes_will_retry(make_tk: MakeKerne
         "will_retry": True,
     }
     assert traceback.endswith("RuntimeError: boom\n")
+
+
+def test_execute_failure_with_attempts_left_names_its_job_back_in_the_queue(
+    make_tk: MakeKernel,
+) -> None:
+    tk = make_tk(pipeline("bad", failing(Calls(), "bad")))
+    run_id = start(tk, "bad")
+    job = job_of(tk.store, run_id, "bad")
+
+    result = execute(tk, run_id, "bad", job_id=job.id)
+
+    assert job_of(tk.store, run_id, "bad").status == JobStatus.QUEUED
+    assert result.queued_jobs == (job.id,)
 
 
 def test_execute_failure_without_a_job_fails_the_stage_and_run(make_tk: MakeKernel) -> None:

@@ -107,29 +107,60 @@ def test_an_empty_dequeue_makes_free_slots_wait_then_one_slot_probes() -> None:
     assert worker.at(300 * MS).feed(Wakeup()) == ()  # one probe at a time
 
 
-def test_a_probe_that_finds_a_job_makes_every_free_slot_ask() -> None:
-    worker = started()
-    worker.feed(DequeueEnded(0))
-    worker.feed(DequeueEnded(1))
-    worker.at(200 * MS).feed(Wakeup())
+def test_each_job_a_probe_finds_lets_one_more_free_slot_ask() -> None:
+    """Fan-out one slot at a time: a job found says there may be more, not how many
+    (every free slot asking at once would mostly find nothing)."""
+    worker = started(evolve(SETTINGS, concurrency=3))
+    for slot in range(3):
+        worker.feed(DequeueEnded(slot))
+    assert worker.at(200 * MS).feed(Wakeup()) == (DequeueJob(0),)
     assert worker.feed(JobLeased(0, "a")) == (DequeueJob(1),)
+    assert worker.feed(JobLeased(1, "b")) == (DequeueJob(2),)
+    assert worker.feed(DequeueEnded(2)) == ()  # the queue is empty again: wait for the poll
+    assert next_wakeup(worker.state) == T0 + 400 * MS
 
 
-def test_a_notification_from_the_store_wakes_idle_slots_at_once() -> None:
+def test_the_next_job_of_a_chain_sets_no_other_slot_asking() -> None:
+    """The finish that leased it queued it: it says nothing of the rest of the queue."""
+    worker = started(evolve(SETTINGS, max_chain=5))
+    worker.feed(JobLeased(0, "a"))
+    worker.feed(DequeueEnded(1))  # slot 1 found nothing: it waits for the poll
+    worker.feed(NextJobWanted(0))
+    assert worker.at(10 * MS).feed(JobFinished(0, "a", "completed", queued=False)) == ()
+    assert worker.feed(JobLeased(0, "b")) == ()
+    assert worker.state.slots == (Running("b", T0 + 10 * MS, taken=2), Free())
+
+
+def test_a_notification_from_the_store_sets_one_idle_slot_asking_at_once() -> None:
     worker = started()
     worker.feed(DequeueEnded(0))
     worker.feed(DequeueEnded(1))
-    assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0, claim=True), DequeueJob(1))
+    assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0, claim=True),)
+    assert worker.feed(JobLeased(0, "a")) == (DequeueJob(1),)  # it found one: fan out
 
 
-def test_a_finished_job_sets_free_slots_asking_at_once_and_is_counted_at_once() -> None:
-    """A finished stage may have queued the next group: no poll wait."""
+def test_a_finished_job_that_queued_jobs_sets_a_free_slot_asking_at_once() -> None:
+    """A finished stage that queued the next group (and did not lease all of it in its
+    own transaction) is followed by a look at once: no poll wait. It is counted at once."""
     worker = started()
     worker.feed(JobLeased(0, "a"))
     worker.feed(DequeueEnded(1))
     assert worker.at(50 * MS).feed(JobFinished(0, "a", "completed")) == (DequeueJob(1),)
     assert worker.state.counters.jobs_processed == 1
-    assert worker.feed(DequeueEnded(0)) == (DequeueJob(0),)  # its dequeue is over: asks too
+    assert worker.feed(DequeueEnded(0)) == ()  # slot 1 is looking: one at a time
+    assert worker.feed(JobLeased(1, "b")) == (DequeueJob(0),)
+
+
+def test_a_finished_job_that_queued_nothing_leaves_idle_slots_to_the_poll() -> None:
+    worker = started()
+    worker.feed(JobLeased(0, "a"))
+    worker.feed(DequeueEnded(1))
+    finished = JobFinished(0, "a", "completed", queued=False)
+    assert worker.at(50 * MS).feed(finished) == ()
+    assert worker.state.counters.jobs_processed == 1
+    assert worker.feed(DequeueEnded(0)) == ()
+    assert next_wakeup(worker.state) == T0 + 200 * MS
+    assert worker.at(200 * MS).feed(Wakeup()) == (DequeueJob(0),)
 
 
 def test_a_dequeue_that_failed_frees_its_slot_and_waits_for_the_poll() -> None:
@@ -154,7 +185,7 @@ def test_a_notification_while_a_slot_is_idle_makes_the_next_dequeue_claim() -> N
     worker.feed(DequeueEnded(0))
     worker.feed(DequeueEnded(1))
     actions = worker.at(20 * MS).feed(JobsAvailable())
-    assert actions == (DequeueJob(0, claim=True), DequeueJob(1))
+    assert actions == (DequeueJob(0, claim=True),)
     assert not worker.state.tick_requested and not worker.state.claim_wanted
     assert next_wakeup(worker.state) == T0 + timedelta(seconds=1)  # the usual tick
 
@@ -182,7 +213,7 @@ def test_a_notification_during_a_tick_is_claimed_by_a_dequeue_not_another_tick()
     worker.feed(DequeueEnded(0))
     worker.feed(DequeueEnded(1))
     # The first tick may have claimed already: a dequeue claims what it did not.
-    assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0, claim=True), DequeueJob(1))
+    assert worker.at(10 * MS).feed(JobsAvailable()) == (DequeueJob(0, claim=True),)
     assert worker.at(80 * MS).feed(TickDone()) == ()
 
 
@@ -203,7 +234,7 @@ def test_a_run_created_in_the_process_is_claimed_by_the_next_dequeue_at_once() -
     worker.feed(DequeueEnded(0))
     worker.feed(DequeueEnded(1))
     actions = worker.at(20 * MS).feed(JobsAvailable(local=True))
-    assert actions == (DequeueJob(0, claim=True), DequeueJob(1))  # one slot claims
+    assert actions == (DequeueJob(0, claim=True),)  # one slot claims (and leases)
     assert not worker.state.tick_requested and not worker.state.claim_wanted
     assert next_wakeup(worker.state) == T0 + timedelta(seconds=1)  # the usual tick
 
@@ -273,7 +304,8 @@ def test_a_tick_that_found_work_wakes_idle_slots() -> None:
     worker = started()
     worker.feed(DequeueEnded(0))
     worker.feed(DequeueEnded(1))
-    assert worker.at(10 * MS).feed(TickDone(found_work=True)) == (DequeueJob(0), DequeueJob(1))
+    assert worker.at(10 * MS).feed(TickDone(found_work=True)) == (DequeueJob(0),)
+    assert worker.feed(JobLeased(0, "a")) == (DequeueJob(1),)
 
 
 def test_the_lease_of_a_running_job_is_renewed_every_interval() -> None:
@@ -679,7 +711,8 @@ def _happening(state: WorkerState, kind: str, pick: int, serial: int) -> Happene
             return NextJobWanted(may_ask[pick % len(may_ask)])
         case "finish" if running:
             slot, job_id = running[pick % len(running)]
-            return JobFinished(slot, job_id, OUTCOMES[pick % len(OUTCOMES)])
+            queued = pick % 2 == 0  # whether its transaction left jobs queued
+            return JobFinished(slot, job_id, OUTCOMES[pick % len(OUTCOMES)], queued=queued)
         case "end" if asking or ending:
             ended = asking + ending
             return DequeueEnded(ended[pick % len(ended)])

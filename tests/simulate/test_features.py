@@ -69,8 +69,10 @@ def _signal_outcome(line: str) -> str:
 
 
 def test_signals_come_early_on_time_late_twice_and_after_the_run_finished() -> None:
+    """Each outcome shows up in the seeds tried. The rarest, a signal past its stage's
+    timeout, comes about once in 16 seeds (5 in seeds 0 - 79, the first at 47)."""
     outcomes: Counter[str] = Counter()
-    for seed in range(30):
+    for seed in range(80):
         trace = simulate(*WORKFLOWS, seed=seed, inputs=numbers, runs=RUNS, **FEATURES).trace
         outcomes.update(_signal_outcome(line) for line in trace if " client signal " in line)
         outcomes.update("sent again" for line in trace if " client resignal " in line)

@@ -30,7 +30,11 @@ CAUGHT_BY: dict[str, str | tuple[str, ...]] = {
         "status moves follow kernel/status.py",
     ),
 }
-SEEDS = 20
+SEEDS = 100
+"""Seeds tried before a bug counts as missed; the test stops at the first that catches
+it. The rarest, ``finish ignores lease``, needs a worker paused past the stale
+threshold while it holds a job and reaped before it finishes: about one seed in 20
+(8 of seeds 0 - 149, the first at 56)."""
 
 
 @pytest.mark.parametrize("bug", sorted(CAUGHT_BY))
