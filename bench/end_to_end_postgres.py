@@ -230,8 +230,10 @@ def measure(args: argparse.Namespace, schema: str) -> dict[str, float]:
     }
 
 
-def idle_latency(args: argparse.Namespace, schema: str) -> tuple[float, float]:
-    """p50/p99 create→completed of runs created one at a time on idle workers."""
+def idle_latency(args: argparse.Namespace, schema: str) -> tuple[float, float, list[float]]:
+    """p50/p99 create→completed of runs created one at a time on idle workers, and the
+    workers' statements, round trips and write transactions per run (their polls and
+    ticks meanwhile included)."""
     store = PostgresStore(args.dsn, schema=schema, pool_size=1)
     try:
         workers = Workers(args.dsn, schema, args.workers, args.slots, args.tick_ms)
@@ -243,8 +245,9 @@ def idle_latency(args: argparse.Namespace, schema: str) -> tuple[float, float]:
             ids.append(created.workflow_run_id)
             time.sleep(args.gap_ms / 1000)
         wait_for(workers, base + args.idle_runs * STAGES)
-        workers.stop()
-        return latencies(store, ids)
+        sent = workers.stop()[:3]
+        p50, p99 = latencies(store, ids)
+        return p50, p99, [count / args.idle_runs for count in sent]
     finally:
         store.close()
 
@@ -333,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['client_cpu_ms']:>11.2f} {r['server_cpu_ms']:>11.2f}"
             )
         if args.idle_runs:
-            p50, p99 = idle_latency(args, schema)
+            p50, p99, (statements, trips, writes) = idle_latency(args, schema)
             print(
                 f"idle workers ({args.idle_runs} runs, one every {args.gap_ms:g} ms): "
-                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; per run, the workers sent "
+                f"{statements:.1f} statements in {trips:.1f} round trips, "
+                f"{writes:.1f} write transactions"
             )
         if args.raw_seconds > 0:
             raw = raw_commit_rate(args.dsn, schema, args.raw_seconds)

@@ -3,6 +3,7 @@ print, its schema is dropped) and of ``bench/ratio.py``, which reads its output.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,13 @@ def test_postgres_bench_completes_every_run_and_prints_its_numbers(
     assert number == 1 and len(cpu) == 2
     assert min(seconds, rate, tx, trips, statements, p50, p99) > 0
     assert p50 <= p99
-    assert "idle workers (3 runs" in out
+    idle = next(line for line in lines if line.startswith("idle workers (3 runs"))
+    counted = re.search(r"sent ([\d.]+) statements in ([\d.]+) round trips, ([\d.]+) write", idle)
+    assert counted is not None, idle
+    statements_per_run, trips_per_run, writes_per_run = map(float, counted.groups())
+    # Each write transaction takes a round trip at least (a group may hold several runs).
+    assert writes_per_run > 0 and trips_per_run >= writes_per_run
+    assert statements_per_run >= trips_per_run
     assert "raw commit rate" in out and "target, 50 % of raw commit rate" in out
     schema = next(line for line in lines if line.startswith("schema ")).split()[1]
     query = sql.SQL("SELECT 1 FROM pg_namespace WHERE nspname = %s")
