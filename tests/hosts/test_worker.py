@@ -688,6 +688,52 @@ def test_a_run_created_through_the_workers_own_sqlite_store_starts_without_a_tic
     store.close()
 
 
+def test_the_stages_of_a_parallel_group_run_side_by_side_without_a_poll(
+    hosts: list[WorkerHost], tmp_path: Path
+) -> None:
+    """The finish of the stage before a parallel group queues the group's jobs and leases
+    one of them itself; it names the other as left in the queue, so a free slot looks
+    for it at once. Each stage of the group waits for the other: they complete only if
+    they run side by side, and no poll or tick comes to start the second."""
+
+    @attrs.frozen
+    class Item:
+        n: int
+
+    together = threading.Barrier(2, timeout=5)
+
+    def first(ctx: StageContext[Item, NoConfig]) -> Item:
+        time.sleep(0.2)  # long enough for the other slot to look, find nothing, and idle
+        return ctx.input
+
+    def meet(ctx: StageContext[Item, NoConfig]) -> Item:
+        together.wait()
+        return ctx.input
+
+    def item_stage(stage_id: str, execute: Any) -> Any:
+        return define_stage(
+            id=stage_id, name=stage_id, input=Item, output=Item, config=NoConfig, execute=execute
+        )
+
+    workflow = (
+        WorkflowBuilder("meet", "Meet", "", input=Item, output=dict)
+        .pipe(item_stage("first", first))
+        .parallel([item_stage("left", meet), item_stage("right", meet)])
+        .build()
+    )
+    store = SqliteStore(tmp_path / "app.db")
+    kernel = create_kernel(workflow, store=store)
+    host = make_host(kernel, store, concurrency=2, **NOTHING_FOR_30_S)
+    hosts.append(host)
+    host.start()
+    wait_for("the first tick", lambda: host.stats().ticks == 1)
+    run_id = kernel.dispatch(RunCreate(workflow_id="meet", input={"n": 1})).workflow_run_id
+    wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED, 10)
+    stats = host.stop()
+    assert (stats.ticks, stats.jobs_processed, stats.jobs_failed) == (1, 3, 0)
+    store.close()
+
+
 def test_a_run_created_beside_a_busy_worker_starts_when_its_slot_is_free(
     hosts: list[WorkerHost], tmp_path: Path
 ) -> None:
