@@ -66,6 +66,18 @@ NOTHING_FOR_30_S: dict[str, Any] = {
 wake-up can start new work."""
 
 
+def quiet_host(
+    kernel: Kernel, store: Store, hosts: list[WorkerHost], **overrides: Any
+) -> WorkerHost:
+    """A host under ``NOTHING_FOR_30_S``, started and past its first tick: from now on
+    only a wake-up starts new work."""
+    host = make_host(kernel, store, **NOTHING_FOR_30_S, **overrides)
+    hosts.append(host)
+    host.start()
+    wait_for("the first tick", lambda: host.stats().ticks == 1)
+    return host
+
+
 @pytest.fixture
 def hosts() -> Iterator[list[WorkerHost]]:
     """Hosts a test started; stopped (fast) at the end even if the test failed."""
@@ -675,10 +687,7 @@ def test_a_run_created_through_the_workers_own_sqlite_store_starts_without_a_tic
     claims a run created beside it at once, not at its next tick (30 s away here)."""
     store = SqliteStore(tmp_path / "app.db")
     kernel = create_kernel(document_pipeline, store=store)
-    host = make_host(kernel, store, **NOTHING_FOR_30_S)
-    hosts.append(host)
-    host.start()
-    wait_for("the first tick", lambda: host.stats().ticks == 1)
+    host = quiet_host(kernel, store, hosts)
     run_id = kernel.dispatch(
         RunCreate(workflow_id=document_pipeline.id, input=attrs.asdict(SAMPLE_DOCUMENTS[0]))
     ).workflow_run_id
@@ -723,10 +732,7 @@ def test_the_stages_of_a_parallel_group_run_side_by_side_without_a_poll(
     )
     store = SqliteStore(tmp_path / "app.db")
     kernel = create_kernel(workflow, store=store)
-    host = make_host(kernel, store, concurrency=2, **NOTHING_FOR_30_S)
-    hosts.append(host)
-    host.start()
-    wait_for("the first tick", lambda: host.stats().ticks == 1)
+    host = quiet_host(kernel, store, hosts, concurrency=2)
     run_id = kernel.dispatch(RunCreate(workflow_id="meet", input={"n": 1})).workflow_run_id
     wait_for("the run to complete", lambda: status_of(store, run_id) == Status.COMPLETED, 10)
     stats = host.stop()
@@ -741,10 +747,7 @@ def test_a_run_created_beside_a_busy_worker_starts_when_its_slot_is_free(
     slot: the slot claims the run as soon as it finds the queue empty."""
     store = SqliteStore(tmp_path / "app.db")
     kernel = create_kernel(slow_workflow, store=store)
-    host = make_host(kernel, store, concurrency=1, **NOTHING_FOR_30_S)
-    hosts.append(host)
-    host.start()
-    wait_for("the first tick", lambda: host.stats().ticks == 1)
+    host = quiet_host(kernel, store, hosts, concurrency=1)
     first = create_slow_run(kernel, tmp_path, 0.3)
     wait_for("the first run's stage to start", lambda: host.stats().busy_slots == 1)
     second = create_slow_run(kernel, tmp_path, 0.0)
