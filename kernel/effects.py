@@ -30,6 +30,7 @@ from kernel.records import (
     WorkflowStage,
 )
 from kernel.schedules import ScheduleRecord
+from kernel.status import JobStatus
 
 R = TypeVar("R")
 O = TypeVar("O")
@@ -246,6 +247,14 @@ StoreEffect = (
     | DeleteBatchCancel
     | PurgeRun
 )
+
+
+def queued_job_id(effect: StoreEffect) -> str | None:
+    """The id of the job ``effect`` puts in the queue (new, or back: a retry, a release);
+    ``None`` if it queues none."""
+    if isinstance(effect, EnqueueJob | UpdateJob) and effect.job.status == JobStatus.QUEUED:
+        return effect.job.id
+    return None
 
 
 class OutsideWorld(Protocol):

@@ -37,9 +37,8 @@ from adapters.postgres.errors import translated
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import Row
 from adapters.postgres.statements import Statement, effect_statement, effect_statements
-from kernel.effects import EnqueueJob, InsertRun, StoreEffect, UpdateJob
+from kernel.effects import InsertRun, StoreEffect, queued_job_id
 from kernel.errors import StoreError
-from kernel.status import JobStatus
 
 Query = tuple[bytes, Row | None]
 """A statement to send: its SQL and its parameters."""
@@ -55,12 +54,7 @@ _ROLLBACK = b"ROLLBACK"
 def _work_made(effect: StoreEffect) -> tuple[bool, str | None]:
     """What ``effect`` makes for workers blocked in ``LISTEN``: whether it creates a run to
     claim, and the id of the job it puts in the queue (``None``: none)."""
-    match effect:
-        case EnqueueJob(job) | UpdateJob(job):
-            return False, job.id if job.status == JobStatus.QUEUED else None
-        case InsertRun():
-            return True, None
-    return False, None
+    return isinstance(effect, InsertRun), queued_job_id(effect)
 
 
 def _first_unfinished(cursors: Sequence[Cursor[DictRow]], sent: int) -> int | None:

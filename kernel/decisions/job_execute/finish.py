@@ -26,7 +26,7 @@ from kernel.decisions.lifecycle import (
     replace_stage,
 )
 from kernel.decisions.totals import same_attempt
-from kernel.effects import Decision, EnqueueJob, ExecuteStage, StoreEffect, UpdateJob
+from kernel.effects import Decision, ExecuteStage, StoreEffect, queued_job_id
 from kernel.errors import KernelError
 from kernel.events import StageProgress, StageSuspended
 from kernel.outcomes import AwaitSignal, Completed, Failed, StageRun, Suspended
@@ -141,16 +141,7 @@ def decide(
             )
             effects += failed
             result = JobExecuteResult(outcome="failed", error=error)
-    queued = queued_by(effects)
+    queued = tuple(job_id for e in effects if (job_id := queued_job_id(e)) is not None)
     if queued:
         result = evolve(result, queued_jobs=queued)
     return Success(Decision(result, tuple(effects)))
-
-
-def queued_by(effects: Sequence[StoreEffect]) -> tuple[str, ...]:
-    """The ids of the jobs ``effects`` leave in the queue (new, or put back), in order."""
-    return tuple(
-        effect.job.id
-        for effect in effects
-        if isinstance(effect, EnqueueJob | UpdateJob) and effect.job.status == JobStatus.QUEUED
-    )
