@@ -14,8 +14,9 @@
   does not wait for the disk, is not one.)
 
 The counting happens in the connection and cursor classes of psycopg, under
-the store's code, so the store cannot miss or hide a statement. The
-connection the store migrates on and its ``LISTEN`` connection are not counted.
+the store's code, so the store cannot miss or hide a statement. The store's
+``LISTEN`` connection counts too (its look turns: ``LookTurns``; waiting for a
+notification sends nothing); the connection it migrates on does not.
 """
 
 from __future__ import annotations

@@ -359,6 +359,27 @@ class JobNotifier(Protocol):
 
 
 @runtime_checkable
+class LookTurns(Protocol):
+    """Optional store capability, beside :class:`JobNotifier`: idle workers of several
+    processes, woken by the same notification, look for its work one at a time.
+
+    Without it, every idle worker process claims and leases at each notification,
+    and all but one find nothing, each in a transaction of its own. With it, a
+    worker takes the turn, learns whether work may be waiting, and keeps the turn
+    while it looks; the next worker's check then sees what that look took.
+    ``PostgresStore`` implements it with a session advisory lock on its ``LISTEN``
+    connection, so a worker that dies gives the turn up with its session.
+    """
+
+    def look_turn(self, timeout: float) -> AbstractContextManager[bool]:
+        """Wait up to ``timeout`` seconds for the turn. The context's value: whether work
+        may be waiting (claimable runs or queued jobs; ``True`` also when the turn did not
+        come in time: look anyway). Leaving the context gives the turn to the next
+        waiter; the caller leaves once its look has leased a job or found none."""
+        ...
+
+
+@runtime_checkable
 class WorkAnnouncer(Protocol):
     """Optional store capability: call back, in this process, after each commit that
     created a run or queued a job.

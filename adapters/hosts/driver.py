@@ -14,6 +14,9 @@ returns are then carried out by the thread that fed it, outside the lock:
 * ``RenewLease``, ``ReleaseLease`` and ``FlushOutbox`` are short store calls;
 * ``Stop`` ends :meth:`Driver.run`.
 
+Work made elsewhere (a notification, a run created beside the worker) comes in
+through :mod:`adapters.hosts.wakeups`, as ``JobsAvailable``.
+
 One event is fed from inside a kernel transaction: ``NextJobWanted``, when
 the finish transaction of a slot's job asks whether to lease the slot's next
 job (``keep_going``). The answer (``LeaseNext``) is read at once; any other
@@ -36,7 +39,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from adapters.hosts.lanes import Lane, lane_owner
+from adapters.hosts.lanes import Lane
 from adapters.hosts.logs import HostLog
 from adapters.hosts.schedule import (
     Action,
@@ -47,7 +50,6 @@ from adapters.hosts.schedule import (
     JobEnd,
     JobFinished,
     JobLeased,
-    JobsAvailable,
     LeaseNext,
     NextJobWanted,
     ReleaseLease,
@@ -65,10 +67,11 @@ from adapters.hosts.schedule import (
     step,
 )
 from adapters.hosts.tick import Orchestrator, TickReport
+from adapters.hosts.wakeups import Wakeups
 from adapters.runner import describe
 from kernel.commands import JobExecuteResult, LeaseRelease
 from kernel.dispatch import Kernel
-from kernel.ports import JobNotifier, Store, WorkAnnouncer
+from kernel.ports import Store
 from kernel.records import Job
 
 OnStart = Callable[[Job], None]
@@ -85,9 +88,6 @@ ignored."""
 
 MAX_WAIT_S = 1.0
 """The driver re-checks at least this often, even when the step function expects nothing."""
-
-WAIT_FOR_JOBS_S = 1.0
-"""How long one ``store.wait_for_jobs`` call blocks before the listener re-checks for a stop."""
 
 
 class _Abandoned(Exception):
@@ -129,6 +129,7 @@ class Driver:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopped = threading.Event()
+        self._wakeups = Wakeups(self, store, stopped=self._stopped, log=log)
         self._wake_at: datetime | None = None
         """When the waiting loop wakes by itself (``None``: it is not waiting)."""
         self.last_tick: TickReport | None = None
@@ -164,6 +165,8 @@ class Driver:
             wake = next_wakeup(self._state)
             if self._wake_at is None or (wake is not None and wake < self._wake_at):
                 self._changed.notify_all()
+            state = self._state
+        self._wakeups.stepped(state)
         return actions
 
     # -- the loop ------------------------------------------------------------------
@@ -172,13 +175,10 @@ class Driver:
         """Start, then wake whenever the step function has something due, until it stops."""
         # Subscribed first: a run created once the first tick or dequeue has looked
         # (they start at once) must not go unannounced.
-        unsubscribe = self._subscribe_work()
+        unsubscribe = self._wakeups.subscribe(self.state)
         try:
             self.feed(Started())
-            if self._waits_for_jobs():
-                threading.Thread(
-                    target=self._listen, name=f"wfk-{self.worker_id}-listen", daemon=True
-                ).start()
+            self._wakeups.start_listening(self.state, name=f"wfk-{self.worker_id}-listen")
             self._loop()
         finally:
             unsubscribe()
@@ -361,47 +361,6 @@ class Driver:
             self._orchestrator.flush()
         except Exception:
             self.log.exception("final outbox flush failed")
-
-    # -- LISTEN/NOTIFY ---------------------------------------------------------------
-
-    def _wants_wakeups(self) -> bool:
-        # A bounded run stops at its first empty dequeue: nothing to be woken for.
-        settings = self._state.settings
-        return settings.concurrency > 0 and not settings.stop_when_idle
-
-    def _waits_for_jobs(self) -> bool:
-        return isinstance(self.store, JobNotifier) and self._wants_wakeups()
-
-    def _subscribe_work(self) -> Callable[[], None]:
-        """Wake idle slots, and bring the tick forward, when a run is created or a job
-        queued through this very store object (``WorkAnnouncer``): a run created in the
-        worker's own process starts without waiting for the next tick."""
-        if isinstance(self.store, WorkAnnouncer) and self._wants_wakeups():
-            return self.store.subscribe_work(self._work_announced)
-        return lambda: None
-
-    def _work_announced(self) -> None:
-        # The worker's own commits are not news: a finished job wakes idle slots
-        # (JobFinished) and so does a tick that claimed runs (TickDone).
-        if not self._stopped.is_set() and lane_owner() is not self:
-            self.feed(JobsAvailable(local=True))
-
-    def _listen(self) -> None:
-        """Wake idle slots when the store announces queued jobs (PostgreSQL ``NOTIFY``)."""
-        store = self.store
-        assert isinstance(store, JobNotifier)
-        while not self._stopped.is_set():
-            if not self.log.outage.may_try():
-                self._stopped.wait(WAIT_FOR_JOBS_S)
-                continue
-            try:
-                woke = store.wait_for_jobs(WAIT_FOR_JOBS_S)
-                self.log.outage.recovered()
-                if woke:
-                    self.feed(JobsAvailable())
-            except Exception:
-                self.log.exception("waiting for job notifications failed; polling instead")
-                self._stopped.wait(WAIT_FOR_JOBS_S)
 
 
 def _job_context(job: Job) -> dict[str, str]:

@@ -324,7 +324,8 @@ ORDER BY s.stage_number, s.seq;
 
 -- name: advisory_lock
 -- Held until the transaction ends. Class 87150 serialises the leases of one
--- limit key, class 87151 the claims of one workflow (max_running_runs).
+-- limit key, class 87151 the claims of one workflow (max_running_runs); class
+-- 87152 is the look turn (look_turn_take).
 SELECT 1 AS locked FROM pg_advisory_xact_lock(%(space)s, hashtext(%(key)s));
 
 -- name: advisory_try_lock
@@ -420,6 +421,34 @@ WHERE id = %(id)s AND status = 'LEASED' AND worker_id = %(worker_id)s;
 -- flush: a notification is a wake-up, and the work it announces is already
 -- durable.
 SELECT set_config('synchronous_commit', 'off', true), pg_notify(%(channel)s, '');
+
+-- name: look_turn_wait
+-- The look turn (adapters/postgres/listener.py), on the LISTEN connection: how
+-- long look_turn_take may wait, as lock_timeout ('250ms').
+SELECT set_config('lock_timeout', %(timeout)s, false);
+
+-- name: look_turn_take
+-- Class 87152 (see advisory_lock for the others), one key per schema: a
+-- session lock, held by one idle worker at a time while it looks for the work
+-- a notification announced, and given up with its session.
+SELECT pg_advisory_lock(87152, hashtext(%(schema)s));
+
+-- name: look_turn_check
+-- Whether work may be waiting: a PENDING run to claim or a QUEUED job to lease
+-- (a probe of runs_pending_idx and of jobs_queued_idx; jobs not yet available
+-- and filters a worker applies are not looked at: a check may say yes where a
+-- look finds nothing, never the other way round). With nothing, the turn goes
+-- back in the same statement.
+WITH found AS (
+    SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'PENDING')
+        OR EXISTS (SELECT 1 FROM jobs WHERE status = 'QUEUED') AS work
+)
+SELECT work,
+    CASE WHEN work THEN false ELSE pg_advisory_unlock(87152, hashtext(%(schema)s)) END AS released
+FROM found;
+
+-- name: look_turn_give
+SELECT pg_advisory_unlock(87152, hashtext(%(schema)s));
 
 -- name: append_outbox
 -- The per-run counter row is upserted in the same statement. The upsert

@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,7 @@ from adapters.postgres.errors import (
     server,
     translated,
 )
+from adapters.postgres.listener import Listener
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.reads import PostgresReads
 from adapters.postgres.rows import Row, jsonb, params
@@ -75,9 +76,9 @@ class PostgresStore(PostgresReads):
         connect_timeout: seconds one connection attempt may take (libpq's
             ``connect_timeout``, at least 2); default: the DSN's
             ``connect_timeout``, else ``timeout``.
-        connection_class: the class of pooled connections, a subclass of
-            ``psycopg.Connection`` (to instrument them, as ``bench/pg_counting.py``
-            counts round trips).
+        connection_class: the class of pooled connections and of the ``LISTEN``
+            connection, a subclass of ``psycopg.Connection`` (to instrument them, as
+            ``bench/pg_counting.py`` counts round trips).
 
     Raises:
         ValueError: a bad setting or DSN (the message names it).
@@ -136,8 +137,14 @@ class PostgresStore(PostgresReads):
         self._ready = False
         self._ready_lock = threading.Lock()
         self._local = threading.local()
-        self._listener: Connection[Any] | None = None
-        self._listener_lock = threading.Lock()
+        self._listener = Listener(
+            dsn,
+            schema=self.schema,
+            channel=self.channel,
+            connect_args=self._connect_args,
+            connect_timeout=self.connect_timeout,
+            connection_class=connection_class,
+        )
 
     # -- connections and schema -----------------------------------------------
 
@@ -316,36 +323,19 @@ class PostgresStore(PostgresReads):
             StoreError: the listening connection failed (the next call reconnects).
         """
         self._ensure_ready()
-        with self._listener_lock, translated("wait for jobs"):
-            try:
-                conn = self._listen()
-                woke = any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
-                if woke:
-                    # Coalesce whatever else already arrived into this wake-up.
-                    for _ in conn.notifies(timeout=0):
-                        pass
-                return woke
-            except psycopg.Error:
-                self._close_listener()
-                raise
-            finally:
-                if self._closed:  # closed meanwhile: close() could not take the lock
-                    self._close_listener()
+        return self._listener.wait(timeout)
 
-    def _listen(self) -> Connection[Any]:
-        if self._listener is None or self._listener.closed:
-            try:
-                conn = psycopg.connect(self.dsn, autocommit=True, **self._connect_args)
-            except psycopg.Error as exc:
-                raise connect_failure(self.dsn, exc, self.connect_timeout) from exc
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-            self._listener = conn
-        return self._listener
+    def look_turn(self, timeout: float) -> AbstractContextManager[bool]:
+        """The look turn of this schema's idle workers (``kernel.ports.LookTurns``): wait
+        up to ``timeout`` seconds for it; the context's value is whether a PENDING run or
+        a QUEUED job exists (``True`` also when the turn did not come in time). Held,
+        on the ``LISTEN`` connection, until the context is left.
 
-    def _close_listener(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        Raises:
+            StoreError: the listening connection failed (the next call reconnects).
+        """
+        self._ensure_ready()
+        return self._listener.turn(timeout)
 
     def close(self) -> None:
         """Close the pool and the listening connection.
@@ -356,11 +346,12 @@ class PostgresStore(PostgresReads):
         """
         self._closed = True
         deadline = time.monotonic() + CLOSE_WAIT_S
-        if self._listener_lock.acquire(timeout=CLOSE_WAIT_S / 2):
+        self._listener.closing = True
+        if self._listener.lock.acquire(timeout=CLOSE_WAIT_S / 2):
             try:
-                self._close_listener()
+                self._listener.close()
             finally:
-                self._listener_lock.release()
+                self._listener.lock.release()
         # The pool waits for each of its worker threads in turn (one may be in
         # a connect): close it in a thread, and wait for that thread only so long.
         closing = threading.Thread(
