@@ -22,6 +22,7 @@ from adapters.hosts import ServerlessHost, WorkerHost
 from adapters.postgres import PostgresStore
 from adapters.postgres.transaction import PostgresTransaction
 from kernel import JobStatus, RunClaimPending, RunCreate, Status
+from kernel.dispatch import Kernel
 from kernel.records import Job
 from tests.hosts.apps import slow_workflow, start_markers
 from tests.hosts.backends import Backend
@@ -142,3 +143,90 @@ def test_one_message_handled_twice_at_once_runs_its_job_once(
     assert done.worker_id == f"fn-{reports.index(winner)}"
     started = [e for e in setup.get_outbox(run_id) if e.event_type == "stage:started"]
     assert [e.payload["stage_id"] for e in started] == ["prepare", "slow"]
+
+
+class ListeningStoreWithoutTurns(ListeningStore):
+    """The same, as a store without ``LookTurns`` (``None`` opts out of a protocol)."""
+
+    look_turn = None  # type: ignore[assignment]
+
+
+def count_empty_claims(kernel: Kernel) -> list[int]:
+    """Counts, in ``[0]``, the dequeues of ``kernel`` that claimed first and found nothing."""
+    counts = [0]
+    execute_jobs = kernel.execute_jobs
+
+    def counting(*args: Any, **kwargs: Any) -> list[Any]:
+        done = execute_jobs(*args, **kwargs)
+        if kwargs.get("claim_first") is not None and not done:
+            counts[0] += 1
+        return done
+
+    kernel.execute_jobs = counting  # type: ignore[method-assign]
+    return counts
+
+
+@pytest.mark.parametrize("turns", [True, False], ids=["in turn", "without turns"])
+def test_idle_workers_of_several_processes_look_for_a_new_run_in_turn(
+    pg: Backend, tmp_path: Path, turns: bool
+) -> None:
+    """Three idle workers, each on a store of its own (as three processes), ticks and
+    polls 30 s apart: the notification of each new run wakes all three. In turn, one
+    claims the run; the others' checks come after its claim has committed, and find
+    nothing to claim, so none claims and leases for nothing. Without turns (a store
+    without ``look_turn``), every idle worker claims at each notification."""
+    assert pg.schema is not None
+    hosts, stores, empty = [], [], []
+    for index in range(3):
+        kind = ListeningStore if turns else ListeningStoreWithoutTurns
+        store = kind(pg.dsn, schema=pg.schema, pool_size=2)
+        stores.append(store)
+        kernel = create_kernel(slow_workflow, store=store)
+        empty.append(count_empty_claims(kernel))
+        hosts.append(
+            WorkerHost(
+                kernel,
+                store,
+                worker_id=f"w{index}",
+                concurrency=1,
+                orchestration_interval=timedelta(seconds=30),
+                job_poll_interval=timedelta(seconds=30),
+            )
+        )
+    producer = pg.open()
+    kernel = create_kernel(slow_workflow, store=producer)
+    runs = 8
+    try:
+        for host in hosts:
+            host.start()
+        for host, store in zip(hosts, stores, strict=True):
+            wait_for("the worker to listen", store.listening.is_set)
+            wait_for("the first tick", lambda host=host: host.stats().ticks >= 1)
+        time.sleep(0.1)  # LISTEN is sent right after the first wait begins
+        for counts in empty:
+            counts[0] = 0
+        for _ in range(runs):
+            run_id = kernel.dispatch(
+                RunCreate(
+                    workflow_id=slow_workflow.id,
+                    input={"marker_dir": str(tmp_path), "seconds": 0},
+                )
+            ).workflow_run_id
+
+            def completed(run_id: str = run_id) -> bool:
+                run = producer.get_run(run_id)
+                return run is not None and run.status == Status.COMPLETED
+
+            wait_for("the run to complete", completed, timeout=5)
+            wait_for(
+                "the workers to go idle", lambda: all(h.stats().busy_slots == 0 for h in hosts)
+            )
+    finally:
+        for host, store in zip(hosts, stores, strict=True):
+            host.stop()
+            store.close()
+    wasted = sum(counts[0] for counts in empty)
+    if turns:
+        assert wasted <= 2, f"{wasted} empty claims for {runs} runs"
+    else:
+        assert wasted >= runs, f"only {wasted} empty claims for {runs} runs"
