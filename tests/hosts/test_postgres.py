@@ -201,7 +201,7 @@ def test_idle_workers_of_several_processes_look_for_a_new_run_in_turn(
             host.start()
         for host, store in zip(hosts, stores, strict=True):
             wait_for("the worker to listen", store.listening.is_set)
-            wait_for("the first tick", lambda host=host: host.stats().ticks >= 1)
+        wait_for("the first ticks", lambda: all(host.stats().ticks >= 1 for host in hosts))
         time.sleep(0.1)  # LISTEN is sent right after the first wait begins
         for counts in empty:
             counts[0] = 0
