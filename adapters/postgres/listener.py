@@ -50,6 +50,8 @@ class Listener:
         self._connect_timeout = connect_timeout
         self._connection_class = connection_class
         self._conn: Connection[DictRow] | None = None
+        self._lock_timeout: str | None = None
+        """The session's ``lock_timeout``, as last set (``None``: the server's default)."""
         self.lock = threading.Lock()
         """Held by the caller using the connection (a wait, a turn, the store's close)."""
         self.closing = False
@@ -101,8 +103,11 @@ class Listener:
         """Wait for the turn, then check; gives it back at once when there is no work.
         Returns whether the turn is held and whether work may be waiting."""
         key = {"schema": self._schema}
+        lock_timeout = f"{max(int(timeout * 1000), 1)}ms"
         with conn.pipeline():
-            conn.execute(QUERIES["look_turn_wait"], {"timeout": f"{max(int(timeout * 1000), 1)}ms"})
+            if lock_timeout != self._lock_timeout:
+                conn.execute(QUERIES["look_turn_wait"], {"timeout": lock_timeout})
+                self._lock_timeout = lock_timeout
             conn.execute(QUERIES["look_turn_take"], key)
             checked = conn.execute(QUERIES["look_turn_check"], key)
         row = checked.fetchone()
@@ -136,7 +141,7 @@ class Listener:
             except psycopg.Error:
                 conn.close()
                 raise
-            self._conn = conn
+            self._conn, self._lock_timeout = conn, None
         return self._conn
 
     def close(self) -> None:
