@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from adapters.postgres import PostgresStore
 from kernel.effects import EnqueueJob, InsertRun, UpdateJob, UpdateRun
@@ -30,7 +31,12 @@ from tests.postgres_support import (
 
 pytestmark = pytest.mark.postgres
 
-HELD = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 87152 AND granted"
+HELD = sql.SQL(
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 87152"
+    " AND objsubid = 2 AND objid::text::bigint = (hashtext(%s)::bigint + 4294967296) %% 4294967296"
+)
+"""The server processes holding the look turn of a schema (the lock's second key is an
+``oid``, the unsigned form of ``hashtext``'s result)."""
 
 
 @pytest.fixture
@@ -51,9 +57,9 @@ def open_store() -> Iterator[Callable[..., PostgresStore]]:
     drop_schema(schema)
 
 
-def turn_holders() -> list[int]:
-    """The server processes holding a look turn, of any schema."""
-    return [row[0] for row in server_execute(HELD)]  # type: ignore[arg-type]
+def turn_holders(store: PostgresStore) -> list[int]:
+    """The server processes holding the look turn of ``store``'s schema."""
+    return [row[0] for row in server_execute(HELD, store.schema)]
 
 
 def test_the_store_offers_look_turns(open_store: Callable[..., PostgresStore]) -> None:
@@ -86,7 +92,7 @@ def test_a_check_that_finds_nothing_gives_the_turn_back_at_once(
     first, second = open_store(), open_store()
     with first.look_turn(1.0) as work:
         assert work is False
-        assert turn_holders() == []
+        assert turn_holders(first) == []
         started = time.monotonic()
         with second.look_turn(5.0) as also:
             assert also is False
@@ -139,7 +145,7 @@ def test_a_turn_that_does_not_come_in_time_says_look_anyway(
         with late.look_turn(0.2) as anyway:
             assert anyway is True
             assert time.monotonic() - started >= 0.2
-        assert len(turn_holders()) == 1  # still the stuck one's
+        assert len(turn_holders(stuck)) == 1  # still the stuck one's
     with next_one.look_turn(0.5) as work:
         assert work is True  # the run still waits: nobody claimed it
 
@@ -151,8 +157,8 @@ def test_a_worker_whose_session_dies_gives_the_turn_up(
     apply(crashed, InsertRun(make_run()))
     with crashed.look_turn(1.0) as work:
         assert work is True
-        [holder] = turn_holders()
-        server_execute(f"SELECT pg_terminate_backend({holder})")  # type: ignore[arg-type]
+        [holder] = turn_holders(crashed)
+        server_execute(sql.SQL("SELECT pg_terminate_backend(%s)"), holder)
         started = time.monotonic()
         with other.look_turn(5.0) as also:
             assert also is True
@@ -160,7 +166,7 @@ def test_a_worker_whose_session_dies_gives_the_turn_up(
     # Leaving a turn whose session is gone raises nothing; the next one reconnects.
     with crashed.look_turn(1.0) as again:
         assert again is True
-    assert turn_holders() == []
+    assert turn_holders(crashed) == []
 
 
 def test_a_timeout_that_is_not_positive_is_refused(
@@ -168,6 +174,6 @@ def test_a_timeout_that_is_not_positive_is_refused(
 ) -> None:
     store = open_store()
     for timeout in (0, -1.0):
-        with pytest.raises(ValueError, match=f"timeout: expected seconds > 0, got {timeout}"):
-            with store.look_turn(timeout):
-                pass
+        message = f"timeout: expected seconds > 0, got {timeout}"
+        with pytest.raises(ValueError, match=message), store.look_turn(timeout):
+            pass
