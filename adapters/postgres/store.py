@@ -48,7 +48,7 @@ from adapters.postgres.errors import (
 from adapters.postgres.listener import Listener
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.reads import PostgresReads
-from adapters.postgres.rows import Row, jsonb, params
+from adapters.postgres.rows import JsonbLoader, Row, jsonb, params
 from adapters.postgres.transaction import PostgresTransaction
 from kernel.errors import StoreError
 from kernel.records import Json, LogEntry
@@ -159,6 +159,7 @@ class PostgresStore(PostgresReads):
             "SET search_path TO {}; SET TIME ZONE 'UTC'; SET enable_seqscan = off"
         ).format(sql.Identifier(self.schema))
         conn.execute(statement)
+        conn.adapters.register_loader("jsonb", JsonbLoader)
 
     @contextmanager
     def _connection(self) -> Iterator[Connection[DictRow]]:
