@@ -1,5 +1,6 @@
-"""Rows of the PostgreSQL store back to records, without a server: the row decoders of
-the records every transaction reads give what the validating converter gives."""
+"""Records to the PostgreSQL store's parameters and rows back to records, without a
+server: the row decoders of the records every transaction reads give what the
+validating converter gives."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 
 import attrs
 import pytest
+from psycopg.types.json import Jsonb
 
-from adapters.postgres.rows import JsonbLoader, record, records
-from kernel.convert import converter
+from adapters.columns import Columns
+from adapters.postgres.rows import JsonbLoader, params, record, records
+from kernel.convert import converter, to_json
 from kernel.records import Job, WorkflowRun, WorkflowStage
 from kernel.status import JobStatus, Status
 from testing.store_cases.base import make_job, make_run, make_stage
@@ -102,3 +105,30 @@ def test_a_status_that_is_no_member_is_refused() -> None:
 def test_jsonb_text_reads_as_the_standard_library_reads_it(text: bytes, value: Any) -> None:
     loaded = JsonbLoader(0).load(memoryview(text))
     assert loaded == value == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        make_job("job-1", status=JobStatus.LEASED, payload={"n": Decimal("1.5")}),
+        make_stage("run-1", "a", suspended_state={"k": [1]}, poll_interval=timedelta(seconds=5)),
+        make_run(metadata={}, output=None, total_cost=Decimal("0.25")),
+    ],
+    ids=["job", "stage", "run"],
+)
+def test_a_records_parameters_are_its_fields_json_wrapped_and_enums_as_values(value: Any) -> None:
+    columns = Columns.of(type(value))
+    enums = {name for name, _ in columns.enums}
+
+    row = params(value, extra=1)
+
+    assert list(row) == [field.name for field in attrs.fields(type(value))] + ["extra"]
+    for name, given in attrs.asdict(value, recurse=False).items():
+        if name in columns.jsons:
+            assert isinstance(row[name], Jsonb)
+            assert row[name].obj == to_json(given)
+            assert given in (None, {}) or row[name].obj is not given  # detached
+        elif name in enums:
+            assert row[name] == given.value
+        else:
+            assert row[name] is given
