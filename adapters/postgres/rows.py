@@ -104,20 +104,32 @@ def _row_encoder(cls: type[Any]) -> Callable[[Any], Row]:
 _ENCODERS: dict[type[Any], Callable[[Any], Row]] = {cls: _row_encoder(cls) for cls in _COLUMNS}
 
 
+def _interval(value: timedelta) -> str:
+    # Explicit signs: read alike in every IntervalStyle.
+    return "%+d day %+d second %+d microsecond" % (  # noqa: UP031
+        value.days,
+        value.seconds,
+        value.microseconds,
+    )
+
+
+_COLUMN_TEXT: dict[type[Any], Callable[[Any], Any]] = {
+    Jsonb: lambda value: value.obj,
+    datetime: datetime.isoformat,
+    timedelta: _interval,
+    Decimal: str,
+}
+"""How :func:`rows_json` writes the column values JSON has no form for, by exact type."""
+
+
 def _row_json_default(value: Any) -> Any:
-    if isinstance(value, Jsonb):
-        return value.obj
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):  # explicit signs: read alike in every IntervalStyle
-        return "%+d day %+d second %+d microsecond" % (  # noqa: UP031
-            value.days,
-            value.seconds,
-            value.microseconds,
-        )
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not a column value")
+    write = _COLUMN_TEXT.get(type(value))
+    if write is None:
+        for kind, writer in _COLUMN_TEXT.items():  # a subclass (rare): its base's form
+            if isinstance(value, kind):
+                return writer(value)
+        raise TypeError(f"{type(value).__name__} is not a column value")
+    return write(value)
 
 
 _rows_encoder = json.JSONEncoder(separators=(",", ":"), default=_row_json_default)
