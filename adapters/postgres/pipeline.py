@@ -64,11 +64,10 @@ _KEPT_CURSORS: weakref.WeakKeyDictionary[Connection[DictRow], list[Cursor[DictRo
 
 
 def _kept_cursors(conn: Connection[DictRow], count: int) -> Iterator[Cursor[DictRow]]:
-    """``count`` cursors of ``conn`` for the statements whose results only this module
-    looks at (``BEGIN``, savepoints, effects), the same ones from one transaction to the
-    next: psycopg keeps, per cursor, how it dumps each parameter type, and a new cursor
-    per statement cost about 12 µs more a statement (a third of its client time). The
-    cursors of loads are new each time: their callers may read them later."""
+    """``count`` cursors of ``conn``, the same ones from one round trip to the next:
+    psycopg keeps, per cursor, how it dumps each parameter type, and a new cursor per
+    statement cost about 12 µs more a statement (a third of its client time). A
+    round trip's results are read before the next one is sent."""
     kept = _KEPT_CURSORS.get(conn)
     if kept is None:
         kept = _KEPT_CURSORS[conn] = []
@@ -127,20 +126,22 @@ class RoundTrips:
         self, queries: Sequence[Query], action: str, *, ending: bool = False
     ) -> list[Cursor[DictRow]]:
         """Send the waiting effects and ``queries`` in one round trip; the queries'
-        cursors, with their results. ``action`` names the queries in errors;
-        ``ending``: the queries end the transaction (no savepoint is needed)."""
+        cursors, with their results, which the next call reuses: read them first.
+        ``action`` names the queries in errors; ``ending``: the queries end the
+        transaction (no savepoint is needed)."""
         conn = self._conn
         if self.begun and not self._pending and len(queries) == 1:
             query, values = queries[0]
+            cursor = next(_kept_cursors(conn, 1))
             with translated(action):
-                return [conn.execute(query, values)]
+                return [cursor.execute(query, values)]
         given = self._pending
         pending = by_kind(given)
         self._pending = []
         statements = effect_statements(pending) if pending else []
         applied: list[Cursor[DictRow]] = []
         cursors: list[Cursor[DictRow]] = []
-        kept = _kept_cursors(conn, len(statements) + 3)
+        kept = _kept_cursors(conn, len(statements) + len(queries) + 3)
         try:
             with conn.pipeline():
                 if not self.begun:
@@ -156,7 +157,7 @@ class RoundTrips:
                     cursor.execute(QUERIES[statement.name], statement.params)
                     applied.append(cursor)
                 for query, values in queries:
-                    cursor = conn.cursor()
+                    cursor = next(kept)
                     cursor.execute(query, values)
                     cursors.append(cursor)
         except psycopg.Error as exc:
