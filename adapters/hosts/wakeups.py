@@ -12,6 +12,9 @@ Two optional store capabilities (``kernel.ports``):
   has leased a job or found none, so the idle workers of other processes, woken
   by the same notification, check after it and find the run claimed and the job
   leased (one round trip each, instead of a claim and a lease that find nothing).
+  A notified worker with no free slot waits for one (the news is for a slot that
+  can act on it; later notifications wait in the store meanwhile), then does the
+  same, instead of waking at every notification while its slots are busy.
 """
 
 from __future__ import annotations
@@ -55,9 +58,9 @@ class Wakeups:
         self._store = store
         self._stopped = stopped
         self._log = log
-        self._looked = threading.Condition()
-        """Notified, while the listener holds the look turn, once no slot is probing."""
-        self._holding_turn = False
+        self._changed = threading.Condition()
+        """Notified once the state the listener waits for (``_awaited``) has come."""
+        self._awaited: Callable[[WorkerState], bool] | None = None
 
     def subscribe(self, state: WorkerState) -> Callable[[], None]:
         """Subscribe to this process's announcements (``WorkAnnouncer``); returns the
@@ -73,9 +76,10 @@ class Wakeups:
 
     def stepped(self, state: WorkerState) -> None:
         """The driver's state changed to ``state`` (called outside the driver's lock)."""
-        if self._holding_turn and not _probing(state):
-            with self._looked:
-                self._looked.notify_all()
+        awaited = self._awaited
+        if awaited is not None and awaited(state):
+            with self._changed:
+                self._changed.notify_all()
 
     def _announced(self) -> None:
         # The worker's own commits are not news: a finished job wakes idle slots
@@ -101,29 +105,37 @@ class Wakeups:
                 self._stopped.wait(WAIT_FOR_JOBS_S)
 
     def _notified(self) -> None:
-        """A notification came: look in turn (with a free slot and ``LookTurns``), else
-        let the step function decide (a busy worker claims at its next dequeue)."""
+        """A notification came. A busy worker waits for a free slot first (the step
+        function would drop the news now; later ones wait in the store meanwhile), then
+        looks in turn (``LookTurns``), or lets the step function decide."""
         store = self._store
-        if not isinstance(store, LookTurns) or not _has_free_slot(self._host.state):
+        if not _has_free_slot(self._host.state) and not self._wait(_has_free_slot, WAIT_FOR_JOBS_S):
+            self._host.feed(JobsAvailable())  # still busy
+            return
+        if not isinstance(store, LookTurns):
             self._host.feed(JobsAvailable())
             return
         with store.look_turn(LOOK_TURN_WAIT_S) as work:
             if work:
-                self._look_in_turn()
+                # Keep the turn until the look has leased a job or found none.
+                self._host.feed(JobsAvailable())
+                self._wait(_not_probing, LOOK_TURN_HOLD_S)
 
-    def _look_in_turn(self) -> None:
-        deadline = time.monotonic() + LOOK_TURN_HOLD_S
-        self._holding_turn = True
+    def _wait(self, until: Callable[[WorkerState], bool], timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds (less if the worker stops) for a state that
+        satisfies ``until``; whether it came."""
+        deadline = time.monotonic() + timeout
+        self._awaited = until
         try:
-            self._host.feed(JobsAvailable())
-            with self._looked:
-                while _probing(self._host.state) and not self._stopped.is_set():
+            with self._changed:
+                while not until(self._host.state):
                     left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._looked.wait(left)
+                    if left <= 0 or self._stopped.is_set():
+                        return False
+                    self._changed.wait(min(left, WAIT_FOR_JOBS_S / 10))
+                return True
         finally:
-            self._holding_turn = False
+            self._awaited = None
 
 
 def _wants_wakeups(state: WorkerState) -> bool:
@@ -135,6 +147,6 @@ def _has_free_slot(state: WorkerState) -> bool:
     return state.phase == "running" and any(isinstance(slot, Free) for slot in state.slots)
 
 
-def _probing(state: WorkerState) -> bool:
-    """Whether a slot waits for the first job of its dequeue (a look under way)."""
-    return any(isinstance(slot, Dequeuing) and slot.taken == 0 for slot in state.slots)
+def _not_probing(state: WorkerState) -> bool:
+    """Whether no slot waits for the first job of its dequeue (no look under way)."""
+    return not any(isinstance(slot, Dequeuing) and slot.taken == 0 for slot in state.slots)

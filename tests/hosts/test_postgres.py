@@ -199,7 +199,7 @@ def test_idle_workers_of_several_processes_look_for_a_new_run_in_turn(
     try:
         for host in hosts:
             host.start()
-        for host, store in zip(hosts, stores, strict=True):
+        for store in stores:
             wait_for("the worker to listen", store.listening.is_set)
         wait_for("the first ticks", lambda: all(host.stats().ticks >= 1 for host in hosts))
         time.sleep(0.1)  # LISTEN is sent right after the first wait begins
@@ -230,3 +230,50 @@ def test_idle_workers_of_several_processes_look_for_a_new_run_in_turn(
         assert wasted <= 2, f"{wasted} empty claims for {runs} runs"
     else:
         assert wasted >= runs, f"only {wasted} empty claims for {runs} runs"
+
+
+def test_a_run_created_while_the_worker_is_busy_starts_once_its_slot_frees(
+    pg: Backend, tmp_path: Path
+) -> None:
+    """One slot, ticks and polls 30 s apart. The second run is created while the slot
+    runs the first run's 0.5 s stage: its notification waits for the slot, which claims
+    the second run as soon as it is free, not at the next tick."""
+    assert pg.schema is not None
+    store = ListeningStore(pg.dsn, schema=pg.schema, pool_size=2)
+    kernel = create_kernel(slow_workflow, store=store)
+    host = WorkerHost(
+        kernel,
+        store,
+        worker_id="w1",
+        concurrency=1,
+        orchestration_interval=timedelta(seconds=30),
+        job_poll_interval=timedelta(seconds=30),
+    )
+
+    def create(seconds: float) -> str:
+        made = kernel.dispatch(
+            RunCreate(
+                workflow_id=slow_workflow.id,
+                input={"marker_dir": str(tmp_path), "seconds": seconds},
+            )
+        )
+        return made.workflow_run_id
+
+    def completed(run_id: str) -> bool:
+        run = store.get_run(run_id)
+        return run is not None and run.status == Status.COMPLETED
+
+    host.start()
+    try:
+        wait_for("the worker to listen", store.listening.is_set)
+        wait_for("the first tick", lambda: host.stats().ticks >= 1)
+        time.sleep(0.1)  # LISTEN is sent right after the first wait begins
+        first = create(0.5)
+        wait_for("the slow stage to start", lambda: start_markers(tmp_path))
+        second = create(0)
+        wait_for("the first run to complete", lambda: completed(first), timeout=5)
+        wait_for("the second run to complete", lambda: completed(second), timeout=5)
+    finally:
+        host.stop()
+        store.close()
+    assert host.stats().ticks == 1  # no tick claimed the second run
