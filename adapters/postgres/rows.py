@@ -21,7 +21,7 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.types.json import Jsonb
 
-from adapters.columns import Columns, usage_columns, usage_entry
+from adapters.columns import Columns, member_read, usage_columns, usage_entry
 from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.convert import converter, to_json
 from kernel.events import Event, event_payload
@@ -191,12 +191,7 @@ def _row_decoder(cls: type[R]) -> Callable[[Row], R]:
         if name in columns.times:
             read = f"None if (_v := {column}) is None else _v.astimezone(_UTC)"
         elif name in enums:
-            names[f"_enum_{name}"] = enums[name]
-            names[f"_members_{name}"] = {member.value: member for member in enums[name]}
-            read = (
-                f"_m if (_m := _members_{name}.get(_v := {column})) is not None "
-                f"else None if _v is None else _enum_{name}(_v)"
-            )
+            read = member_read(name, enums[name], column, names)
         else:
             read = column
         reads.append(f"        {name}=({read}),")

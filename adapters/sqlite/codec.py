@@ -23,7 +23,7 @@ from typing import Any, Self, TypeVar, get_type_hints
 import orjson
 from attrs import AttrsInstance, field, fields, frozen
 
-from adapters.columns import Columns, _without_none
+from adapters.columns import Columns, _without_none, member_read
 from kernel.convert import to_json
 from kernel.errors import StoreError
 
@@ -246,15 +246,7 @@ def _compile(
         elif name in codec.bools:
             write, read = got, f"None if (_v := {column}) is None else bool(_v)"
         elif name in enums:
-            # The member by value from a dict (an enum call costs a few dict lookups
-            # more); a value that is no member raises as the call does.
-            names[f"_enum_{name}"] = enums[name]
-            names[f"_members_{name}"] = {member.value: member for member in enums[name]}
-            read = (
-                f"_m if (_m := _members_{name}.get(_v := {column})) is not None "
-                f"else _enum_{name}(_v)"
-            )
-            write = got
+            write, read = got, member_read(name, enums[name], column, names)
         else:
             write, read = got, column
         writes.append(f"        {key}: ({write}),")

@@ -51,6 +51,21 @@ class ListeningStore(PostgresStore):
         return super().wait_for_jobs(timeout)
 
 
+def quiet_host(
+    kernel: Kernel, store: PostgresStore, *, worker_id: str, concurrency: int, quiet_s: float
+) -> WorkerHost:
+    """A host whose ticks and polls come ``quiet_s`` apart: only a notification starts its
+    work sooner."""
+    return WorkerHost(
+        kernel,
+        store,
+        worker_id=worker_id,
+        concurrency=concurrency,
+        orchestration_interval=timedelta(seconds=quiet_s),
+        job_poll_interval=timedelta(seconds=quiet_s),
+    )
+
+
 def test_an_idle_worker_picks_up_a_new_run_at_once_thanks_to_notifications(
     pg: Backend,
 ) -> None:
@@ -59,14 +74,7 @@ def test_an_idle_worker_picks_up_a_new_run_at_once_thanks_to_notifications(
     assert pg.schema is not None
     store = ListeningStore(pg.dsn, schema=pg.schema, pool_size=4)
     kernel = create_kernel(document_pipeline, store=store)
-    host = WorkerHost(
-        kernel,
-        store,
-        worker_id="w1",
-        concurrency=2,
-        orchestration_interval=timedelta(seconds=5),
-        job_poll_interval=timedelta(seconds=5),
-    )
+    host = quiet_host(kernel, store, worker_id="w1", concurrency=2, quiet_s=5)
     host.start()
     try:
         wait_for("the worker to listen", store.listening.is_set)
@@ -183,16 +191,7 @@ def test_idle_workers_of_several_processes_look_for_a_new_run_in_turn(
         stores.append(store)
         kernel = create_kernel(slow_workflow, store=store)
         empty.append(count_empty_claims(kernel))
-        hosts.append(
-            WorkerHost(
-                kernel,
-                store,
-                worker_id=f"w{index}",
-                concurrency=1,
-                orchestration_interval=timedelta(seconds=30),
-                job_poll_interval=timedelta(seconds=30),
-            )
-        )
+        hosts.append(quiet_host(kernel, store, worker_id=f"w{index}", concurrency=1, quiet_s=30))
     producer = pg.open()
     kernel = create_kernel(slow_workflow, store=producer)
     runs = 8
@@ -241,14 +240,7 @@ def test_a_run_created_while_the_worker_is_busy_starts_once_its_slot_frees(
     assert pg.schema is not None
     store = ListeningStore(pg.dsn, schema=pg.schema, pool_size=2)
     kernel = create_kernel(slow_workflow, store=store)
-    host = WorkerHost(
-        kernel,
-        store,
-        worker_id="w1",
-        concurrency=1,
-        orchestration_interval=timedelta(seconds=30),
-        job_poll_interval=timedelta(seconds=30),
-    )
+    host = quiet_host(kernel, store, worker_id="w1", concurrency=1, quiet_s=30)
 
     def create(seconds: float) -> str:
         made = kernel.dispatch(
