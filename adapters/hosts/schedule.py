@@ -368,7 +368,7 @@ def _absorb(
             # Idle slots look at once. The news may be a new run, which has no job until
             # it is claimed: a free slot's dequeue claims first, in its lease's
             # transaction (a host that does not tick asks for a tick instead).
-            idle = state.phase == "running" and any(isinstance(s, Free) for s in state.slots)
+            idle = state.can_take_work
             claims = state.settings.orchestration_interval is not None
             state = evolve(
                 state,

@@ -196,6 +196,16 @@ class WorkerState:
         return sum(1 for slot in self.slots if not isinstance(slot, Free))
 
     @property
+    def can_take_work(self) -> bool:
+        """Whether the worker runs and has a free slot: news of work sets one looking."""
+        return self.phase == "running" and any(isinstance(slot, Free) for slot in self.slots)
+
+    @property
+    def looking(self) -> bool:
+        """Whether a slot waits for the first job of its dequeue (a look under way)."""
+        return any(isinstance(slot, Dequeuing) and slot.taken == 0 for slot in self.slots)
+
+    @property
     def running_jobs(self) -> tuple[str, ...]:
         """The ids of the jobs this worker is running."""
         return tuple(slot.job_id for slot in self.slots if isinstance(slot, Running))

@@ -27,7 +27,7 @@ from typing import Protocol
 from adapters.hosts.lanes import lane_owner
 from adapters.hosts.logs import HostLog
 from adapters.hosts.messages import Action, Happened, JobsAvailable
-from adapters.hosts.state import Dequeuing, Free, WorkerState
+from adapters.hosts.state import WorkerState
 from kernel.ports import JobNotifier, LookTurns, Store, WorkAnnouncer
 
 WAIT_FOR_JOBS_S = 1.0
@@ -109,7 +109,7 @@ class Wakeups:
         function would drop the news now; later ones wait in the store meanwhile), then
         looks in turn (``LookTurns``), or lets the step function decide."""
         store = self._store
-        if not _has_free_slot(self._host.state) and not self._wait(_has_free_slot, WAIT_FOR_JOBS_S):
+        if not self._host.state.can_take_work and not self._wait(_can_take_work, WAIT_FOR_JOBS_S):
             self._host.feed(JobsAvailable())  # still busy
             return
         if not isinstance(store, LookTurns):
@@ -119,7 +119,7 @@ class Wakeups:
             if work:
                 # Keep the turn until the look has leased a job or found none.
                 self._host.feed(JobsAvailable())
-                self._wait(_not_probing, LOOK_TURN_HOLD_S)
+                self._wait(_not_looking, LOOK_TURN_HOLD_S)
 
     def _wait(self, until: Callable[[WorkerState], bool], timeout: float) -> bool:
         """Wait up to ``timeout`` seconds (less if the worker stops) for a state that
@@ -143,10 +143,9 @@ def _wants_wakeups(state: WorkerState) -> bool:
     return state.settings.concurrency > 0 and not state.settings.stop_when_idle
 
 
-def _has_free_slot(state: WorkerState) -> bool:
-    return state.phase == "running" and any(isinstance(slot, Free) for slot in state.slots)
+def _can_take_work(state: WorkerState) -> bool:
+    return state.can_take_work
 
 
-def _not_probing(state: WorkerState) -> bool:
-    """Whether no slot waits for the first job of its dequeue (no look under way)."""
-    return not any(isinstance(slot, Dequeuing) and slot.taken == 0 for slot in state.slots)
+def _not_looking(state: WorkerState) -> bool:
+    return not state.looking

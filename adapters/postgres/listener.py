@@ -86,9 +86,10 @@ class Listener:
             try:
                 with translated("take the look turn"):
                     try:
-                        held, work = self._take(self._connect(), timeout)
+                        # Work found: the turn is held. None: it went back with the check.
+                        held = work = self._take(self._connect(), timeout)
                     except pg_errors.LockNotAvailable:
-                        pass  # another worker's look is slow: look anyway
+                        pass  # another worker's look is slow: look anyway, not in turn
                     except psycopg.Error:
                         self.close()
                         raise
@@ -99,9 +100,9 @@ class Listener:
                 if self.closing:
                     self.close()
 
-    def _take(self, conn: Connection[DictRow], timeout: float) -> tuple[bool, bool]:
-        """Wait for the turn, then check; gives it back at once when there is no work.
-        Returns whether the turn is held and whether work may be waiting."""
+    def _take(self, conn: Connection[DictRow], timeout: float) -> bool:
+        """Wait for the turn, then check; whether work may be waiting. The turn is held
+        if so, and given back in the check's statement if not."""
         key = {"schema": self._schema}
         lock_timeout = f"{max(int(timeout * 1000), 1)}ms"
         with conn.pipeline():
@@ -112,8 +113,7 @@ class Listener:
             checked = conn.execute(QUERIES["look_turn_check"], key)
         row = checked.fetchone()
         assert row is not None
-        work = bool(row["work"])
-        return work, work
+        return bool(row["work"])
 
     def _give(self) -> None:
         conn = self._conn

@@ -2,10 +2,12 @@
 
 Records never see a row: parameters are the record's fields with enums as
 their values and JSON fields wrapped for ``jsonb`` (both read off the record
-class by :class:`adapters.columns.Columns`); rows come back as dicts whose
-keys are exactly the record's fields and go through the one cattrs converter,
-which structures enum values into members. Timestamps are ``timestamptz``
-(aware UTC on the way out), durations ``interval``.
+class by :class:`adapters.columns.Columns`, by an encoder compiled once per
+record class); rows come back as dicts holding the record's fields. Runs,
+stages and jobs, read by every transaction, are built by decoders compiled the
+same way (times to UTC, enum values to members); the other records go through
+the one cattrs converter. Timestamps are ``timestamptz`` (aware UTC on the way
+out), durations ``interval``.
 """
 
 from __future__ import annotations
