@@ -57,7 +57,7 @@ bench: .SHELLFLAGS := -o pipefail -ec
 bench: $(STAMP) $(DBOS_STAMP)
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/python bench/store_ops.py
-	$(BIN)/python bench/end_to_end.py --runs 2000 | tee $(BENCH_OUT)/end_to_end.txt
+	$(BIN)/python bench/end_to_end.py --runs 2000 --raw-seconds 2 | tee $(BENCH_OUT)/end_to_end.txt
 	$(DBOS_VENV)/bin/python bench/compare_dbos.py --runs 500 | tee $(BENCH_OUT)/dbos_sqlite.txt
 	$(BIN)/python bench/ratio.py $(BENCH_OUT)/end_to_end.txt $(BENCH_OUT)/dbos_sqlite.txt
 	$(BIN)/python bench/end_to_end_postgres.py --dsn $(PG_DSN) --runs 2000 \

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 import resource
+import sqlite3
 import statistics
 import sys
+import time
 from pathlib import Path
 
 from attrs import frozen
 
 from adapters.sqlite import SqliteStore
+from adapters.sqlite.store import CHECKPOINT_PAGES
 from bench.store_ops import STAGES
 from kernel import Status
 from kernel.events import Event
@@ -144,3 +147,29 @@ def rss_kib() -> int:
         return pages * resource.getpagesize() // 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak // 1024 if sys.platform == "darwin" else peak
+
+
+def raw_commit_rate(path: Path, seconds: float) -> float:
+    """Single-row INSERT transactions per second on a new SQLite file at ``path``, one
+    connection, with the settings ``SqliteStore`` writes with (WAL,
+    ``synchronous=NORMAL``, its checkpoint interval, ``BEGIN IMMEDIATE``): the
+    commit limit of this machine's SQLite, with no engine around it."""
+    if seconds <= 0:
+        raise ValueError(f"seconds: expected a number > 0, got {seconds!r}")
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES:d}")
+        db.execute("CREATE TABLE raw_commits (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+        commits = 0
+        start = time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO raw_commits (n) VALUES (?)", (commits,))
+            db.execute("COMMIT")
+            commits += 1
+        return commits / (time.perf_counter() - start)
+    finally:
+        db.close()

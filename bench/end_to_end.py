@@ -22,7 +22,12 @@ Modes:
 * ``--memory``: the worker's resident memory after 1,000 stage executions
   and after ``--memory-stages`` (100,000 by default);
 * ``--sqlite-time`` (default mode): also the CPU time spent inside ``sqlite3``
-  calls per stage (:mod:`bench.sqlite_time`; the counting slows the run).
+  calls per stage (:mod:`bench.sqlite_time`; the counting slows the run);
+* ``--raw-seconds S`` (default and ``--processes`` modes): after the measures,
+  SQLite's raw commit rate on this machine (single-row INSERT transactions for
+  S seconds, one connection, the store's settings), and that rate divided by the
+  last measure's write transactions per stage: the stage executions per second
+  if commits were all a stage cost.
 
     .venv/bin/python bench/end_to_end.py --runs 2000 --repeat 3
     .venv/bin/python bench/end_to_end.py --runs 2000 --concurrency 2
@@ -30,6 +35,7 @@ Modes:
     .venv/bin/python bench/end_to_end.py --idle --runs 200
     .venv/bin/python bench/end_to_end.py --memory
     .venv/bin/python bench/end_to_end.py --runs 2000 --sqlite-time
+    .venv/bin/python bench/end_to_end.py --runs 2000 --raw-seconds 2
 """
 
 from __future__ import annotations
@@ -55,7 +61,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters import create_kernel
 from adapters.hosts import WorkerHost
 from adapters.sqlite import SqliteStore
-from bench.e2e_common import DiscardingSink, Figures, SqlTrace, figures, rss_kib
+from bench.e2e_common import (
+    DiscardingSink,
+    Figures,
+    SqlTrace,
+    figures,
+    raw_commit_rate,
+    rss_kib,
+)
 from bench.sqlite_time import CALL_TIME, timed_connections
 from bench.store_ops import STAGES, WORKFLOW
 from kernel import RunCreate
@@ -234,7 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also the CPU time inside sqlite3 calls (costs time of its own)",
     )
+    parser.add_argument(
+        "--raw-seconds",
+        type=float,
+        default=0.0,
+        help="then SQLite's raw commit rate for this long (0: skip; not with --idle)",
+    )
     args = parser.parse_args(argv)
+    if args.raw_seconds < 0 or (args.raw_seconds and (args.idle or args.memory)):
+        parser.error(
+            f"--raw-seconds: expected >= 0, not with --idle or --memory, got {args.raw_seconds:g}"
+        )
     tick = timedelta(milliseconds=args.tick_ms)
     if args.runs is None:
         args.runs = 200 if args.idle else 2000
@@ -250,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         _print_header(args)
         failed = False
+        r: Figures | None = None
         for attempt in range(args.repeat):
             path = Path(tmp) / f"e2e{attempt}.db"
             if args.processes:
@@ -277,6 +301,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"    inside sqlite3 calls: {seconds * 1000 / r.stages:.3f} ms CPU and "
                     f"{calls / r.stages:.1f} calls per stage"
                 )
+        if args.raw_seconds and r is not None:
+            raw = raw_commit_rate(Path(tmp) / "raw.db", args.raw_seconds)
+            per_stage = r.write_transactions / r.stages
+            print(
+                "raw commit rate (single-row INSERT, one connection, WAL, synchronous=NORMAL): "
+                f"{raw:,.0f} tx/s"
+            )
+            print(
+                f"raw commit rate / write tx per stage ({per_stage:.2f}): "
+                f"{raw / per_stage:,.0f} stage exec/s"
+            )
     return 1 if failed else 0
 
 

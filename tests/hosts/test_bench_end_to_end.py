@@ -61,3 +61,31 @@ def test_the_sqlite_time_mode_prints_the_cpu_time_inside_sqlite3_calls(
     *_, statements, cpu, _, _ = (float(value) for value in lines[-2].split())
     assert 0 < milliseconds < cpu
     assert calls == pytest.approx(statements, abs=0.2)  # one call per statement
+
+
+def test_the_raw_commit_rate_follows_the_measure_with_its_limit_per_stage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The raw rate divided by the measure's write transactions per stage is the limit
+    printed; the table above it is unchanged (``bench/ratio.py`` reads its rows)."""
+    assert end_to_end.main(["--runs", "30", "--rate", "1000", "--raw-seconds", "0.2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    raw_line, limit_line = lines[-2:]
+    assert raw_line.startswith("raw commit rate (single-row INSERT, one connection"), raw_line
+    raw = float(raw_line.split()[-2].replace(",", ""))
+    per_stage = float(limit_line.split("(")[1].split(")")[0])
+    limit = float(limit_line.split()[-3].replace(",", ""))
+    row = [float(value) for value in lines[-3].split()]
+    assert row[1] == 30 and per_stage == pytest.approx(row[4], abs=0.005)
+    assert raw > 0 and limit == pytest.approx(raw / per_stage, rel=0.01)
+
+
+@pytest.mark.parametrize("mode", [["--idle"], ["--memory"], ["--raw-seconds=-1"]])
+def test_the_raw_commit_rate_is_refused_where_there_is_no_drain_to_set_it_beside(
+    mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = mode if mode[0].startswith("--raw") else [*mode, "--raw-seconds", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        end_to_end.main(["--runs", "3", *options])
+    assert exit_.value.code == 2
+    assert "--raw-seconds: expected >= 0, not with --idle or --memory" in capsys.readouterr().err
