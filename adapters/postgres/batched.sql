@@ -14,7 +14,9 @@
 --
 -- And the lease of several jobs at once (lease_jobs), with their runs and
 -- stages (leased_runs, leased_runs_stages), all three in one round trip; and
--- the finish's check of one job or several (lock_jobs_and_runs,
+-- the finish's check of one job or several: sent with the finish's writes,
+-- failing unless every record is as the finish assumed (expect_jobs_and_runs,
+-- expect_runs_stages), or asked first, reading them (lock_jobs_and_runs,
 -- get_runs_stages).
 
 -- name: update_runs
@@ -322,3 +324,83 @@ SELECT id, workflow_run_id, stage_id, stage_name, stage_number, execution_group,
 FROM stages
 WHERE workflow_run_id = ANY (ARRAY(SELECT jsonb_array_elements_text(%(run_ids)s::jsonb)))
 ORDER BY workflow_run_id, stage_number, seq;
+
+-- name: expect_jobs_and_runs
+-- A finish's check sent with its writes, not before them (the finish decided
+-- on the records its start read, PostgresTransaction.unchanged_many): the
+-- locks of lock_jobs_and_runs, in its order (each job, then its run, pair
+-- after pair as given), and expect_ids fails the statement, naming the first
+-- job that is not so, unless every job is exactly as given (%(rows)s: the
+-- columns of insert_jobs, and run_version) and its run at run_version.
+WITH v AS (
+    SELECT r->>'id' AS id, r->>'workflow_run_id' AS workflow_run_id,
+           r->>'workflow_id' AS workflow_id, r->>'stage_id' AS stage_id, r->>'status' AS status,
+           (r->>'priority')::integer AS priority, (r->>'attempt')::integer AS attempt,
+           (r->>'max_attempts')::integer AS max_attempts, r->>'worker_id' AS worker_id,
+           (r->>'locked_at')::timestamptz AS locked_at,
+           (r->>'available_at')::timestamptz AS available_at, r->'payload' AS payload,
+           r->>'last_error' AS last_error, (r->>'reap_count')::integer AS reap_count,
+           (r->>'created_at')::timestamptz AS created_at,
+           r->>'workflow_version' AS workflow_version, r->>'limit_key' AS limit_key,
+           (r->>'limit_max_running')::integer AS limit_max_running,
+           (r->>'limit_rate_count')::integer AS limit_rate_count,
+           (r->>'limit_rate_per_us')::bigint AS limit_rate_per_us,
+           (r->>'run_version')::integer AS run_version, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
+),
+checked AS (
+    SELECT v.id, v.n,
+           (j.id IS NOT NULL AND rv.version = v.run_version
+            AND (j.workflow_run_id, j.workflow_id, j.stage_id, j.status, j.priority, j.attempt,
+                 j.max_attempts, j.worker_id, j.locked_at, j.available_at, j.payload,
+                 j.last_error, j.reap_count, j.created_at, j.workflow_version, j.limit_key,
+                 j.limit_max_running, j.limit_rate_count, j.limit_rate_per_us)
+                IS NOT DISTINCT FROM
+                (v.workflow_run_id, v.workflow_id, v.stage_id, v.status, v.priority, v.attempt,
+                 v.max_attempts, v.worker_id, v.locked_at, v.available_at, v.payload,
+                 v.last_error, v.reap_count, v.created_at, v.workflow_version, v.limit_key,
+                 v.limit_max_running, v.limit_rate_count, v.limit_rate_per_us)) AS same
+    FROM v
+    LEFT JOIN LATERAL (
+        SELECT id, workflow_run_id, workflow_id, stage_id, status, priority, attempt,
+               max_attempts, worker_id, locked_at, available_at, payload, last_error,
+               reap_count, created_at, workflow_version, limit_key, limit_max_running,
+               limit_rate_count, limit_rate_per_us
+        FROM jobs
+        WHERE jobs.id = v.id
+        FOR NO KEY UPDATE
+    ) AS j ON true
+    LEFT JOIN LATERAL (
+        SELECT version FROM runs
+        WHERE runs.id = v.workflow_run_id AND j.id IS NOT NULL
+        FOR NO KEY UPDATE
+    ) AS rv ON true
+    ORDER BY v.n
+)
+SELECT expect_ids(array(SELECT id FROM checked ORDER BY n),
+                  array(SELECT id FROM checked WHERE same ORDER BY n));
+
+-- name: expect_runs_stages
+-- After expect_jobs_and_runs (a statement of its own, so that it sees what was
+-- committed before the runs' locks were granted): expect_ids fails the
+-- statement, naming the first run that is not so, unless each run's stage
+-- records are exactly those given (%(rows)s: objects with run_id and stages,
+-- [id, version] pairs in get_runs_stages's order), no more, no fewer.
+WITH v AS (
+    SELECT r->>'run_id' AS run_id, r->'stages' AS stages, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    LIMIT %(count)s
+),
+checked AS (
+    SELECT v.run_id, v.n,
+           v.stages = coalesce((
+               SELECT jsonb_agg(jsonb_build_array(s.id, s.version)
+                                ORDER BY s.stage_number, s.seq)
+               FROM stages AS s
+               WHERE s.workflow_run_id = v.run_id
+           ), '[]'::jsonb) AS same
+    FROM v
+)
+SELECT expect_ids(array(SELECT run_id FROM checked ORDER BY n),
+                  array(SELECT run_id FROM checked WHERE same ORDER BY n));

@@ -12,6 +12,10 @@ others along in the same round trip (psycopg's pipeline mode):
 - A checked effect (an update at the version its decision read, an insert of
   a new id) fails on the server (``expect_rows``, migration 0009), so a
   ``COMMIT`` in the same pipeline never commits past it.
+- Expectations (``expect``: statements that fail unless what a decision
+  assumed still holds, such as a finish's records) wait too, and go out first
+  in the next round trip, right after ``BEGIN``: if one fails, nothing after it
+  runs, and the call raises the expectation's error.
 
 Effects that go out with a load sit behind a savepoint. If one of them fails,
 the savepoint is rolled back, the effects before the failed one are applied
@@ -24,7 +28,7 @@ stays usable. So a failed effect is reported by the call after its
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from typing import NoReturn
 
@@ -39,7 +43,7 @@ from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import Row
 from adapters.postgres.statements import Statement, effect_statement, effect_statements
 from kernel.effects import InsertRun, StoreEffect, queued_job_id
-from kernel.errors import StoreError
+from kernel.errors import KernelError, StoreError
 
 Query = tuple[bytes, Row | None]
 """A statement to send: its SQL and its parameters."""
@@ -96,6 +100,9 @@ class RoundTrips:
         self._savepoint = False
         """Whether an apply savepoint is open (released by the next apply that sends)."""
         self._pending: list[StoreEffect] = []
+        self._expected: list[Query] = []
+        self._unmet: Callable[[], KernelError] | None = None
+        """What to raise if an expectation fails (``expect``)."""
         self._new_runs = False
         """Whether a run was created (waiting workers should claim it)."""
         self._queued: set[str] = set()
@@ -105,8 +112,24 @@ class RoundTrips:
 
     @property
     def idle(self) -> bool:
-        """Whether the transaction holds nothing yet: no statement sent, no effect waiting."""
-        return not self.begun and not self._pending
+        """Whether the transaction holds nothing yet: no statement sent, no effect or
+        expectation waiting."""
+        return not self.begun and not self._pending and not self._expected
+
+    @property
+    def expecting(self) -> bool:
+        """Whether expectations wait to be sent."""
+        return bool(self._expected)
+
+    def expect(self, queries: Sequence[Query], unmet: Callable[[], KernelError]) -> None:
+        """Send ``queries`` first with the next round trip, before the waiting effects:
+        statements that fail with ``CHECK_FAILED`` unless what the caller decided on
+        still holds; then that call raises ``unmet()`` (the transaction is aborted:
+        roll it back). One set of expectations at a time."""
+        if self._expected:
+            raise StoreError("PostgresStore: expectations are already waiting to be sent")
+        self._expected = list(queries)
+        self._unmet = unmet
 
     def defer(self, effects: Sequence[StoreEffect]) -> None:
         """Apply ``effects`` with the next statement (or the commit)."""
@@ -130,7 +153,7 @@ class RoundTrips:
         ``action`` names the queries in errors; ``ending``: the queries end the
         transaction (no savepoint is needed)."""
         conn = self._conn
-        if self.begun and not self._pending and len(queries) == 1:
+        if self.begun and not self._pending and not self._expected and len(queries) == 1:
             query, values = queries[0]
             cursor = next(_kept_cursors(conn, 1))
             with translated(action):
@@ -138,15 +161,21 @@ class RoundTrips:
         given = self._pending
         pending = by_kind(given)
         self._pending = []
+        expected, self._expected = self._expected, []
         statements = effect_statements(pending) if pending else []
+        checks: list[Cursor[DictRow]] = []
         applied: list[Cursor[DictRow]] = []
         cursors: list[Cursor[DictRow]] = []
-        kept = _kept_cursors(conn, len(statements) + len(queries) + 3)
+        kept = _kept_cursors(conn, len(expected) + len(statements) + len(queries) + 3)
         try:
             with conn.pipeline():
                 if not self.begun:
                     next(kept).execute(_BEGIN)
                     self.begun = True
+                for query, values in expected:
+                    cursor = next(kept)
+                    cursor.execute(query, values)
+                    checks.append(cursor)
                 if statements and not ending:
                     if self._savepoint:
                         next(kept).execute(QUERIES["release_apply"])
@@ -163,6 +192,8 @@ class RoundTrips:
         except psycopg.Error as exc:
             # The server refused a statement (the transaction is aborted, and the
             # statements after it were skipped) or the driver refused to send one.
+            if expected and _first_unfinished(checks, len(expected)) is not None:
+                self._unmet_failed(exc)
             failed = _first_unfinished(applied, len(statements))
             if failed is not None:
                 self._apply_failed(given, pending, statements[failed], exc, ending=ending)
@@ -173,6 +204,15 @@ class RoundTrips:
             with translated(action):
                 raise
         return cursors
+
+    def _unmet_failed(self, exc: psycopg.Error) -> NoReturn:
+        """An expectation failed: raise what that means (another failure of its
+        statement, such as a lock timeout, as itself)."""
+        unmet, self._unmet = self._unmet, None
+        if exc.sqlstate == CHECK_FAILED and unmet is not None:
+            raise unmet() from exc
+        with translated("check what a decision assumed"):
+            raise exc
 
     def _apply_failed(
         self,
@@ -252,7 +292,7 @@ class RoundTrips:
     def rollback(self) -> None:
         """Forget the waiting effects; roll back if the session is still there (a
         dead session has nothing to undo)."""
-        self._pending = []
+        self._pending, self._expected = [], []
         if not self.begun or self._conn.closed or self._conn.broken:
             return
         with suppress(psycopg.Error):  # it died meanwhile: the server rolled back

@@ -45,6 +45,7 @@ from adapters.postgres.errors import (
     server,
     translated,
 )
+from adapters.postgres.expect import Doubts
 from adapters.postgres.listener import Listener
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.reads import PostgresReads
@@ -102,6 +103,8 @@ class PostgresStore(PostgresReads):
                 f"{connect_timeout}"
             )
         self.dsn = dsn
+        self._doubts: Doubts | None = Doubts()
+        """Jobs whose optimistic finish check failed (None: every finish checks first)."""
         self.schema = migrations.validate_schema(schema)
         self.channel = f"{self.schema}_jobs"
         self.timeout = timeout
@@ -277,7 +280,7 @@ class PostgresStore(PostgresReads):
         self._local.in_transaction = True
         try:
             with self._connection() as conn:
-                tx = PostgresTransaction(conn, self.channel)
+                tx = PostgresTransaction(conn, self.channel, self._doubts)
                 try:
                     yield tx
                     tx.commit()

@@ -12,6 +12,7 @@ from psycopg.rows import DictRow
 from adapters.columns import epoch_us
 from adapters.postgres import limits
 from adapters.postgres.ahead import ReadAhead, plain
+from adapters.postgres.expect import Doubts, unchanged_checks
 from adapters.postgres.pipeline import RoundTrips
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import (
@@ -24,6 +25,7 @@ from adapters.postgres.rows import (
 )
 from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.effects import StoreEffect
+from kernel.errors import KernelError, StaleVersionError
 from kernel.records import (
     IdempotencyRecord,
     Job,
@@ -100,9 +102,17 @@ class PostgresTransaction:
     ``unchanged`` brings the job, the run's version and its stage records.
     """
 
-    def __init__(self, conn: Connection[DictRow], channel: str) -> None:
+    def __init__(
+        self, conn: Connection[DictRow], channel: str, doubts: Doubts | None = None
+    ) -> None:
         self._trips = RoundTrips(conn, channel)
         self._ahead = ReadAhead()
+        self._doubts = doubts
+        """Given: ``unchanged`` answers at once and checks with the next round trip
+        (:mod:`adapters.postgres.expect`)."""
+        self._applied = False
+        """Whether effects were applied: a check must then see them (it goes out
+        before them), so ``unchanged`` asks first."""
 
     def _rows(self, name: str, values: Row) -> list[Row]:
         return self._trips.send([(QUERIES[name], values)], f"run query {name}")[0].fetchall()
@@ -168,6 +178,36 @@ class PostgresTransaction:
         finish reads them), so what it checked stays so until the transaction ends."""
         return self.unchanged_many([(run, stages, job)])[0]
 
+    def _unchanged_later(
+        self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
+    ) -> bool:
+        """Whether to answer "unchanged" for every item now and check with the next
+        round trip (:mod:`adapters.postgres.expect`): where every item has a job, none
+        was doubted by a failed check before, and this transaction has applied nothing
+        yet (the check goes out before what it applies: the second finish of two jobs
+        of one run in one transaction must see the first's writes)."""
+        doubts = self._doubts
+        held = [(run, stages, job) for run, stages, job in items if job is not None]
+        if (
+            doubts is None
+            or self._applied
+            or not held
+            or len(held) < len(items)
+            or self._trips.expecting
+        ):
+            return False
+        job_ids = [job.id for _, _, job in held]
+        if doubts.doubted(job_ids):
+            return False
+        run = held[0][0]
+
+        def unmet() -> KernelError:
+            doubts.doubt(job_ids)
+            return StaleVersionError("run", run.id, run.version)
+
+        self._trips.expect(unchanged_checks(held), unmet)
+        return True
+
     def unchanged_many(
         self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
     ) -> list[bool]:
@@ -177,6 +217,8 @@ class PostgresTransaction:
         is: ``lock_jobs_and_runs`` locks each job and then its run, pair after pair, and
         ``get_runs_stages`` reads the runs' stages. An item without a job reads its run
         (locked) and stages, unless they were read ahead."""
+        if self._unchanged_later(items):
+            return [True] * len(items)
         ahead = self._ahead
         parts: list[list[int]] = []
         """Indexes of the items each pair of queries answers: consecutive items with a
@@ -463,6 +505,7 @@ class PostgresTransaction:
         (``StaleVersionError`` for a stale version; see
         :mod:`adapters.postgres.pipeline`)."""
         if effects:
+            self._applied = True
             self._ahead.forget()
             self._trips.defer(effects)
 
