@@ -45,7 +45,7 @@ from adapters.postgres.errors import (
     server,
     translated,
 )
-from adapters.postgres.expect import Doubts
+from adapters.postgres.finish_checks import Doubts
 from adapters.postgres.listener import Listener
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.reads import PostgresReads

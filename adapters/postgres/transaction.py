@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
@@ -12,7 +11,7 @@ from psycopg.rows import DictRow
 from adapters.columns import epoch_us
 from adapters.postgres import limits
 from adapters.postgres.ahead import ReadAhead, plain
-from adapters.postgres.expect import Doubts, unchanged_checks
+from adapters.postgres.finish_checks import Doubts, FinishChecks, run_reads
 from adapters.postgres.pipeline import RoundTrips
 from adapters.postgres.queries import QUERIES
 from adapters.postgres.rows import (
@@ -20,12 +19,10 @@ from adapters.postgres.rows import (
     params,
     record,
     records,
-    rows_json,
     usage_entries,
 )
 from kernel.ai.ledger import BatchCancel, UsageEntry
 from kernel.effects import StoreEffect
-from kernel.errors import KernelError, StaleVersionError
 from kernel.records import (
     IdempotencyRecord,
     Job,
@@ -83,14 +80,6 @@ def _version_lists(pairs: Collection[tuple[str, str]] | None) -> dict[str, list[
     }
 
 
-def _run_reads(run_id: str, group: int) -> list[tuple[bytes, Row]]:
-    """The queries that lock and read a run and read its stage records, with the stored
-    outputs of execution group ``group`` (none for 0)."""
-    values = {"id": run_id, "workflow_run_id": run_id, "group": group}
-    stages = QUERIES["get_stages_with_outputs" if group else "get_stages"]
-    return [(QUERIES["lock_run"], values), (stages, values)]
-
-
 class PostgresTransaction:
     """One transaction on one pooled (autocommit) connection, in as few round trips
     as it can (:class:`~adapters.postgres.pipeline.RoundTrips`).
@@ -107,9 +96,7 @@ class PostgresTransaction:
     ) -> None:
         self._trips = RoundTrips(conn, channel)
         self._ahead = ReadAhead()
-        self._doubts = doubts
-        """Given: ``unchanged`` answers at once and checks with the next round trip
-        (:mod:`adapters.postgres.expect`)."""
+        self._checks = FinishChecks(self._trips, self._ahead, doubts)
         self._applied = False
         """Whether effects were applied: a check must then see them (it goes out
         before them), so ``unchanged`` asks first."""
@@ -126,7 +113,7 @@ class PostgresTransaction:
     def _read_runs(self, requests: Sequence[tuple[str, int]]) -> None:
         """:meth:`_read_run` of each ``(run_id, group)``, in one round trip, locking the
         runs in the order given."""
-        queries = [query for run_id, group in requests for query in _run_reads(run_id, group)]
+        queries = [query for run_id, group in requests for query in run_reads(run_id, group)]
         cursors = self._trips.send(queries, "run query lock_run")
         for index, (run_id, group) in enumerate(requests):
             self._ahead.keep_run(run_id, cursors[2 * index].fetchall())
@@ -173,113 +160,15 @@ class PostgresTransaction:
 
     def unchanged(self, run: WorkflowRun, stages: Sequence[WorkflowStage], job: Job | None) -> bool:
         """Whether ``job`` (if any) is still exactly this, and the run and its stage
-        records are still at these versions (the same records, no more, no fewer);
-        in one round trip that locks the job and the run (in that order, as a job's
-        finish reads them), so what it checked stays so until the transaction ends."""
+        records are still at these versions (:mod:`adapters.postgres.finish_checks`)."""
         return self.unchanged_many([(run, stages, job)])[0]
-
-    def _unchanged_later(
-        self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
-    ) -> bool:
-        """Whether to answer "unchanged" for every item now and check with the next
-        round trip (:mod:`adapters.postgres.expect`): where every item has a job, none
-        was doubted by a failed check before, and this transaction has applied nothing
-        yet (the check goes out before what it applies: the second finish of two jobs
-        of one run in one transaction must see the first's writes)."""
-        doubts = self._doubts
-        held = [(run, stages, job) for run, stages, job in items if job is not None]
-        if (
-            doubts is None
-            or self._applied
-            or not held
-            or len(held) < len(items)
-            or self._trips.expecting
-        ):
-            return False
-        job_ids = [job.id for _, _, job in held]
-        if doubts.doubted(job_ids):
-            return False
-        run = held[0][0]
-
-        def unmet() -> KernelError:
-            doubts.doubt(job_ids)
-            return StaleVersionError("run", run.id, run.version)
-
-        self._trips.expect(unchanged_checks(held), unmet)
-        return True
 
     def unchanged_many(
         self, items: Sequence[tuple[WorkflowRun, Sequence[WorkflowStage], Job | None]]
     ) -> list[bool]:
-        """:meth:`unchanged` of each ``(run, stages, job)`` (distinct runs), all in one
-        round trip, locking in the order given (the shell gives run id order). Each run
-        of consecutive items with a job is checked with two statements however long it
-        is: ``lock_jobs_and_runs`` locks each job and then its run, pair after pair, and
-        ``get_runs_stages`` reads the runs' stages. An item without a job reads its run
-        (locked) and stages, unless they were read ahead."""
-        if self._unchanged_later(items):
-            return [True] * len(items)
-        ahead = self._ahead
-        parts: list[list[int]] = []
-        """Indexes of the items each pair of queries answers: consecutive items with a
-        job, or one item without."""
-        for index, (run, _, job) in enumerate(items):
-            if job is None:
-                if run.id not in ahead.runs:
-                    parts.append([index])
-            elif parts and parts[-1][-1] == index - 1 and items[index - 1][2] is not None:
-                parts[-1].append(index)
-            else:
-                parts.append([index])
-        queries: list[tuple[bytes, Row]] = []
-        for part in parts:
-            pairs = [(items[i][0].id, items[i][2]) for i in part]
-            if pairs[0][1] is None:
-                queries += _run_reads(pairs[0][0], 0)
-                continue
-            rows = [{"id": job.id, "run_id": run_id} for run_id, job in pairs if job is not None]
-            queries += [
-                (QUERIES["lock_jobs_and_runs"], {"rows": rows_json(rows), "count": len(rows)}),
-                (QUERIES["get_runs_stages"], {"run_ids": json.dumps([r for r, _ in pairs])}),
-            ]
-        cursors = iter(self._trips.send(queries, "run query lock_jobs_and_runs") if queries else [])
-        versions: dict[int, int | None] = {}
-        """The run's version for each item whose job is still exactly as given."""
-        for part in parts:
-            first, stage_rows = next(cursors).fetchall(), next(cursors).fetchall()
-            run_ids = [items[i][0].id for i in part]
-            if items[part[0]][2] is None:
-                ahead.keep_run(run_ids[0], first)
-                ahead.keep_stages(run_ids[0], stage_rows)
-                continue
-            by_run: dict[str, list[Row]] = {run_id: [] for run_id in run_ids}
-            for row in stage_rows:
-                by_run[row["workflow_run_id"]].append(row)
-            for index, run_id, row in zip(part, run_ids, first, strict=True):
-                job = items[index][2]
-                assert job is not None
-                version = row.pop("run__version")
-                found = row if row["id"] is not None else None
-                ahead.jobs[job.id] = found
-                ahead.keep_stages(run_id, by_run[run_id])
-                if found is not None and record(found, Job) == job:
-                    versions[index] = version
-        answers = []
-        for index, (run, stages, job) in enumerate(items):
-            if job is None:
-                known = ahead.runs[run.id]
-                current = known["version"] if known is not None else None
-            elif index in versions:
-                current = versions[index]
-            else:
-                answers.append(False)  # the job is gone or changed
-                continue
-            answers.append(
-                current == run.version
-                and [(row["id"], row["version"]) for row in ahead.stages[run.id]]
-                == [(stage.id, stage.version) for stage in stages]
-            )
-        return answers
+        """:meth:`unchanged` of each ``(run, stages, job)`` (distinct runs), locking in
+        the order given (the shell gives run id order)."""
+        return self._checks.unchanged_many(items, applied=self._applied)
 
     def get_job(self, job_id: str) -> Job | None:
         """The job, locked until the transaction ends (a concurrent reader waits)."""

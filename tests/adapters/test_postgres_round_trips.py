@@ -59,7 +59,7 @@ def store() -> Iterator[PostgresStore]:
 def checks_first(store: PostgresStore) -> Iterator[None]:
     """``store``'s ``unchanged`` asks the server at once, as it does for a job whose
     last check failed or after effects (it answers at once otherwise and checks with the
-    writes: ``tests/adapters/test_postgres_expect.py``)."""
+    writes: ``tests/adapters/test_postgres_finish_checks.py``)."""
     doubts, store._doubts = store._doubts, None
     yield
     store._doubts = doubts

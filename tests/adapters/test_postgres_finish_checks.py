@@ -1,4 +1,4 @@
-"""A finish's check goes out with its writes (``adapters/postgres/expect.py``).
+"""A finish's check goes out with its writes (``adapters/postgres/finish_checks.py``).
 
 ``unchanged`` (is the job as leased, its run and the run's stage records at the
 versions the start read?) answers at once, and its check is the first thing the
@@ -17,7 +17,7 @@ import pytest
 from attrs import evolve
 
 from adapters.postgres import PostgresStore
-from adapters.postgres.expect import DOUBTS_KEPT, Doubts
+from adapters.postgres.finish_checks import DOUBTS_KEPT, Doubts
 from bench.pg_counting import COUNTS, counting_store
 from kernel.effects import EnqueueJob, InsertRun, InsertStage, UpdateJob, UpdateRun
 from kernel.errors import StaleVersionError
