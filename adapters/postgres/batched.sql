@@ -330,23 +330,13 @@ ORDER BY workflow_run_id, stage_number, seq;
 -- on the records its start read, PostgresTransaction.unchanged_many): the
 -- locks of lock_jobs_and_runs, in its order (each job, then its run, pair
 -- after pair as given), and expect_ids fails the statement, naming the first
--- job that is not so, unless every job is exactly as given (%(rows)s: the
--- columns of insert_jobs, and run_version) and its run at run_version.
+-- job that is not so, unless every job is exactly as given (%(rows)s: a job
+-- row's columns, as insert_jobs takes them, read into the jobs row type, and
+-- run_version) and its run at run_version.
 WITH v AS (
-    SELECT r->>'id' AS id, r->>'workflow_run_id' AS workflow_run_id,
-           r->>'workflow_id' AS workflow_id, r->>'stage_id' AS stage_id, r->>'status' AS status,
-           (r->>'priority')::integer AS priority, (r->>'attempt')::integer AS attempt,
-           (r->>'max_attempts')::integer AS max_attempts, r->>'worker_id' AS worker_id,
-           (r->>'locked_at')::timestamptz AS locked_at,
-           (r->>'available_at')::timestamptz AS available_at, r->'payload' AS payload,
-           r->>'last_error' AS last_error, (r->>'reap_count')::integer AS reap_count,
-           (r->>'created_at')::timestamptz AS created_at,
-           r->>'workflow_version' AS workflow_version, r->>'limit_key' AS limit_key,
-           (r->>'limit_max_running')::integer AS limit_max_running,
-           (r->>'limit_rate_count')::integer AS limit_rate_count,
-           (r->>'limit_rate_per_us')::bigint AS limit_rate_per_us,
-           (r->>'run_version')::integer AS run_version, n
-    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n)
+    SELECT job.*, (r->>'run_version')::integer AS run_version, n
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS e(r, n),
+         jsonb_populate_record(NULL::jobs, r) AS job
     LIMIT %(count)s
 ),
 checked AS (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from attrs import evolve
@@ -77,6 +78,33 @@ def test_the_check_costs_no_round_trip_of_its_own(store: PostgresStore) -> None:
     # BEGIN, the two checks, the job's and the run's updates, COMMIT.
     assert COUNTS.statements - statements == 6
     assert store.get_run("run-1") == bump(RUN, status=Status.COMPLETED)
+
+
+def test_a_job_with_every_column_set_passes_its_check(store: PostgresStore) -> None:
+    """The check reads the job it was given into the table's row type: every column
+    compares equal to what the store wrote, whatever its type."""
+    full = evolve(
+        JOB,
+        id="job-full",
+        workflow_version="v2.1",
+        priority=9,
+        attempt=2,
+        max_attempts=7,
+        locked_at=T0 + timedelta(microseconds=123_456),
+        available_at=T0 + timedelta(seconds=1, microseconds=1),
+        payload={"nested": {"list": [1, 2.5, None, "ü"]}, "big": 2**70, "empty": {}},
+        last_error="boom\nline two",
+        reap_count=1,
+        limit_key="api:openai",
+        limit_max_running=3,
+        limit_rate_count=10,
+        limit_rate_per_us=60_000_000,
+    )
+    apply(store, EnqueueJob(full))
+    with store.transaction() as tx:
+        assert tx.unchanged(RUN, STAGES, full)
+        tx.apply((UpdateJob(evolve(full, status=JobStatus.COMPLETED)),))
+    assert evolve(full, status=JobStatus.COMPLETED) in store.get_jobs("run-1")
 
 
 CHANGES: dict[str, Callable[[PostgresStore], None]] = {
