@@ -60,7 +60,7 @@ bench: $(STAMP) $(DBOS_STAMP)
 	$(BIN)/python bench/end_to_end.py --runs 2000 --raw-seconds 2 | tee $(BENCH_OUT)/end_to_end.txt
 	$(DBOS_VENV)/bin/python bench/compare_dbos.py --runs 500 | tee $(BENCH_OUT)/dbos_sqlite.txt
 	$(BIN)/python bench/ratio.py $(BENCH_OUT)/end_to_end.txt $(BENCH_OUT)/dbos_sqlite.txt
-	$(BIN)/python bench/end_to_end_postgres.py --dsn $(PG_DSN) --runs 2000 \
+	$(BIN)/python bench/end_to_end_postgres.py --dsn $(PG_DSN) --runs 2000 --vacuum-catalogs \
 	  | tee $(BENCH_OUT)/end_to_end_postgres.txt
 	$(DBOS_VENV)/bin/python bench/compare_dbos.py --runs 1000 --postgres $(PG_DSN) \
 	  | tee $(BENCH_OUT)/dbos_postgres.txt

@@ -16,9 +16,14 @@ then on idle workers (``--idle-runs`` runs created ``--gap-ms`` apart).
 Beside it, the raw commit rate of the same server: 4 connections inserting
 one row per transaction (``synchronous_commit=on``) for ``--raw-seconds``;
 the target is half that rate divided by the write transactions per stage.
-Everything happens in a schema of its own, dropped at the end.
+Everything happens in a schema of its own, dropped at the end. Before it
+measures, it prints how many dead rows the server's catalogs hold (left by
+the schemas of earlier tests and benchmarks, where autovacuum is off: they
+slow every measure, ``bench/pg_catalog.py``); ``--vacuum-catalogs`` vacuums
+them first.
 
     .venv/bin/python bench/end_to_end_postgres.py --runs 2000
+    .venv/bin/python bench/end_to_end_postgres.py --runs 2000 --vacuum-catalogs
     .venv/bin/python bench/end_to_end_postgres.py --runs 20 --workers 2 --idle-runs 0
 """
 
@@ -45,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters import create_kernel
 from adapters.hosts import WorkerHost
 from adapters.postgres import PostgresStore
+from bench.pg_catalog import dead_catalog_rows, vacuum_catalogs
 from bench.pg_counting import COUNTS, counting_store
 from bench.store_ops import STAGES, WORKFLOW
 from kernel import RunCreate
@@ -300,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-runs", type=int, default=100, help="runs for the idle latency")
     parser.add_argument("--gap-ms", type=float, default=50.0, help="pause between idle creates")
     parser.add_argument("--raw-seconds", type=float, default=3.0, help="0: skip the commit rate")
+    parser.add_argument(
+        "--vacuum-catalogs",
+        action="store_true",
+        help="VACUUM the server's catalogs first (their dead rows slow every measure)",
+    )
     args = parser.parse_args(argv)
     rate = "max" if args.rate is None else f"{args.rate:g}/s"
     schema = f"wfk_bench_{uuid.uuid4().hex[:10]}"
@@ -312,8 +323,15 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(args.dsn) as conn:
         version = conn.execute("SHOW server_version").fetchone()
         commit = conn.execute("SHOW synchronous_commit").fetchone()
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()
     server = f"postgresql {version[0] if version else '?'}"
     print(f"{server}, synchronous_commit={commit[0] if commit else '?'}")
+    dead = f"{dead_catalog_rows(args.dsn):,} dead rows"
+    if args.vacuum_catalogs:
+        refused = vacuum_catalogs(args.dsn)
+        after = f"{dead_catalog_rows(args.dsn):,} after a VACUUM"
+        dead += f", {after}" if refused is None else f" (not vacuumed: {refused})"
+    print(f"catalogs: {dead} (autovacuum={autovacuum[0] if autovacuum else '?'})")
     print("latency: create -> completed, from the run records' created_at/completed_at")
     print(
         "CPU ms/stage: producer and workers (client), and the local server's processes "

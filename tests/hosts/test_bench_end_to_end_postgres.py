@@ -50,6 +50,22 @@ def test_postgres_bench_completes_every_run_and_prints_its_numbers(
     assert ratio.stage_rate(out) == rate
 
 
+def test_postgres_bench_vacuums_the_catalogs_when_asked_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dsn = require_postgres()
+    args = ["--dsn", dsn, "--runs", "3", "--workers", "1", "--tick-ms", "200"]
+    args += ["--idle-runs", "0", "--raw-seconds", "0", "--vacuum-catalogs"]
+    assert end_to_end_postgres.main(args) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("catalogs: "))
+    counts = re.fullmatch(
+        r"catalogs: ([\d,]+) dead rows, ([\d,]+) after a VACUUM \(autovacuum=(on|off)\)", line
+    )
+    assert counts is not None, line
+    before, after = (int(value.replace(",", "")) for value in counts.groups()[:2])
+    assert after <= before
+
+
 def test_ratio_divides_the_stage_rate_by_dboss_steps(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
