@@ -119,12 +119,14 @@ class FinishChecks:
         return True
 
     def unchanged_many(self, items: Sequence[Item], *, applied: bool) -> list[bool]:
-        """:meth:`unchanged` of each ``(run, stages, job)`` (distinct runs), all in one
-        round trip, locking in the order given (the shell gives run id order). Each run
-        of consecutive items with a job is checked with two statements however long it
-        is: ``lock_jobs_and_runs`` locks each job and then its run, pair after pair, and
-        ``get_runs_stages`` reads the runs' stages. An item without a job reads its run
-        (locked) and stages, unless they were read ahead."""
+        """Whether each ``(run, stages, job)`` (distinct runs) is unchanged since its
+        start read it: ``True`` for all at once where :meth:`_later` may check them
+        with the next round trip; else asked now, all in one round trip, locking in
+        the order given (the shell gives run id order). Each run of consecutive items
+        with a job is then checked with two statements however long it is:
+        ``lock_jobs_and_runs`` locks each job and then its run, pair after pair, and
+        ``get_runs_stages`` reads the runs' stages. An item without a job reads its
+        run (locked) and stages, unless they were read ahead."""
         if self._later(items, applied=applied):
             return [True] * len(items)
         ahead = self._ahead

@@ -88,7 +88,9 @@ class PostgresTransaction:
     (:mod:`adapters.postgres.ahead`): a read of a run (which locks it) brings
     the run's stage records; a lease brings the leased job's run (locked), its
     stage records and the stored outputs the stage takes as input;
-    ``unchanged`` brings the job, the run's version and its stage records.
+    ``unchanged`` is answered at once and checked with the next round trip, or,
+    asked first, brings the job, the run's version and its stage records
+    (:mod:`adapters.postgres.finish_checks`).
     """
 
     def __init__(
