@@ -3,7 +3,7 @@
 Columns are named after record fields. A field's type decides its column
 form (read by :class:`adapters.columns.Columns`): datetimes become canonical
 UTC text (:func:`timestamp`), durations integer microseconds, JSON fields
-``json.dumps`` text (written and read with orjson where the two agree),
+``json.dumps`` text (written with orjson where the two agree),
 booleans 0 or 1, ``Decimal`` money the ``str`` of the Decimal (in TEXT
 columns, so the digits stay exact); everything else (strings, numbers, enum
 values) is stored as it is. Rows come back as records built field by field,
@@ -20,11 +20,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Self, TypeVar, get_type_hints
 
-import orjson
 from attrs import AttrsInstance, field, fields, frozen
 
 from adapters.columns import Columns, _without_none, member_read
-from kernel.convert import to_json
+from adapters.json_text import json_default, orjson_text
 from kernel.errors import StoreError
 
 R = TypeVar("R", bound=AttrsInstance)
@@ -91,31 +90,12 @@ _CANONICAL = len("2024-01-01T00:00:00.000000+00:00")
 
 # -- JSON columns ------------------------------------------------------------------
 #
-# orjson writes JSON about ten times faster than the standard library. Where the two
-# would write different values, the standard library writes, so what a column holds
-# is what it always held: orjson writes NaN and infinities as null (a text with null
-# in it is written again by the standard library, which keeps NaN), and refuses
-# integers beyond 64 bits, keys that are not strings and lone surrogates (on any
-# refusal the standard library takes over). The one value orjson writes that the
-# standard library refused is a ``uuid.UUID``: as its string. Columns are read with
-# the standard library: orjson would read integers beyond 64 bits as floats, and
-# telling such texts apart costs what it saves.
-
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-"""Datetimes and dataclasses go through the kernel's converter, as with ``json``."""
-
-
-def _json_default(value: Any) -> Any:
-    # Anything json cannot write natively goes through the kernel's converter,
-    # exactly as json.dumps(to_json(value)) would, without walking plain JSON twice.
-    converted = to_json(value)
-    if type(converted) is type(value):
-        raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-    return converted
-
+# Written with orjson where it writes what json would (adapters.json_text). Columns
+# are read with the standard library: orjson would read integers beyond 64 bits as
+# floats, and telling such texts apart costs what it saves.
 
 _stdlib_dump = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), default=_json_default
+    ensure_ascii=False, separators=(",", ":"), default=json_default
 ).encode
 
 
@@ -129,13 +109,8 @@ def dump_json(value: Any) -> str:
         return "null"
     if type(value) is dict and not value:
         return "{}"
-    try:
-        text = orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
-        return _stdlib_dump(value)
-    if b"null" in text:
-        return _stdlib_dump(value)  # a null may have been a NaN
-    return text.decode()
+    text = orjson_text(value)
+    return _stdlib_dump(value) if text is None else text.decode()
 
 
 _decode = json.JSONDecoder().decode

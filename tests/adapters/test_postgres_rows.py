@@ -14,11 +14,20 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from adapters.columns import Columns
-from adapters.postgres.rows import JsonbLoader, params, record, records
+from adapters.postgres.rows import (
+    JsonbLoader,
+    _interval,
+    json_text,
+    params,
+    record,
+    records,
+    rows_json,
+)
 from kernel.convert import converter, to_json
 from kernel.records import Job, WorkflowRun, WorkflowStage
 from kernel.status import JobStatus, Status
 from testing.store_cases.base import make_job, make_run, make_stage
+from tests.adapters.json_values import T0, VALUES
 
 PLUS_TWO = timezone(timedelta(hours=2))
 
@@ -126,9 +135,71 @@ def test_a_records_parameters_are_its_fields_json_wrapped_and_enums_as_values(va
     for name, given in attrs.asdict(value, recurse=False).items():
         if name in columns.jsons:
             assert isinstance(row[name], Jsonb)
-            assert row[name].obj == to_json(given)
-            assert given in (None, {}) or row[name].obj is not given  # detached
+            dumps = row[name].dumps or json.dumps  # the text is written as the row is sent
+            assert json.loads(dumps(row[name].obj)) == to_json(given)
         elif name in enums:
             assert row[name] == given.value
         else:
             assert row[name] is given
+
+
+def stdlib_rows_text(rows: list[dict[str, Any]]) -> str:
+    """What ``rows_json`` wrote before orjson did most of the writing: the standard
+    library's text, a JSON column's value in ``to_json`` form, times in ``isoformat``,
+    durations as interval text and numerics as text."""
+
+    def column(value: Any) -> Any:
+        if isinstance(value, Jsonb):
+            return to_json(value.obj)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, timedelta):
+            return _interval(value)
+        if isinstance(value, Decimal):
+            return str(value)
+        raise TypeError(type(value).__name__)
+
+    return json.dumps(rows, separators=(",", ":"), default=column)
+
+
+def same_json(text: str | bytes, expected: str) -> bool:
+    """Whether two texts hold the same JSON (NaN != NaN: their texts are compared)."""
+    return json.dumps(json.loads(text)) == json.dumps(json.loads(expected))
+
+
+@pytest.mark.parametrize("value", list(VALUES.values()), ids=list(VALUES))
+def test_a_jsonb_column_is_written_as_the_standard_library_writes_it(value: Any) -> None:
+    written = json_text(value)
+    assert same_json(written, json.dumps(to_json(value)))
+    assert (b"NaN" in written) == ("nan" in str(value))  # the server refuses it, as before
+
+
+@pytest.mark.parametrize("value", list(VALUES.values()), ids=list(VALUES))
+def test_rows_hold_what_the_standard_library_wrote_whatever_their_json_columns(
+    value: Any,
+) -> None:
+    rows = [
+        params(make_run("run-1", metadata=value, total_cost=Decimal("0.125"))),
+        params(make_stage("run-1", "a", poll_interval=timedelta(seconds=-1, microseconds=5))),
+        params(make_job("job-1", payload=value)),
+    ]
+    assert same_json(rows_json(rows), stdlib_rows_text(rows))
+
+
+def test_rows_times_are_written_as_isoformat_writes_them() -> None:
+    rows: list[dict[str, Any]] = [
+        {"utc": T0, "whole": datetime(2026, 1, 2, tzinfo=UTC), "plus_two": T0.astimezone(PLUS_TWO)}
+    ]
+    assert rows_json(rows) == stdlib_rows_text(rows)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [float("nan"), float("inf"), 2**64, "lone \ud800 surrogate"],
+    ids=["nan", "infinity", "beyond 64 bits", "lone surrogate"],
+)
+def test_a_column_orjson_refuses_or_would_write_otherwise_is_written_as_before(
+    column: Any,
+) -> None:
+    rows = [{"id": "a", "n": None}, {"id": "b", "n": column}]
+    assert rows_json(rows) == stdlib_rows_text(rows)

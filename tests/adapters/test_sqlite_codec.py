@@ -3,16 +3,12 @@ of the writing, and records come back from rows field for field."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
-import math
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-import attrs
 import pytest
 
 from adapters.sqlite.codec import RecordCodec, dump_json, load_json, timestamp
@@ -21,46 +17,12 @@ from kernel.errors import StoreError
 from kernel.records import WorkflowRun, WorkflowStage
 from kernel.schedules import ScheduleRecord
 from kernel.status import Status
-
-T0 = datetime(2025, 3, 4, 5, 6, 7, 8, tzinfo=UTC)
+from tests.adapters.json_values import T0, VALUES
 
 
 def stdlib_text(value: Any) -> str:
     """What the codec wrote before: ``json.dumps(to_json(value))``, compact, unescaped."""
     return json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":"))
-
-
-@attrs.frozen
-class Point:
-    x: int
-    y: float
-
-
-@dataclasses.dataclass
-class Box:
-    name: str
-    at: datetime
-
-
-class Colour(enum.Enum):
-    RED = "red"
-
-
-VALUES = {
-    "empty dict": {},
-    "null": None,
-    "scalars": {"s": 'é ☃ \n "q"', "i": -3, "f": 0.1, "t": True, "n": None, "big float": 1e16},
-    "nested": {"a": [1, [2, {"b": []}], {}], "c": {"d": {"e": "f"}}},
-    "tuple": (1, "two", 3.0),
-    "decimal": {"cost": Decimal("0.10"), "total": Decimal("12.000000001")},
-    "datetime": {"at": T0, "naive": datetime(2025, 1, 1)},
-    "attrs and dataclass": {"point": Point(1, 2.5), "box": Box("b", T0)},
-    "enums": {"status": Status.RUNNING, "colour": Colour.RED},
-    "nan and infinities": {"nan": math.nan, "inf": [math.inf, -math.inf]},
-    "text that says null": {"null": "null", "nullable": True},
-    "integers beyond 64 bits": [2**64, -(2**63) - 1, 10**30],
-    "keys that are not strings": {7: "seven", 2.5: "two and a half", False: "no", None: "none"},
-}
 
 
 @pytest.mark.parametrize("value", list(VALUES.values()), ids=list(VALUES))
