@@ -160,9 +160,10 @@ def _row_json_default(value: Any) -> Any:
 _rows_encoder = json.JSONEncoder(separators=(",", ":"), default=_row_json_default)
 
 
-# The rows' text: orjson writes it about five times faster than the standard
-# library (1.2 µs a row of a group's finish against 6.1, measured on the rows
-# `bench/cpu_execute.py --postgres ... --group 16` writes), datetimes as `isoformat`
+# The rows' text: orjson writes it about three times faster than the standard
+# library (1.7 µs a row of a group's finish against 6.1, the check for floats
+# included, measured on the rows `bench/cpu_execute.py --postgres ... --group 16`
+# writes), datetimes as `isoformat`
 # does, and each JSON column's value as `json_text` writes it. Where orjson refuses a
 # row (an integer beyond 64 bits, a lone surrogate), or a column holds a float that
 # is NaN or infinite (records have no float fields: only a malformed one would), the
