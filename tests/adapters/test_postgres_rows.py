@@ -187,8 +187,10 @@ def test_rows_hold_what_the_standard_library_wrote_whatever_their_json_columns(
 
 
 def test_rows_times_are_written_as_isoformat_writes_them() -> None:
+    local_mean_time = timezone(timedelta(minutes=19, seconds=32))  # Amsterdam's, until 1937
     rows: list[dict[str, Any]] = [
-        {"utc": T0, "whole": datetime(2026, 1, 2, tzinfo=UTC), "plus_two": T0.astimezone(PLUS_TWO)}
+        {"utc": T0, "whole": datetime(2026, 1, 2, tzinfo=UTC), "plus_two": T0.astimezone(PLUS_TWO)},
+        {"seconds_in_the_offset": T0.astimezone(local_mean_time)},
     ]
     assert rows_json(rows) == stdlib_rows_text(rows)
 
