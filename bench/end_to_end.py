@@ -22,7 +22,8 @@ Modes:
 * ``--memory``: the worker's resident memory after 1,000 stage executions
   and after ``--memory-stages`` (100,000 by default);
 * ``--sqlite-time`` (default mode): also the CPU time spent inside ``sqlite3``
-  calls per stage (:mod:`bench.sqlite_time`; the counting slows the run);
+  calls per stage (:mod:`bench.sqlite_time`; the counting slows the run), and
+  with ``--sqlite-statements N`` the N statements that took most of it, per stage;
 * ``--raw-seconds S`` (default and ``--processes`` modes): after the measures,
   SQLite's raw commit rate on this machine (single-row INSERT transactions for
   S seconds, one connection, the store's settings), and that rate divided by the
@@ -34,7 +35,7 @@ Modes:
     .venv/bin/python bench/end_to_end.py --runs 2000 --processes 2
     .venv/bin/python bench/end_to_end.py --idle --runs 200
     .venv/bin/python bench/end_to_end.py --memory
-    .venv/bin/python bench/end_to_end.py --runs 2000 --sqlite-time
+    .venv/bin/python bench/end_to_end.py --runs 2000 --sqlite-time --sqlite-statements 10
     .venv/bin/python bench/end_to_end.py --runs 2000 --raw-seconds 2
 """
 
@@ -248,12 +249,24 @@ def main(argv: list[str] | None = None) -> int:
         help="also the CPU time inside sqlite3 calls (costs time of its own)",
     )
     parser.add_argument(
+        "--sqlite-statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --sqlite-time: the N statements that took most of that time",
+    )
+    parser.add_argument(
         "--raw-seconds",
         type=float,
         default=0.0,
         help="then SQLite's raw commit rate for this long (0: skip; not with --idle)",
     )
     args = parser.parse_args(argv)
+    if args.sqlite_statements < 0 or (args.sqlite_statements and not args.sqlite_time):
+        parser.error(
+            "--sqlite-statements: expected >= 0, and only with --sqlite-time, "
+            f"got {args.sqlite_statements}"
+        )
     if args.raw_seconds < 0 or (args.raw_seconds and (args.idle or args.memory)):
         parser.error(
             f"--raw-seconds: expected >= 0, not with --idle or --memory, got {args.raw_seconds:g}"
@@ -301,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"    inside sqlite3 calls: {seconds * 1000 / r.stages:.3f} ms CPU and "
                     f"{calls / r.stages:.1f} calls per stage"
                 )
+                for label, spent, made in CALL_TIME.top(args.sqlite_statements):
+                    print(
+                        f"      {spent * 1000 / r.stages:6.3f} ms {made / r.stages:5.2f} calls"
+                        f"  {label}"
+                    )
         if args.raw_seconds and r is not None:
             raw = raw_commit_rate(Path(tmp) / "raw.db", args.raw_seconds)
             per_stage = r.write_transactions / r.stages

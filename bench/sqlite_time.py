@@ -5,13 +5,16 @@ is active count, per thread, the CPU time (``time.thread_time``: waiting for
 the GIL or a lock is not counted) spent in each call into the ``sqlite3``
 module: ``execute``, ``executemany``, fetching rows, ``COMMIT``. That is
 SQLite's own work plus the module's binding of parameters and building of
-rows: what no change to the Python above it can take away. Counting costs
-time of its own (about 0.1 ms a stage), so its run is not the throughput
-measure; ``bench/end_to_end.py --sqlite-time`` prints it in a line of its own.
+rows: what no change to the Python above it can take away. It is also kept per
+statement (fetching a statement's rows counts as its time).
+Counting costs time of its own (about 0.1 ms a stage), so its run is not the
+throughput measure; ``bench/end_to_end.py --sqlite-time`` prints it in a line
+of its own, and ``--sqlite-statements N`` the N statements that took most.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -23,21 +26,52 @@ _clock = time.thread_time
 
 
 class CallTime:
-    """CPU seconds spent inside ``sqlite3`` calls, and how many calls, since ``reset``."""
+    """CPU seconds spent inside ``sqlite3`` calls, and how many calls, since ``reset``;
+    and the same per statement (:func:`statement_label`), fetching its rows included."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.seconds = 0.0
         self.calls = 0
+        self.by_statement: dict[str, list[float]] = {}
+        """Per statement label: ``[seconds, calls]``."""
 
-    def add(self, seconds: float, calls: int) -> None:
+    def add(self, seconds: float, calls: int, label: str = "") -> None:
         with self._lock:
             self.seconds += seconds
             self.calls += calls
+            kept = self.by_statement.get(label)
+            if kept is None:
+                kept = self.by_statement[label] = [0.0, 0]
+            kept[0] += seconds
+            kept[1] += calls
 
     def reset(self) -> None:
         with self._lock:
             self.seconds, self.calls = 0.0, 0
+            self.by_statement = {}
+
+    def top(self, count: int) -> list[tuple[str, float, int]]:
+        """The ``count`` statements that took the most time: (label, seconds, calls)."""
+        with self._lock:
+            ranked = sorted(self.by_statement.items(), key=lambda item: -item[1][0])
+        return [(label, seconds, int(calls)) for label, (seconds, calls) in ranked[:count]]
+
+
+_ROW_GROUPS = re.compile(r"\(\?(?:, ?\?)*\)(?:, ?\(\?(?:, ?\?)*\))+")
+
+
+def statement_label(sql: object) -> str:
+    """A statement's text without its comment lines, on one line, its multi-row ``VALUES``
+    folded (so a statement written for 2, 4 or 8 rows is one label), cut to 90
+    characters.
+
+    >>> statement_label("-- the runs\nINSERT INTO t (a, b)\nVALUES (?, ?), (?, ?)")
+    'INSERT INTO t (a, b) VALUES (?, ...), ...'
+    """
+    lines = [line for line in str(sql).splitlines() if not line.lstrip().startswith("--")]
+    text = " ".join(" ".join(lines).split())
+    return _ROW_GROUPS.sub("(?, ...), ...", text)[:90]
 
 
 CALL_TIME = CallTime()
@@ -45,19 +79,25 @@ CALL_TIME = CallTime()
 
 
 def _timed(method: Callable[..., Any], calls: int) -> Callable[..., Any]:
-    """``method`` counting its CPU time, and ``calls`` calls, in :data:`CALL_TIME`."""
+    """``method`` counting its CPU time, and ``calls`` calls, in :data:`CALL_TIME`: a
+    statement's call under its label, a fetch under the label of the cursor's statement."""
 
-    def timed(self: sqlite3.Cursor, *args: Any) -> Any:
+    def timed(self: _TimedCursor, *args: Any) -> Any:
+        if calls:
+            self.label = statement_label(args[0]) if args else ""
         start = _clock()
         try:
             return method(self, *args)
         finally:
-            CALL_TIME.add(_clock() - start, calls)
+            CALL_TIME.add(_clock() - start, calls, self.label)
 
     return timed
 
 
 class _TimedCursor(sqlite3.Cursor):
+    label = ""
+    """The label of the statement this cursor ran last."""
+
     execute = _timed(sqlite3.Cursor.execute, 1)
     executemany = _timed(sqlite3.Cursor.executemany, 1)
     fetchone = _timed(sqlite3.Cursor.fetchone, 0)

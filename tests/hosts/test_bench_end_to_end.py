@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench import end_to_end
+from bench.sqlite_time import statement_label
 
 
 def _last_row(out: str) -> list[float]:
@@ -89,3 +90,35 @@ def test_the_raw_commit_rate_is_refused_where_there_is_no_drain_to_set_it_beside
         end_to_end.main(["--runs", "3", *options])
     assert exit_.value.code == 2
     assert "--raw-seconds: expected >= 0, not with --idle or --memory" in capsys.readouterr().err
+
+
+def test_the_sqlite_statements_mode_lists_the_statements_that_took_most_of_that_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The N statements, slowest first, each with its share of the time inside sqlite3
+    per stage (fetching its rows included): together no more than that time."""
+    args = ["--runs", "30", "--rate", "1000", "--sqlite-time", "--sqlite-statements", "4"]
+    assert end_to_end.main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    inside, listed = lines[-5], lines[-4:]
+    assert inside.split()[:3] == ["inside", "sqlite3", "calls:"], inside
+    times = [float(line.split()[0]) for line in listed]
+    assert times == sorted(times, reverse=True)
+    assert 0 < sum(times) <= float(inside.split()[3]) + 0.001
+    assert any(line.split()[4:] == ["COMMIT"] for line in listed), listed
+
+
+def test_statements_are_listed_without_comment_lines_and_with_their_row_groups_folded() -> None:
+    two = "-- the runs\nINSERT INTO t (a, b)\nVALUES (?, ?), (?, ?)"
+    four = "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?), (?, ?)"
+    assert (
+        statement_label(two)
+        == statement_label(four)
+        == ("INSERT INTO t (a, b) VALUES (?, ...), ...")
+    )
+    assert statement_label("SELECT *\n  FROM runs  -- all\n") == "SELECT * FROM runs -- all"
+
+
+def test_sqlite_statements_needs_sqlite_time() -> None:
+    with pytest.raises(SystemExit):
+        end_to_end.main(["--runs", "30", "--sqlite-statements", "3"])
