@@ -86,6 +86,9 @@ class Figures:
     p99_ms: float
     sqlite_calls: tuple[float, int] | None = None
     """With ``--sqlite-time``: CPU seconds spent inside ``sqlite3`` calls, and how many."""
+    replayed: tuple[float, int] | None = None
+    """With ``--replay``: CPU seconds the same statements took replayed alone, and how many
+    (:mod:`bench.sqlite_replay`)."""
 
     @property
     def rate(self) -> float:

@@ -70,6 +70,7 @@ from bench.e2e_common import (
     raw_commit_rate,
     rss_kib,
 )
+from bench.sqlite_replay import RECORDING, recorded_connections, replay, state_of
 from bench.sqlite_time import CALL_TIME, timed_connections
 from bench.store_ops import STAGES, WORKFLOW
 from kernel import RunCreate
@@ -129,11 +130,18 @@ def measure(
     *,
     concurrency: int = 1,
     sqlite_time: bool = False,
+    record: bool = False,
 ) -> Figures:
     """A producer thread creates ``runs`` runs while one host in this process drains them;
     with ``sqlite_time``, the CPU time spent inside ``sqlite3`` calls is counted too
-    (:mod:`bench.sqlite_time`)."""
-    with timed_connections() if sqlite_time else nullcontext():
+    (:mod:`bench.sqlite_time`); with ``record``, the statements are recorded and then
+    replayed alone on a new file beside ``path`` (:mod:`bench.sqlite_replay`)."""
+    if sqlite_time and record:
+        raise ValueError("sqlite_time and record: expected one of them, got both")
+    connections = (
+        timed_connections() if sqlite_time else recorded_connections() if record else nullcontext()
+    )
+    with connections:
         store = SqliteStore(path)
     trace = SqlTrace()
     ids: list[str] = []
@@ -144,6 +152,8 @@ def measure(
         time.sleep(0.05)  # the host's first tick finds nothing: not part of the measure
         store._conn.set_trace_callback(trace)
         CALL_TIME.reset()
+        if record:
+            RECORDING.start()
         cpu, start = time.process_time(), time.perf_counter()
         producer.start()
         _wait_for(host, runs * STAGES)
@@ -152,9 +162,15 @@ def measure(
         producer.join()
         cpu = time.process_time() - cpu
         inside = CALL_TIME.seconds, CALL_TIME.calls
+        calls = RECORDING.stop()
         store._conn.set_trace_callback(None)
         measured = figures(store, ids, runs, elapsed, cpu, trace)
-        return evolve(measured, sqlite_calls=inside) if sqlite_time else measured
+        if sqlite_time:
+            return evolve(measured, sqlite_calls=inside)
+        if record:
+            again = replay(calls, path.with_suffix(".replay.db"), state_of(store._conn))
+            return evolve(measured, replayed=(again.cpu_seconds, again.statements))
+        return measured
     finally:
         store.close()
 
@@ -256,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         help="with --sqlite-time: the N statements that took most of that time",
     )
     parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="then the same statements replayed alone on a new file: what the SQL costs",
+    )
+    parser.add_argument(
         "--raw-seconds",
         type=float,
         default=0.0,
@@ -270,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.raw_seconds < 0 or (args.raw_seconds and (args.idle or args.memory)):
         parser.error(
             f"--raw-seconds: expected >= 0, not with --idle or --memory, got {args.raw_seconds:g}"
+        )
+    if args.replay and (args.idle or args.memory or args.processes or args.sqlite_time):
+        parser.error(
+            "--replay: only in the default mode (not with --idle, --memory, --processes "
+            "or --sqlite-time)"
         )
     tick = timedelta(milliseconds=args.tick_ms)
     if args.runs is None:
@@ -305,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                     tick,
                     concurrency=args.concurrency,
                     sqlite_time=args.sqlite_time,
+                    record=args.replay,
                 )
             failed = failed or r.completed != args.runs
             print(f"{attempt + 1:>3} {r.row()}")
@@ -319,6 +346,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"      {spent * 1000 / r.stages:6.3f} ms {made / r.stages:5.2f} calls"
                         f"  {label}"
                     )
+            if r.replayed is not None:
+                seconds, statements = r.replayed
+                print(
+                    f"    the same {statements:,} statements replayed alone on a new file: "
+                    f"{seconds * 1000 / r.stages:.3f} ms CPU per stage, "
+                    f"at most {r.stages / seconds:,.0f} stage exec/s"
+                )
         if args.raw_seconds and r is not None:
             raw = raw_commit_rate(Path(tmp) / "raw.db", args.raw_seconds)
             per_stage = r.write_transactions / r.stages

@@ -3,10 +3,18 @@ numbers print."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from adapters import create_kernel
+from adapters.sqlite import SqliteStore
 from bench import end_to_end
+from bench.e2e_common import DiscardingSink
+from bench.sqlite_replay import recorded_connections, replay, state_of
 from bench.sqlite_time import statement_label
+from bench.store_ops import WORKFLOW
+from kernel import RunCreate
 
 
 def _last_row(out: str) -> list[float]:
@@ -122,3 +130,53 @@ def test_statements_are_listed_without_comment_lines_and_with_their_row_groups_f
 def test_sqlite_statements_needs_sqlite_time() -> None:
     with pytest.raises(SystemExit):
         end_to_end.main(["--runs", "30", "--sqlite-statements", "3"])
+
+
+def test_the_replay_mode_runs_the_same_statements_alone_and_prints_what_they_cost(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The replay runs every statement the trace counted, on a new file that ends as the
+    measured one did, in less CPU time than the whole measure took."""
+    assert end_to_end.main(["--runs", "30", "--rate", "1000", "--replay"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    replayed = lines[-1].split()
+    assert replayed[:2] == ["the", "same"] and "replayed alone" in lines[-1], lines[-1]
+    statements, milliseconds = float(replayed[2].replace(",", "")), float(replayed[10])
+    limit = float(replayed[-3].replace(",", ""))
+    row = [float(value) for value in lines[-2].split()]
+    stages = row[1] * 3
+    assert statements / stages == pytest.approx(row[5], abs=0.2)  # one call per statement
+    assert 0 < milliseconds < row[6]
+    assert limit == pytest.approx(1000 / milliseconds, rel=0.02)
+
+
+def test_a_replay_that_does_not_end_as_the_measure_did_is_an_error(tmp_path: Path) -> None:
+    """A recording that missed statements cannot pass for the measure's SQL."""
+    with recorded_connections() as recording:
+        store = SqliteStore(tmp_path / "measured.db")
+    try:
+        kernel = create_kernel(WORKFLOW, store=store, sink=DiscardingSink())
+        recording.start()
+        kernel.dispatch(RunCreate(workflow_id=WORKFLOW.id, input={"n": 1}))
+        kernel.dispatch(RunCreate(workflow_id=WORKFLOW.id, input={"n": 2}))
+        calls = recording.stop()
+        expected = state_of(store._conn)
+    finally:
+        store.close()
+    assert expected["runs"] == [("PENDING", 2)]
+    replayed = replay(calls, tmp_path / "whole.db", expected)
+    assert replayed.statements == len(calls) and replayed.cpu_seconds > 0
+    begins = [i for i, call in enumerate(calls) if call.sql == "BEGIN IMMEDIATE"]
+    assert len(begins) == 2  # one transaction per create
+    with pytest.raises(AssertionError, match=r"the replay ended with .*'PENDING', 1"):
+        replay(calls[: begins[1]], tmp_path / "first_only.db", expected)
+
+
+@pytest.mark.parametrize("mode", [["--idle"], ["--processes", "1"], ["--sqlite-time"]])
+def test_the_replay_is_refused_outside_the_default_mode(
+    mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        end_to_end.main(["--runs", "3", *mode, "--replay"])
+    assert exit_.value.code == 2
+    assert "--replay: only in the default mode" in capsys.readouterr().err
