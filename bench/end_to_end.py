@@ -24,6 +24,9 @@ Modes:
 * ``--sqlite-time`` (default mode): also the CPU time spent inside ``sqlite3``
   calls per stage (:mod:`bench.sqlite_time`; the counting slows the run), and
   with ``--sqlite-statements N`` the N statements that took most of it, per stage;
+* ``--replay`` (default mode): then the statements of the measure, recorded with
+  their parameters, run again alone on a new file (:mod:`bench.sqlite_replay`):
+  what the SQL of a stage costs with no engine around it;
 * ``--raw-seconds S`` (default and ``--processes`` modes): after the measures,
   SQLite's raw commit rate on this machine (single-row INSERT transactions for
   S seconds, one connection, the store's settings), and that rate divided by the
@@ -36,6 +39,7 @@ Modes:
     .venv/bin/python bench/end_to_end.py --idle --runs 200
     .venv/bin/python bench/end_to_end.py --memory
     .venv/bin/python bench/end_to_end.py --runs 2000 --sqlite-time --sqlite-statements 10
+    .venv/bin/python bench/end_to_end.py --runs 2000 --replay
     .venv/bin/python bench/end_to_end.py --runs 2000 --raw-seconds 2
 """
 
