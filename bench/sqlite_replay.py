@@ -33,6 +33,7 @@ from typing import Any
 from attrs import frozen
 
 from adapters.sqlite import SqliteStore
+from bench.sqlite_hooks import connections_using
 
 
 @frozen
@@ -86,34 +87,11 @@ class _RecordingCursor(sqlite3.Cursor):
         return done
 
 
-class _RecordingConnection(sqlite3.Connection):
-    def cursor(self, factory: Any = _RecordingCursor) -> Any:
-        return super().cursor(factory)
-
-    def execute(self, *args: Any) -> Any:
-        return self.cursor().execute(*args)
-
-    def executemany(self, *args: Any) -> Any:
-        return self.cursor().executemany(*args)
-
-
 @contextmanager
 def recorded_connections() -> Iterator[Recording]:
-    """Stores opened inside this block record their statements in :data:`RECORDING`
-    (the store calls ``sqlite3.connect``, replaced meanwhile)."""
-    module: Any = sqlite3
-    connect = module.connect
-
-    def recorded(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        kwargs.setdefault("factory", _RecordingConnection)
-        made: sqlite3.Connection = connect(*args, **kwargs)
-        return made
-
-    module.connect = recorded
-    try:
+    """Stores opened inside this block record their statements in :data:`RECORDING`."""
+    with connections_using(_RecordingCursor):
         yield RECORDING
-    finally:
-        module.connect = connect
 
 
 _STATE_QUERIES = {

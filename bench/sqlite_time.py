@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bench.sqlite_hooks import connections_using
+
 _clock = time.thread_time
 
 
@@ -105,31 +107,8 @@ class _TimedCursor(sqlite3.Cursor):
     __next__ = _timed(sqlite3.Cursor.__next__, 0)
 
 
-class _TimedConnection(sqlite3.Connection):
-    def cursor(self, factory: Any = _TimedCursor) -> Any:
-        return super().cursor(factory)
-
-    def execute(self, *args: Any) -> Any:
-        return self.cursor().execute(*args)
-
-    def executemany(self, *args: Any) -> Any:
-        return self.cursor().executemany(*args)
-
-
 @contextmanager
 def timed_connections() -> Iterator[CallTime]:
-    """Stores opened inside this block count their ``sqlite3`` calls in :data:`CALL_TIME`
-    (the store calls ``sqlite3.connect``, replaced meanwhile)."""
-    module: Any = sqlite3
-    connect = module.connect
-
-    def timed(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        kwargs.setdefault("factory", _TimedConnection)
-        made: sqlite3.Connection = connect(*args, **kwargs)
-        return made
-
-    module.connect = timed
-    try:
+    """Stores opened inside this block count their ``sqlite3`` calls in :data:`CALL_TIME`."""
+    with connections_using(_TimedCursor):
         yield CALL_TIME
-    finally:
-        module.connect = connect
