@@ -29,13 +29,14 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import Factory, evolve, frozen
+from attrs import Factory, frozen
 
 from adapters.blobs import ListableBlobStore
 from adapters.blobs_sweep import referenced
 from adapters.blobs_values import DEFAULT_INLINE_LIMIT, Offloader, check_inline_limit, describe
 from adapters.blobs_values import ref_of as ref_of
 from kernel.ai.ledger import BatchCancel, UsageEntry
+from kernel.copying import evolve
 from kernel.dispatch import Kernel
 from kernel.effects import (
     AppendOutbox,

@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import define, evolve, field
+from attrs import define, field
 
 from adapters import memory_limits
 from adapters.memory_ledger import LedgerQueries, LedgerTables
 from adapters.memory_purge import PurgeLoads
 from adapters.memory_signals import MISSING
 from kernel.convert import to_json
+from kernel.copying import evolve
 from kernel.effects import (
     AppendLog,
     AppendOutbox,

@@ -13,8 +13,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Protocol, assert_never
 
-from attrs import evolve
-
+from kernel.copying import evolve
 from kernel.effects import (
     ConsumeSignal,
     DeleteSchedule,

@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from attrs import evolve
-
 from kernel.ai.batch import BatchItem, BatchResults, BatchState, ItemFailed, ItemSucceeded
 from kernel.ai.errors import (
     BatchSubmitUncertainError,
@@ -21,6 +19,7 @@ from kernel.ai.errors import (
 )
 from kernel.ai.ports import UNKNOWN, BatchProvider
 from kernel.commands import BatchIntent, BatchIntentResult, UsageRecord
+from kernel.copying import evolve
 from kernel.llm_batch import BatchServices, LLMBatch
 from kernel.llm_batch_state import (
     BatchProgress,

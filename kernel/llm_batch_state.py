@@ -12,11 +12,12 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from attrs import evolve, field, frozen
+from attrs import field, frozen
 from returns.result import Failure, Success
 
 from kernel.ai.batch import BatchState, ItemFailed, ItemSucceeded
 from kernel.convert import structure, to_json
+from kernel.copying import evolve
 from kernel.records import Json
 
 MAX_GAP_FACTOR = 10

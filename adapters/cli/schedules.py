@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
-import attrs
-
 from adapters import create_kernel
 from adapters.cli.errors import CliError
 from adapters.cli.inputs import app_kernel, parse_config, parse_json, registered, shown
@@ -25,6 +23,7 @@ from adapters.cli.stores import Stores, store_url
 from adapters.clocks import system_zone
 from kernel.commands import ScheduleDelete, ScheduleUpsert
 from kernel.convert import to_json
+from kernel.copying import evolve
 from kernel.errors import InvalidInputError
 from kernel.ports import Store
 from kernel.records import WorkflowRun
@@ -158,7 +157,7 @@ def cmd_schedule_pause(args: argparse.Namespace, stores: Stores) -> int:
     if not record.enabled:
         print(f"schedule {args.id!r} is paused already")
         return 0
-    _upsert(args, store, attrs.evolve(record.schedule, enabled=False))
+    _upsert(args, store, evolve(record.schedule, enabled=False))
     print(f"paused schedule {args.id!r}: it fires once resumed (`wfk schedule resume {args.id}`)")
     return 0
 
@@ -167,7 +166,7 @@ def cmd_schedule_resume(args: argparse.Namespace, stores: Stores) -> int:
     store = stores.open(store_url(args.store), create=False)
     record = _stored(store, args.id)
     was = "is active already" if record.enabled else None
-    _, next_fire_at = _upsert(args, store, attrs.evolve(record.schedule, enabled=True))
+    _, next_fire_at = _upsert(args, store, evolve(record.schedule, enabled=True))
     fire = fire_text(next_fire_at, record.timezone) if next_fire_at is not None else "-"
     said = f"schedule {args.id!r} {was}" if was else f"resumed schedule {args.id!r}"
     print(f"{said}: next fire {fire}")

@@ -56,8 +56,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from attrs import evolve
-
 from adapters.hosts.messages import (
     Action,
     DequeueEnded,
@@ -91,6 +89,7 @@ from adapters.hosts.state import (
     WorkerState,
     initial_state,
 )
+from kernel.copying import evolve
 
 __all__ = [
     "Action",

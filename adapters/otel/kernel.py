@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta, tzinfo
 from typing import Any, TypeVar, cast
 
-from attrs import evolve
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -21,6 +20,7 @@ from adapters.otel.stages import RecordingRunner, TracedOutside
 from adapters.otel.telemetry import Telemetry
 from kernel.ai.config import AIConfig
 from kernel.commands import Command, RunCreate, RunCreateResult
+from kernel.copying import evolve
 from kernel.decisions.context import IDEMPOTENCY_TIMEOUT, utc_only
 from kernel.dispatch import Kernel
 from kernel.errors import IdempotencyConflictError

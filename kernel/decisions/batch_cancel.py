@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from attrs import evolve
 from returns.result import Result, Success
 
 from kernel.ai.ledger import BatchCancel
 from kernel.commands import BatchCancelPendingResult
+from kernel.copying import evolve
 from kernel.decisions.context import Env
 from kernel.effects import (
     CancelBatches,

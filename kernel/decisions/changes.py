@@ -14,8 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from attrs import evolve
-
+from kernel.copying import evolve
 from kernel.effects import StoreEffect, UpdateJob, UpdateRun, UpdateStage
 from kernel.errors import InvalidStateError
 from kernel.records import Job, WorkflowRun, WorkflowStage

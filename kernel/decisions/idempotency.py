@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from attrs import evolve, frozen
+from attrs import frozen
 from returns.result import Failure, Result, Success
 
+from kernel.copying import evolve
 from kernel.effects import CompleteIdempotency, Decision, StoreEffect
 from kernel.errors import IdempotencyConflictError, IdempotencyInProgressError, KernelError
 from kernel.records import IdempotencyRecord, Json

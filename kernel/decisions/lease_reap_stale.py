@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import frozen
 from returns.result import Result, Success
 
 from kernel.commands import LeaseReapStale, LeaseReapStaleResult
+from kernel.copying import evolve
 from kernel.decisions.changes import bump_stage, cancel_stage, requeue_job, settle_job
 from kernel.decisions.context import Env
 from kernel.decisions.lifecycle import StageState, fail_stage

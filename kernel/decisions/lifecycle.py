@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import frozen
 from returns.result import Failure, Success
 
 from kernel.commands import TransitionAction
+from kernel.copying import evolve
 from kernel.decisions.changes import bump_run, bump_stage, requeue_job, settle_job
 from kernel.decisions.context import Env, elapsed_ms
 from kernel.decisions.totals import charge_run, merge_metrics, reported_spend

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from attrs import evolve
 from returns.result import Result, Success
 
 from kernel.commands import OutboxFlushResult
+from kernel.copying import evolve
 from kernel.decisions.context import Env
 from kernel.effects import Decision, Deliver, StoreEffect, UpdateOutbox
 from kernel.errors import KernelError

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from attrs import evolve
 from returns.result import Result, Success
 
 from kernel.commands import PluginReplayDLQResult
+from kernel.copying import evolve
 from kernel.effects import Decision, UpdateOutbox
 from kernel.errors import KernelError
 from kernel.records import OutboxEvent

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import frozen
 from returns.result import Failure, Result, Success
 
 from kernel.commands import (
@@ -25,6 +25,7 @@ from kernel.commands import (
     ScheduleUpsertResult,
 )
 from kernel.convert import command_fingerprint, structure, to_json
+from kernel.copying import evolve
 from kernel.decisions import run_create
 from kernel.decisions.context import Env
 from kernel.effects import (

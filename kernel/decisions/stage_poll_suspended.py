@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
-from attrs import evolve, frozen
+from attrs import frozen
 from returns.result import Result, Success
 
+from kernel.copying import evolve
 from kernel.decisions import run_signal
 from kernel.decisions.batch_cancel import pending_cancel
 from kernel.decisions.changes import bump_stage

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
-from attrs import evolve, frozen
+from attrs import frozen
 from returns.result import Result, Success
 
 from kernel.commands import JobExecute, JobExecuteResult
+from kernel.copying import evolve
 from kernel.decisions.context import Env
 from kernel.decisions.job_execute import finish, start
 from kernel.decisions.lifecycle import StageState

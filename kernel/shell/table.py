@@ -11,8 +11,6 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
-from attrs import evolve
-
 from kernel.commands import (
     BatchCancelPending,
     BatchCancelPendingResult,
@@ -57,6 +55,7 @@ from kernel.commands import (
     UsageRecord,
     UsageRecordResult,
 )
+from kernel.copying import evolve
 from kernel.decisions import (
     batch_intent,
     lease_reap_stale,

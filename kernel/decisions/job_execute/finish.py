@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from attrs import evolve
 from returns.result import Result, Success
 
 from kernel.commands import JobExecuteResult
+from kernel.copying import evolve
 from kernel.decisions import run_signal
 from kernel.decisions.batch_cancel import pending_cancel
 from kernel.decisions.changes import bump_stage, cancel_stage, settle_job

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from attrs import evolve
 from returns.result import Failure, Success
 
 from kernel.convert import json_problems, structure, to_json
+from kernel.copying import evolve
 from kernel.decisions.totals import metric_problems
 from kernel.outcomes import CheckOutcome, Completed, Failed, NotReady, StageOutcome, Suspended
 from kernel.records import Json

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from attrs import evolve, frozen
+from attrs import frozen
 from returns.result import Failure, Result, Success
 
 from kernel.commands import JobExecute, JobExecuteResult, JobLease, JobLeaseResult
+from kernel.copying import evolve
 from kernel.decisions.changes import bump_run, bump_stage, settle_job
 from kernel.decisions.context import Env
 from kernel.decisions.job_execute import SKIPPED
