@@ -119,11 +119,13 @@ def _shape_checked(
 
 
 def _is_mapping(value: Any) -> bool:
-    return isinstance(value, Mapping)
+    return type(value) is dict or isinstance(value, Mapping)  # a dict without the ABC's check
 
 
 def _is_array(value: Any) -> bool:
-    return isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
+    return type(value) is list or (
+        isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
+    )
 
 
 # Only the plain containers JSON data fills: TypedDicts, named tuples, Counters,
