@@ -42,18 +42,17 @@ def _optional_text(_: object, attribute: Attribute[str | None], value: str | Non
 
 
 def _optional_mapping(_: object, attribute: Attribute[Any], value: Any) -> None:
-    if value is not None and type(value) is not dict and not isinstance(value, Mapping):
+    if value is not None and not isinstance(value, Mapping):
         raise ValueError(f"{attribute.name}: expected a mapping, got {value!r}")
 
 
 def _config_map(_: object, attribute: Attribute[Any], value: Any) -> None:
-    # ``type(...) is dict`` first: the usual case, without the ABC's slower check.
-    if type(value) is not dict and not isinstance(value, Mapping):
+    if not isinstance(value, Mapping):
         raise ValueError(
             f"{attribute.name}: expected a mapping of stage id to values, got {value!r}"
         )
     for stage_id, values in value.items():
-        if type(values) is not dict and not isinstance(values, Mapping):
+        if not isinstance(values, Mapping):
             raise ValueError(f"{attribute.name}.{stage_id}: expected a mapping, got {values!r}")
 
 

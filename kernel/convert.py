@@ -119,13 +119,11 @@ def _shape_checked(
 
 
 def _is_mapping(value: Any) -> bool:
-    return type(value) is dict or isinstance(value, Mapping)  # a dict without the ABC's check
+    return isinstance(value, Mapping)
 
 
 def _is_array(value: Any) -> bool:
-    return type(value) is list or (
-        isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
-    )
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
 
 
 # Only the plain containers JSON data fills: TypedDicts, named tuples, Counters,
