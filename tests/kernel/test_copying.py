@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -14,41 +14,14 @@ from hypothesis import strategies as st
 
 from kernel import Status
 from kernel.copying import evolve
-from kernel.records import Job, OutboxEvent, WorkflowRun, WorkflowStage
+from kernel.records import OutboxEvent
 from kernel.status import JobStatus
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+from testing.store_cases.base import T0, make_job, make_run, make_stage
 
 RECORDS: list[Any] = [
-    WorkflowRun(
-        id="r",
-        workflow_id="w",
-        workflow_name="W",
-        status=Status.RUNNING,
-        input={"n": 1},
-        created_at=T0,
-        total_cost=Decimal("0.5"),
-    ),
-    WorkflowStage(
-        id="s",
-        workflow_run_id="r",
-        stage_id="a",
-        stage_name="A",
-        stage_number=1,
-        execution_group=1,
-        status=Status.PENDING,
-        created_at=T0,
-        poll_interval=timedelta(seconds=5),
-    ),
-    Job(
-        id="j",
-        workflow_run_id="r",
-        workflow_id="w",
-        stage_id="a",
-        status=JobStatus.QUEUED,
-        available_at=T0,
-        created_at=T0,
-    ),
+    make_run(status=Status.RUNNING, total_cost=Decimal("0.5")),
+    make_stage("run-1", "extract", poll_interval=timedelta(seconds=5)),
+    make_job("job-1"),
     OutboxEvent(
         id="e",
         workflow_run_id="r",
