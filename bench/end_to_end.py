@@ -166,7 +166,7 @@ def measure(
         producer.join()
         cpu = time.process_time() - cpu
         inside = CALL_TIME.seconds, CALL_TIME.calls
-        calls = RECORDING.stop()
+        calls = RECORDING.stop() if record else []
         store._conn.set_trace_callback(None)
         measured = figures(store, ids, runs, elapsed, cpu, trace)
         if sqlite_time:

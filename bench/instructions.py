@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         parser.error("valgrind: not found (Debian's package 'valgrind' provides it)")
     root = args.root.resolve()
+    if not (root / ".venv/bin/python").exists():
+        parser.error(
+            f"--root: no .venv/bin/python in {root} (for a git worktree, link this "
+            "checkout's: ln -s $PWD/.venv <worktree>/.venv)"
+        )
     with ThreadPoolExecutor(2) as pool:
         small, large = pool.map(lambda runs: count(root, runs), (args.small, args.large))
     print(f"{root}: cpu_execute.py, SQLite, groups of 16, under valgrind's callgrind")

@@ -80,3 +80,12 @@ def test_no_valgrind_is_an_error_that_names_the_package(
         instructions.main([])
     assert exit_.value.code == 2
     assert "valgrind: not found (Debian's package 'valgrind'" in capsys.readouterr().err
+
+
+def test_a_root_without_the_projects_virtualenv_is_an_error_that_says_how_to_link_it(
+    fake_valgrind: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        instructions.main(["--root", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert f"--root: no .venv/bin/python in {tmp_path.resolve()}" in capsys.readouterr().err
